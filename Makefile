@@ -29,7 +29,7 @@ O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=address,undefined
 endif
-LIBS := -llz4 -lzstd -ljson-c -ldevmapper -lpthread
+LIBS := -llz4 -lzstd -ljson-c -ldevmapper -lpthread -lcrypto
 
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)

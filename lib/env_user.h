@@ -11,6 +11,7 @@
 struct obd_file_io {
 	struct obd_io io;	/* io.name = the path (owned copy) */
 	int fd;
+	bool own;	/* close fd in obd_file_io_close */
 };
 
 /*

@@ -29,7 +29,11 @@ struct obd_err {
 	char msg[256];
 };
 
-/* printf-style into err (NULL err allowed); returns -code for chaining. */
+/*
+ * printf-style into err (NULL err allowed). Pass the negative errno
+ * (obd_errf(err, -EFSCORRUPTED, ...)); it is returned unchanged so that
+ * `return obd_errf(...)` chains. A positive code is negated.
+ */
 int obd_errf(struct obd_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -72,6 +76,13 @@ void obd_free(void *p);
  * userspace; the kernel build maps it onto __crc32c_le().
  * ------------------------------------------------------------------------ */
 u32 obd_crc32c(u32 seed, const void *buf, size_t len);
+#ifndef __KERNEL__
+/* The two userspace implementations, for tests and benchmarks. _hw falls
+ * back to _sw when the CPU lacks SSE4.2. */
+u32 obd_crc32c_sw(u32 seed, const void *buf, size_t len);
+u32 obd_crc32c_hw(u32 seed, const void *buf, size_t len);
+bool obd_crc32c_hw_available(void);
+#endif
 
 /* ------------------------------------------------------------------------
  * UUID strings (spec 2.3)
@@ -301,15 +312,19 @@ void obd_layer_close(struct obd_layer *l);
  * 64 bits when an LBA needs them) per 64-byte node, searched without
  * branches per node. See lib/lookup.c for the layout.
  */
+#define OBD_INDEX_MAX_LEVELS	12
+
 struct obd_index {
 	struct obd_map *maps;
 	u64 n;
-	void *tree;		/* node array, obd_zalloc'ed */
+	/* private to lib/lookup.c */
+	void *tree;		/* 64-byte aligned node array, inside tree_mem */
+	void *tree_mem;		/* obd_zalloc'ed */
 	u64 tree_bytes;
-	u32 levels;
+	u32 levels;		/* 0 when n == 0; level 0 = leaves */
 	u32 key_bits;		/* 32 or 64 */
-	u64 level_off[12];	/* first node of each level */
-	u64 level_nodes[12];
+	u64 level_off[OBD_INDEX_MAX_LEVELS];	/* first node of each level */
+	u64 level_nodes[OBD_INDEX_MAX_LEVELS];
 };
 
 /*
@@ -321,7 +336,10 @@ int obd_index_merge(const struct obd_map *const *layers, const u64 *counts,
 		    unsigned int nlayers, struct obd_index *out,
 		    struct obd_err *err);
 
-/* Build an index over an already sorted, non-overlapping array (taken). */
+/*
+ * Build an index over an already sorted, non-overlapping array (taken on
+ * success; on error it stays the caller's and idx is zeroed). n may be 0.
+ */
 int obd_index_build(struct obd_index *idx, struct obd_map *maps, u64 n,
 		    struct obd_err *err);
 void obd_index_free(struct obd_index *idx);

@@ -21,16 +21,13 @@
 #include <string.h>
 #include <errno.h>
 #include <stdio.h>
+#include <linux/types.h>	/* __u8, __le16/32/64: the same typedefs the kernel uses */
 
 typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 typedef int64_t s64;
-typedef uint8_t __u8;
-typedef uint16_t __le16;
-typedef uint32_t __le32;
-typedef uint64_t __le64;
 
 #ifndef __packed
 #define __packed __attribute__((packed))

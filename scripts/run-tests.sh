@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Runs the test suites and adds up their TAP counts.
+#
+#   scripts/run-tests.sh all|unit|tools|san|fuzz|vm [...]
+#
+# Every test program or script prints TAP lines and a closing
+# "# passed: P failed: F" line; a suite whose program exits non-zero without
+# reporting a failure still counts as one failure (a crash is a failure).
+# The last line is "N passed, N failed" for CI.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+logdir=${OBD_TEST_LOGS:-$top/build/test-logs}
+mkdir -p "$logdir"
+jobs=${OBD_JOBS:-$(nproc)}
+
+total_pass=0
+total_fail=0
+failed_names=()
+
+# run_one NAME CMD...: run, tee to a log, add its counts.
+run_one() {
+	local name=$1; shift
+	local log="$logdir/${name//\//_}.log"
+	local start=$SECONDS rc p f
+	"$@" >"$log" 2>&1
+	rc=$?
+	p=$(sed -n 's/^# passed: \([0-9]*\) failed: \([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	f=$(sed -n 's/^# passed: \([0-9]*\) failed: \([0-9]*\).*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	if [ "$f" -ne 0 ]; then
+		failed_names+=("$name")
+		printf 'FAIL %-40s %4d passed %3d failed  (%ds, log %s)\n' "$name" "$p" "$f" \
+			$((SECONDS - start)) "$log"
+		grep -E '^(not ok|Bail out|# )' "$log" | grep -v '^# passed' | head -n 40 | sed 's/^/     /'
+		if ! grep -qE '^(not ok|Bail out)' "$log"; then
+			tail -n 30 "$log" | sed 's/^/     /'
+		fi
+	else
+		printf 'ok   %-40s %4d passed  (%ds)\n' "$name" "$p" $((SECONDS - start))
+	fi
+}
+
+build() {
+	local out
+	if ! out=$(make -s -j"$jobs" "$@" 2>&1); then
+		echo "$out"
+		echo "build failed: make $*"
+		total_fail=$((total_fail + 1))
+		failed_names+=("build:$*")
+		return 1
+	fi
+}
+
+suite_unit() {
+	local dir=${1:-build} t
+	for t in "$dir"/tests/test_*; do
+		[ -x "$t" ] || continue
+		case "$t" in *.d|*.o) continue;; esac
+		run_one "unit${dir#build}/$(basename "$t")" env OBD_TESTDATA="$top/../shared/testdata" "$t"
+	done
+}
+
+suite_tools() {
+	local obd=${1:-$top/build/obd} s
+	for s in tests/tools/*.sh; do
+		[ -f "$s" ] || continue
+		run_one "tools${2:-}/$(basename "$s" .sh)" env OBD="$obd" bash "$s"
+	done
+}
+
+suite_san() {
+	build SAN=1 all || return
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	suite_unit build-san
+	suite_tools "$top/build-san/obd" "-san"
+}
+
+suite_fuzz() {
+	run_one "fuzz/short" scripts/fuzz.sh short
+}
+
+suite_vm() {
+	local k t
+	for k in 6.1 6.12; do
+		run_one "kmod/build-$k" make -C kmod KDIR="$(scripts/kernels.sh kdir "$k")" W=1 C=1 \
+			OBD_WERROR=1
+		for t in tests/vm/[0-9]*.sh; do
+			[ -f "$t" ] || continue
+			run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" -- bash "$t"
+		done
+	done
+	if [ -f dkms.conf ]; then
+		run_one "dkms/build" scripts/dkms-check.sh
+	fi
+}
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(all)
+for s in "${suites[@]}"; do
+	case "$s" in
+	all)
+		build all && suite_unit && suite_tools
+		suite_san
+		suite_fuzz
+		suite_vm
+		;;
+	unit) build all && suite_unit ;;
+	tools) build all && suite_tools ;;
+	san) suite_san ;;
+	fuzz) suite_fuzz ;;
+	vm) suite_vm ;;
+	*) echo "unknown suite: $s" >&2; exit 2 ;;
+	esac
+done
+
+if [ ${#failed_names[@]} -ne 0 ]; then
+	echo "failed: ${failed_names[*]}"
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
