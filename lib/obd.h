@@ -308,8 +308,8 @@ void obd_layer_close(struct obd_layer *l);
 
 /*
  * A sorted, non-overlapping array of maps (tag = layer, 0 = bottom) plus a
- * static search tree over the start offsets: 16 keys of 32 bits (or 8 of
- * 64 bits when an LBA needs them) per 64-byte node, searched without
+ * static search tree over the maps' end offsets: 16 keys of 32 bits (or 8
+ * of 64 bits when an LBA needs them) per 64-byte node, searched without
  * branches per node. See lib/lookup.c for the layout.
  */
 #define OBD_INDEX_MAX_LEVELS	12
