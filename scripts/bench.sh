@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# make bench: every benchmark prints a ratio against a baseline measured in
+# the same run (absolute times under TCG mean little).
+#   1. lookup: static B+tree vs binary search over the same merged index.
+#   2. fio in the test VM, both kernels: dm-overlaybd vs a loop device over
+#      the flattened raw image of the same stack (tests/vm/bench-fio.sh).
+# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+make -s -j"$(nproc)" all
+echo "== lookup (build/bench/bench_lookup)"
+build/bench/bench_lookup
+[ "${OBD_BENCH_SKIP_VM:-0}" = 1 ] && exit 0
+for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
+	echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
+	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
+	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 1800 -- bash tests/vm/bench-fio.sh
+done
