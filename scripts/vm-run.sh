@@ -1,0 +1,271 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# vm-run.sh: run a command inside a Debian test kernel under QEMU, with the host's
+# root file system mounted read-only and the same working directory.
+#
+#   scripts/vm-run.sh [--kernel 6.1|6.12] [--mem MB] [--smp N] [--timeout S]
+#                     [--share DIR] [--env NAME=VALUE]... [--keep] -- <command...>
+#
+# In the guest: the command runs as root via bash in the host's current directory
+# (same absolute path, so build outputs are visible, read-only). /tmp, /run, /dev/shm
+# are tmpfs, /mnt/share is the writable --share directory (default: a fresh temp dir),
+# /lib/modules/<ver> is the cached kernel's module tree (modprobe works), and the
+# environment holds PATH, HOME=/tmp, DM_DISABLE_UDEV=1, OBD_VM=1, OBD_SHARE=/mnt/share,
+# plus each --env. The console (command output, kernel warnings) streams to stdout.
+#
+# Afterwards the guest's dmesg is scanned for BUG, WARNING, Oops, KASAN, refcount,
+# hung task, leak and Call Trace. Exit status: the command's; 99 if it succeeded but
+# dmesg had a hit; 124 on timeout; 125 if the guest gave no status (panic, init error).
+#
+# Environment: OBD_VM_KVM=1 (use KVM; TCG is the default, KVM can hang here),
+# OBD_VM_TCG (TCG options, default thread=single; thread=multi for MTTCG),
+# OBD_KCACHE (kernel cache, see kernels.sh), OBD_VM_CACHE (initramfs cache, default
+# /var/cache/dm-overlaybd/initramfs), OBD_VM_DMESG_IGNORE (extra ERE of dmesg lines
+# a test expects), OBD_VM_KEEP=1 (same as --keep: keep the temp share).
+set -euo pipefail
+
+# One compound command: bash parses it whole before running, so editing this file
+# while a VM runs cannot derail the run (bash otherwise reads scripts as it goes).
+{
+ME=${0##*/}
+HERE=$(cd "$(dirname "$0")" && pwd)
+die() { echo "$ME: $*" >&2; exit 2; }
+usage() {
+	sed -n 's/^#   //p' "$0" | head -n 2 >&2
+	exit 2
+}
+
+KERNEL=6.1
+MEM=2048
+SMP=2
+TIMEOUT=600
+SHARE=
+KEEP=${OBD_VM_KEEP:-0}
+ENVS=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) KERNEL=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
+	--mem) MEM=${2:?--mem needs MB}; shift 2 ;;
+	--smp) SMP=${2:?--smp needs a count}; shift 2 ;;
+	--timeout) TIMEOUT=${2:?--timeout needs seconds}; shift 2 ;;
+	--share) SHARE=${2:?--share needs a directory}; shift 2 ;;
+	--env) ENVS+=("${2:?--env needs NAME=VALUE}"); shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--) shift; break ;;
+	-h|--help) usage ;;
+	*) echo "$ME: unknown option '$1' (the command goes after --)" >&2; usage ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+case "$KERNEL" in 6.1|6.12) ;; *) die "--kernel must be 6.1 or 6.12, not '$KERNEL'" ;; esac
+for n in "$MEM" "$SMP" "$TIMEOUT"; do
+	case "$n" in ''|*[!0-9]*) die "not a number: '$n'" ;; esac
+done
+for e in ${ENVS[@]+"${ENVS[@]}"}; do
+	case "$e" in [A-Za-z_]*=*) ;; *) die "--env wants NAME=VALUE, got '$e'" ;; esac
+done
+
+CWD=$(pwd -P)
+# These are replaced by guest mounts, so the host's files there are invisible inside.
+case "$CWD/" in
+/tmp/*|/run/*|/mnt/*|/proc/*|/sys/*|/dev/*|/lib/modules/*|/usr/lib/modules/*)
+	die "the working directory $CWD is hidden in the guest (tmpfs there); run from elsewhere, e.g. /var/tmp" ;;
+esac
+for t in qemu-system-x86_64 busybox cpio modinfo xz; do
+	command -v "$t" >/dev/null || die "$t not found (run scripts/deps.sh)"
+done
+
+# Kernel: fetched on first use (idempotent, cheap when cached).
+if ! "$HERE/kernels.sh" list >/dev/null 2>&1; then
+	"$HERE/kernels.sh" fetch >&2 || die "scripts/kernels.sh fetch failed"
+fi
+KVER=$("$HERE/kernels.sh" ver "$KERNEL")
+KROOT=$("$HERE/kernels.sh" root "$KERNEL")
+VMLINUZ=$KROOT/boot/vmlinuz-$KVER
+# kernels.sh unpacks an ELF vmlinux: QEMU boots it through its PVH entry, skipping the
+# BIOS and the in-guest decompression (xz on 6.1 costs ~15 s under TCG).
+KIMAGE=$VMLINUZ
+[ ! -r "$KROOT/boot/vmlinux-$KVER" ] || KIMAGE=$KROOT/boot/vmlinux-$KVER
+MODDIR=$KROOT/lib/modules/$KVER
+if [ ! -r "$VMLINUZ" ] || [ ! -d "$MODDIR" ]; then
+	die "kernel $KVER incomplete in $KROOT (rm -rf it and run scripts/kernels.sh fetch)"
+fi
+
+# ---------------------------------------------------------------------------
+# initramfs: busybox + /init + the modules needed to reach the 9p root.
+VMC=${OBD_VM_CACHE:-/var/cache/dm-overlaybd/initramfs}
+BUSYBOX=$(command -v busybox)
+HASH=$(cat "$0" "$HERE/vm-init.sh" "$BUSYBOX" | sha256sum | cut -c1-12)
+INITRD=$VMC/initramfs-$KVER-$HASH.cpio
+
+# Post-order walk of modinfo's depends: a module's dependencies are loaded first.
+# Built-in modules (6.12's virtio core, virtio_pci) report "(builtin)" and are skipped.
+declare -A SEEN=()
+ORDER=()
+mod_walk() {
+	local name=${1//-/_} file deps d
+	[ -z "${SEEN[$name]:-}" ] || return 0
+	SEEN[$name]=1
+	file=$(modinfo -b "$KROOT" -k "$KVER" -F filename "$name" 2>/dev/null) ||
+		die "$KVER: module $name not found"
+	[ "$file" != "(builtin)" ] || return 0
+	deps=$(modinfo -b "$KROOT" -k "$KVER" -F depends "$name")
+	for d in ${deps//,/ }; do
+		mod_walk "$d"
+	done
+	ORDER+=("$file")
+}
+
+build_initrd() {
+	local tmp f base
+	mkdir -p "$VMC"
+	tmp=$(mktemp -d "$VMC/build.XXXXXX")
+	mkdir -p "$tmp/bin" "$tmp/mods"
+	cp "$BUSYBOX" "$tmp/bin/busybox"
+	cp "$HERE/vm-init.sh" "$tmp/init"
+	chmod 0755 "$tmp/init" "$tmp/bin/busybox"
+	for m in virtio_pci 9pnet_virtio 9p; do
+		mod_walk "$m"
+	done
+	: >"$tmp/mods/order"
+	for f in ${ORDER[@]+"${ORDER[@]}"}; do
+		base=${f##*/}
+		case "$f" in
+		*.ko.xz) base=${base%.xz}; xz -dc "$f" >"$tmp/mods/$base" ;;
+		*.ko.zst) base=${base%.zst}; zstd -qdc "$f" >"$tmp/mods/$base" ;;
+		*.ko.gz) base=${base%.gz}; gzip -dc "$f" >"$tmp/mods/$base" ;;
+		*.ko) cp "$f" "$tmp/mods/$base" ;;
+		*) die "unexpected module file $f" ;;
+		esac
+		echo "$base" >>"$tmp/mods/order"
+	done
+	(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$tmp.cpio"
+	# Older builds for this kernel (previous script versions) are dead weight.
+	rm -f "$VMC/initramfs-$KVER-"*.cpio
+	mv "$tmp.cpio" "$INITRD"
+	rm -rf "$tmp"
+}
+
+if [ ! -r "$INITRD" ]; then
+	mkdir -p "$VMC"
+	exec 8>"$VMC/.lock"
+	flock 8
+	[ -r "$INITRD" ] || build_initrd
+	exec 8>&-
+fi
+
+# ---------------------------------------------------------------------------
+# Share: control files in .obd-vm/, everything else is the test's.
+TMPSHARE=0
+if [ -z "$SHARE" ]; then
+	SHARE=$(mktemp -d "${TMPDIR:-/tmp}/obd-vm.XXXXXX")
+	TMPSHARE=1
+fi
+mkdir -p "$SHARE"
+SHARE=$(cd "$SHARE" && pwd -P)
+C=$SHARE/.obd-vm
+rm -rf "$C"
+mkdir -p "$C"
+printf 'OBD_VM_MODDIR=%q\n' "$MODDIR" >"$C/env"
+{
+	echo '# generated by scripts/vm-run.sh'
+	for e in ${ENVS[@]+"${ENVS[@]}"}; do
+		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
+	done
+	printf 'export OBD_KVER=%q OBD_KERNEL=%q\n' "$KVER" "$KERNEL"
+	printf 'cd %q || exit 126\n' "$CWD"
+	printf 'exec'
+	printf ' %q' "$@"
+	printf '\n'
+} >"$C/run.sh"
+
+if [ "${OBD_VM_KVM:-0}" = 1 ]; then
+	ACCEL=(-accel kvm -cpu host)
+else
+	# One host thread for all vCPUs: with MTTCG, 6.12 sometimes oopses at boot on an
+	# int3 left by the kernel's live code patching (another vCPU runs stale code), and
+	# on a busy 2-core host it is slower too. The guest still has -smp CPUs.
+	ACCEL=(-accel "tcg,${OBD_VM_TCG:-thread=single}" -cpu max)
+fi
+APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off rdinit=/init"
+# shellcheck disable=SC2054  # commas belong to QEMU's option syntax
+QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot
+	-nic none -kernel "$KIMAGE" -initrd "$INITRD" -append "$APPEND"
+	-fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap
+	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot
+	-fsdev "local,id=s,path=$SHARE,security_model=none,multidevs=remap"
+	-device virtio-9p-pci,fsdev=s,mount_tag=share)
+
+echo "$ME: kernel $KVER, $MEM MB, $SMP cpu, timeout ${TIMEOUT}s, share $SHARE" >&2
+t0=$(date +%s.%N)
+set +e
+timeout -k 5 "$TIMEOUT" "${QEMU[@]}" </dev/null 2>"$C/qemu.stderr" |
+	tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$C/console.log"
+st=("${PIPESTATUS[@]}")
+set -e
+t1=$(date +%s.%N)
+qst=${st[0]}
+
+# ---------------------------------------------------------------------------
+fail=0
+rc=
+if [ "$qst" = 124 ] || [ "$qst" = 137 ]; then
+	echo "$ME: FAIL: timed out after ${TIMEOUT}s (qemu killed)" >&2
+	rc=124
+elif [ ! -r "$C/status" ]; then
+	if grep -q '^obd-vm: init start' "$C/console.log"; then
+		echo "$ME: FAIL: the guest gave no exit status (qemu status $qst; panic or init failure, see the console above)" >&2
+	else
+		echo "$ME: FAIL: the kernel died before /init ran (qemu status $qst): a boot problem, not the command's" >&2
+	fi
+	[ ! -s "$C/qemu.stderr" ] || sed 's/^/qemu: /' "$C/qemu.stderr" >&2
+	rc=125
+else
+	rc=$(cat "$C/status")
+fi
+
+# Lines matched by the scan that are known not to be defects of the code under test.
+# - "Spectre V2 : WARNING: Unprivileged eBPF ..." and CPU-bug notices ("... data leak
+#   possible", "... BUG ... vulnerable") come from -cpu max under TCG at boot.
+BENIGN='Unprivileged eBPF is enabled|data leak possible|SMT on, data leak|Vulnerable'
+[ -z "${OBD_VM_DMESG_IGNORE:-}" ] || BENIGN="$BENIGN|$OBD_VM_DMESG_IGNORE"
+SCAN='BUG|WARNING|Oops|KASAN|refcount|hung task|leak|Call Trace'
+# Without a dmesg (timeout, panic) the console still has every message of loglevel
+# <= 4 (warnings, oopses, hung task reports).
+LOGF=$C/dmesg
+[ -r "$LOGF" ] || LOGF=$C/console.log
+if [ -r "$LOGF" ]; then
+	hits=$(grep -E "$SCAN" "$LOGF" | grep -vE "$BENIGN" || true)
+	if [ -n "$hits" ]; then
+		echo "$ME: FAIL: guest dmesg has suspicious lines:" >&2
+		printf '%s\n' "$hits" | head -n 50 | sed 's/^/  /' >&2
+		fail=1
+	fi
+fi
+if [ ! -r "$C/dmesg" ] && [ "$rc" = 0 ]; then
+	echo "$ME: FAIL: no dmesg in the share" >&2
+	fail=1
+fi
+
+up_start=$(sed -n 's/^obd-vm: run start uptime=\([0-9.]*\)s.*/\1/p' "$C/console.log" | head -n1)
+up_end=$(sed -n 's/^obd-vm: run end uptime=\([0-9.]*\)s.*/\1/p' "$C/console.log" | head -n1)
+timing=$(awk -v a="${up_start:-}" -v b="${up_end:-}" -v t0="$t0" -v t1="$t1" 'BEGIN {
+	s = sprintf("total %.1fs", t1 - t0)
+	if (a != "") s = s sprintf(", boot %.1fs", a)
+	if (a != "" && b != "") s = s sprintf(", command %.1fs", b - a)
+	print s }')
+echo "$ME: $KVER: status $rc, $timing" >&2
+
+if [ "$rc" = 0 ] && [ "$fail" = 1 ]; then
+	rc=99
+fi
+if [ "$TMPSHARE" = 1 ]; then
+	if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
+		echo "$ME: logs kept in $C (console.log, dmesg, qemu.stderr)" >&2
+	else
+		rm -rf "$SHARE"
+	fi
+fi
+exit "$rc"
+}

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+#
+# Helpers for in-guest test scripts (tests/vm/NN-*.sh), sourced with
+#   . "$(dirname "$0")/lib.sh"
+# The script runs inside scripts/vm-run.sh's guest (as root, bash, cwd = the repo
+# when started by scripts/run-tests.sh). Output is TAP in the shape of
+# tests/unit/tap.h: "ok N desc" / "not ok N desc", "# diag", and a closing
+# "1..N" + "# passed: P failed: F skipped: S" written by tap_done.
+#
+#   ok DESC | not_ok DESC | skip DESC REASON | diag MSG | bail REASON
+#   check DESC CMD...          ok if CMD exits 0 (its output is shown on failure)
+#   check_eq DESC GOT WANT     ok if the strings are equal
+#   tap_done                   totals; exits 1 if anything failed
+#   vm_load_module             modprobe dm-mod (+ modinfo depends), insmod our .ko
+#   vm_unload_module           rmmod dm_overlaybd if loaded
+#   vm_ko                      path of kmod/build-$(uname -r)/dm-overlaybd.ko
+#   vm_tmpdir                  fresh dir under /tmp (tmpfs in the guest)
+#   vm_loop_attach FILE [ro]   prints the loop device
+#   vm_on_exit CMD...          run CMD at exit (LIFO), e.g. dmsetup remove, losetup -d
+#   vm_dmesg_mark NAME         write a marker line to the kernel log
+#   vm_dmesg_since NAME        kernel log after that marker
+#   vm_dmesg_check NAME        one TAP line: no BUG/WARNING/... since the marker
+#
+# Environment from vm-run.sh: OBD_VM=1, OBD_KVER (the release requested),
+# OBD_KERNEL (6.1|6.12), OBD_SHARE=/mnt/share (writable, visible on the host),
+# DM_DISABLE_UDEV=1 (no udev in the guest: libdevmapper makes /dev/mapper nodes).
+
+set -uo pipefail
+
+OBD_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export DM_DISABLE_UDEV=1
+
+_tap_n=0
+_tap_fail=0
+_tap_skip=0
+
+ok() {
+	_tap_n=$((_tap_n + 1))
+	echo "ok $_tap_n $*"
+}
+
+not_ok() {
+	_tap_n=$((_tap_n + 1))
+	_tap_fail=$((_tap_fail + 1))
+	echo "not ok $_tap_n $*"
+}
+
+skip() {
+	_tap_n=$((_tap_n + 1))
+	_tap_skip=$((_tap_skip + 1))
+	echo "ok $_tap_n $1 # SKIP ${2:-}"
+}
+
+diag() {
+	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+check() {
+	local desc=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "command: $*" "exit status: $rc"
+		[ -z "$out" ] || diag "$out"
+	fi
+	return "$rc"
+}
+
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		diag "got:  $2" "want: $3"
+		return 1
+	fi
+}
+
+tap_done() {
+	echo "1..$_tap_n"
+	echo "# passed: $((_tap_n - _tap_fail - _tap_skip)) failed: $_tap_fail skipped: $_tap_skip"
+	[ "$_tap_fail" -eq 0 ] && exit 0
+	exit 1
+}
+
+# An early stop still ends with the totals line, counting one failure.
+bail() {
+	echo "Bail out! $*"
+	_tap_fail=$((_tap_fail + 1))
+	echo "1..$_tap_n"
+	echo "# passed: $((_tap_n - _tap_fail + 1 - _tap_skip)) failed: $_tap_fail skipped: $_tap_skip"
+	exit 1
+}
+
+# These scripts load modules and create devices: never on the build host.
+if [ "${OBD_VM:-0}" != 1 ] && [ "${OBD_VM_ALLOW_HOST:-0}" != 1 ]; then
+	echo "Bail out! run me inside the VM: scripts/vm-run.sh --kernel 6.1 -- bash $0"
+	echo "# passed: 0 failed: 1"
+	exit 1
+fi
+
+# Cleanup stack: run in reverse order at exit, whatever the outcome.
+_vm_exit_cmds=()
+vm_on_exit() {
+	local q
+	q=$(printf '%q ' "$@")
+	_vm_exit_cmds+=("$q")
+}
+_vm_run_exit() {
+	local i
+	for ((i = ${#_vm_exit_cmds[@]} - 1; i >= 0; i--)); do
+		eval "${_vm_exit_cmds[$i]}" >/dev/null 2>&1 || true
+	done
+}
+trap _vm_run_exit EXIT
+
+vm_ko() {
+	echo "$OBD_TOP/kmod/build-$(uname -r)/dm-overlaybd.ko"
+}
+
+vm_load_module() {
+	local ko d
+	ko=$(vm_ko)
+	modprobe dm-mod || { echo "modprobe dm-mod failed" >&2; return 1; }
+	[ -e /dev/mapper/control ] || dmsetup mknodes >/dev/null 2>&1 || true
+	if [ -d /sys/module/dm_overlaybd ]; then
+		return 0
+	fi
+	if [ ! -r "$ko" ]; then
+		echo "$ko missing: build it on the host with" \
+			"make -C kmod KDIR=\$(scripts/kernels.sh kdir ${OBD_KERNEL:-6.1})" >&2
+		return 1
+	fi
+	# Whatever the module links against (dm-mod, maybe libcrc32c) comes from the
+	# kernel's own tree, with modprobe resolving softdeps.
+	for d in $(modinfo -F depends "$ko" | tr ',' ' '); do
+		modprobe "$d" || { echo "modprobe $d (needed by $ko) failed" >&2; return 1; }
+	done
+	insmod "$ko" || { echo "insmod $ko failed" >&2; return 1; }
+}
+
+vm_unload_module() {
+	[ ! -d /sys/module/dm_overlaybd ] || rmmod dm_overlaybd
+}
+
+vm_tmpdir() {
+	mktemp -d /tmp/obd-test.XXXXXX
+}
+
+vm_loop_attach() {
+	local file=$1 ro=${2:-}
+	modprobe loop 2>/dev/null || true
+	losetup -f --show ${ro:+-r} "$file"
+}
+
+vm_dmesg_mark() {
+	echo "obd-test: mark $1" >/dev/kmsg
+}
+
+vm_dmesg_since() {
+	dmesg | awk -v m="obd-test: mark $1" 'found; index($0, m) { found = 1 }'
+}
+
+VM_DMESG_BAD='BUG|WARNING|Oops|KASAN|refcount|hung task|leak|Call Trace'
+vm_dmesg_check() {
+	local hits
+	hits=$(vm_dmesg_since "$1" | grep -E "$VM_DMESG_BAD" || true)
+	if [ -z "$hits" ]; then
+		ok "dmesg clean since mark $1"
+	else
+		not_ok "dmesg clean since mark $1"
+		diag "$hits"
+		return 1
+	fi
+}
