@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Shared pieces of the obd command line tool: error reporting, option
+ * helpers, progress bar, and opening a layer stack (files or a
+ * config.v1.json).
+ *
+ * Exit codes, for every subcommand: 0 ok, 1 failed or problems found,
+ * 2 usage error.
+ */
+#ifndef OBD_CLI_H
+#define OBD_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "obd.h"
+#include "env_user.h"
+
+#define EXIT_OK		0
+#define EXIT_FAIL	1
+#define EXIT_USAGE	2
+
+#define OBD_VERSION	"0.1.0"
+
+/* -------------------------------------------------------------------------
+ * Subcommands (one file each)
+ * ------------------------------------------------------------------------- */
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;	/* first line(s) of `obd help CMD` */
+	const char *help;	/* option and behaviour text */
+	const char *summary;	/* one line for `obd help` */
+};
+
+int cmd_create(int argc, char **argv);
+int cmd_write(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_discard(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_zfile(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+
+/* Compat entry points, dispatched on basename(argv[0]). */
+int compat_overlaybd_create(int argc, char **argv);
+int compat_overlaybd_commit(int argc, char **argv);
+int compat_overlaybd_zfile(int argc, char **argv);
+
+const struct cli_cmd *cli_find_cmd(const char *name);
+/* Print the usage of cmd to f; used by -h (stdout) and usage errors (stderr). */
+void cli_usage(const struct cli_cmd *cmd, FILE *f);
+/* Report a usage error for cmd ("obd CMD: msg" + usage line); returns EXIT_USAGE. */
+int cli_usage_err(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Print the full help of cmd on stdout; returns EXIT_OK. */
+int cli_help(const char *cmd);
+
+/* -------------------------------------------------------------------------
+ * Errors: "obd: <file>: <what>" on stderr, control characters as '?'.
+ * ------------------------------------------------------------------------- */
+extern const char *cli_prog;	/* "obd" or the compat name */
+
+void cli_err(const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cli_warn(const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A core error: err->msg usually starts with the io name already. */
+void cli_err_core(const char *file, int rc, const struct obd_err *err);
+/* Copy s into buf (cap bytes) replacing control and non-ASCII bytes by '?'. */
+const char *cli_sanitize(const char *s, char *buf, size_t cap);
+/* The same, for a fixed-length field from an image (stops at NUL or len). */
+void cli_sanitize_n(const u8 *s, size_t len, char *buf, size_t cap);
+
+/* -------------------------------------------------------------------------
+ * Option helpers
+ * ------------------------------------------------------------------------- */
+/* "4096", "0x1000", "64M", "10G", "1.5G" not accepted; K/M/G/T/P = 2^10.. */
+int cli_parse_size(const char *s, u64 *out);
+/* A UUID argument: validated, stored as the 36-char uppercase string. */
+int cli_parse_uuid(const char *s, u8 out[OBD_UUID_STR_LEN]);
+/* "lz4"/"zstd"; block size in KiB: 4, 8, 16, 32, 64 (stored in bytes). */
+int cli_parse_algo(const char *s, u8 *algo);
+int cli_parse_bs(const char *s, u32 *bs);
+/* Create path (O_EXCL; with force, unlink first). Reports errors; fd or -1. */
+int cli_open_output(const char *path, bool force);
+/* Both exist and are the same inode. */
+bool cli_same_file(const char *a, const char *b);
+/* "-" or NULL means stdin/stdout. */
+bool cli_is_stdio(const char *path);
+
+/* Progress: -1 = auto (stderr is a TTY), 0 = off, 1 = on. */
+extern int cli_progress_mode;
+#define CLI_OPT_PROGRESS	0x1000
+#define CLI_OPT_NO_PROGRESS	0x1001
+#define CLI_PROGRESS_OPTIONS \
+	{ "progress", no_argument, NULL, CLI_OPT_PROGRESS }, \
+	{ "no-progress", no_argument, NULL, CLI_OPT_NO_PROGRESS }
+
+struct cli_progress {
+	const char *what;
+	u64 total, done;
+	int last_permille;
+	bool on;
+};
+void cli_progress_start(struct cli_progress *p, const char *what, u64 total);
+void cli_progress_add(struct cli_progress *p, u64 n);
+void cli_progress_end(struct cli_progress *p);
+
+/* Full-length I/O helpers on fds; return 0 or -errno. */
+int cli_pread_full(int fd, void *buf, size_t len, u64 off);
+int cli_pwrite_full(int fd, const void *buf, size_t len, u64 off);
+int cli_write_full(int fd, const void *buf, size_t len);
+/* Read up to len bytes (stops early only at EOF); returns bytes or -errno. */
+ssize_t cli_read_upto(int fd, void *buf, size_t len);
+
+/* -------------------------------------------------------------------------
+ * Layer stacks
+ * ------------------------------------------------------------------------- */
+enum cli_layer_kind {
+	CLI_KIND_COMMITTED,
+	CLI_KIND_SEALED,
+	CLI_KIND_RW_APPEND,
+	CLI_KIND_RW_SPARSE,
+};
+
+const char *cli_kind_name(enum cli_layer_kind k);
+
+struct cli_rw;		/* a writable layer, see cli_rw.c */
+
+struct cli_layer {
+	char *path;			/* display name (as given / from config) */
+	char *index_path;		/* RW append: its index file */
+	enum cli_layer_kind kind;
+	struct obd_file_io fio;
+	bool fio_open;
+	struct obd_layer ro;		/* read-only layers */
+	bool ro_open;
+	struct cli_rw *rw;		/* writable layers */
+	struct obd_lsmt_info info;
+	const struct obd_map *maps;	/* sorted, non-overlapping, tags 0 */
+	u64 nmaps;
+	struct obd_io *stream;		/* moffset sectors are read from here */
+};
+
+struct cli_stack {
+	struct cli_layer *layers;	/* [0] = bottom */
+	unsigned int n;
+	u64 vsize;
+	struct obd_index idx;
+	bool idx_built;
+};
+
+/* Flags for cli_stack_open. */
+#define CLI_STACK_ALLOW_RW	0x1	/* a writable layer may be the top */
+#define CLI_STACK_NO_MERGE	0x2	/* don't build the merged index */
+#define CLI_STACK_NO_VERIFY	0x4	/* skip ZFile block CRCs on reads */
+#define CLI_STACK_RW_NOT_HERE	0x8	/* internal: RW allowed, but only on top */
+
+/*
+ * Open the layers named by argv (bottom first; a RW append layer is
+ * "DATA INDEX"), or a single config.v1.json. Reports errors itself.
+ * Returns 0 or -errno.
+ */
+int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags);
+void cli_stack_close(struct cli_stack *s);
+/* Read nsect sectors of the merged disk at lba into buf. */
+int cli_stack_read(struct cli_stack *s, void *buf, u64 lba, u64 nsect);
+
+/* Open one layer file; kind detection, RO or RW. index_path may be NULL. */
+int cli_layer_open(struct cli_layer *l, const char *path, const char *index_path,
+		   unsigned int flags);
+void cli_layer_close(struct cli_layer *l);
+
+/* True if path looks like an image config (ends in .json or starts with '{'). */
+bool cli_is_config(const char *path);
+
+/*
+ * Resolve a config.v1.json into layer file paths. *paths gets n entries
+ * (bottom first, malloc'ed strings); an upper layer, if any, is appended
+ * as data (and index) with *upper_index set to the index path.
+ */
+int cli_config_load(const char *path, char ***paths, unsigned int *n,
+		    char **upper_data, char **upper_index);
+
+/*
+ * Given argv (positionals), split into layer specs: RW append data files
+ * consume the next argument as their index. Peeks at headers.
+ */
+int cli_peek_kind(const char *path, enum cli_layer_kind *kind, bool *is_lsmt_raw);
+
+/* -------------------------------------------------------------------------
+ * Writable layers (wrapping lib/lsmt_write.h when it is built)
+ * ------------------------------------------------------------------------- */
+int cli_rw_open(struct cli_layer *l, const char *data, const char *index, bool writable);
+void cli_rw_close(struct cli_layer *l);
+int cli_rw_write(struct cli_layer *l, const void *buf, u64 len, u64 off);
+int cli_rw_discard(struct cli_layer *l, u64 off, u64 len);
+int cli_rw_flush(struct cli_layer *l);
+int cli_rw_seal(struct cli_layer *l);
+int cli_rw_open_args(struct cli_layer *l, int argc, char **argv, int *used);
+u64 cli_rw_vsize(const struct cli_layer *l);
+
+#endif /* OBD_CLI_H */

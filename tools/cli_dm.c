@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * libdevmapper glue for attach, detach and list: log capture, udev
+ * handling, and the "is the module loaded" diagnosis.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libdevmapper.h>
+
+#include "cli.h"
+#include "cli_dm.h"
+
+static char dm_last_msg[512];
+
+/* libdevmapper prints to stderr on its own; keep its last error instead. */
+static void dm_log_capture(int level, const char *file, int line, int dm_errno,
+			   const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > 3)	/* _LOG_ERR */
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dm_last_msg, sizeof(dm_last_msg), fmt, ap);
+	va_end(ap);
+}
+
+const char *cli_dm_last_error(void)
+{
+	return dm_last_msg[0] ? dm_last_msg : "device-mapper call failed";
+}
+
+static bool misc_has_dm(void)
+{
+	FILE *f = fopen("/proc/misc", "re");
+	char line[128];
+	bool r = false;
+
+	if (!f)
+		return false;
+	while (!r && fgets(line, sizeof(line), f))
+		r = strstr(line, " device-mapper") != NULL;
+	fclose(f);
+	return r;
+}
+
+int cli_dm_init(void)
+{
+	dm_log_with_errno_init(dm_log_capture);
+	/* libdevmapper makes a missing control node itself if the driver is there */
+	if (access("/dev/mapper/control", F_OK) && !misc_has_dm()) {
+		cli_err("/dev/mapper/control", "%s (is device-mapper available? modprobe dm-mod)",
+			strerror(ENOENT));
+		return -ENODEV;
+	}
+	/* Without a udev daemon, libdevmapper must make the /dev/mapper node. */
+	if (access("/run/udev/control", F_OK))
+		dm_udev_set_sync_support(0);
+	return 0;
+}
+
+bool cli_dm_target_loaded(const char *name)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_LIST_VERSIONS);
+	struct dm_versions *v, *last;
+	bool found = false;
+
+	if (!dmt)
+		return false;
+	if (!dm_task_run(dmt))
+		goto out;
+	v = dm_task_get_versions(dmt);
+	do {
+		last = v;
+		if (!strcmp(v->name, name))
+			found = true;
+		v = (struct dm_versions *)((char *)v + v->next);
+	} while (last != v);
+out:
+	dm_task_destroy(dmt);
+	return found;
+}
+
+bool cli_dm_exists(const char *name)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	bool r = false;
+
+	if (!dmt)
+		return false;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) && dm_task_get_info(dmt, &info))
+		r = info.exists;
+	dm_task_destroy(dmt);
+	return r;
+}

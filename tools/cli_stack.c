@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Opening layers and stacks for the subcommands: kind detection, the
+ * config.v1.json reader (spec 5.1-5.2), the merged index and reads.
+ */
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+
+const char *cli_kind_name(enum cli_layer_kind k)
+{
+	switch (k) {
+	case CLI_KIND_COMMITTED: return "committed";
+	case CLI_KIND_SEALED: return "sealed";
+	case CLI_KIND_RW_APPEND: return "rw-append";
+	case CLI_KIND_RW_SPARSE: return "rw-sparse";
+	}
+	return "?";
+}
+
+bool cli_is_config(const char *path)
+{
+	size_t n = strlen(path);
+	char c = 0;
+	int fd;
+
+	if (n >= 5 && !strcmp(path + n - 5, ".json"))
+		return true;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == '{';
+}
+
+/* -------------------------------------------------------------------------
+ * config.v1.json
+ * ------------------------------------------------------------------------- */
+static bool file_exists(const char *p)
+{
+	struct stat st;
+
+	return !stat(p, &st);
+}
+
+/* Relative paths in a config are taken relative to the config's folder. */
+static char *config_path(const char *cfgdir, const char *p)
+{
+	char *out;
+
+	if (p[0] == '/' || !cfgdir)
+		return strdup(p);
+	if (asprintf(&out, "%s/%s", cfgdir, p) < 0)
+		return NULL;
+	return out;
+}
+
+static int get_str(const char *cfg, json_object *o, const char *key, const char **out,
+		   const char *where)
+{
+	json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		cli_err(cfg, "%s%s: expected a string", where, key);
+		return -EINVAL;
+	}
+	*out = json_object_get_string(v);
+	if (!**out)
+		*out = NULL;
+	return 0;
+}
+
+int cli_config_load(const char *path, char ***paths, unsigned int *n,
+		    char **upper_data, char **upper_index)
+{
+	json_object *root, *lowers, *upper;
+	char *dcopy = strdup(path), *cfgdir = dcopy ? dirname(dcopy) : NULL;
+	char **out = NULL;
+	size_t i, cnt;
+	int rc = -EINVAL;
+
+	*paths = NULL;
+	*n = 0;
+	*upper_data = *upper_index = NULL;
+	root = json_object_from_file(path);
+	if (!root) {
+		char msg[256];
+		size_t ml;
+
+		if (!file_exists(path)) {
+			cli_err(path, "%s", strerror(ENOENT));
+		} else {
+			snprintf(msg, sizeof(msg), "%s", json_util_get_last_err());
+			ml = strlen(msg);
+			while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' '))
+				msg[--ml] = 0;
+			cli_err(path, "not a valid JSON file: %s", msg);
+		}
+		free(dcopy);
+		return -EINVAL;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		cli_err(path, "config: expected a JSON object");
+		goto out_put;
+	}
+	if (!json_object_object_get_ex(root, "lowers", &lowers) ||
+	    json_object_is_type(lowers, json_type_null)) {
+		lowers = NULL;
+	} else if (!json_object_is_type(lowers, json_type_array)) {
+		cli_err(path, "lowers: expected an array");
+		goto out_put;
+	}
+	cnt = lowers ? json_object_array_length(lowers) : 0;
+	if (cnt > OBD_MAX_LAYERS) {
+		cli_err(path, "lowers: %zu layers, at most %d supported", cnt, OBD_MAX_LAYERS);
+		goto out_put;
+	}
+	out = calloc(cnt + 1, sizeof(*out));
+	if (!out) {
+		rc = -ENOMEM;
+		goto out_put;
+	}
+	for (i = 0; i < cnt; i++) {
+		static const char *const names[] = { "overlaybd.commit", ".commit",
+						      "overlaybd.sealed" };
+		json_object *l = json_object_array_get_idx(lowers, i);
+		const char *file, *dir, *digest;
+		char where[32];
+		size_t k;
+
+		snprintf(where, sizeof(where), "lowers[%zu].", i);
+		if (!json_object_is_type(l, json_type_object)) {
+			cli_err(path, "lowers[%zu]: expected an object", i);
+			goto out_free;
+		}
+		if (get_str(path, l, "file", &file, where) ||
+		    get_str(path, l, "dir", &dir, where) ||
+		    get_str(path, l, "digest", &digest, where))
+			goto out_free;
+		if (file) {
+			out[i] = config_path(cfgdir, file);
+			if (out[i] && !file_exists(out[i])) {
+				free(out[i]);
+				out[i] = NULL;
+			}
+		}
+		for (k = 0; !out[i] && dir && k < 3; k++) {
+			char *d = config_path(cfgdir, dir), *p = NULL;
+
+			if (d && asprintf(&p, "%s/%s", d, names[k]) < 0)
+				p = NULL;
+			free(d);
+			if (p && file_exists(p))
+				out[i] = p;
+			else
+				free(p);
+		}
+		if (!out[i]) {
+			if (!file && !dir && !digest)
+				cli_err(path, "layer %zu: no file, dir or digest", i);
+			else
+				cli_err(path, "layer %zu: not local (remote fetch not supported by this command)",
+					i);
+			goto out_free;
+		}
+	}
+	if (json_object_object_get_ex(root, "upper", &upper) &&
+	    !json_object_is_type(upper, json_type_null)) {
+		const char *data, *index;
+
+		if (!json_object_is_type(upper, json_type_object)) {
+			cli_err(path, "upper: expected an object");
+			goto out_free;
+		}
+		if (get_str(path, upper, "data", &data, "upper.") ||
+		    get_str(path, upper, "index", &index, "upper."))
+			goto out_free;
+		/* spec 5.1: an upper without data or index means read-only */
+		if (data && index) {
+			*upper_data = config_path(cfgdir, data);
+			*upper_index = config_path(cfgdir, index);
+		}
+	}
+	*paths = out;
+	*n = (unsigned int)cnt;
+	out = NULL;
+	rc = 0;
+out_free:
+	if (out) {
+		for (i = 0; i < cnt; i++)
+			free(out[i]);
+		free(out);
+	}
+out_put:
+	json_object_put(root);
+	free(dcopy);
+	return rc;
+}
+
+/* -------------------------------------------------------------------------
+ * One layer
+ * ------------------------------------------------------------------------- */
+void cli_layer_close(struct cli_layer *l)
+{
+	if (l->rw)
+		cli_rw_close(l);
+	if (l->ro_open)
+		obd_layer_close(&l->ro);
+	if (l->fio_open)
+		obd_file_io_close(&l->fio);
+	free(l->path);
+	free(l->index_path);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool has_sealed_trailer(struct obd_io *io)
+{
+	u8 *blk;
+	u32 flags;
+	u64 ioff, isize, vsize;
+	bool r = false;
+
+	if (io->size < 2 * OBD_LSMT_HT_SPACE)
+		return false;
+	blk = malloc(OBD_LSMT_HT_SPACE);
+	if (!blk)
+		return false;
+	if (!obd_io_read(io, blk, OBD_LSMT_HT_SPACE, io->size - OBD_LSMT_HT_SPACE) &&
+	    !obd_lsmt_decode_ht(blk, false, io->name, &flags, &ioff, &isize, &vsize, NULL))
+		r = flags & OBD_LSMT_F_SEALED;
+	free(blk);
+	return r;
+}
+
+int cli_peek_kind(const char *path, enum cli_layer_kind *kind, bool *is_lsmt_raw)
+{
+	struct obd_file_io f;
+	struct obd_lsmt_info li;
+	struct obd_err err = { "" };
+	int rc;
+
+	*is_lsmt_raw = false;
+	rc = obd_file_io_open(&f, path, &err);
+	if (rc)
+		return rc;
+	rc = obd_lsmt_read_header(&f.io, &li, &err);
+	if (!rc) {
+		*is_lsmt_raw = true;
+		switch (li.kind) {
+		case OBD_LSMT_RW_DATA:
+			/* a sealed file keeps its RW header: look for the trailer */
+			*kind = has_sealed_trailer(&f.io) ? CLI_KIND_SEALED : CLI_KIND_RW_APPEND;
+			break;
+		case OBD_LSMT_RW_SPARSE: *kind = CLI_KIND_RW_SPARSE; break;
+		case OBD_LSMT_SEALED: *kind = CLI_KIND_SEALED; break;
+		case OBD_LSMT_COMMITTED: *kind = CLI_KIND_COMMITTED; break;
+		default: rc = -EINVAL; break;
+		}
+	}
+	obd_file_io_close(&f);
+	return rc;
+}
+
+/*
+ * index_path: the RW index when the caller knows the layer is an append
+ * RW pair. Without it, a header saying "RW data" is an error asking for it.
+ */
+int cli_layer_open(struct cli_layer *l, const char *path, const char *index_path,
+		   unsigned int flags)
+{
+	struct obd_err err = { "" }, err2 = { "" };
+	struct obd_lsmt_info li;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	rc = obd_file_io_open(&l->fio, path, &err);
+	if (rc) {
+		cli_err_core(path, rc, &err);
+		goto out_close;
+	}
+	l->fio_open = true;
+	if (!index_path) {
+		rc = obd_layer_open(&l->ro, &l->fio.io, &obd_user_codec, &err);
+		if (!rc) {
+			l->ro_open = true;
+			l->info = l->ro.info;
+			l->kind = l->info.kind == OBD_LSMT_COMMITTED ? CLI_KIND_COMMITTED :
+				  CLI_KIND_SEALED;
+			l->maps = l->ro.maps;
+			l->nmaps = l->ro.nmaps;
+			l->stream = l->ro.lsmt_io;
+			if (flags & CLI_STACK_NO_VERIFY)
+				l->ro.zf.no_verify = true;
+			return 0;
+		}
+	}
+	/* Not a read-only layer: maybe a writable one. */
+	if (obd_lsmt_read_header(&l->fio.io, &li, &err2) ||
+	    (li.kind != OBD_LSMT_RW_DATA && li.kind != OBD_LSMT_RW_SPARSE &&
+	     li.kind != OBD_LSMT_RW_INDEX)) {
+		if (index_path) {
+			if (err2.msg[0])
+				cli_err_core(path, -EINVAL, &err2);
+			else
+				cli_err(path, "not a writable layer (%s header)",
+					cli_kind_name(li.kind == OBD_LSMT_SEALED ?
+						      CLI_KIND_SEALED : CLI_KIND_COMMITTED));
+		} else {
+			cli_err_core(path, rc, &err);
+		}
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if (li.kind == OBD_LSMT_RW_INDEX) {
+		cli_err(path, "this is the index file of a writable layer: give DATA INDEX");
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if (!(flags & CLI_STACK_ALLOW_RW)) {
+		if (flags & CLI_STACK_RW_NOT_HERE)
+			cli_err(path, "a writable layer can only be the top layer");
+		else
+			cli_err(path, "writable layer not accepted here (commit it first)");
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if (li.kind == OBD_LSMT_RW_DATA && !index_path) {
+		cli_err(path, "writable (append) layer: its INDEX file must follow it");
+		rc = -EINVAL;
+		goto out_close;
+	}
+	l->kind = li.kind == OBD_LSMT_RW_DATA ? CLI_KIND_RW_APPEND : CLI_KIND_RW_SPARSE;
+	if (l->kind == CLI_KIND_RW_SPARSE)
+		index_path = NULL;
+	if (index_path) {
+		l->index_path = strdup(index_path);
+		if (!l->index_path) {
+			rc = -ENOMEM;
+			goto out_close;
+		}
+	}
+	rc = cli_rw_open(l, path, index_path, false);
+	if (rc)
+		goto out_close;
+	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
+/* -------------------------------------------------------------------------
+ * Stacks
+ * ------------------------------------------------------------------------- */
+void cli_stack_close(struct cli_stack *s)
+{
+	unsigned int i;
+
+	if (s->idx_built)
+		obd_index_free(&s->idx);
+	for (i = 0; i < s->n; i++)
+		cli_layer_close(&s->layers[i]);
+	free(s->layers);
+	memset(s, 0, sizeof(*s));
+}
+
+static int stack_merge(struct cli_stack *s)
+{
+	const struct obd_map **maps;
+	struct obd_err err = { "" };
+	u64 *counts;
+	unsigned int i;
+	int rc;
+
+	maps = calloc(s->n, sizeof(*maps));
+	counts = calloc(s->n, sizeof(*counts));
+	if (!maps || !counts) {
+		free(maps);
+		free(counts);
+		cli_err(NULL, "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < s->n; i++) {
+		maps[i] = s->layers[i].maps;
+		counts[i] = s->layers[i].nmaps;
+	}
+	rc = obd_index_merge(maps, counts, s->n, &s->idx, &err);
+	free(maps);
+	free(counts);
+	if (rc) {
+		cli_err_core(s->layers[s->n - 1].path, rc, &err);
+		return rc;
+	}
+	s->idx_built = true;
+	return 0;
+}
+
+int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags)
+{
+	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
+	unsigned int ncfg = 0, i;
+	int rc = 0, a;
+
+	memset(s, 0, sizeof(*s));
+	if (argc < 1) {
+		cli_err(NULL, "no layers given");
+		return -EINVAL;
+	}
+	if (argc == 1 && cli_is_config(argv[0])) {
+		rc = cli_config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index);
+		if (rc)
+			return rc;
+		if (!ncfg && !up_data) {
+			cli_err(argv[0], "config has no layers");
+			rc = -EINVAL;
+			goto out_cfg;
+		}
+		s->layers = calloc(ncfg + 1, sizeof(*s->layers));
+		if (!s->layers) {
+			rc = -ENOMEM;
+			goto out_cfg;
+		}
+		for (i = 0; i < ncfg; i++) {
+			rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
+					    flags & ~CLI_STACK_ALLOW_RW);
+			if (rc)
+				goto out_cfg;
+			s->n++;
+		}
+		if (up_data) {
+			if (!(flags & CLI_STACK_ALLOW_RW)) {
+				cli_warn(argv[0], "upper layer ignored by this command");
+			} else {
+				rc = cli_layer_open(&s->layers[s->n], up_data, up_index, flags);
+				if (rc)
+					goto out_cfg;
+				s->n++;
+			}
+		}
+	} else {
+		if (argc > OBD_MAX_LAYERS + 1) {
+			cli_err(NULL, "%d layers given, at most %d supported", argc, OBD_MAX_LAYERS);
+			return -EINVAL;
+		}
+		s->layers = calloc((size_t)argc, sizeof(*s->layers));
+		if (!s->layers)
+			return -ENOMEM;
+		for (a = 0; a < argc; a++) {
+			enum cli_layer_kind kind;
+			const char *index = NULL;
+			bool raw;
+
+			if (cli_is_config(argv[a])) {
+				cli_err(argv[a], "a config file must be the only argument");
+				rc = -EINVAL;
+				goto out_close;
+			}
+			/* Only the top layer may be writable; its INDEX is the last arg. */
+			if ((flags & CLI_STACK_ALLOW_RW) && a == argc - 2 &&
+			    !cli_peek_kind(argv[a], &kind, &raw) && kind == CLI_KIND_RW_APPEND)
+				index = argv[a + 1];
+			rc = cli_layer_open(&s->layers[s->n], argv[a], index,
+					    (a == argc - 1 || index) ? flags :
+					    (flags & ~CLI_STACK_ALLOW_RW) |
+					    ((flags & CLI_STACK_ALLOW_RW) ? CLI_STACK_RW_NOT_HERE : 0));
+			if (rc)
+				goto out_close;
+			s->n++;
+			if (index)
+				a++;
+		}
+	}
+	if (s->n > OBD_MAX_LAYERS) {
+		cli_err(NULL, "%u layers, at most %d supported", s->n, OBD_MAX_LAYERS);
+		rc = -EINVAL;
+		goto out_close;
+	}
+	/* vsize: the top-most non-zero virtual_size (spec 2.8) */
+	for (i = s->n; i-- > 0;) {
+		if (s->layers[i].info.virtual_size) {
+			s->vsize = s->layers[i].info.virtual_size;
+			break;
+		}
+	}
+	if (!(flags & CLI_STACK_NO_MERGE)) {
+		rc = stack_merge(s);
+		if (rc)
+			goto out_close;
+	}
+	goto out_cfg;
+out_close:
+	cli_stack_close(s);
+out_cfg:
+	for (i = 0; i < ncfg; i++)
+		free(cfg_paths[i]);
+	free(cfg_paths);
+	free(up_data);
+	free(up_index);
+	return rc;
+}
+
+/* Reads past the end of a stream come back as zeros (spec 2.9). */
+static int stream_read(struct obd_io *io, u8 *buf, u64 len, u64 off)
+{
+	u64 avail = off < io->size ? io->size - off : 0;
+
+	if (avail < len) {
+		memset(buf + avail, 0, len - avail);
+		len = avail;
+	}
+	return len ? obd_io_read(io, buf, len, off) : 0;
+}
+
+struct read_ctx {
+	struct cli_stack *s;
+	u8 *buf;
+	u64 lba0;
+};
+
+static int read_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64 moff)
+{
+	struct read_ctx *rc = ctx;
+	u8 *dst = rc->buf + ((lba - rc->lba0) << OBD_SECTOR_SHIFT);
+
+	if (!m || m->zeroed) {
+		memset(dst, 0, nsect << OBD_SECTOR_SHIFT);
+		return 0;
+	}
+	if (m->tag >= rc->s->n)
+		return -EFSCORRUPTED;
+	return stream_read(rc->s->layers[m->tag].stream, dst, nsect << OBD_SECTOR_SHIFT,
+			   moff << OBD_SECTOR_SHIFT);
+}
+
+int cli_stack_read(struct cli_stack *s, void *buf, u64 lba, u64 nsect)
+{
+	struct read_ctx ctx = { s, buf, lba };
+
+	return obd_index_walk(&s->idx, lba, nsect, read_piece, &ctx);
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * obd list: device-mapper devices whose table uses the overlaybd target.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <libdevmapper.h>
+
+#include "cli.h"
+#include "cli_dm.h"
+
+/* "<n> <path>..." -> a JSON array (or text, space separated) of paths. */
+static json_object *layers_of(const char *params, unsigned int *n)
+{
+	json_object *arr = json_object_new_array();
+	char *copy = strdup(params), *save = NULL, *tok;
+	unsigned long cnt;
+	unsigned int i;
+
+	*n = 0;
+	if (!copy)
+		return arr;
+	tok = strtok_r(copy, " ", &save);
+	cnt = tok ? strtoul(tok, NULL, 10) : 0;
+	for (i = 0; i < cnt && (tok = strtok_r(NULL, " ", &save)); i++)
+		json_object_array_add(arr, json_object_new_string(tok));
+	*n = i;
+	free(copy);
+	return arr;
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *root = json_object_new_array();
+	struct dm_task *dmt;
+	struct dm_names *nm;
+	unsigned int next = 0;
+	bool json = false;
+	int opt, ret = EXIT_FAIL;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'h': json_object_put(root); return cli_help("list");
+		default: json_object_put(root); return cli_usage_err("list", "bad option");
+		}
+	}
+	if (optind != argc) {
+		json_object_put(root);
+		return cli_usage_err("list", "too many arguments");
+	}
+	if (cli_dm_init()) {
+		json_object_put(root);
+		return EXIT_FAIL;
+	}
+	dmt = dm_task_create(DM_DEVICE_LIST);
+	if (!dmt || !dm_task_run(dmt)) {
+		cli_err(NULL, "listing devices: %s", cli_dm_last_error());
+		goto out;
+	}
+	nm = dm_task_get_names(dmt);
+	if (nm && nm->dev) {
+		do {
+			struct dm_task *t = dm_task_create(DM_DEVICE_TABLE);
+			uint64_t start, length;
+			char *type = NULL, *params = NULL;
+
+			nm = (struct dm_names *)((char *)nm + next);
+			next = nm->next;
+			if (!t)
+				continue;
+			if (dm_task_set_name(t, nm->name) && dm_task_run(t)) {
+				dm_get_next_target(t, NULL, &start, &length, &type, &params);
+				if (type && !strcmp(type, OBD_DM_TARGET)) {
+					json_object *d = json_object_new_object();
+					unsigned int n;
+
+					json_object_object_add(d, "name", json_object_new_string(nm->name));
+					json_object_object_add(d, "size",
+						json_object_new_uint64((uint64_t)length << 9));
+					json_object_object_add(d, "layers", layers_of(params ? params : "", &n));
+					json_object_object_add(d, "table", json_object_new_string(params ? params : ""));
+					json_object_array_add(root, d);
+				}
+			}
+			dm_task_destroy(t);
+		} while (next);
+	}
+	if (json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "devices", json_object_get(root));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		size_t i, k;
+
+		for (i = 0; i < json_object_array_length(root); i++) {
+			json_object *d = json_object_array_get_idx(root, i), *v, *ls;
+
+			json_object_object_get_ex(d, "name", &v);
+			printf("%s", json_object_get_string(v));
+			json_object_object_get_ex(d, "size", &v);
+			printf("\t%llu", (unsigned long long)json_object_get_uint64(v));
+			json_object_object_get_ex(d, "layers", &ls);
+			for (k = 0; k < json_object_array_length(ls); k++)
+				printf("%s%s", k ? " " : "\t",
+				       json_object_get_string(json_object_array_get_idx(ls, k)));
+			printf("\n");
+		}
+	}
+	ret = EXIT_OK;
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	json_object_put(root);
+	return ret;
+}

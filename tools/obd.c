@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * obd: overlaybd images from the command line. One binary, a table of
+ * subcommands (git.c's shape); also answers to the reference tools' names
+ * overlaybd-create, overlaybd-commit and overlaybd-zfile.
+ */
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+#define PROGRESS_HELP \
+	"      --progress / --no-progress  force the progress bar on or off\n" \
+	"                                  (default: on when stderr is a terminal)\n"
+
+static const struct cli_cmd cmds[] = {
+	{ "create", cmd_create,
+	  "obd create [-s|--sparse] [-u|--parent-uuid U] [--uuid U] DATA [INDEX] VSIZE",
+	  "Create a writable layer of virtual size VSIZE (bytes, or with a unit:\n"
+	  "64M, 10G). Append mode (default) needs DATA and INDEX; --sparse needs\n"
+	  "only DATA (a sparse file of VSIZE + 4 KiB). Files must not exist.\n"
+	  "  -s, --sparse           sparse writable layer\n"
+	  "  -u, --parent-uuid U    record U as the parent layer's uuid\n"
+	  "      --uuid U           this layer's uuid (default: random)\n",
+	  "create a writable layer" },
+	{ "write", cmd_write,
+	  "obd write LAYER... --offset N [FILE|-]",
+	  "Write FILE (or stdin) into the writable layer at byte offset N.\n"
+	  "LAYER is DATA INDEX (append mode) or DATA (sparse). N and the length\n"
+	  "must be multiples of 512.\n"
+	  "  -o, --offset N         virtual byte offset (units allowed)\n",
+	  "write bytes into a writable layer" },
+	{ "import", cmd_import,
+	  "obd import [--offset N] LAYER... RAWIMAGE",
+	  "Copy every non-zero 4 KiB block of RAWIMAGE into the writable layer\n"
+	  "(adjacent blocks are coalesced into one write).\n"
+	  "  -o, --offset N         virtual byte offset of the image (default 0)\n"
+	  PROGRESS_HELP,
+	  "import a raw disk image into a writable layer" },
+	{ "discard", cmd_discard,
+	  "obd discard LAYER... --offset N --length N",
+	  "Discard a range of a writable layer: it reads as zeros and hides the\n"
+	  "layers below. Offset and length must be multiples of 512.\n"
+	  "  -o, --offset N\n  -l, --length N\n",
+	  "discard a range of a writable layer" },
+	{ "commit", cmd_commit,
+	  "obd commit [-m MSG] [--uuid U] [-p|--parent-uuid P] [-z [--algorithm lz4|zstd]\n"
+	  "           [--bs 4..64]] [-t] [-f] [--seal] [--commit_sealed] DATA [INDEX] OUT",
+	  "Compact a writable layer (DATA INDEX, or a sparse DATA) or a sealed layer\n"
+	  "(DATA) into a committed read-only layer OUT.\n"
+	  "  -m, --message MSG      user tag (at most 256 bytes)\n"
+	  "      --uuid U           uuid of the new layer (default: null)\n"
+	  "  -p, --parent-uuid P    parent uuid (default: the source's)\n"
+	  "  -z, --zfile            compress into a ZFile (CRC on, header overwritten)\n"
+	  "      --algorithm A      lz4 (default) or zstd\n"
+	  "      --bs KiB           ZFile block size: 4 (default), 8, 16, 32, 64\n"
+	  "  -t, --tar              wrap the output in a tar (pax + overlaybd.commit)\n"
+	  "  -f, --force            replace OUT if it exists\n"
+	  "      --seal             seal DATA INDEX in place (no OUT)\n"
+	  "      --commit_sealed    DATA is a sealed layer; the 2nd path is OUT\n"
+	  PROGRESS_HELP,
+	  "commit a writable layer into a read-only layer" },
+	{ "zfile", cmd_zfile,
+	  "obd zfile [-t] [-f] [--algorithm lz4|zstd] [--bs 4..64] SRC [DST]\n"
+	  "       obd zfile -x [-t] [-f] SRC DST\n"
+	  "       obd zfile --verify [-t] [SRC]",
+	  "Compress SRC into the ZFile DST (CRC on). With one path, read stdin and\n"
+	  "write that path. -x decompresses; --verify checks every block CRC.\n"
+	  "  -x, --extract          decompress SRC into DST\n"
+	  "      --verify           verify block CRCs and decoding\n"
+	  "  -t, --tar              tar wrap the output (or unwrap the input for -x)\n"
+	  "  -f, --force            replace DST if it exists\n"
+	  "      --algorithm A      lz4 (default) or zstd\n"
+	  "      --bs KiB           block size: 4 (default), 8, 16, 32, 64\n"
+	  PROGRESS_HELP,
+	  "compress, decompress or verify a ZFile" },
+	{ "info", cmd_info,
+	  "obd info [--json] LAYER... | CONFIG.v1.json",
+	  "Describe each layer (kind, wrapping, sizes, uuids, tag, segments, ZFile\n"
+	  "parameters) and, for a stack, the merged index.\n"
+	  "  -j, --json             JSON output\n",
+	  "describe layers and stacks" },
+	{ "cat", cmd_cat,
+	  "obd cat [--offset N] [--length N] [-o OUT] LAYER... | CONFIG.v1.json",
+	  "Write the merged virtual disk (layers bottom to top; a writable layer\n"
+	  "may be the top) to stdout or OUT. OUT is written sparse.\n"
+	  "      --offset N         start (multiple of 512, default 0)\n"
+	  "      --length N         bytes (multiple of 512, default: to the end)\n"
+	  "  -o, --output OUT       write to OUT instead of stdout\n"
+	  "      --no-verify        skip ZFile block CRC checks\n"
+	  PROGRESS_HELP,
+	  "read the virtual disk" },
+	{ "check", cmd_check,
+	  "obd check [--json] LAYER... | CONFIG.v1.json",
+	  "Verify headers, indexes, every ZFile block (CRC and decode), tar headers\n"
+	  "and the uuid chain. Exit 0 if clean, 1 if problems were found.\n"
+	  "  -j, --json             JSON output\n"
+	  "  -q, --quiet            print only problems\n"
+	  PROGRESS_HELP,
+	  "verify layers" },
+	{ "attach", cmd_attach,
+	  "obd attach [--name NAME] [--direct-io] [--no-verify] [--table] LAYER... | CONFIG.v1.json",
+	  "Create a dm-overlaybd device over the layers (bottom first) and print\n"
+	  "its /dev/mapper path. Layers are validated first.\n"
+	  "  -n, --name NAME        device name (default: obd-<pid>)\n"
+	  "      --direct-io        read layer files with direct I/O\n"
+	  "      --no-verify        skip ZFile block CRC checks in the kernel\n"
+	  "      --table            print the dm table line and exit (for dmsetup)\n",
+	  "create a device-mapper device" },
+	{ "detach", cmd_detach,
+	  "obd detach NAME",
+	  "Remove the dm-overlaybd device NAME.\n",
+	  "remove a device-mapper device" },
+	{ "list", cmd_list,
+	  "obd list [--json]",
+	  "List the device-mapper devices with target overlaybd.\n"
+	  "  -j, --json             JSON output\n",
+	  "list devices" },
+	{ "help", cmd_help, "obd help [CMD]", "Show help for obd or for CMD.\n",
+	  "show help" },
+	{ "version", cmd_version, "obd version", "Print the version.\n",
+	  "print the version" },
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+const struct cli_cmd *cli_find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+void cli_usage(const struct cli_cmd *cmd, FILE *f)
+{
+	fprintf(f, "usage: %s\n", cmd->usage);
+}
+
+int cli_usage_err(const char *name, const char *fmt, ...)
+{
+	const struct cli_cmd *cmd = cli_find_cmd(name);
+	char buf[512], clean[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (strcmp(cli_prog, "obd")) {
+		/* compat names: the reference tools' shape, no obd subcommand */
+		fprintf(stderr, "%s: %s\n", cli_prog, cli_sanitize(buf, clean, sizeof(clean)));
+		fprintf(stderr, "Try '%s --help'.\n", cli_prog);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "%s %s: %s\n", cli_prog, name, cli_sanitize(buf, clean, sizeof(clean)));
+	if (cmd)
+		cli_usage(cmd, stderr);
+	fprintf(stderr, "Try 'obd help %s'.\n", name);
+	return EXIT_USAGE;
+}
+
+int cli_help(const char *name)
+{
+	const struct cli_cmd *cmd = cli_find_cmd(name);
+
+	if (!cmd)
+		return EXIT_USAGE;
+	cli_usage(cmd, stdout);
+	printf("\n%s", cmd->help);
+	return EXIT_OK;
+}
+
+static void main_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: obd <command> [<args>]\n\nCommands:\n");
+	for (i = 0; i < NCMDS; i++)
+		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f,
+		"\nLAYER is a layer file: committed or sealed (optionally ZFile and/or tar\n"
+		"wrapped), or a writable layer given as DATA INDEX (append) or DATA (sparse).\n"
+		"Sizes and offsets take units: 512, 4K, 64M, 10G (powers of 1024).\n"
+		"\nExit status: 0 success, 1 failure or problems found, 2 usage error.\n"
+		"Also installed as overlaybd-create, overlaybd-commit and overlaybd-zfile,\n"
+		"which take the reference overlaybd tools' arguments.\n"
+		"\nSee 'obd help <command>' for a command's options.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stdout);
+		return EXIT_OK;
+	}
+	if (argc > 2)
+		return cli_usage_err("help", "too many arguments");
+	if (!cli_find_cmd(argv[1])) {
+		char clean[128];
+
+		fprintf(stderr, "obd: unknown command '%s'\n",
+			cli_sanitize(argv[1], clean, sizeof(clean)));
+		return EXIT_USAGE;
+	}
+	return cli_help(argv[1]);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	if (argc > 1)
+		return cli_usage_err("version", "too many arguments");
+	printf("obd %s\n", OBD_VERSION);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static char a0[PATH_MAX];
+	const struct cli_cmd *cmd;
+	const char *base;
+
+	snprintf(a0, sizeof(a0), "%s", argv[0] ? argv[0] : "obd");
+	base = basename(a0);
+
+	if (!strcmp(base, "overlaybd-create")) {
+		cli_prog = "overlaybd-create";
+		return compat_overlaybd_create(argc, argv);
+	}
+	if (!strcmp(base, "overlaybd-commit")) {
+		cli_prog = "overlaybd-commit";
+		return compat_overlaybd_commit(argc, argv);
+	}
+	if (!strcmp(base, "overlaybd-zfile")) {
+		cli_prog = "overlaybd-zfile";
+		return compat_overlaybd_zfile(argc, argv);
+	}
+	if (argc < 2) {
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		main_usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+		return cmd_version(1, argv);
+	cmd = cli_find_cmd(argv[1]);
+	if (!cmd) {
+		char clean[128];
+
+		fprintf(stderr, "obd: unknown command '%s'\n",
+			cli_sanitize(argv[1], clean, sizeof(clean)));
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	return cmd->fn(argc - 1, argv + 1);
+}
