@@ -23,7 +23,7 @@ SAN ?= 0
 CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -MMD -MP
+ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
 ifeq ($(SAN),1)
 O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

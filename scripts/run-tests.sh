@@ -64,7 +64,7 @@ suite_unit() {
 	for t in "$dir"/tests/test_*; do
 		[ -x "$t" ] || continue
 		case "$t" in *.d|*.o) continue;; esac
-		run_one "unit${dir#build}/$(basename "$t")" env OBD_TESTDATA="$top/../shared/testdata" "$t"
+		run_one "unit${dir#build}/$(basename "$t")" "$t"
 	done
 }
 

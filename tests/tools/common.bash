@@ -9,7 +9,7 @@ set -u
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OBD=${OBD:-$top/build/obd}
 case "$OBD" in /*) ;; *) OBD=$top/$OBD ;; esac
-REF=${OBD_REF:-$top/../shared/testdata/overlaybd-ref}
+REF=${OBD_REF:-$top/tests/data/overlaybd-ref}
 GEN="python3 $top/tests/tools/oracle-gen.py"
 U1=11111111-1111-4111-8111-111111111111
 U2=22222222-2222-4222-8222-222222222222

@@ -19,7 +19,7 @@
 #include "lsmt_write.h"
 #include "tap.h"
 
-#define REF "/work/shared/testdata/overlaybd-ref/"
+#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
 #define L1_SHA "d7585dbf60f30b509cde770e2afe14bfcfd79126ea4bced7fadc5da973c96776"
 
 static u64 rng_state;

@@ -14,7 +14,7 @@
 #include "zfile_write.h"
 #include "tap.h"
 
-#define REF "/work/shared/testdata/overlaybd-ref/"
+#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
 #define REF_TAR REF "l2.commit.lz4.zfile.tar"
 #define REF_PAYLOAD 269429u
 

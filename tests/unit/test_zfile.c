@@ -13,7 +13,7 @@
 #include "zfile_write.h"
 #include "tap.h"
 
-#define REF "/work/shared/testdata/overlaybd-ref/"
+#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
 
 static u8 *slurp(const char *path, size_t *len)
 {
