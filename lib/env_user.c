@@ -29,27 +29,53 @@ void obd_free(void *p)
 	free(p);
 }
 
-static int obd_file_read(struct obd_io *io, void *buf, size_t len, u64 off)
+int obd_pread_all(int fd, void *buf, size_t len, u64 off)
 {
-	struct obd_file_io *f = (struct obd_file_io *)io;
 	u8 *p = buf;
 
 	while (len) {
 		size_t n = len > (1u << 30) ? (1u << 30) : len;
-		ssize_t r = pread(f->fd, p, n, (off_t)off);
+		ssize_t r = pread(fd, p, n, (off_t)off);
 
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (r == 0)	/* EOF before len: the file shrank */
+		if (r == 0)	/* EOF before len: the file is shorter than checked */
 			return -EIO;
 		p += r;
 		off += (u64)r;
 		len -= (size_t)r;
 	}
 	return 0;
+}
+
+int obd_pwrite_all(int fd, const void *buf, size_t len, u64 off)
+{
+	const u8 *p = buf;
+
+	while (len) {
+		size_t n = len > (1u << 30) ? (1u << 30) : len;
+		ssize_t r = pwrite(fd, p, n, (off_t)off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		p += r;
+		off += (u64)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int obd_file_read(struct obd_io *io, void *buf, size_t len, u64 off)
+{
+	return obd_pread_all(((struct obd_file_io *)io)->fd, buf, len, off);
 }
 
 static int obd_file_setup(struct obd_file_io *f, int fd, const char *name, bool own,

@@ -24,6 +24,13 @@ int obd_file_io_from_fd(struct obd_file_io *f, int fd, const char *name,
 			struct obd_err *err);
 void obd_file_io_close(struct obd_file_io *f);
 
+/*
+ * Whole pread/pwrite: loop over short transfers and EINTR. 0 or -errno;
+ * -EIO when the file ends first.
+ */
+int obd_pread_all(int fd, void *buf, size_t len, u64 off);
+int obd_pwrite_all(int fd, const void *buf, size_t len, u64 off);
+
 /* A memory buffer as an obd_io (tests, fuzzers). */
 struct obd_mem_io {
 	struct obd_io io;

@@ -11,51 +11,12 @@
 #include "obd.h"
 #include "lsmt_rw.h"
 #include "lsmt_write.h"
+#include "env_user.h"
 
 #define OBD_COMMIT_CHUNK	(32u * 1024)	/* pcopy()'s BUFFER_SIZE: shapes the records */
 #define OBD_NULL_UUID		"00000000-0000-0000-0000-000000000000"
 
 static const u8 obd_magic1[16] = OBD_LSMT_MAGIC1_BYTES;
-
-static int pwrite_all(int fd, const void *buf, size_t len, u64 off)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += r;
-		len -= (size_t)r;
-		off += (u64)r;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t len, u64 off)
-{
-	u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (u64)r;
-	}
-	return 0;
-}
 
 int obd_fd_sink(void *ctx, const void *buf, size_t len)
 {
@@ -83,12 +44,11 @@ struct obd_fdio {
 
 static int obd_fdio_read(struct obd_io *io, void *buf, size_t len, u64 off)
 {
-	return pread_all(((struct obd_fdio *)io)->fd, buf, len, off);
+	return obd_pread_all(((struct obd_fdio *)io)->fd, buf, len, off);
 }
 
 static int obd_fdio_init(struct obd_fdio *f, int fd, const char *name, struct obd_err *err)
 {
-	/* lseek, not fstat: <sys/stat.h> with _GNU_SOURCE clashes with obd_defs.h. */
 	off_t sz = lseek(fd, 0, SEEK_END);
 
 	if (sz < 0)
@@ -252,7 +212,7 @@ int obd_rw_create(struct obd_rw_layer *l, const char *data_path, const char *ind
 	}
 	obd_build_ht(blk, sparse ? OBD_LSMT_FLAGS_RW_DATA_SPARSE : OBD_LSMT_FLAGS_RW_DATA,
 		     0, 0, vsize, l->uuid, l->parent_uuid, NULL, 0);
-	ret = pwrite_all(l->data_fd, blk, OBD_LSMT_HT_SPACE, 0);
+	ret = obd_pwrite_all(l->data_fd, blk, OBD_LSMT_HT_SPACE, 0);
 	if (ret) {
 		obd_errf(err, ret, "%s: header write failed", data_path);
 		goto out_free_blk;
@@ -274,7 +234,7 @@ int obd_rw_create(struct obd_rw_layer *l, const char *data_path, const char *ind
 		}
 		obd_build_ht(blk, OBD_LSMT_FLAGS_RW_INDEX, OBD_LSMT_HT_SPACE, 0, vsize,
 			     l->uuid, l->parent_uuid, NULL, 0);
-		ret = pwrite_all(l->index_fd, blk, OBD_LSMT_HT_SPACE, 0);
+		ret = obd_pwrite_all(l->index_fd, blk, OBD_LSMT_HT_SPACE, 0);
 		if (ret) {
 			obd_errf(err, ret, "%s: header write failed", index_path);
 			goto out_free_blk;
@@ -433,7 +393,7 @@ static int obd_rw_append_record(struct obd_rw_layer *l, const struct obd_map *m,
 	int ret;
 
 	obd_map_encode(m, &raw);
-	ret = pwrite_all(l->index_fd, &raw, sizeof(raw), l->index_end);
+	ret = obd_pwrite_all(l->index_fd, &raw, sizeof(raw), l->index_end);
 	if (ret)
 		return obd_errf(err, ret, "%s: index append at %llu failed", l->name,
 				(unsigned long long)l->index_end);
@@ -451,7 +411,7 @@ int obd_rw_write(struct obd_rw_layer *l, const void *buf, u64 len, u64 off,
 	if (ret)
 		return ret;
 	if (l->sparse) {
-		ret = pwrite_all(l->data_fd, buf, len, OBD_LSMT_HT_SPACE + off);
+		ret = obd_pwrite_all(l->data_fd, buf, len, OBD_LSMT_HT_SPACE + off);
 		if (ret)
 			return obd_errf(err, ret, "%s: write at %llu failed", l->name,
 					(unsigned long long)(OBD_LSMT_HT_SPACE + off));
@@ -466,7 +426,7 @@ int obd_rw_write(struct obd_rw_layer *l, const void *buf, u64 len, u64 off,
 		};
 
 		/* Data before its record: a crash leaves unreferenced data, never a bad record. */
-		ret = pwrite_all(l->data_fd, p, c, l->data_end);
+		ret = obd_pwrite_all(l->data_fd, p, c, l->data_end);
 		if (ret)
 			return obd_errf(err, ret, "%s: data append at %llu failed", l->name,
 					(unsigned long long)l->data_end);
@@ -561,7 +521,7 @@ int obd_rw_seal(struct obd_rw_layer *l, struct obd_err *err)
 	}
 	for (i = 0; i < n; i++)
 		obd_map_encode(&maps[i], &raw[i]);
-	ret = pwrite_all(l->data_fd, raw, bytes, ioff);
+	ret = obd_pwrite_all(l->data_fd, raw, bytes, ioff);
 	if (ret) {
 		obd_errf(err, ret, "%s: seal: index write at %llu failed", l->name,
 			 (unsigned long long)ioff);
@@ -569,7 +529,7 @@ int obd_rw_seal(struct obd_rw_layer *l, struct obd_err *err)
 	}
 	obd_build_ht(blk, OBD_LSMT_FLAGS_TRAILER, ioff, n, l->vsize, l->uuid, l->parent_uuid,
 		     NULL, 0);
-	ret = pwrite_all(l->data_fd, blk, OBD_LSMT_HT_SPACE, ioff + bytes);
+	ret = obd_pwrite_all(l->data_fd, blk, OBD_LSMT_HT_SPACE, ioff + bytes);
 	if (ret) {
 		obd_errf(err, ret, "%s: seal: trailer write failed", l->name);
 		goto out_free;
@@ -754,7 +714,7 @@ static int obd_rw_read_src(void *ctx, u8 tag, void *buf, size_t len, u64 off)
 
 	if (tag != 0)
 		return -EINVAL;
-	return pread_all(l->data_fd, buf, len, off);
+	return obd_pread_all(l->data_fd, buf, len, off);
 }
 
 int obd_rw_commit(struct obd_rw_layer *l, const struct obd_commit_opts *o,

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "tar_write.h"
+#include "env_user.h"
 
 static void tw_oct(char *f, size_t len, u64 v)
 {
@@ -76,27 +77,6 @@ void obd_tar_build_prefix(u8 out[OBD_TAR_PAX_PAYLOAD], u64 payload_size, u32 mod
 	tw_finish_header(h);
 }
 
-static int tw_pwrite_all(int fd, const void *buf, size_t len, u64 off)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		off += (u64)r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 int obd_tar_write_begin(int fd, struct obd_err *err)
 {
 	u8 *buf = calloc(1, OBD_TAR_PAX_PAYLOAD);
@@ -109,7 +89,7 @@ int obd_tar_write_begin(int fd, struct obd_err *err)
 	strcpy(h->name, "overlaybd.new");
 	memcpy(h->magic, "xxtar", 6);
 	memcpy(h->version, "xx", 2);
-	ret = tw_pwrite_all(fd, buf, OBD_TAR_PAX_PAYLOAD, 0);
+	ret = obd_pwrite_all(fd, buf, OBD_TAR_PAX_PAYLOAD, 0);
 	free(buf);
 	if (ret)
 		return obd_errf(err, ret, "tar writer: prefix: %s", strerror(-ret));
@@ -130,10 +110,10 @@ s64 obd_tar_write_finish(int fd, u64 payload_size, struct obd_err *err)
 	if (!buf)
 		return obd_errf(err, -ENOMEM, "tar writer: out of memory");
 	/* pad < 1536: a zero buffer of that size serves both writes. */
-	ret = tw_pwrite_all(fd, buf, (size_t)pad, end);
+	ret = obd_pwrite_all(fd, buf, (size_t)pad, end);
 	if (!ret) {
 		obd_tar_build_prefix(buf, payload_size, (u32)st.st_mode);
-		ret = tw_pwrite_all(fd, buf, OBD_TAR_PAX_PAYLOAD, 0);
+		ret = obd_pwrite_all(fd, buf, OBD_TAR_PAX_PAYLOAD, 0);
 	}
 	free(buf);
 	if (ret)

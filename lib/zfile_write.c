@@ -10,30 +10,10 @@
 #include <zstd.h>
 
 #include "zfile_write.h"
+#include "env_user.h"
 
 #define ZW_OUT_CAP	(1u << 20)
 #define ZW_ZSTD_LEVEL	3	/* the reference ignores opt.level */
-
-static int zw_pwrite_all(int fd, const void *buf, size_t len, u64 off)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		off += (u64)r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
 
 static int zw_flush(struct obd_zfile_writer *w, struct obd_err *err)
 {
@@ -41,7 +21,7 @@ static int zw_flush(struct obd_zfile_writer *w, struct obd_err *err)
 
 	if (!w->out_len)
 		return 0;
-	ret = zw_pwrite_all(w->fd, w->out, w->out_len, w->base + w->pos - w->out_len);
+	ret = obd_pwrite_all(w->fd, w->out, w->out_len, w->base + w->pos - w->out_len);
 	if (ret)
 		return obd_errf(err, ret, "zfile writer: write at %llu: %s",
 				(unsigned long long)(w->base + w->pos - w->out_len),
@@ -289,7 +269,7 @@ s64 obd_zfile_writer_finish(struct obd_zfile_writer *w, struct obd_err *err)
 	if (w->overwrite_header) {
 		zw_build_ht(w, blk, OBD_ZFILE_FLAGS_OVERWRITTEN, index_offset, w->nblocks,
 			    w->original_size, crc);
-		ret = zw_pwrite_all(w->fd, blk, sizeof(blk), w->base);
+		ret = obd_pwrite_all(w->fd, blk, sizeof(blk), w->base);
 		if (ret) {
 			obd_errf(err, ret, "zfile writer: header rewrite: %s", strerror(-ret));
 			goto out;

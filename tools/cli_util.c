@@ -210,46 +210,6 @@ void cli_progress_end(struct cli_progress *p)
 /* -------------------------------------------------------------------------
  * I/O
  * ------------------------------------------------------------------------- */
-int cli_pread_full(int fd, void *buf, size_t len, u64 off)
-{
-	u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (!r)
-			return -EIO;	/* short file: callers checked sizes */
-		p += r;
-		len -= (size_t)r;
-		off += (u64)r;
-	}
-	return 0;
-}
-
-int cli_pwrite_full(int fd, const void *buf, size_t len, u64 off)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += r;
-		len -= (size_t)r;
-		off += (u64)r;
-	}
-	return 0;
-}
-
 int cli_write_full(int fd, const void *buf, size_t len)
 {
 	const u8 *p = buf;

@@ -50,7 +50,7 @@ static int emit(struct cat_ctx *c, const u8 *buf, u64 len, u64 pos)
 		for (j = i + OBD_SECTOR_SIZE; j < len && !sector_is_zero(buf + j);
 		     j += OBD_SECTOR_SIZE)
 			;
-		rc = cli_pwrite_full(c->fd, buf + i, j - i, pos + i);
+		rc = obd_pwrite_all(c->fd, buf + i, j - i, pos + i);
 		if (rc)
 			return rc;
 		i = j;

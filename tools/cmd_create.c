@@ -17,7 +17,7 @@ static int set_uuid(const char *path, const u8 uuid[OBD_UUID_STR_LEN])
 
 	if (fd < 0)
 		return -errno;
-	rc = cli_pwrite_full(fd, uuid, OBD_UUID_STR_LEN,
+	rc = obd_pwrite_all(fd, uuid, OBD_UUID_STR_LEN,
 			     __builtin_offsetof(struct obd_lsmt_ht, uuid));
 	if (!rc && fsync(fd))
 		rc = -errno;

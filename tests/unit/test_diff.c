@@ -38,6 +38,7 @@
 #include "zfile_write.h"
 #include "tar_write.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define SECT		512u
 #define MAX_LAYERS	20
@@ -52,27 +53,6 @@
 /* ------------------------------------------------------------------------
  * Deterministic randomness
  * ------------------------------------------------------------------------ */
-static u64 rng_state;
-
-static u64 splitmix(u64 *s)
-{
-	u64 z = (*s += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static u64 rnd(void)
-{
-	return splitmix(&rng_state);
-}
-
-static u64 rnd_in(u64 lo, u64 hi)
-{
-	return lo + rnd() % (hi - lo + 1);
-}
-
 static bool chance(unsigned int pct)
 {
 	return rnd() % 100 < pct;

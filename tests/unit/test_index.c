@@ -10,25 +10,7 @@
 #include <time.h>
 #include "obd.h"
 #include "tap.h"
-
-static u64 rng_state;
-
-static u64 rnd(void)
-{
-	u64 x = rng_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* uniform in [lo, hi] */
-static u64 rnd_in(u64 lo, u64 hi)
-{
-	return lo + rnd() % (hi - lo + 1);
-}
+#include "testutil.h"
 
 /* ---- generated stacks --------------------------------------------------- */
 

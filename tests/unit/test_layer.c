@@ -11,29 +11,8 @@
 #include "obd.h"
 #include "env_user.h"
 #include "tap.h"
+#include "testutil.h"
 
-#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
-
-static u8 *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	u8 *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n ? (size_t)n : 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static u64 count_zeroed(const struct obd_layer *l)
 {

@@ -18,54 +18,15 @@
 #include "lsmt_rw.h"
 #include "lsmt_write.h"
 #include "tap.h"
+#include "testutil.h"
 
-#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
 #define L1_SHA "d7585dbf60f30b509cde770e2afe14bfcfd79126ea4bced7fadc5da973c96776"
-
-static u64 rng_state;
-
-static u64 rnd(void)
-{
-	u64 x = rng_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static u64 rnd_in(u64 lo, u64 hi)
-{
-	return lo + rnd() % (hi - lo + 1);
-}
 
 static char tmpdir[256];
 
 static void path_in_tmp(char *out, size_t n, const char *name)
 {
 	snprintf(out, n, "%s/%s", tmpdir, name);
-}
-
-static u8 *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	u8 *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n ? (size_t)n : 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
 }
 
 static void sha256_hex(const void *buf, size_t len, char out[65])

@@ -13,31 +13,10 @@
 #include "tar_write.h"
 #include "zfile_write.h"
 #include "tap.h"
+#include "testutil.h"
 
-#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
 #define REF_TAR REF "l2.commit.lz4.zfile.tar"
 #define REF_PAYLOAD 269429u
-
-static u8 *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	u8 *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static void fix_sum(u8 *blk)
 {

@@ -12,30 +12,8 @@
 #include "env_user.h"
 #include "zfile_write.h"
 #include "tap.h"
+#include "testutil.h"
 
-#define REF OBD_SRCDIR "/tests/data/overlaybd-ref/"
-
-static u8 *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	u8 *buf;
-	long n;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static void hex(const u8 *d, size_t n, char *out)
 {
