@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-overlaybd: a read-only device-mapper target serving an overlaybd layer
+ * stack (LSMT, ZFile(LSMT), tar(...) layer files) from the page cache of
+ * the layer files. See Documentation: docs/dm-overlaybd.rst.
+ *
+ * Table: <#layers> <layer path>... [<#opt args> <opt>...], layers bottom to
+ * top. Construction is all-or-nothing; obd_dtr() copes with a half-built
+ * target (the dm-verity shape), so obd_ctr() has a single "bad" label.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/err.h>
+#include <linux/bio.h>
+#include <linux/uio.h>
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/percpu.h>
+#include <linux/workqueue.h>
+#include <linux/device-mapper.h>
+
+#include "compat.h"
+#include "obd_kmod.h"
+
+#define DM_MSG_PREFIX "overlaybd"
+
+/* A layer as this device uses it. */
+struct obd_dev_layer {
+	struct obd_shared_layer *sl;	/* parsed once, shared between devices */
+	struct file *dfile;		/* O_DIRECT handle (direct_io) or NULL */
+	char *path;			/* as given in the table */
+};
+
+struct obd_stats {
+	u64 reads;
+	u64 bytes;
+	u64 zblocks;
+	u64 crc_errors;
+	u64 io_errors;
+};
+
+struct obd_target {
+	struct dm_target *ti;
+	unsigned int nlayers;
+	struct obd_dev_layer *layers;	/* [0] = bottom */
+	struct obd_index idx;		/* merged, tag = position in layers[] */
+	bool idx_built;
+	bool pool_held;
+	bool direct_io;
+	bool no_verify;
+	struct workqueue_struct *wq;
+	struct obd_stats __percpu *stats;
+	struct obd_kctx *reserve;	/* when every shared context is busy */
+};
+
+/* Per-bio data (ti->per_io_data_size). */
+struct obd_bio {
+	struct work_struct work;
+	struct obd_target *t;
+	u64 lba;			/* sectors, relative to the target */
+};
+
+/* State of one bio's walk over the merged index. */
+struct obd_walk {
+	struct obd_target *t;
+	struct iov_iter iter;		/* the bio's pages not yet filled */
+	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
+};
+
+static const char *obd_name(struct obd_target *t)
+{
+	return dm_table_device_name(t->ti->table);
+}
+
+/*----------------------------------------------------------------
+ * Read path
+ *--------------------------------------------------------------*/
+
+/* A bvec iterator over the bio's own pages: no bounce buffer. */
+static void obd_bio_iter(struct bio *bio, struct iov_iter *it)
+{
+	struct bvec_iter bi;
+	struct bio_vec bv;
+	unsigned long nr = 0;
+
+	bio_for_each_bvec(bv, bio, bi)
+		nr++;
+	iov_iter_bvec(it, ITER_DEST, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
+		      bio->bi_iter.bi_size);
+	it->iov_offset = bio->bi_iter.bi_bvec_done;
+}
+
+/*
+ * Uncompressed data: read from the layer file straight into the bio pages.
+ * An O_DIRECT read that the file system refuses for alignment (-EINVAL)
+ * is retried through the page cache.
+ */
+static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 pos)
+{
+	struct file *f = dl->dfile ? dl->dfile : dl->sl->file;
+	loff_t p = dl->sl->layer.window.off + pos;
+
+	while (iov_iter_count(piece)) {
+		ssize_t r = vfs_iter_read(f, piece, &p, 0);
+
+		if (r == -EINVAL && f == dl->dfile) {
+			f = dl->sl->file;
+			continue;
+		}
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			/* Past the end of the file: zeros, as in the reference reader. */
+			iov_iter_zero(iov_iter_count(piece), piece);
+			break;
+		}
+	}
+	return 0;
+}
+
+static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos, u32 len)
+{
+	u8 *p;
+
+	if (dl->dfile) {
+		p = obd_kctx_read(c, dl->dfile, pos, len);
+		if (!IS_ERR(p) || PTR_ERR(p) != -EINVAL)
+			return p;
+	}
+	return obd_kctx_read(c, dl->sl->file, pos, len);
+}
+
+/*
+ * ZFile data: read the stored blocks covering [pos, pos + bytes) of the
+ * LSMT stream, several blocks per read, check and decode each into the
+ * context's block buffer, and copy the wanted part into the bio.
+ */
+static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
+			  struct iov_iter *piece, u64 pos, u64 bytes)
+{
+	struct obd_target *t = wk->t;
+	struct obd_layer *l = &dl->sl->layer;
+	struct obd_zfile *zf = &l->zf;
+	u32 bs = zf->info.block_size;
+	u64 b = pos / bs, blast = (pos + bytes - 1) / bs;
+	struct obd_kctx *c;
+	struct obd_err err;
+
+	if (blast >= zf->info.nblocks)
+		return -EIO;
+	if (!wk->kctx)
+		wk->kctx = obd_kctx_acquire(t->reserve);
+	c = wk->kctx;
+
+	while (b <= blast) {
+		u64 start = obd_zfile_block_start(zf, b), e = b;
+		u8 *stored;
+
+		while (e < blast && obd_zfile_block_start(zf, e + 2) - start <= OBD_CBUF_BYTES)
+			e++;
+		stored = obd_read_stored(c, dl, l->window.off + start,
+					 (u32)(obd_zfile_block_start(zf, e + 1) - start));
+		if (IS_ERR(stored))
+			return PTR_ERR(stored);
+
+		for (; b <= e; b++) {
+			u64 boff, bpos = b * bs, lo, hi;
+			u32 slen;
+			int n;
+
+			obd_zfile_block_range(zf, b, &boff, &slen);
+			n = obd_zfile_decode_block(&zf->info, b, stored + (boff - start), slen,
+						   c->dbuf, &c->codec, t->no_verify, dl->path,
+						   &err);
+			if (n < 0) {
+				if (n == -EFSBADCRC)
+					this_cpu_inc(t->stats->crc_errors);
+				/* err.msg names the layer path and the block */
+				DMERR_LIMIT("%s: %s", obd_name(t), err.msg);
+				return n;
+			}
+			this_cpu_inc(t->stats->zblocks);
+			lo = max(pos, bpos);
+			hi = min(pos + bytes, bpos + bs);
+			if (hi - bpos > (u64)n)
+				return -EIO;
+			if (copy_to_iter(c->dbuf + (lo - bpos), hi - lo, piece) != hi - lo)
+				return -EFAULT;
+		}
+	}
+	return 0;
+}
+
+static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64 moff)
+{
+	struct obd_walk *wk = ctx;
+	size_t bytes = nsect << SECTOR_SHIFT;
+	struct iov_iter piece = wk->iter;
+	struct obd_dev_layer *dl;
+	int r = 0;
+
+	iov_iter_truncate(&piece, bytes);
+	if (!m || m->zeroed) {
+		if (iov_iter_zero(bytes, &piece) != bytes)
+			r = -EIO;
+	} else if (m->tag >= wk->t->nlayers) {
+		r = -EIO;
+	} else {
+		dl = &wk->t->layers[m->tag];
+		if (dl->sl->layer.wrap & OBD_WRAP_ZFILE)
+			r = obd_read_zfile(wk, dl, &piece, moff << SECTOR_SHIFT, bytes);
+		else
+			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT);
+		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
+			DMERR_LIMIT("%s: layer %s: read error %d at layer sector %llu",
+				    obd_name(wk->t), dl->path, r, moff);
+	}
+	iov_iter_advance(&wk->iter, bytes);
+	return r;
+}
+
+static void obd_work(struct work_struct *w)
+{
+	struct obd_bio *ob = container_of(w, struct obd_bio, work);
+	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
+	struct obd_target *t = ob->t;
+	struct obd_walk wk = { .t = t };
+	int r;
+
+	obd_bio_iter(bio, &wk.iter);
+	r = obd_index_walk(&t->idx, ob->lba, bio_sectors(bio), obd_piece, &wk);
+	if (wk.kctx)
+		obd_kctx_release(wk.kctx);
+
+	this_cpu_inc(t->stats->reads);
+	this_cpu_add(t->stats->bytes, bio->bi_iter.bi_size);
+	if (r) {
+		this_cpu_inc(t->stats->io_errors);
+		bio->bi_status = BLK_STS_IOERR;
+	}
+	bio_endio(bio);
+}
+
+/*----------------------------------------------------------------
+ * Target interface
+ *--------------------------------------------------------------*/
+
+/*
+ * - empty flush: nothing is cached on our side, complete it;
+ * - anything but a read (write, discard, write zeroes): the device is
+ *   read-only, fail it;
+ * - a read: owned by the target, served from the workqueue.
+ */
+static int obd_map(struct dm_target *ti, struct bio *bio)
+{
+	struct obd_target *t = ti->private;
+	struct obd_bio *ob;
+	u64 lba;
+
+	if ((bio->bi_opf & REQ_PREFLUSH) && !bio_sectors(bio)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	if (bio_op(bio) != REQ_OP_READ) {
+		bio->bi_status = errno_to_blk_status(-EROFS);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	lba = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	if (lba + bio_sectors(bio) > ti->len) {
+		DMERR_LIMIT("%s: read beyond the end: sector %llu + %u > %llu", obd_name(t),
+			    lba, bio_sectors(bio), (u64)ti->len);
+		return DM_MAPIO_KILL;
+	}
+	if (!bio_sectors(bio)) {
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	ob = dm_per_bio_data(bio, sizeof(*ob));
+	ob->t = t;
+	ob->lba = lba;
+	INIT_WORK(&ob->work, obd_work);
+	queue_work(t->wq, &ob->work);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static void obd_dtr(struct dm_target *ti)
+{
+	struct obd_target *t = ti->private;
+	unsigned int i;
+
+	if (!t)
+		return;
+	if (t->wq)
+		destroy_workqueue(t->wq);
+	if (t->pool_held)
+		obd_kctx_pool_put();
+	obd_kctx_free(t->reserve);
+	free_percpu(t->stats);
+	if (t->idx_built)
+		obd_index_free(&t->idx);
+	for (i = 0; t->layers && i < t->nlayers; i++) {
+		struct obd_dev_layer *dl = &t->layers[i];
+
+		if (dl->dfile)
+			fput(dl->dfile);
+		if (!IS_ERR_OR_NULL(dl->sl))
+			obd_shared_put(dl->sl);
+		kfree(dl->path);
+	}
+	kfree(t->layers);
+	kfree(t);
+	ti->private = NULL;
+}
+
+static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char **error)
+{
+	static const struct dm_arg opt_arg = {0, 2, "Invalid number of optional arguments"};
+	unsigned int n;
+	int r;
+
+	if (!as->argc)
+		return 0;
+	r = dm_read_arg_group(&opt_arg, as, &n, error);
+	if (r)
+		return r;
+	while (n--) {
+		const char *a = dm_shift_arg(as);
+
+		if (!strcasecmp(a, "direct_io")) {
+			t->direct_io = true;
+		} else if (!strcasecmp(a, "no_verify")) {
+			t->no_verify = true;
+		} else {
+			*error = "Unrecognized optional argument";
+			DMERR("%s: unrecognized optional argument '%s'", obd_name(t), a);
+			return -EINVAL;
+		}
+	}
+	if (as->argc) {
+		*error = "Too many arguments";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* An O_DIRECT handle next to the shared buffered one; optional. */
+static void obd_open_direct(struct obd_target *t, struct obd_dev_layer *dl)
+{
+	struct file *f = filp_open(dl->path, O_RDONLY | O_LARGEFILE | O_DIRECT, 0);
+
+	if (IS_ERR(f)) {
+		DMWARN("%s: layer %s: O_DIRECT not supported (error %ld), reading through the page cache",
+		       obd_name(t), dl->path, PTR_ERR(f));
+		return;
+	}
+	if (f->f_mapping->host != dl->sl->file->f_mapping->host) {
+		DMWARN("%s: layer %s: file replaced while opening, reading through the page cache",
+		       obd_name(t), dl->path);
+		fput(f);
+		return;
+	}
+	dl->dfile = f;
+}
+
+static int obd_open_layers(struct obd_target *t, char **paths, char **error)
+{
+	unsigned int i;
+	struct obd_err err;
+
+	for (i = 0; i < t->nlayers; i++) {
+		struct obd_dev_layer *dl = &t->layers[i];
+
+		dl->path = kstrdup(paths[i], GFP_KERNEL);
+		if (!dl->path) {
+			*error = "Cannot allocate memory";
+			return -ENOMEM;
+		}
+		err.msg[0] = 0;
+		dl->sl = obd_shared_get(dl->path, error, &err);
+		if (IS_ERR(dl->sl)) {
+			int r = PTR_ERR(dl->sl);
+
+			DMERR("%s: layer %u (%s): %s", obd_name(t), i, dl->path, err.msg);
+			dl->sl = NULL;
+			return r;
+		}
+		if (t->direct_io)
+			obd_open_direct(t, dl);
+	}
+	return 0;
+}
+
+static int obd_build_index(struct obd_target *t, char **error)
+{
+	const struct obd_map **maps;
+	const struct obd_layer **lp;
+	struct obd_err err;
+	u64 *counts, vsize;
+	unsigned int i;
+	int r = -ENOMEM;
+
+	maps = kcalloc(t->nlayers, sizeof(*maps), GFP_KERNEL);
+	lp = kcalloc(t->nlayers, sizeof(*lp), GFP_KERNEL);
+	counts = kcalloc(t->nlayers, sizeof(*counts), GFP_KERNEL);
+	if (!maps || !lp || !counts) {
+		*error = "Cannot allocate memory";
+		goto out_free;
+	}
+	for (i = 0; i < t->nlayers; i++) {
+		lp[i] = &t->layers[i].sl->layer;
+		maps[i] = lp[i]->maps;
+		counts[i] = lp[i]->nmaps;
+	}
+
+	vsize = obd_stack_vsize(lp, t->nlayers);
+	if (!vsize || vsize % SECTOR_SIZE) {
+		*error = "Invalid virtual size";
+		DMERR("%s: stack virtual size %llu bytes: expected a non-zero multiple of 512",
+		      obd_name(t), vsize);
+		r = -EINVAL;
+		goto out_free;
+	}
+	if (t->ti->len != vsize >> SECTOR_SHIFT) {
+		*error = "Target length does not match the image size";
+		DMERR("%s: table length %llu sectors, image virtual size %llu sectors",
+		      obd_name(t), (u64)t->ti->len, vsize >> SECTOR_SHIFT);
+		r = -EINVAL;
+		goto out_free;
+	}
+
+	err.msg[0] = 0;
+	r = obd_index_merge(maps, counts, t->nlayers, &t->idx, &err);
+	if (r) {
+		*error = "Cannot merge layer indexes";
+		DMERR("%s: %s", obd_name(t), err.msg);
+		goto out_free;
+	}
+	t->idx_built = true;
+out_free:
+	kfree(counts);
+	kfree(lp);
+	kfree(maps);
+	return r;
+}
+
+/*
+ * overlaybd <#layers> <layer>... [<#opt args> <opt>...]
+ */
+static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	static const struct dm_arg layers_arg = {1, OBD_MAX_LAYERS, "Invalid number of layers"};
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct obd_target *t;
+	char **paths;
+	int r;
+
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t) {
+		ti->error = "Cannot allocate memory";
+		return -ENOMEM;
+	}
+	t->ti = ti;
+	ti->private = t;
+
+	r = dm_read_arg(&layers_arg, &as, &t->nlayers, &ti->error);
+	if (r)
+		goto bad;
+	if (as.argc < t->nlayers) {
+		ti->error = "Not enough layer paths";
+		r = -EINVAL;
+		goto bad;
+	}
+	paths = as.argv;
+	dm_consume_args(&as, t->nlayers);
+	r = obd_parse_opt_args(t, &as, &ti->error);
+	if (r)
+		goto bad;
+
+	t->layers = kcalloc(t->nlayers, sizeof(*t->layers), GFP_KERNEL);
+	if (!t->layers) {
+		ti->error = "Cannot allocate memory";
+		r = -ENOMEM;
+		goto bad;
+	}
+	r = obd_open_layers(t, paths, &ti->error);
+	if (r)
+		goto bad;
+	r = obd_build_index(t, &ti->error);
+	if (r)
+		goto bad;
+
+	r = obd_kctx_pool_get();
+	if (r) {
+		ti->error = "Cannot allocate decode buffers";
+		goto bad;
+	}
+	t->pool_held = true;
+	t->reserve = obd_kctx_alloc(true);
+	if (!t->reserve) {
+		ti->error = "Cannot allocate decode buffers";
+		r = -ENOMEM;
+		goto bad;
+	}
+	t->stats = alloc_percpu(struct obd_stats);
+	if (!t->stats) {
+		ti->error = "Cannot allocate memory";
+		r = -ENOMEM;
+		goto bad;
+	}
+	/*
+	 * Unbound so that bios from many CPUs are served in parallel, with the
+	 * default (high) max_active; a rescuer because the device may back swap
+	 * or a file system under writeback.
+	 */
+	t->wq = alloc_workqueue("kobd-%s", WQ_UNBOUND | WQ_MEM_RECLAIM, 0, obd_name(t));
+	if (!t->wq) {
+		ti->error = "Cannot allocate workqueue";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	ti->per_io_data_size = sizeof(struct obd_bio);
+	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->num_discard_bios = 0;
+	ti->discards_supported = false;
+	return 0;
+
+bad:
+	obd_dtr(ti);
+	return r;
+}
+
+/*
+ * INFO:  <#layers> reads <n> bytes <n> zblocks <n> crc_errors <n> io_errors <n>
+ *   reads/bytes: read bios completed and their bytes; zblocks: ZFile blocks
+ *   decoded; crc_errors: ZFile blocks with a bad CRC; io_errors: bios failed.
+ * TABLE: the constructor line, optional arguments recounted.
+ */
+static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+		       char *result, unsigned int maxlen)
+{
+	struct obd_target *t = ti->private;
+	struct obd_stats s = {};
+	unsigned int sz = 0, i, nopt;
+	int cpu;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		for_each_possible_cpu(cpu) {
+			struct obd_stats *p = per_cpu_ptr(t->stats, cpu);
+
+			s.reads += READ_ONCE(p->reads);
+			s.bytes += READ_ONCE(p->bytes);
+			s.zblocks += READ_ONCE(p->zblocks);
+			s.crc_errors += READ_ONCE(p->crc_errors);
+			s.io_errors += READ_ONCE(p->io_errors);
+		}
+		DMEMIT("%u reads %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
+		       t->nlayers, s.reads, s.bytes, s.zblocks, s.crc_errors, s.io_errors);
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%u", t->nlayers);
+		for (i = 0; i < t->nlayers; i++)
+			DMEMIT(" %s", t->layers[i].path);
+		nopt = t->direct_io + t->no_verify;
+		if (nopt)
+			DMEMIT(" %u", nopt);
+		if (t->direct_io)
+			DMEMIT(" direct_io");
+		if (t->no_verify)
+			DMEMIT(" no_verify");
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",layers=%u,direct_io=%c,no_verify=%c;", t->nlayers,
+		       t->direct_io ? 'y' : 'n', t->no_verify ? 'y' : 'n');
+		break;
+	}
+}
+
+static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	/* Read-only: no discards (both fields, see KERNEL-COMPAT.md section 3). */
+	limits->max_discard_sectors = 0;
+	limits->max_hw_discard_sectors = 0;
+}
+
+static struct target_type obd_target_type = {
+	.name = "overlaybd",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = obd_ctr,
+	.dtr = obd_dtr,
+	.map = obd_map,
+	.status = obd_status,
+	.io_hints = obd_io_hints,
+};
+
+static int __init obd_init(void)
+{
+	int r;
+
+	r = obd_env_init();
+	if (r)
+		return r;
+	r = dm_register_target(&obd_target_type);
+	if (r) {
+		DMERR("register failed %d", r);
+		obd_env_exit();
+	}
+	return r;
+}
+
+static void __exit obd_exit(void)
+{
+	dm_unregister_target(&obd_target_type);
+	obd_shared_exit();
+	obd_env_exit();
+}
+
+module_init(obd_init);
+module_exit(obd_exit);
+
+MODULE_DESCRIPTION(DM_NAME " target serving overlaybd images (LSMT, ZFile, tar)");
+MODULE_AUTHOR("dm-overlaybd authors");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-overlaybd internals shared by the target, the layer cache and the
+ * kernel environment of the format core.
+ */
+#ifndef OBD_KMOD_H
+#define OBD_KMOD_H
+
+#include <linux/types.h>
+#include <linux/fs.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/bvec.h>
+
+#include "obd.h"
+
+/*----------------------------------------------------------------
+ * Environment (obd_env.c)
+ *--------------------------------------------------------------*/
+
+/* struct obd_io over a struct file, read through the page cache. */
+struct obd_kfile_io {
+	struct obd_io io;
+	struct file *file;
+};
+
+void obd_kfile_io_init(struct obd_kfile_io *k, struct file *file, const char *name);
+
+/*
+ * Compressed bytes read per call: several stored blocks at once. A stored
+ * block must fit (checked when a layer is opened).
+ */
+#define OBD_CBUF_BYTES		(128u << 10)
+/* Reads into the compressed buffer are aligned to this, for O_DIRECT. */
+#define OBD_DIO_ALIGN		4096u
+#define OBD_CBUF_PAGES		((OBD_CBUF_BYTES + 2 * OBD_DIO_ALIGN) >> PAGE_SHIFT)
+
+/*
+ * A decode context: compressed buffer, decoded block and a zstd context.
+ * A shared pool holds one per possible CPU (capped), each with its own
+ * mutex: a worker takes the context of the CPU it runs on, or any idle one,
+ * or its device's reserve (see obd_kctx_acquire), so there is no global
+ * lock on the read path and nothing is allocated per bio.
+ */
+struct obd_kctx {
+	struct mutex lock;		/* held by the worker using this context */
+	struct obd_codec codec;
+	void *zstd_ws;
+	void *zstd_dctx;
+	u8 *cbuf;			/* vmalloc'ed, OBD_CBUF_PAGES pages */
+	struct bio_vec *cvec;		/* one bvec per cbuf page */
+	u8 *dbuf;			/* OBD_ZFILE_MAX_BS bytes */
+};
+
+int obd_kctx_pool_get(void);		/* ctr: make sure the pool exists */
+void obd_kctx_pool_put(void);		/* dtr */
+struct obd_kctx *obd_kctx_alloc(bool buffers);
+void obd_kctx_free(struct obd_kctx *c);
+struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve);
+void obd_kctx_release(struct obd_kctx *c);
+
+/*
+ * Read len bytes at pos of file into c->cbuf through page-backed bvecs, so
+ * the same call works on O_DIRECT files (6.1 rejects kvec direct I/O).
+ * Returns a pointer to the bytes inside cbuf or an ERR_PTR.
+ */
+u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len);
+
+/* The codec used while parsing layers (callers hold obd_layers_mutex). */
+extern struct obd_codec *obd_parse_codec;
+int obd_env_init(void);
+void obd_env_exit(void);
+
+/*----------------------------------------------------------------
+ * Shared layers (obd_shared.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * A parsed layer file, shared by every device that stacks it: one open
+ * file (so one page cache), one in-memory index.
+ */
+struct obd_shared_layer {
+	struct list_head list;		/* on obd_layers, under obd_layers_mutex */
+	unsigned int refs;		/* under obd_layers_mutex */
+	dev_t sdev;			/* key: host inode's sb->s_dev + i_ino */
+	unsigned long ino;
+	loff_t size;			/* sanity: a rewritten file is not shared */
+	struct timespec64 mtime;
+	struct file *file;
+	struct obd_kfile_io kio;
+	struct obd_layer layer;
+	char *name;			/* path of the first opener, for messages */
+};
+
+struct obd_shared_layer *obd_shared_get(const char *path, char **error,
+					struct obd_err *err);
+void obd_shared_put(struct obd_shared_layer *sl);
+void obd_shared_exit(void);
+
+#endif /* OBD_KMOD_H */

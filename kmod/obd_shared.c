@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Layers shared between devices: a layer file stacked by several devices is
+ * opened and parsed once, so all of them read through one page cache and
+ * one in-memory index. Keyed by the inode behind the file (the block device
+ * inode for a device node), with size and mtime as a guard against a file
+ * rewritten in place: a changed file gets a fresh parse, the old one lives
+ * on for the devices already using it.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/err.h>
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/device-mapper.h>
+
+#include "compat.h"
+#include "obd_kmod.h"
+
+#define DM_MSG_PREFIX "overlaybd"
+
+static DEFINE_MUTEX(obd_layers_mutex);	/* guards obd_layers, ->refs, parsing */
+static LIST_HEAD(obd_layers);
+static unsigned int obd_layers_parsed;	/* entries on obd_layers */
+module_param_named(layers_parsed, obd_layers_parsed, uint, 0444);
+MODULE_PARM_DESC(layers_parsed, "Number of parsed layer files alive (read-only)");
+
+/* NOTE: caller holds obd_layers_mutex. */
+static struct obd_shared_layer *__obd_shared_find(struct inode *host)
+{
+	struct timespec64 mtime = obd_inode_mtime(host);
+	loff_t size = i_size_read(host);
+	struct obd_shared_layer *sl;
+
+	lockdep_assert_held(&obd_layers_mutex);
+	list_for_each_entry(sl, &obd_layers, list) {
+		if (sl->sdev == host->i_sb->s_dev && sl->ino == host->i_ino &&
+		    sl->size == size && timespec64_equal(&sl->mtime, &mtime))
+			return sl;
+	}
+	return NULL;
+}
+
+/*
+ * The data path reads the window and stored blocks directly, so it relies on
+ * the layer being laid out as obd_layer_open documents it.
+ */
+static int obd_shared_check(struct obd_shared_layer *sl, char **error,
+			    struct obd_err *err)
+{
+	struct obd_layer *l = &sl->layer;
+
+	if (l->wrap & OBD_WRAP_ZFILE) {
+		if (l->zf.src != &l->window.io || l->lsmt_io != &l->zf.io) {
+			*error = "Unsupported layer structure";
+			return obd_errf(err, -EOPNOTSUPP, "%s: zfile not over the layer window",
+					sl->name);
+		}
+		if (l->zf.info.block_size > OBD_ZFILE_MAX_BS ||
+		    l->zf.max_stored > OBD_CBUF_BYTES) {
+			*error = "Unsupported ZFile block size";
+			return obd_errf(err, -EOPNOTSUPP,
+					"%s: zfile block_size %u, largest stored block %u: expected at most %u and %u",
+					sl->name, l->zf.info.block_size, l->zf.max_stored,
+					OBD_ZFILE_MAX_BS, OBD_CBUF_BYTES);
+		}
+	} else if (l->lsmt_io != &l->window.io) {
+		*error = "Unsupported layer structure";
+		return obd_errf(err, -EOPNOTSUPP, "%s: lsmt not over the layer window", sl->name);
+	}
+	return 0;
+}
+
+/* NOTE: caller holds obd_layers_mutex; takes over file. */
+static struct obd_shared_layer *__obd_shared_parse(struct file *file, const char *path,
+						   char **error, struct obd_err *err)
+{
+	struct inode *host = file->f_mapping->host;
+	struct obd_shared_layer *sl;
+	int r;
+
+	lockdep_assert_held(&obd_layers_mutex);
+	sl = kzalloc(sizeof(*sl), GFP_KERNEL);
+	if (!sl) {
+		r = -ENOMEM;
+		goto out_fput;
+	}
+	sl->name = kstrdup(path, GFP_KERNEL);
+	if (!sl->name) {
+		r = -ENOMEM;
+		goto out_free_sl;
+	}
+	sl->file = file;
+	sl->sdev = host->i_sb->s_dev;
+	sl->ino = host->i_ino;
+	sl->size = i_size_read(host);
+	sl->mtime = obd_inode_mtime(host);
+	obd_kfile_io_init(&sl->kio, file, sl->name);
+
+	r = obd_layer_open(&sl->layer, &sl->kio.io, obd_parse_codec, err);
+	if (r) {
+		*error = "Invalid layer";
+		goto out_free_name;
+	}
+	r = obd_shared_check(sl, error, err);
+	if (r)
+		goto out_close_layer;
+
+	sl->refs = 1;
+	list_add(&sl->list, &obd_layers);
+	obd_layers_parsed++;
+	return sl;
+
+out_close_layer:
+	obd_layer_close(&sl->layer);
+out_free_name:
+	kfree(sl->name);
+out_free_sl:
+	kfree(sl);
+out_fput:
+	if (r == -ENOMEM) {
+		*error = "Cannot allocate layer";
+		obd_errf(err, r, "%s: out of memory", path);
+	}
+	fput(file);
+	return ERR_PTR(r);
+}
+
+/*
+ * Open path and return its parsed layer, parsing it only if no device uses
+ * it yet. On error *error is a static string for ti->error and err names
+ * the file and the problem.
+ */
+struct obd_shared_layer *obd_shared_get(const char *path, char **error,
+					struct obd_err *err)
+{
+	struct obd_shared_layer *sl;
+	struct file *file;
+	umode_t mode;
+
+	file = filp_open(path, O_RDONLY | O_LARGEFILE, 0);
+	if (IS_ERR(file)) {
+		*error = "Cannot open layer";
+		obd_errf(err, (int)PTR_ERR(file), "%s: open failed: error %ld", path,
+			 PTR_ERR(file));
+		return ERR_CAST(file);
+	}
+	mode = file_inode(file)->i_mode;
+	if ((!S_ISREG(mode) && !S_ISBLK(mode)) || !file->f_op->read_iter) {
+		*error = "Layer is not a regular file or block device";
+		obd_errf(err, -EINVAL, "%s: not a regular file or block device", path);
+		fput(file);
+		return ERR_PTR(-EINVAL);
+	}
+
+	mutex_lock(&obd_layers_mutex);
+	sl = __obd_shared_find(file->f_mapping->host);
+	if (sl) {
+		sl->refs++;
+		fput(file);
+	} else {
+		sl = __obd_shared_parse(file, path, error, err);
+	}
+	mutex_unlock(&obd_layers_mutex);
+	return sl;
+}
+
+void obd_shared_put(struct obd_shared_layer *sl)
+{
+	mutex_lock(&obd_layers_mutex);
+	if (--sl->refs) {
+		mutex_unlock(&obd_layers_mutex);
+		return;
+	}
+	list_del(&sl->list);
+	obd_layers_parsed--;
+	mutex_unlock(&obd_layers_mutex);
+
+	obd_layer_close(&sl->layer);
+	fput(sl->file);
+	kfree(sl->name);
+	kfree(sl);
+}
+
+/* Module exit: dm core refuses to unload while a device exists. */
+void obd_shared_exit(void)
+{
+	WARN_ON(!list_empty(&obd_layers));
+}

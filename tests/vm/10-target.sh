@@ -1,0 +1,193 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 10-target.sh: the overlaybd dm target, inside a test VM (scripts/vm-run.sh):
+#   scripts/vm-run.sh --kernel 6.1 -- tests/vm/10-target.sh
+# Builds stacks from the reference images and checks their content (sha256 of
+# the whole device), read-only behaviour, table validation and round trip,
+# status counters, layer sharing, O_DIRECT, block-device layers, a corrupt
+# ZFile block, and that rmmod leaves nothing behind. TAP output.
+set -u
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+ref=${OBD_REF:-/work/shared/testdata/overlaybd-ref}
+kver=$(uname -r)
+ko=$top/kmod/build-$kver/dm-overlaybd.ko
+param=/sys/module/dm_overlaybd/parameters/layers_parsed
+sha_l1=2f0aaac9524d2897789b77575cd5c3145b9b634da4a5214c5cad92176545e75b
+sha_l1l2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
+len=131072	# 64 MiB in sectors
+n=0; fail=0
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); echo "not ok $n - $*"; fail=$((fail + 1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else nok "$1: got '$2', expected '$3'"; fi; }
+bail() { echo "Bail out! $*"; exit 1; }
+devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
+mk() { local name=$1; shift; dmsetup create "$name" --table "$*"; }
+stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
+# The dmesg lines logged since the mark.
+mark() { dmesg | wc -l; }
+since() { dmesg | tail -n +"$(($1 + 1))"; }
+
+[ -r "$ko" ] || bail "no module for $kver: build it with make -C kmod KDIR=..."
+modprobe dm-mod || bail "modprobe dm-mod"
+modprobe loop 2>/dev/null
+insmod "$ko" || bail "insmod $ko"
+ok "insmod dm-overlaybd on $kver"
+dmsetup targets | grep -q '^overlaybd ' && ok "target overlaybd registered" || nok "target overlaybd registered"
+
+# Writable copies on tmpfs (page cache without read_folio, O_DIRECT differs by kernel).
+cp "$ref/l1.commit" "$ref/l1.commit.lz4.zfile" "$ref/l2.commit.lz4.zfile.tar" /tmp/
+
+# --- content -------------------------------------------------------------
+mk obd-l1 "0 $len overlaybd 1 $ref/l1.commit"; check "create l1 (LSMT)" [ $? -eq 0 ]
+is "l1 (LSMT) sha256" "$(devsha obd-l1)" "$sha_l1"
+mk obd-l1z "0 $len overlaybd 1 $ref/l1.commit.lz4.zfile"
+is "l1 (ZFile LZ4) sha256" "$(devsha obd-l1z)" "$sha_l1"
+mk obd-l1l2 "0 $len overlaybd 2 $ref/l1.commit.lz4.zfile $ref/l2.commit.lz4.zfile.tar"
+is "l1 under l2 (ZFile, tar(ZFile)) sha256" "$(devsha obd-l1l2)" "$sha_l1l2"
+mk obd-mix "0 $len overlaybd 2 /tmp/l1.commit /tmp/l2.commit.lz4.zfile.tar"
+is "l1 (LSMT on tmpfs) under l2 sha256" "$(devsha obd-mix)" "$sha_l1l2"
+is "read with O_DIRECT, 4 KiB blocks" \
+	"$(dd if=/dev/mapper/obd-l1l2 bs=4096 iflag=direct status=none | sha256sum | cut -d' ' -f1)" "$sha_l1l2"
+is "unaligned-size reads (bs=3584)" \
+	"$(dd if=/dev/mapper/obd-l1z bs=3584 iflag=direct status=none | sha256sum | cut -d' ' -f1)" "$sha_l1"
+
+# zstd and 64 KiB blocks (incompressible data: stored blocks larger than 64 KiB),
+# written by our own obd tool, if it is built.
+obd=$top/build/obd
+for v in "zstd 64" "zstd 4" "lz4 64"; do
+	set -- $v
+	z=/tmp/l1.$1.$2k.zfile
+	if [ -x "$obd" ] && "$obd" zfile -f --algorithm "$1" --bs "$2" /tmp/l1.commit "$z" >/dev/null 2>&1; then
+		mk "obd-$1-$2" "0 $len overlaybd 1 $z"
+		is "l1 as ZFile $1 ${2}K sha256" "$(devsha obd-$1-$2)" "$sha_l1"
+		dmsetup remove "obd-$1-$2"
+	else
+		n=$((n + 1)); echo "ok $n - l1 as ZFile $1 ${2}K # SKIP obd zfile not available"
+	fi
+done
+
+# Parallel readers, 4 KiB and 12 KiB direct reads in shuffled order, per-chunk sha256.
+jq -r '.chunks[] | "\(.offset) \(.sha256)"' "$ref/expected_l1l2.json" > /tmp/chunks
+for w in 0 1 2 3; do
+	dev=obd-l1l2; bs=4096; [ $((w % 2)) -eq 1 ] && { dev=obd-mix; bs=12288; }
+	(shuf --random-source=<(yes "$w") /tmp/chunks | while read -r off sha; do
+		got=$(dd if=/dev/mapper/$dev bs=$bs iflag=direct,skip_bytes,count_bytes \
+			skip="$off" count=1048576 status=none | sha256sum | cut -d' ' -f1)
+		[ "$got" = "$sha" ] || echo "$dev chunk $off: $got"
+	done > /tmp/par.$w) &
+done
+wait
+bad_chunks=$(cat /tmp/par.*)
+is "4 parallel readers, 64 chunks each, per-chunk sha256" "$bad_chunks" ""
+
+# --- status ----------------------------------------------------------------
+r0=$(stat_field obd-l1z reads); z0=$(stat_field obd-l1z zblocks)
+dd if=/dev/mapper/obd-l1z of=/dev/null bs=1M count=4 iflag=direct status=none
+r1=$(stat_field obd-l1z reads); z1=$(stat_field obd-l1z zblocks)
+check "status: reads move ($r0 -> $r1)" [ "$r1" -gt "$r0" ]
+check "status: zblocks move ($z0 -> $z1)" [ "$z1" -gt "$z0" ]
+st=$(dmsetup status obd-l1l2)
+check "status INFO format ($st)" bash -c "[[ '$st' =~ ^0\ $len\ overlaybd\ 2\ reads\ [0-9]+\ bytes\ [0-9]+\ zblocks\ [0-9]+\ crc_errors\ 0\ io_errors\ 0$ ]]"
+
+# --- read-only -------------------------------------------------------------
+dd if=/dev/zero of=/dev/mapper/obd-l1 bs=4096 count=1 oflag=direct status=none 2>/dev/null
+check "write fails" [ $? -ne 0 ]
+blkdiscard /dev/mapper/obd-l1 2>/dev/null
+check "discard fails" [ $? -ne 0 ]
+is "content unchanged after write attempts" "$(devsha obd-l1)" "$sha_l1"
+blockdev --flushbufs /dev/mapper/obd-l1; check "flush succeeds" [ $? -eq 0 ]
+
+# --- table round trip ---------------------------------------------------------
+t=$(dmsetup table obd-l1l2)
+is "table prints back" "$t" "0 $len overlaybd 2 $ref/l1.commit.lz4.zfile $ref/l2.commit.lz4.zfile.tar"
+mk obd-rt "$t"; check "table output loads again" [ $? -eq 0 ]
+is "round-tripped device sha256" "$(devsha obd-rt)" "$sha_l1l2"
+dmsetup remove obd-rt
+mk obd-opt "0 $len overlaybd 1 $ref/l1.commit 2 no_verify direct_io"
+is "optional args recounted" "$(dmsetup table obd-opt)" "0 $len overlaybd 1 $ref/l1.commit 2 direct_io no_verify"
+dmsetup remove obd-opt
+
+# --- bad tables ---------------------------------------------------------------
+bad() {	# <description> <expected ti->error> <table>
+	local d=$1 want=$2 m; shift 2
+	m=$(mark)
+	if dmsetup create obd-bad --table "$*" 2>/dev/null; then
+		nok "$d: accepted"; dmsetup remove obd-bad; return
+	fi
+	if since "$m" | grep -q "overlaybd: $want"; then ok "$d: '$want'"; else
+		nok "$d: no '$want' in dmesg"; since "$m" | sed 's/^/# /'; fi
+}
+bad "wrong length" "Target length does not match the image size" "0 8 overlaybd 1 $ref/l1.commit"
+bad "missing file" "Cannot open layer" "0 $len overlaybd 1 /nonexistent"
+bad "not an image" "Invalid layer" "0 $len overlaybd 1 $ref/README.md"
+bad "directory" "Layer is not a regular file or block device" "0 $len overlaybd 1 /tmp"
+bad "zero layers" "Invalid number of layers" "0 $len overlaybd 0"
+bad "256 layers" "Invalid number of layers" "0 $len overlaybd 256 $ref/l1.commit"
+bad "too few paths" "Not enough layer paths" "0 $len overlaybd 3 $ref/l1.commit"
+bad "unknown option" "Unrecognized optional argument" "0 $len overlaybd 1 $ref/l1.commit 1 fast"
+bad "option count" "Invalid number of optional arguments" "0 $len overlaybd 1 $ref/l1.commit 3 a b c"
+bad "trailing garbage" "Too many arguments" "0 $len overlaybd 1 $ref/l1.commit 1 no_verify x"
+m=$(mark); dmsetup create obd-bad --table "0 $len overlaybd 1 $ref/README.md" 2>/dev/null
+since "$m" | grep -q "overlaybd: .*README.md" && ok "DMERR names the layer" || nok "DMERR names the layer"
+
+# --- sharing ------------------------------------------------------------------
+p0=$(cat $param)
+mk obd-l1b "0 $len overlaybd 1 $ref/l1.commit"
+p1=$(cat $param)
+is "second device on the same layer parses nothing ($p0 -> $p1)" "$p1" "$p0"
+is "shared device sha256" "$(devsha obd-l1b)" "$sha_l1"
+dmsetup remove obd-l1b
+is "layers_parsed after removing one user" "$(cat $param)" "$p0"
+is "distinct layer files parsed (l1, l1z, l2.tar, /tmp l1, /tmp l2.tar)" "$p0" 5
+
+# --- direct_io, block device layers -----------------------------------------------
+m=$(mark)
+mk obd-dio "0 $len overlaybd 2 /tmp/l1.commit.lz4.zfile /tmp/l2.commit.lz4.zfile.tar 1 direct_io"
+check "direct_io on tmpfs loads" [ $? -eq 0 ]
+is "direct_io on tmpfs sha256" "$(devsha obd-dio)" "$sha_l1l2"
+since "$m" | sed 's/^/# /'
+loop1=$(losetup -f --show -r /tmp/l1.commit) && loop2=$(losetup -f --show -r "$ref/l2.commit.lz4.zfile.tar")
+if [ -n "${loop2:-}" ]; then
+	mk obd-blk "0 $len overlaybd 2 $loop1 $loop2 1 direct_io"
+	is "block device layers, direct_io, sha256" "$(devsha obd-blk)" "$sha_l1l2"
+	mk obd-blk2 "0 $len overlaybd 1 $loop1"
+	is "block device layer, page cache, sha256" "$(devsha obd-blk2)" "$sha_l1"
+	dmsetup remove obd-blk obd-blk2
+	losetup -d "$loop1" "$loop2"
+else
+	nok "losetup"
+fi
+
+# --- corruption ------------------------------------------------------------------
+cp /tmp/l1.commit.lz4.zfile /tmp/bad.zfile
+sz=$(stat -c %s /tmp/bad.zfile)
+printf '\xff\xfe\xfd\xfc' | dd of=/tmp/bad.zfile bs=1 seek=$((sz / 2)) conv=notrunc status=none
+m=$(mark)
+mk obd-crc "0 $len overlaybd 1 /tmp/bad.zfile"; check "corrupt block: device loads" [ $? -eq 0 ]
+dd if=/dev/mapper/obd-crc of=/dev/null bs=64k iflag=direct status=none 2>/dev/null
+check "corrupt block: read fails" [ $? -ne 0 ]
+check "corrupt block: crc_errors counted" [ "$(stat_field obd-crc crc_errors)" -gt 0 ]
+check "corrupt block: io_errors counted" [ "$(stat_field obd-crc io_errors)" -gt 0 ]
+since "$m" | grep -q "overlaybd: .*bad.zfile: zfile block [0-9]* crc" && ok "corrupt block logged with layer and block" || { nok "corrupt block logged"; since "$m" | sed 's/^/# /'; }
+dd if=/dev/mapper/obd-crc of=/dev/null bs=64k count=1 iflag=direct status=none 2>/dev/null
+check "corrupt block: other blocks still read" [ $? -eq 0 ]
+dmsetup remove obd-crc
+
+# --- removal ------------------------------------------------------------------------
+rmmod dm_overlaybd 2>/dev/null; check "rmmod refused while devices exist" [ -d /sys/module/dm_overlaybd ]
+for d in obd-l1 obd-l1z obd-l1l2 obd-mix obd-dio; do dmsetup remove "$d" || nok "remove $d"; done
+is "no parsed layers left" "$(cat $param)" 0
+rmmod dm_overlaybd; check "rmmod" [ $? -eq 0 ]
+check "module gone" [ ! -d /sys/module/dm_overlaybd ]
+dmsetup targets | grep -q '^overlaybd ' && nok "target unregistered" || ok "target unregistered"
+
+m=$(dmesg | grep -E 'BUG|WARNING|Oops|KASAN|refcount|hung task|leak|Call Trace')
+is "dmesg has no BUG/WARNING/Oops/leak" "$m" ""
+
+echo "1..$n"
+echo "# passed: $((n - fail)) failed: $fail"
+[ "$fail" -eq 0 ]
