@@ -21,7 +21,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 serve() {
 	local d=$1 dev mnt name=obd-demo rc=0 sums
+	# The kernel cannot autoload modules from inside the test VM's chroot.
 	modprobe dm-mod
+	modprobe ext4 2>/dev/null || true
 	if ! dmsetup targets | grep -q '^overlaybd'; then
 		insmod "$top/kmod/build-$(uname -r)/dm-overlaybd.ko"
 	fi
@@ -63,7 +65,8 @@ make -s -C "$top" -j"$(nproc)" all
 work=$top/build/demo
 rm -rf "$work"
 mkdir -p "$work/src"
-cp -a "$top/docs" "$top/lib" "$work/src/"
+cp -a "$top/docs" "$top/lib" "$top/include" "$top/kmod" "$top/tools" "$work/src/"
+rm -rf "$work"/src/kmod/build-*
 
 say "make an image from $work/src"
 truncate -s 64M "$work/raw.img"
