@@ -162,10 +162,17 @@ int obd_tar_probe(struct obd_io *io, struct obd_tar_info *ti, struct obd_err *er
 	if (h->typeflag == 'x') {
 		poff = OBD_TAR_PAX_PAYLOAD;
 		ret = obd_tar_octal(h->size, sizeof(h->size), &pax_len);
-		if (ret || pax_len == 0 || pax_len > OBD_TAR_BLOCK) {
+		/* Raw field bytes are not echoed: they may hold control characters. */
+		if (ret) {
 			ret = obd_errf(err, -EFSCORRUPTED,
-				       "%s: tar pax header size: got %.12s, expected 1..512 octal",
-				       io->name, h->size);
+				       "%s: tar pax header size: got a malformed field, expected octal",
+				       io->name);
+			goto out_free;
+		}
+		if (pax_len == 0 || pax_len > OBD_TAR_BLOCK) {
+			ret = obd_errf(err, -EFSCORRUPTED,
+				       "%s: tar pax header size: got %llu, expected 1..512",
+				       io->name, (unsigned long long)pax_len);
 			goto out_free;
 		}
 		if (io->size < OBD_TAR_PAX_PAYLOAD) {
@@ -202,8 +209,8 @@ int obd_tar_probe(struct obd_io *io, struct obd_tar_info *ti, struct obd_err *er
 		ret = obd_tar_octal(h->size, sizeof(h->size), &size);
 		if (ret) {
 			ret = obd_errf(err, -EFSCORRUPTED,
-				       "%s: tar header size: got \"%.12s\", expected octal",
-				       io->name, h->size);
+				       "%s: tar header size: got a malformed field, expected octal",
+				       io->name);
 			goto out_free;
 		}
 	}

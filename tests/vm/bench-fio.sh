@@ -14,6 +14,9 @@ SIZE_MB=${OBD_BENCH_MB:-128}
 RUNTIME=${OBD_BENCH_RUNTIME:-5}
 obd=$OBD_TOP/build/obd
 vm_load_module
+# No module autoload inside the guest's chroot.
+modprobe loop
+modprobe ext4
 
 fsimg=/tmp/bench-fs.img
 truncate -s $((SIZE_MB * 6 + 256))M "$fsimg"
@@ -35,11 +38,11 @@ half=$((SIZE_MB / 2))
 for i in $(seq 0 97 $((SIZE_MB * 16 - 1))); do
 	head -c 65536 /dev/urandom | "$obd" write "$d/u.data" "$d/u.index" --offset $((i * 65536)) -
 done
-"$obd" commit "$d/b.data" "$d/b.index" "$d/base.plain"
-"$obd" commit "$d/u.data" "$d/u.index" "$d/upper.plain"
-"$obd" commit -z "$d/b.data" "$d/b.index" "$d/base.lz4"
-"$obd" commit -z "$d/u.data" "$d/u.index" "$d/upper.lz4"
-"$obd" cat -o "$d/flat.img" "$d/base.plain" "$d/upper.plain"
+"$obd" commit --no-progress "$d/b.data" "$d/b.index" "$d/base.plain"
+"$obd" commit --no-progress "$d/u.data" "$d/u.index" "$d/upper.plain"
+"$obd" commit --no-progress -z "$d/b.data" "$d/b.index" "$d/base.lz4"
+"$obd" commit --no-progress -z "$d/u.data" "$d/u.index" "$d/upper.lz4"
+"$obd" cat --no-progress -o "$d/flat.img" "$d/base.plain" "$d/upper.plain"
 rm -f "$d/raw.img" "$d"/*.data "$d"/*.index
 
 iops() {	# iops DEV RW BS QD -> IOPS (or MiB/s for sequential)
