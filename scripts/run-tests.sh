@@ -91,8 +91,7 @@ suite_fuzz() {
 suite_vm() {
 	local k t
 	for k in 6.1 6.12; do
-		run_one "kmod/build-$k" make -C kmod KDIR="$(scripts/kernels.sh kdir "$k")" W=1 C=1 \
-			OBD_WERROR=1
+		run_one "kmod/build-$k" scripts/kmod-check.sh "$k"
 		for t in tests/vm/[0-9]*.sh; do
 			[ -f "$t" ] || continue
 			run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" -- bash "$t"
