@@ -107,3 +107,12 @@ u64 obd_stack_vsize(const struct obd_layer *const *layers, unsigned int n)
 			return layers[i]->info.virtual_size;
 	return 0;
 }
+
+int obd_stack_vsize_check(u64 vsize, struct obd_err *err)
+{
+	if (!vsize || vsize % OBD_SECTOR_SIZE)
+		return obd_errf(err, -EFSCORRUPTED,
+				"stack virtual size %llu bytes: expected a non-zero multiple of 512",
+				(unsigned long long)vsize);
+	return 0;
+}

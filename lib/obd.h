@@ -364,4 +364,10 @@ int obd_index_walk(const struct obd_index *idx, u64 lba, u64 nsect,
 /* Virtual size of a stack: the top-most non-zero virtual_size. */
 u64 obd_stack_vsize(const struct obd_layer *const *layers, unsigned int n);
 
+/*
+ * A stack's virtual size must be a non-zero multiple of 512 (the device has
+ * 512-byte sectors): the kernel and the tools refuse the same stacks.
+ */
+int obd_stack_vsize_check(u64 vsize, struct obd_err *err);
+
 #endif /* OBD_H */

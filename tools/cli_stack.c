@@ -497,6 +497,15 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 			break;
 		}
 	}
+	{
+		struct obd_err err;
+
+		rc = obd_stack_vsize_check(s->vsize, &err);
+		if (rc) {
+			cli_err(NULL, "%s (top layer %s)", err.msg, s->layers[s->n - 1].path);
+			goto out_close;
+		}
+	}
 	if (!(flags & CLI_STACK_NO_MERGE)) {
 		rc = stack_merge(s);
 		if (rc)

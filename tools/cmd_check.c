@@ -313,7 +313,8 @@ static int do_check(struct check_ctx *c, int argc, char **argv, bool from_config
 		nl++;
 	}
 	(void)cfg;
-	if (nl > 1 && stack_ok) {
+	/* One layer is a stack too: its virtual size must be usable as a disk. */
+	if (stack_ok) {
 		struct cli_stack s;
 		unsigned int i;
 
@@ -341,13 +342,13 @@ static int do_check(struct check_ctx *c, int argc, char **argv, bool from_config
 					note(c, false, "layer %u virtual size %llu is larger than the stack's %llu",
 					     i, (unsigned long long)s.layers[i].info.virtual_size,
 					     (unsigned long long)s.vsize);
-			if (!c->quiet && !c->json && !c->layer_problems)
+			if (nl > 1 && !c->quiet && !c->json && !c->layer_problems)
 				printf("stack: %u layers, %llu merged segments, virtual size %llu\n",
 				       s.n, (unsigned long long)s.idx.n,
 				       (unsigned long long)s.vsize);
 			cli_stack_close(&s);
 		}
-		if (c->json || c->layer_problems)
+		if ((nl > 1 && c->json) || c->layer_problems)
 			end_layer(c, "stack", NULL);
 	}
 	return 0;

@@ -91,4 +91,14 @@ is "  table line" "$(cat "$T/.out")" \
 	"0 131072 overlaybd 2 $(realpath "$REF/l1.commit") $(realpath "$REF/l2.commit.lz4.zfile.tar") 2 direct_io no_verify"
 fails "attach refuses a writable layer" 1 "w.data" "$OBD" attach --table w.data w.index
 
+# A stack whose virtual size is not a multiple of 512 is refused everywhere,
+# as the kernel refuses it (not silently truncated).
+"$OBD" create vs.data vs.index 1M >/dev/null && head -c 4096 /dev/urandom |
+	"$OBD" write vs.data vs.index --offset 0 && "$OBD" commit vs.data vs.index vs.commit
+python3 -c 'import struct,os,sys; p=sys.argv[1]; f=open(p,"r+b"); f.seek(os.path.getsize(p)-4096+48); f.write(struct.pack("<Q",1048577))' vs.commit
+for c in "attach --table" cat check info; do
+	fails "$c: virtual size not a multiple of 512" 1 "stack virtual size 1048577 bytes" \
+		"$OBD" $c vs.commit
+done
+
 done_testing
