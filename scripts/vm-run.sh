@@ -188,7 +188,9 @@ else
 	# on a busy 2-core host it is slower too. The guest still has -smp CPUs.
 	ACCEL=(-accel "tcg,${OBD_VM_TCG:-thread=single}" -cpu max)
 fi
-APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off rdinit=/init"
+# watchdog_thresh=60: under emulation on a loaded host a vCPU can go unscheduled
+# for tens of seconds; a soft-lockup report would then be noise, not a bug.
+APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off watchdog_thresh=60 rdinit=/init"
 # shellcheck disable=SC2054  # commas belong to QEMU's option syntax
 QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot
 	-nic none -kernel "$KIMAGE" -initrd "$INITRD" -append "$APPEND"
