@@ -37,6 +37,13 @@ done </mods/order
 P9="trans=virtio,version=9p2000.L,msize=262144"
 mount -t 9p -o "$P9,ro,cache=loose" hostroot /newroot || fatal "mount 9p hostroot failed"
 R=/newroot
+# A working directory below /tmp, /run or /mnt (hidden below by the tmpfs
+# mounts that follow): keep a handle on it now, put it back afterwards.
+cwd=$(sed -n 's/.* obd_cwd=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$cwd" ]; then
+	mkdir -p /cwd
+	mount -o bind "$R$cwd" /cwd || fatal "bind $cwd failed"
+fi
 # The host's /mnt and /lib/modules stay hidden: tmpfs gives writable mount points.
 mount -t tmpfs -o mode=0755 tmpfs $R/mnt || fatal "tmpfs on /mnt failed"
 mkdir -p $R/mnt/share
@@ -59,6 +66,10 @@ mount -t tmpfs tmpfs $R/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null || true
+if [ -n "$cwd" ]; then
+	mkdir -p "$R$cwd"
+	mount -o bind /cwd "$R$cwd" || fatal "bind /cwd on $cwd failed"
+fi
 
 read -r up _ </proc/uptime
 say "run start uptime=${up}s"

@@ -68,9 +68,15 @@ done
 
 CWD=$(pwd -P)
 # These are replaced by guest mounts, so the host's files there are invisible inside.
+# Below /tmp, /run or /mnt it is bind-mounted back over the guest's tmpfs
+# (vm-init.sh, obd_cwd= on the kernel command line), so a clone anywhere works.
+CWD_BIND=
 case "$CWD/" in
-/tmp/*|/run/*|/mnt/*|/proc/*|/sys/*|/dev/*|/lib/modules/*|/usr/lib/modules/*)
-	die "the working directory $CWD is hidden in the guest (tmpfs there); run from elsewhere, e.g. /var/tmp" ;;
+/proc/*|/sys/*|/dev/*|/lib/modules/*|/usr/lib/modules/*)
+	die "the working directory $CWD is hidden in the guest; run from elsewhere" ;;
+/tmp/*|/run/*|/mnt/*)
+	case "$CWD" in *[[:space:]]*) die "the working directory $CWD has white space" ;; esac
+	CWD_BIND=" obd_cwd=$CWD" ;;
 esac
 for t in qemu-system-x86_64 busybox cpio modinfo xz; do
 	command -v "$t" >/dev/null || die "$t not found (run scripts/deps.sh)"
@@ -190,7 +196,7 @@ else
 fi
 # watchdog_thresh=60: under emulation on a loaded host a vCPU can go unscheduled
 # for tens of seconds; a soft-lockup report would then be noise, not a bug.
-APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off watchdog_thresh=60 rdinit=/init"
+APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off watchdog_thresh=60 rdinit=/init$CWD_BIND"
 # shellcheck disable=SC2054  # commas belong to QEMU's option syntax
 QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot
 	-nic none -kernel "$KIMAGE" -initrd "$INITRD" -append "$APPEND"
