@@ -31,10 +31,12 @@ struct obd_dev_layer {
 	struct obd_shared_layer *sl;	/* parsed once, shared between devices */
 	struct file *dfile;		/* O_DIRECT handle (direct_io) or NULL */
 	char *path;			/* as given in the table */
+	bool nowait;			/* page cache hits can be read inline */
 };
 
 struct obd_stats {
 	u64 reads;
+	u64 inline_reads;
 	u64 bytes;
 	u64 zblocks;
 	u64 crc_errors;
@@ -50,6 +52,7 @@ struct obd_target {
 	bool pool_held;
 	bool direct_io;
 	bool no_verify;
+	bool nowait;			/* some layer has dl->nowait */
 	struct workqueue_struct *wq;
 	struct obd_stats __percpu *stats;
 	struct obd_kctx *reserve;	/* when every shared context is busy */
@@ -62,11 +65,18 @@ struct obd_bio {
 	u64 lba;			/* sectors, relative to the target */
 };
 
-/* State of one bio's walk over the merged index. */
+/*
+ * State of one bio's walk over the merged index. nowait: the inline attempt
+ * in obd_map, which must not sleep; any piece it cannot serve from the page
+ * cache ends it with -EAGAIN and the worker starts the bio over (reads are
+ * idempotent; nothing is counted or logged until the walk succeeds).
+ */
 struct obd_walk {
 	struct obd_target *t;
 	struct iov_iter iter;		/* the bio's pages not yet filled */
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
+	bool nowait;
+	unsigned int zblocks;		/* decoded, counted when the walk ends */
 };
 
 static const char *obd_name(struct obd_target *t)
@@ -97,13 +107,14 @@ static void obd_bio_iter(struct bio *bio, struct iov_iter *it)
  * An O_DIRECT read that the file system refuses for alignment (-EINVAL)
  * is retried through the page cache.
  */
-static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 pos)
+static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 pos,
+			  bool nowait)
 {
 	struct file *f = dl->dfile ? dl->dfile : dl->sl->file;
 	loff_t p = dl->sl->layer.window.off + pos;
 
 	while (iov_iter_count(piece)) {
-		ssize_t r = vfs_iter_read(f, piece, &p, 0);
+		ssize_t r = nowait ? obd_read_nowait(f, piece, &p) : vfs_iter_read(f, piece, &p, 0);
 
 		if (r == -EINVAL && f == dl->dfile) {
 			f = dl->sl->file;
@@ -120,16 +131,17 @@ static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 
 	return 0;
 }
 
-static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos, u32 len)
+static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos, u32 len,
+			   bool nowait)
 {
 	u8 *p;
 
 	if (dl->dfile) {
-		p = obd_kctx_read(c, dl->dfile, pos, len);
+		p = obd_kctx_read(c, dl->dfile, pos, len, false);
 		if (!IS_ERR(p) || PTR_ERR(p) != -EINVAL)
 			return p;
 	}
-	return obd_kctx_read(c, dl->sl->file, pos, len);
+	return obd_kctx_read(c, dl->sl->file, pos, len, nowait);
 }
 
 /*
@@ -150,8 +162,12 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 
 	if (blast >= zf->info.nblocks)
 		return -EIO;
-	if (!wk->kctx)
-		wk->kctx = obd_kctx_acquire(t->reserve);
+	if (!wk->kctx) {
+		wk->kctx = wk->nowait ? obd_kctx_tryacquire(t->reserve) :
+			obd_kctx_acquire(t->reserve);
+		if (!wk->kctx)
+			return -EAGAIN;
+	}
 	c = wk->kctx;
 
 	while (b <= blast) {
@@ -161,7 +177,7 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 		while (e < blast && obd_zfile_block_start(zf, e + 2) - start <= OBD_CBUF_BYTES)
 			e++;
 		stored = obd_read_stored(c, dl, l->window.off + start,
-					 (u32)(obd_zfile_block_start(zf, e + 1) - start));
+					 (u32)(obd_zfile_block_start(zf, e + 1) - start), wk->nowait);
 		if (IS_ERR(stored))
 			return PTR_ERR(stored);
 
@@ -175,13 +191,16 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 						   c->dbuf, &c->codec, t->no_verify, dl->path,
 						   &err);
 			if (n < 0) {
+				/* the worker counts and reports it */
+				if (wk->nowait)
+					return -EAGAIN;
 				if (n == -EFSBADCRC)
 					this_cpu_inc(t->stats->crc_errors);
 				/* err.msg names the layer path and the block */
 				DMERR_LIMIT("%s: %s", obd_name(t), err.msg);
 				return n;
 			}
-			this_cpu_inc(t->stats->zblocks);
+			wk->zblocks++;
 			lo = max(pos, bpos);
 			hi = min(pos + bytes, bpos + bs);
 			if (hi - bpos > (u64)n)
@@ -209,10 +228,14 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 		r = -EIO;
 	} else {
 		dl = &wk->t->layers[m->tag];
+		if (wk->nowait && !dl->nowait)
+			return -EAGAIN;
 		if (dl->sl->layer.wrap & OBD_WRAP_ZFILE)
 			r = obd_read_zfile(wk, dl, &piece, moff << SECTOR_SHIFT, bytes);
 		else
-			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT);
+			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT, wk->nowait);
+		if (r && wk->nowait)
+			return -EAGAIN;
 		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
 			DMERR_LIMIT("%s: layer %s: read error %d at layer sector %llu",
 				    obd_name(wk->t), dl->path, r, moff);
@@ -221,26 +244,54 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 	return r;
 }
 
-static void obd_work(struct work_struct *w)
+static int obd_walk_bio(struct obd_bio *ob, struct bio *bio, struct obd_walk *wk)
 {
-	struct obd_bio *ob = container_of(w, struct obd_bio, work);
-	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
-	struct obd_target *t = ob->t;
-	struct obd_walk wk = { .t = t };
 	int r;
 
-	obd_bio_iter(bio, &wk.iter);
-	r = obd_index_walk(&t->idx, ob->lba, bio_sectors(bio), obd_piece, &wk);
-	if (wk.kctx)
-		obd_kctx_release(wk.kctx);
+	obd_bio_iter(bio, &wk->iter);
+	r = obd_index_walk(&ob->t->idx, ob->lba, bio_sectors(bio), obd_piece, wk);
+	if (wk->kctx)
+		obd_kctx_release(wk->kctx);
+	return r;
+}
 
+static void obd_complete(struct obd_target *t, struct bio *bio, struct obd_walk *wk, int r)
+{
 	this_cpu_inc(t->stats->reads);
 	this_cpu_add(t->stats->bytes, bio->bi_iter.bi_size);
+	if (wk->zblocks)
+		this_cpu_add(t->stats->zblocks, wk->zblocks);
 	if (r) {
 		this_cpu_inc(t->stats->io_errors);
 		bio->bi_status = BLK_STS_IOERR;
 	}
 	bio_endio(bio);
+}
+
+static void obd_work(struct work_struct *w)
+{
+	struct obd_bio *ob = container_of(w, struct obd_bio, work);
+	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
+	struct obd_walk wk = { .t = ob->t };
+
+	obd_complete(ob->t, bio, &wk, obd_walk_bio(ob, bio, &wk));
+}
+
+/*
+ * Serve the bio in the submitter's context if every piece is a page cache
+ * hit (or a hole): no workqueue hop. Runs in map(), under dm's SRCU read
+ * lock, so it only trylocks and reads with IOCB_NOWAIT; false means the
+ * bio is untouched as far as anyone can tell, and goes to the worker.
+ */
+static bool obd_read_inline(struct obd_bio *ob, struct bio *bio)
+{
+	struct obd_walk wk = { .t = ob->t, .nowait = true };
+
+	if (!ob->t->nowait || obd_walk_bio(ob, bio, &wk))
+		return false;
+	this_cpu_inc(ob->t->stats->inline_reads);
+	obd_complete(ob->t, bio, &wk, 0);
+	return true;
 }
 
 /*----------------------------------------------------------------
@@ -251,7 +302,8 @@ static void obd_work(struct work_struct *w)
  * - empty flush: nothing is cached on our side, complete it;
  * - anything but a read (write, discard, write zeroes): the device is
  *   read-only, fail it;
- * - a read: owned by the target, served from the workqueue.
+ * - a read: owned by the target, served inline if the page cache has it
+ *   all, else from the workqueue.
  */
 static int obd_map(struct dm_target *ti, struct bio *bio)
 {
@@ -281,6 +333,8 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	ob = dm_per_bio_data(bio, sizeof(*ob));
 	ob->t = t;
 	ob->lba = lba;
+	if (obd_read_inline(ob, bio))
+		return DM_MAPIO_SUBMITTED;
 	INIT_WORK(&ob->work, obd_work);
 	queue_work(t->wq, &ob->work);
 	return DM_MAPIO_SUBMITTED;
@@ -389,6 +443,10 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 		}
 		if (t->direct_io)
 			obd_open_direct(t, dl);
+		/* direct_io layers stay on the worker: O_DIRECT reads always wait */
+		dl->nowait = !dl->dfile && (dl->sl->file->f_mode & FMODE_NOWAIT) &&
+			(dl->sl->file->f_flags & O_NOATIME);
+		t->nowait |= dl->nowait;
 	}
 	return 0;
 }
@@ -535,8 +593,9 @@ bad:
 }
 
 /*
- * INFO:  <#layers> reads <n> bytes <n> zblocks <n> crc_errors <n> io_errors <n>
- *   reads/bytes: read bios completed and their bytes; zblocks: ZFile blocks
+ * INFO:  <#layers> reads <n> inline <n> bytes <n> zblocks <n> crc_errors <n> io_errors <n>
+ *   reads/bytes: read bios completed and their bytes; inline: those of the
+ *   reads served in the submitter's context (no workqueue); zblocks: ZFile blocks
  *   decoded; crc_errors: ZFile blocks with a bad CRC; io_errors: bios failed.
  * TABLE: the constructor line, optional arguments recounted.
  */
@@ -554,13 +613,15 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 			struct obd_stats *p = per_cpu_ptr(t->stats, cpu);
 
 			s.reads += READ_ONCE(p->reads);
+			s.inline_reads += READ_ONCE(p->inline_reads);
 			s.bytes += READ_ONCE(p->bytes);
 			s.zblocks += READ_ONCE(p->zblocks);
 			s.crc_errors += READ_ONCE(p->crc_errors);
 			s.io_errors += READ_ONCE(p->io_errors);
 		}
-		DMEMIT("%u reads %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
-		       t->nlayers, s.reads, s.bytes, s.zblocks, s.crc_errors, s.io_errors);
+		DMEMIT("%u reads %llu inline %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
+		       t->nlayers, s.reads, s.inline_reads, s.bytes, s.zblocks, s.crc_errors,
+		       s.io_errors);
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
@@ -591,7 +652,7 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,

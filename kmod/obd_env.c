@@ -214,8 +214,11 @@ void obd_kctx_pool_put(void)
  * device holding every shared context while they wait for the lower one
  * would otherwise deadlock it. The reserve is only contended by workers of
  * its own device, which only wait for devices below it.
+ * obd_kctx_tryacquire() is the same without the wait, for the inline read
+ * path (the bio submitter's context), which must not sleep: NULL if all are
+ * busy.
  */
-struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve)
+static struct obd_kctx *obd_kctx_trypool(void)
 {
 	unsigned int n = READ_ONCE(obd_pool_n);
 	unsigned int start = raw_smp_processor_id() % n;
@@ -227,8 +230,26 @@ struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve)
 		if (mutex_trylock(&c->lock))
 			return c;
 	}
+	return NULL;
+}
+
+struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve)
+{
+	struct obd_kctx *c = obd_kctx_trypool();
+
+	if (c)
+		return c;
 	mutex_lock(&reserve->lock);
 	return reserve;
+}
+
+struct obd_kctx *obd_kctx_tryacquire(struct obd_kctx *reserve)
+{
+	struct obd_kctx *c = obd_kctx_trypool();
+
+	if (c)
+		return c;
+	return mutex_trylock(&reserve->lock) ? reserve : NULL;
 }
 
 void obd_kctx_release(struct obd_kctx *c)
@@ -236,7 +257,30 @@ void obd_kctx_release(struct obd_kctx *c)
 	mutex_unlock(&c->lock);
 }
 
-u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len)
+/*
+ * A buffered read that only copies pages already cached and uptodate:
+ * -EAGAIN (or a short count) instead of waiting for a page lock, starting
+ * I/O or readahead (IOCB_NOIO: a readahead marker is left for the worker).
+ * f_op->read_iter directly, as loop does: vfs_iter_read's fsnotify hook may
+ * allocate. The caller checked FMODE_NOWAIT, and the file is O_NOATIME so
+ * that file_accessed() does not dirty the inode.
+ */
+ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos)
+{
+	struct kiocb kiocb;
+	ssize_t r;
+
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = *pos;
+	kiocb.ki_flags &= ~IOCB_DIRECT;
+	kiocb.ki_flags |= IOCB_NOWAIT | IOCB_NOIO;
+	r = file->f_op->read_iter(&kiocb, it);
+	if (r > 0)
+		*pos = kiocb.ki_pos;
+	return r;
+}
+
+u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait)
 {
 	u64 astart = round_down(pos, OBD_DIO_ALIGN);
 	u64 aend = round_up(pos + len, OBD_DIO_ALIGN);
@@ -247,7 +291,7 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len)
 		return ERR_PTR(-E2BIG);
 	iov_iter_bvec(&it, ITER_DEST, c->cvec, OBD_CBUF_PAGES, aend - astart);
 	while (iov_iter_count(&it)) {
-		ssize_t r = vfs_iter_read(file, &it, &p, 0);
+		ssize_t r = nowait ? obd_read_nowait(file, &it, &p) : vfs_iter_read(file, &it, &p, 0);
 
 		if (r < 0)
 			return ERR_PTR(r);

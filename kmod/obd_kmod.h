@@ -57,14 +57,18 @@ void obd_kctx_pool_put(void);		/* dtr */
 struct obd_kctx *obd_kctx_alloc(bool buffers);
 void obd_kctx_free(struct obd_kctx *c);
 struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve);
+struct obd_kctx *obd_kctx_tryacquire(struct obd_kctx *reserve);
 void obd_kctx_release(struct obd_kctx *c);
+
+ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos);
 
 /*
  * Read len bytes at pos of file into c->cbuf through page-backed bvecs, so
  * the same call works on O_DIRECT files (6.1 rejects kvec direct I/O).
- * Returns a pointer to the bytes inside cbuf or an ERR_PTR.
+ * Returns a pointer to the bytes inside cbuf or an ERR_PTR. nowait: see
+ * obd_read_nowait (-EAGAIN when a page is not cached).
  */
-u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len);
+u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait);
 
 /* The codec used while parsing layers (callers hold obd_layers_mutex). */
 extern struct obd_codec *obd_parse_codec;
