@@ -474,10 +474,10 @@ static int obd_build_index(struct obd_target *t, char **error)
 	}
 
 	vsize = obd_stack_vsize(lp, t->nlayers);
-	if (!vsize || vsize % SECTOR_SIZE) {
+	/* The same rule as the tools (obd attach, cat, check). */
+	if (obd_stack_vsize_check(vsize, &err)) {
 		*error = "Invalid virtual size";
-		DMERR("%s: stack virtual size %llu bytes: expected a non-zero multiple of 512",
-		      obd_name(t), vsize);
+		DMERR("%s: %s", obd_name(t), err.msg);
 		r = -EINVAL;
 		goto out_free;
 	}
