@@ -73,6 +73,24 @@ int obd_pwrite_all(int fd, const void *buf, size_t len, u64 off)
 	return 0;
 }
 
+int obd_write_all(int fd, const void *buf, size_t len)
+{
+	const u8 *p = buf;
+
+	while (len) {
+		ssize_t r = write(fd, p, len);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
 static int obd_file_read(struct obd_io *io, void *buf, size_t len, u64 off)
 {
 	return obd_pread_all(((struct obd_file_io *)io)->fd, buf, len, off);

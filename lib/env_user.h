@@ -30,6 +30,8 @@ void obd_file_io_close(struct obd_file_io *f);
  */
 int obd_pread_all(int fd, void *buf, size_t len, u64 off);
 int obd_pwrite_all(int fd, const void *buf, size_t len, u64 off);
+/* Whole write() at the current position (pipes, stdout). */
+int obd_write_all(int fd, const void *buf, size_t len);
 
 /* A memory buffer as an obd_io (tests, fuzzers). */
 struct obd_mem_io {

@@ -20,21 +20,7 @@ static const u8 obd_magic1[16] = OBD_LSMT_MAGIC1_BYTES;
 
 int obd_fd_sink(void *ctx, const void *buf, size_t len)
 {
-	int fd = *(int *)ctx;
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = write(fd, p, len);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
+	return obd_write_all(*(int *)ctx, buf, len);
 }
 
 struct obd_fdio {

@@ -116,7 +116,6 @@ void cli_progress_add(struct cli_progress *p, u64 n);
 void cli_progress_end(struct cli_progress *p);
 
 /* Full-length I/O helpers on fds; return 0 or -errno. */
-int cli_write_full(int fd, const void *buf, size_t len);
 /* Read up to len bytes (stops early only at EOF); returns bytes or -errno. */
 ssize_t cli_read_upto(int fd, void *buf, size_t len);
 

@@ -210,24 +210,6 @@ void cli_progress_end(struct cli_progress *p)
 /* -------------------------------------------------------------------------
  * I/O
  * ------------------------------------------------------------------------- */
-int cli_write_full(int fd, const void *buf, size_t len)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t r = write(fd, p, len);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 ssize_t cli_read_upto(int fd, void *buf, size_t len)
 {
 	u8 *p = buf;

@@ -39,7 +39,7 @@ static int emit(struct cat_ctx *c, const u8 *buf, u64 len, u64 pos)
 	int rc;
 
 	if (!c->sparse)
-		return cli_write_full(c->fd, buf, len);
+		return obd_write_all(c->fd, buf, len);
 	while (i < len) {
 		u64 j;
 
@@ -68,7 +68,7 @@ static int emit_zeros(struct cat_ctx *c, u64 len)
 	while (len) {
 		u64 n = len < CAT_CHUNK ? len : CAT_CHUNK;
 
-		rc = cli_write_full(c->fd, c->buf, n);
+		rc = obd_write_all(c->fd, c->buf, n);
 		if (rc)
 			return rc;
 		len -= n;

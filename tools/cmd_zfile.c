@@ -180,7 +180,7 @@ static int do_extract(const struct zf_args *a, const char *src, const char *dst)
 				(unsigned long long)b, (unsigned long long)(b * bs), strerror(-rc));
 			goto out_prog;
 		}
-		rc = cli_write_full(out, buf, n);
+		rc = obd_write_all(out, buf, n);
 		if (rc) {
 			cli_err(cli_is_stdio(dst) ? "<stdout>" : dst, "write: %s", strerror(-rc));
 			goto out_prog;
@@ -221,7 +221,7 @@ static int spool_stdin(char *name, size_t cap)
 	for (;;) {
 		ssize_t n = cli_read_upto(0, buf, ZF_CHUNK);
 
-		if (n <= 0 || cli_write_full(fd, buf, (size_t)n)) {
+		if (n <= 0 || obd_write_all(fd, buf, (size_t)n)) {
 			if (n < 0)
 				cli_err("<stdin>", "read: %s", strerror((int)-n));
 			break;
