@@ -125,8 +125,8 @@ u64 obd_index_find(const struct obd_index *idx, u64 lba)
 	return k;
 }
 
-static int check_maps(const struct obd_map *maps, u64 n, const char *what,
-		      struct obd_err *err)
+int obd_maps_check(const struct obd_map *maps, u64 n, const char *what,
+		   struct obd_err *err)
 {
 	u64 i;
 
@@ -166,7 +166,7 @@ int obd_index_build(struct obd_index *idx, struct obd_map *maps, u64 n,
 	if (n > OBD_LSMT_MAX_MERGED)
 		return obd_errf(err, -EINVAL, "index: %llu maps, expected <= %llu",
 				(unsigned long long)n, OBD_LSMT_MAX_MERGED);
-	ret = check_maps(maps, n, "index", err);
+	ret = obd_maps_check(maps, n, "index", err);
 	if (ret)
 		return ret;
 	if (!n) {

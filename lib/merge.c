@@ -197,8 +197,9 @@ int obd_index_merge(const struct obd_map *const *layers, const u64 *counts,
 {
 	struct merge_state s;
 	struct obd_map *maps = NULL;
-	u64 total = 0, n, n2, i;
+	u64 total = 0, n, n2;
 	unsigned int l;
+	char what[24];	/* "merge: layer 255" */
 	u8 *work;
 	int ret;
 
@@ -217,20 +218,10 @@ int obd_index_merge(const struct obd_map *const *layers, const u64 *counts,
 					(unsigned long long)counts[l],
 					OBD_LSMT_MAX_RW_INDEX);
 		total += counts[l];
-		for (i = 0; i < counts[l]; i++) {
-			if (m[i].offset > OBD_MAP_OFFSET_MASK ||
-			    m[i].length > OBD_MAP_MAX_LENGTH)
-				return obd_errf(err, -EINVAL,
-						"merge: layer %u map %llu: offset %llu length %u out of range",
-						l, (unsigned long long)i,
-						(unsigned long long)m[i].offset, m[i].length);
-			if (i && obd_map_end(&m[i - 1]) > m[i].offset)
-				return obd_errf(err, -EINVAL,
-						"merge: layer %u map %llu offset: got %llu, expected >= %llu",
-						l, (unsigned long long)i,
-						(unsigned long long)m[i].offset,
-						(unsigned long long)obd_map_end(&m[i - 1]));
-		}
+		snprintf(what, sizeof(what), "merge: layer %u", l);
+		ret = obd_maps_check(m, counts[l], what, err);
+		if (ret)
+			return ret;
 	}
 	if (!total)
 		return obd_index_build(out, NULL, 0, err);

@@ -328,6 +328,13 @@ struct obd_index {
 };
 
 /*
+ * Check a map array: every offset and length in range, sorted and
+ * non-overlapping. what (e.g. "merge: layer 3") begins the message.
+ */
+int obd_maps_check(const struct obd_map *maps, u64 n, const char *what,
+		   struct obd_err *err);
+
+/*
  * Merge layer indexes, layers[0] = bottom ... layers[nlayers-1] = top:
  * the top-most layer wins, zeroed maps hide lower data, holes fall through.
  * Output maps carry tag = layer position. Builds the search tree.

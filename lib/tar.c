@@ -8,35 +8,31 @@
  */
 #include "obd.h"
 
-u32 obd_tar_checksum(const struct obd_tar_header *h)
+/*
+ * The header sum with the checksum field counted as spaces. *high gets the
+ * number of bytes >= 0x80: historic tars summed signed chars, each such
+ * byte then counting 256 less.
+ */
+static u32 obd_tar_sum(const struct obd_tar_header *h, u32 *high)
 {
 	const u8 *p = (const u8 *)h;
-	u32 sum = 0;
+	u32 sum = 0, nhigh = 0;
 	size_t i;
 
 	for (i = 0; i < sizeof(*h); i++) {
-		if (i >= 148 && i < 156)
-			sum += ' ';
-		else
-			sum += p[i];
+		u8 c = i >= 148 && i < 156 ? ' ' : p[i];
+
+		sum += c;
+		nhigh += c >> 7;
 	}
+	if (high)
+		*high = nhigh;
 	return sum;
 }
 
-/* Historic tars summed signed chars; libtar accepts either sum. */
-static u32 obd_tar_checksum_signed(const struct obd_tar_header *h)
+u32 obd_tar_checksum(const struct obd_tar_header *h)
 {
-	const u8 *p = (const u8 *)h;
-	u32 sum = 0;
-	size_t i;
-
-	for (i = 0; i < sizeof(*h); i++) {
-		if (i >= 148 && i < 156)
-			sum += ' ';
-		else
-			sum += (u32)(int)(signed char)p[i];
-	}
-	return sum;
+	return obd_tar_sum(h, NULL);
 }
 
 /*
@@ -70,12 +66,15 @@ static int obd_tar_octal(const char *f, size_t len, u64 *out)
 static bool obd_tar_header_ok(const struct obd_tar_header *h)
 {
 	u64 sum;
+	u32 usum, high;
 
 	if (memcmp(h->magic, "ustar", 5) || memcmp(h->version, "00", 2))
 		return false;
 	if (obd_tar_octal(h->chksum, sizeof(h->chksum), &sum))
 		return false;
-	return sum == obd_tar_checksum(h) || sum == obd_tar_checksum_signed(h);
+	usum = obd_tar_sum(h, &high);
+	/* libtar accepts the unsigned or the historic signed-char sum */
+	return sum == usum || sum == usum - 256 * high;
 }
 
 /*

@@ -6,7 +6,9 @@
 #   1. lookup: static B+tree vs binary search over the same merged index.
 #   2. fio in the test VM, both kernels: dm-overlaybd vs a loop device over
 #      the flattened raw image of the same stack (tests/vm/bench-fio.sh).
-# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2.
+# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2;
+# OBD_BENCH_MB (stack size), OBD_BENCH_RUNTIME (s per warm run) and
+# OBD_BENCH_REPEAT (runs per case, median reported) reach the guest.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,5 +19,10 @@ build/bench/bench_lookup
 for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
 	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
-	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 1800 -- bash tests/vm/bench-fio.sh
+	envs=()
+	for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT; do
+		[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+	done
+	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 "${envs[@]}" -- \
+		bash tests/vm/bench-fio.sh
 done

@@ -7,11 +7,14 @@
 # same stack, both reading files on the same ext4 (on a loop device over
 # tmpfs, so "cold" = page cache dropped, the bytes still in RAM):
 #   4 KiB random read QD1 and QD32, 1 MiB sequential read; cold and warm.
-# Output: one line per case with both IOPS and the ratio device/loop.
+# Each case runs REPEAT times, alternating which device goes first.
+# Output: one line per case: median IOPS (or MiB/s) of each device, the
+# ratio of the medians (device/loop) and the range of the per-run ratios.
 . "$(dirname "$0")/lib.sh"
 
 SIZE_MB=${OBD_BENCH_MB:-64}
-RUNTIME=${OBD_BENCH_RUNTIME:-4}
+RUNTIME=${OBD_BENCH_RUNTIME:-3}
+REPEAT=${OBD_BENCH_REPEAT:-5}
 obd=$OBD_TOP/build/obd
 vm_load_module
 # No module autoload inside the guest's chroot.
@@ -45,14 +48,54 @@ done
 "$obd" cat --no-progress -o "$d/flat.img" "$d/base.plain" "$d/upper.plain"
 rm -f "$d/raw.img" "$d"/*.data "$d"/*.index
 
-iops() {	# iops DEV RW BS QD -> IOPS (or MiB/s for sequential)
-	fio --name=b --filename="$1" --rw="$2" --bs="$3" --iodepth="$4" --ioengine=libaio \
-		--direct=1 --runtime="$RUNTIME" --time_based --readonly --output-format=json 2>/dev/null |
-		python3 -c 'import json,sys; r=json.load(sys.stdin)["jobs"][0]["read"]; print(int(r["iops"]) if sys.argv[1]=="randread" else int(r["bw"]/1024))' "$2"
+# fio_val DEV RW BS QD CACHE -> IOPS (random) or MiB/s (sequential).
+# cold: each block read at most once (fio's random map; one sequential pass),
+# a quarter of the device for random reads, so every read misses the page
+# cache of the files below. warm: time based, RUNTIME seconds.
+fio_val() {
+	local dev=$1 rw=$2 bs=$3 qd=$4 cache=$5 extent
+	if [ "$cache" = cold ]; then
+		if [ "$rw" = randread ]; then
+			extent=(--number_ios=$((SIZE_MB * 256 / 4)))
+		else
+			extent=(--size="${SIZE_MB}M")
+		fi
+	else
+		extent=(--runtime="$RUNTIME" --time_based)
+	fi
+	fio --name=b --filename="$dev" --rw="$rw" --bs="$bs" --iodepth="$qd" --ioengine=libaio \
+		--direct=1 --readonly "${extent[@]}" --output-format=json 2>/dev/null |
+		python3 -c 'import json,sys; r=json.load(sys.stdin)["jobs"][0]["read"]; print(int(r["iops"]) if sys.argv[1]=="randread" else int(r["bw"]/1024))' "$rw"
 }
 
-printf '# kernel %s, %d MiB stack, fio runtime %ds per case\n' "$(uname -r)" "$SIZE_MB" "$RUNTIME"
-printf '%-10s %-16s %-5s %10s %10s %6s\n' stack workload cache dm loop ratio
+# prep DEV CACHE: cold = nothing of either stack in the page cache; warm =
+# all of DEV's backing files read once just before its own run (O_DIRECT on
+# the device, so only the layer or image files cache).
+prep() {
+	if [ "$2" = cold ]; then
+		sync; echo 3 > /proc/sys/vm/drop_caches
+	else
+		dd if="$1" of=/dev/null bs=1M iflag=direct status=none
+	fi
+}
+
+# summary DM_VALUES LOOP_VALUES -> "median_dm median_loop ratio min-max"
+summary() {
+	python3 - "$1" "$2" <<'PY'
+import statistics as s, sys
+a = [int(x) for x in sys.argv[1].split()]
+b = [int(x) for x in sys.argv[2].split()]
+r = [x / max(y, 1) for x, y in zip(a, b)]
+print("%d %d %.2f %.2f-%.2f" % (s.median(a), s.median(b),
+      s.median(a) / max(s.median(b), 1), min(r), max(r)))
+PY
+}
+
+printf '# kernel %s, %d MiB stack, %d repetitions per case (order alternates), warm runs %ds\n' \
+	"$(uname -r)" "$SIZE_MB" "$REPEAT" "$RUNTIME"
+printf '# cold random: %d distinct 4 KiB blocks per run; cold sequential: one pass\n' \
+	$((SIZE_MB * 256 / 4))
+printf '%-6s %-20s %-5s %9s %9s %6s %11s\n' stack workload cache dm loop ratio range
 loopdev=$(losetup -f --show -r "$d/flat.img")
 vm_on_exit losetup -d "$loopdev"
 for kind in plain lz4; do
@@ -60,23 +103,22 @@ for kind in plain lz4; do
 	for w in "randread 4k 1" "randread 4k 32" "read 1M 8"; do
 		set -- $w
 		for cache in cold warm; do
-			# cold: nothing of either stack in the page cache; warm: all of
-			# the device's backing files read once just before its own run
-			# (O_DIRECT on the device, so only the layer or image files cache).
-			prep() {
-				if [ "$cache" = cold ]; then
-					sync; echo 3 > /proc/sys/vm/drop_caches
+			a=() b=()
+			for rep in $(seq "$REPEAT"); do
+				# Alternate which device goes first: drift on a busy
+				# host then hurts both sides alike.
+				if [ $((rep % 2)) = 1 ]; then
+					prep "$dev" "$cache"; a+=("$(fio_val "$dev" "$@" "$cache")")
+					prep "$loopdev" "$cache"; b+=("$(fio_val "$loopdev" "$@" "$cache")")
 				else
-					dd if="$1" of=/dev/null bs=1M iflag=direct status=none
+					prep "$loopdev" "$cache"; b+=("$(fio_val "$loopdev" "$@" "$cache")")
+					prep "$dev" "$cache"; a+=("$(fio_val "$dev" "$@" "$cache")")
 				fi
-			}
-			prep "$dev"
-			a=$(iops "$dev" "$1" "$2" "$3")
-			prep "$loopdev"
-			b=$(iops "$loopdev" "$1" "$2" "$3")
+			done
 			unit=IOPS; [ "$1" = read ] && unit=MiB/s
-			printf '%-10s %-16s %-5s %10s %10s %6s\n' "$kind" "$1 $2 QD$3 $unit" "$cache" "$a" "$b" \
-				"$(python3 -c "print('%.2f' % ($a / max($b, 1)))")"
+			read -r ma mb ratio range <<<"$(summary "${a[*]}" "${b[*]}")"
+			printf '%-6s %-20s %-5s %9s %9s %6s %11s\n' "$kind" "$1 $2 QD$3 $unit" \
+				"$cache" "$ma" "$mb" "$ratio" "$range"
 		done
 	done
 	"$obd" detach bench-$kind
