@@ -23,29 +23,6 @@ int obd_fd_sink(void *ctx, const void *buf, size_t len)
 	return obd_write_all(*(int *)ctx, buf, len);
 }
 
-struct obd_fdio {
-	struct obd_io io;
-	int fd;
-};
-
-static int obd_fdio_read(struct obd_io *io, void *buf, size_t len, u64 off)
-{
-	return obd_pread_all(((struct obd_fdio *)io)->fd, buf, len, off);
-}
-
-static int obd_fdio_init(struct obd_fdio *f, int fd, const char *name, struct obd_err *err)
-{
-	off_t sz = lseek(fd, 0, SEEK_END);
-
-	if (sz < 0)
-		return obd_errf(err, errno, "%s: lseek(SEEK_END) failed", name);
-	f->fd = fd;
-	f->io.read = obd_fdio_read;
-	f->io.size = (u64)sz;
-	f->io.name = name;
-	return 0;
-}
-
 int obd_uuid_generate(u8 out[OBD_UUID_STR_LEN])
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -289,7 +266,7 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 		struct obd_err *err)
 {
 	struct obd_lsmt_info li;
-	struct obd_fdio fio;
+	struct obd_file_io fio = { .fd = -1 };
 	struct obd_map *maps = NULL;
 	u64 n = 0, i;
 	int ret;
@@ -304,10 +281,12 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 		ret = obd_errf(err, errno, "%s: open failed: %s", data_path, strerror(errno));
 		goto out_release;
 	}
-	ret = obd_fdio_init(&fio, l->data_fd, l->name, err);
+	ret = obd_file_io_from_fd(&fio, l->data_fd, l->name, err);
 	if (ret)
 		goto out_release;
 	ret = obd_lsmt_read_header(&fio.io, &li, err);
+	l->data_end = OBD_ALIGN_UP(fio.io.size, OBD_SECTOR_SIZE);
+	obd_file_io_close(&fio);	/* the name only: the fd is l's */
 	if (ret)
 		goto out_release;
 	if (li.kind != OBD_LSMT_RW_DATA && li.kind != OBD_LSMT_RW_SPARSE) {
@@ -321,7 +300,6 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 	if (!obd_uuid_valid(li.uuid))
 		memcpy(l->uuid, li.uuid, OBD_UUID_STR_LEN);
 	obd_uuid_from_disk(l->parent_uuid, li.parent_uuid);
-	l->data_end = OBD_ALIGN_UP(fio.io.size, OBD_SECTOR_SIZE);
 	if (l->sparse)
 		return 0;
 
@@ -334,7 +312,7 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 		ret = obd_errf(err, errno, "%s: open failed: %s", index_path, strerror(errno));
 		goto out_release;
 	}
-	ret = obd_fdio_init(&fio, l->index_fd, index_path, err);
+	ret = obd_file_io_from_fd(&fio, l->index_fd, index_path, err);
 	if (ret)
 		goto out_release;
 	/* A torn record at the end is dropped: the next one goes after the last whole one. */
@@ -342,6 +320,7 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 		OBD_LSMT_HT_SPACE + (fio.io.size - OBD_LSMT_HT_SPACE) /
 		sizeof(struct obd_lsmt_mapping) * sizeof(struct obd_lsmt_mapping);
 	ret = obd_lsmt_rw_load_index(&fio.io, l->data_end, &maps, &n, err);
+	obd_file_io_close(&fio);
 	if (ret)
 		goto out_release;
 	for (i = 0; i < n && !ret; i++)

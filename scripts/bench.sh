@@ -23,6 +23,12 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT; do
 		[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 	done
-	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 "${envs[@]}" -- \
-		bash tests/vm/bench-fio.sh
+	# The layer files and the flat image live on ext4 on this disk: a
+	# virtio disk over a host file takes parallel requests, as real
+	# storage does (a loop device over tmpfs would serialize them).
+	disk=$(mktemp "${TMPDIR:-/var/tmp}/obd-bench-disk.XXXXXX")
+	truncate -s $(( ${OBD_BENCH_MB:-64} * 6 + 256 ))M "$disk"
+	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 --disk "$disk" "${envs[@]}" -- \
+		bash tests/vm/bench-fio.sh || { rm -f "$disk"; exit 1; }
+	rm -f "$disk"
 done

@@ -43,8 +43,8 @@ build|repro) : "${FUZZ_SECONDS:=0}" ;;
 corpus)
 	mkdir -p "$OUT"
 	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Ilib -o "$OUT/gen_corpus" \
-		tests/fuzz/gen_corpus.c -llz4 -lzstd || exit 1
-	exec "$OUT/gen_corpus" tests/fuzz/corpus "${OBD_REFDATA:-/work/shared/testdata/overlaybd-ref}"
+		-DOBD_SRCDIR="\"$PWD\"" tests/fuzz/gen_corpus.c tests/unit/testutil.c -llz4 -lzstd || exit 1
+	exec "$OUT/gen_corpus" tests/fuzz/corpus tests/data/overlaybd-ref
 	;;
 *) echo "usage: $0 short|long|build|repro|corpus [target...]" >&2; exit 2 ;;
 esac

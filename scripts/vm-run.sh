@@ -5,14 +5,16 @@
 # root file system mounted read-only and the same working directory.
 #
 #   scripts/vm-run.sh [--kernel 6.1|6.12] [--mem MB] [--smp N] [--timeout S]
-#                     [--share DIR] [--env NAME=VALUE]... [--keep] -- <command...>
+#                     [--share DIR] [--env NAME=VALUE]... [--disk FILE]... [--keep] -- <command...>
 #
 # In the guest: the command runs as root via bash in the host's current directory
 # (same absolute path, so build outputs are visible, read-only). /tmp, /run, /dev/shm
 # are tmpfs, /mnt/share is the writable --share directory (default: a fresh temp dir),
 # /lib/modules/<ver> is the cached kernel's module tree (modprobe works), and the
 # environment holds PATH, HOME=/tmp, DM_DISABLE_UDEV=1, OBD_VM=1, OBD_SHARE=/mnt/share,
-# plus each --env. The console (command output, kernel warnings) streams to stdout.
+# plus each --env. Each --disk FILE (raw, host page cache, thread-pool I/O) is a
+# virtio disk in the guest: OBD_VM_DISKS lists them as /dev/vda... (in order; the
+# guest must modprobe virtio_blk). The console (command output, kernel warnings) streams to stdout.
 #
 # Afterwards the guest's dmesg is scanned for BUG, WARNING, Oops, KASAN, refcount,
 # hung task, leak and Call Trace. Exit status: the command's; 99 if it succeeded but
@@ -43,6 +45,7 @@ TIMEOUT=600
 SHARE=
 KEEP=${OBD_VM_KEEP:-0}
 ENVS=()
+DISKS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) KERNEL=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
 	--timeout) TIMEOUT=${2:?--timeout needs seconds}; shift 2 ;;
 	--share) SHARE=${2:?--share needs a directory}; shift 2 ;;
 	--env) ENVS+=("${2:?--env needs NAME=VALUE}"); shift 2 ;;
+	--disk) DISKS+=("${2:?--disk needs a file}"); shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -64,6 +68,19 @@ for n in "$MEM" "$SMP" "$TIMEOUT"; do
 done
 for e in ${ENVS[@]+"${ENVS[@]}"}; do
 	case "$e" in [A-Za-z_]*=*) ;; *) die "--env wants NAME=VALUE, got '$e'" ;; esac
+done
+DISK_ARGS=()
+GUEST_DISKS=
+for i in ${DISKS[@]+"${!DISKS[@]}"}; do
+	f=${DISKS[$i]}
+	[ -f "$f" ] && [ -w "$f" ] || die "--disk $f: not a writable regular file"
+	case "$f" in *,*) die "--disk $f: a comma in the path cannot be passed to QEMU" ;; esac
+	[ "$i" -lt 26 ] || die "at most 26 disks"
+	# shellcheck disable=SC2054
+	DISK_ARGS+=(-drive "file=$f,if=none,id=d$i,format=raw,cache=writeback,aio=threads"
+		-device "virtio-blk-pci,drive=d$i")
+	l=abcdefghijklmnopqrstuvwxyz
+	GUEST_DISKS+="${GUEST_DISKS:+ }/dev/vd${l:i:1}"
 done
 
 CWD=$(pwd -P)
@@ -179,7 +196,7 @@ printf 'OBD_VM_MODDIR=%q\n' "$MODDIR" >"$C/env"
 	for e in ${ENVS[@]+"${ENVS[@]}"}; do
 		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
 	done
-	printf 'export OBD_KVER=%q OBD_KERNEL=%q\n' "$KVER" "$KERNEL"
+	printf 'export OBD_KVER=%q OBD_KERNEL=%q OBD_VM_DISKS=%q\n' "$KVER" "$KERNEL" "$GUEST_DISKS"
 	printf 'cd %q || exit 126\n' "$CWD"
 	printf 'exec'
 	printf ' %q' "$@"
@@ -203,13 +220,13 @@ QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-rebo
 	-fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap
 	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot
 	-fsdev "local,id=s,path=$SHARE,security_model=none,multidevs=remap"
-	-device virtio-9p-pci,fsdev=s,mount_tag=share)
+	-device virtio-9p-pci,fsdev=s,mount_tag=share ${DISK_ARGS[@]+"${DISK_ARGS[@]}"})
 
 echo "$ME: kernel $KVER, $MEM MB, $SMP cpu, timeout ${TIMEOUT}s, share $SHARE" >&2
 t0=$(date +%s.%N)
 set +e
 timeout -k 5 "$TIMEOUT" "${QEMU[@]}" </dev/null 2>"$C/qemu.stderr" |
-	tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$C/console.log"
+	sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$C/console.log"
 st=("${PIPESTATUS[@]}")
 set -e
 t1=$(date +%s.%N)

@@ -78,21 +78,33 @@ out_close:
 	return rc;
 }
 
-void cli_rw_close(struct cli_layer *l)
+/*
+ * Finish the layer with fin (close or seal), report its error, free the
+ * state. A read-only close reports nothing: nothing was written to lose.
+ */
+static int cli_rw_finish(struct cli_layer *l, int (*fin)(struct obd_rw_layer *, struct obd_err *),
+			 bool report)
 {
 	struct cli_rw *c = l->rw;
 	struct obd_err err = { "" };
+	int rc;
 
-	if (!c)
-		return;
 	if (c->maps)
 		obd_free(c->maps);
-	if (obd_rw_close(&c->rw, &err) && c->writable)
-		cli_err_core(l->path, -EIO, &err);
+	rc = fin(&c->rw, &err);
+	if (rc && report)
+		cli_err_core(l->path, rc, &err);
 	free(c);
 	l->rw = NULL;
 	l->maps = NULL;
 	l->nmaps = 0;
+	return rc;
+}
+
+void cli_rw_close(struct cli_layer *l)
+{
+	if (l->rw)
+		cli_rw_finish(l, obd_rw_close, l->rw->writable);
 }
 
 int cli_rw_write(struct cli_layer *l, const void *buf, u64 len, u64 off)
@@ -139,24 +151,11 @@ int cli_rw_flush(struct cli_layer *l)
 /* For cmd_commit --seal. */
 int cli_rw_seal(struct cli_layer *l)
 {
-	struct cli_rw *c = l->rw;
-	struct obd_err err = { "" };
-	int rc;
-
-	if (c->rw.sparse) {
+	if (l->rw->rw.sparse) {
 		cli_err(l->path, "a sparse layer cannot be sealed (commit it instead)");
 		return -EINVAL;
 	}
-	if (c->maps)
-		obd_free(c->maps);
-	rc = obd_rw_seal(&c->rw, &err);
-	if (rc)
-		cli_err_core(l->path, rc, &err);
-	free(c);
-	l->rw = NULL;
-	l->maps = NULL;
-	l->nmaps = 0;
-	return rc;
+	return cli_rw_finish(l, obd_rw_seal, true);
 }
 
 /*

@@ -5,8 +5,8 @@
  * off the spec) and malformed variants of them. Deterministic: rerunning
  * it rewrites the same bytes.
  *
- *   cc -Iinclude -Ilib -o gen_corpus tests/fuzz/gen_corpus.c -llz4 -lzstd
- *   ./gen_corpus tests/fuzz/corpus [/work/shared/testdata/overlaybd-ref]
+ *   scripts/fuzz.sh corpus  (builds this with tests/unit/testutil.c and runs
+ *   ./gen_corpus tests/fuzz/corpus tests/data/overlaybd-ref)
  *
  * With the reference folder, two seeds come from real images: the whole
  * l2.commit.lz4.zfile.tar (272 KiB, fuzz_layer) and its tar headers with
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include "mkimg.h"
+#include "../unit/testutil.h"
 
 static const char *root;
 
@@ -309,34 +310,14 @@ static void rw_seeds(void)
 	free(f);
 }
 
-static uint8_t *slurp(const char *dir, const char *name, size_t *n)
-{
-	char path[512];
-	FILE *f;
-	uint8_t *p;
-	long sz;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	p = malloc((size_t)sz);
-	if (fread(p, 1, (size_t)sz, f) != (size_t)sz) {
-		free(p);
-		p = NULL;
-	}
-	fclose(f);
-	*n = (size_t)sz;
-	return p;
-}
-
 static void ref_seeds(const char *dir)
 {
 	size_t n;
-	uint8_t *t = slurp(dir, "l2.commit.lz4.zfile.tar", &n);
+	char path[1024];
+	uint8_t *t;
+
+	snprintf(path, sizeof(path), "%s/l2.commit.lz4.zfile.tar", dir);
+	t = slurp(path, &n);
 
 	if (!t) {
 		fprintf(stderr, "gen_corpus: %s/l2.commit.lz4.zfile.tar not readable, skipped\n", dir);

@@ -3,10 +3,9 @@
  * Malformed inputs: every class of broken LSMT / ZFile / tar / layer must be
  * refused with the right -errno and a message naming the io and the field.
  *
- * Starting points are valid images: the reference images of
- * shared/testdata/overlaybd-ref ($OBD_REFDATA, else $OBD_TESTDATA/overlaybd-ref,
- * else /work/shared/testdata/overlaybd-ref) and small ones built byte by byte
- * by tests/fuzz/mkimg.h. Each case patches exactly one defect into a copy
+ * Starting points are valid images: the reference images (tests/data/
+ * overlaybd-ref, a copy of what the reference tools wrote) and small ones
+ * built byte by byte by tests/fuzz/mkimg.h. Each case patches exactly one defect into a copy
  * (re-sealing digests and CRCs that are not the subject of the case), so a
  * rejection for an unrelated reason does not pass as a success: the message
  * must name the field.
@@ -30,12 +29,12 @@
 #include "obd.h"
 #include "env_user.h"
 #include "tap.h"
+#include "testutil.h"
 #include "../fuzz/mkimg.h"
 
 #define E(...)	((const int[]){ __VA_ARGS__, 0 })
 #define T(...)	((const char *const[]){ __VA_ARGS__, NULL })
 
-static const char *refdir;
 
 static const char *errname(int e)
 {
@@ -54,26 +53,9 @@ static const char *errname(int e)
 static uint8_t *load(const char *name, size_t *n)
 {
 	char path[1024];
-	FILE *f;
-	uint8_t *p;
-	long sz;
 
-	snprintf(path, sizeof(path), "%s/%s", refdir, name);
-	f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	p = malloc(sz > 0 ? (size_t)sz : 1);
-	if (fread(p, 1, (size_t)sz, f) != (size_t)sz) {
-		free(p);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	*n = (size_t)sz;
-	return p;
+	snprintf(path, sizeof(path), "%s%s", REF, name);
+	return slurp(path, n);
 }
 
 static uint8_t *img_dup(const uint8_t *p, size_t n)
@@ -1000,20 +982,10 @@ int main(void)
 	uint8_t *ls = mk_lsmt_small(MK_LSMT_SEALED, &lsn);
 	uint8_t *r1, *r1z, *r2;
 
-	static char tdir[1024];
-
-	refdir = getenv("OBD_REFDATA");
-	if (!refdir && getenv("OBD_TESTDATA")) {
-		/* scripts/run-tests.sh passes the shared testdata folder */
-		snprintf(tdir, sizeof(tdir), "%s/overlaybd-ref", getenv("OBD_TESTDATA"));
-		refdir = tdir;
-	}
-	if (!refdir)
-		refdir = OBD_SRCDIR "/tests/data/overlaybd-ref";
 	r1 = load("l1.commit", &r1n);
 	r1z = load("l1.commit.lz4.zfile", &r1zn);
 	r2 = load("l2.commit.lz4.zfile.tar", &r2n);
-	tap_ok(r1 && r1z && r2, "reference images found in %s", refdir);
+	tap_ok(r1 && r1z && r2, "reference images found in %s", REF);
 
 	/* ---- LSMT ---- */
 	{

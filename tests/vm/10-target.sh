@@ -10,7 +10,7 @@
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-ref=${OBD_REF:-/work/shared/testdata/overlaybd-ref}
+ref=$top/tests/data/overlaybd-ref
 kver=$(uname -r)
 ko=$top/kmod/build-$kver/dm-overlaybd.ko
 param=/sys/module/dm_overlaybd/parameters/layers_parsed

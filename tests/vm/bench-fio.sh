@@ -4,8 +4,9 @@
 # fio benchmark, run inside the test VM by scripts/bench.sh (not a test: no
 # pass/fail, it prints ratios). For an uncompressed and a zfile-lz4 two-layer
 # stack: dm-overlaybd vs a loop device over the flattened raw image of the
-# same stack, both reading files on the same ext4 (on a loop device over
-# tmpfs, so "cold" = page cache dropped, the bytes still in RAM):
+# same stack, both reading files on the same ext4 (on a virtio disk when
+# scripts/bench.sh passes one, else a loop device over tmpfs; "cold" = the
+# guest's page cache dropped, the bytes still in the host's RAM):
 #   4 KiB random read QD1 and QD32, 1 MiB sequential read; cold and warm.
 # Each case runs REPEAT times, alternating which device goes first.
 # Output: one line per case: median IOPS (or MiB/s) of each device, the
@@ -21,14 +22,25 @@ vm_load_module
 modprobe loop
 modprobe ext4
 
-fsimg=/tmp/bench-fs.img
-truncate -s $((SIZE_MB * 6 + 256))M "$fsimg"
-mkfs.ext4 -q -F "$fsimg"
-fsdev=$(losetup -f --show "$fsimg")
+# The files below both devices: ext4 on the first --disk of vm-run.sh (a
+# virtio disk over a host file: parallel requests, like real storage), else
+# on a loop device over tmpfs (one request at a time).
+if [ -n "${OBD_VM_DISKS:-}" ]; then
+	modprobe virtio_blk
+	fsdev=${OBD_VM_DISKS%% *}
+	for _ in $(seq 50); do [ -b "$fsdev" ] && break; sleep 0.1; done
+	under="virtio disk $fsdev"
+else
+	fsimg=/tmp/bench-fs.img
+	truncate -s $((SIZE_MB * 6 + 256))M "$fsimg"
+	fsdev=$(losetup -f --show "$fsimg")
+	vm_on_exit losetup -d "$fsdev"
+	under="loop over tmpfs"
+fi
+mkfs.ext4 -q -F "$fsdev"
 d=/tmp/bench
 mkdir -p "$d"
 mount "$fsdev" "$d"
-vm_on_exit losetup -d "$fsdev"
 vm_on_exit umount "$d"
 
 # Half random, half text: compressible like a real image.
@@ -91,6 +103,7 @@ print("%d %d %.2f %.2f-%.2f" % (s.median(a), s.median(b),
 PY
 }
 
+printf '# ext4 on %s\n' "$under"
 printf '# kernel %s, %d MiB stack, %d repetitions per case (order alternates), warm runs %ds\n' \
 	"$(uname -r)" "$SIZE_MB" "$REPEAT" "$RUNTIME"
 printf '# cold random: %d distinct 4 KiB blocks per run; cold sequential: one pass\n' \
