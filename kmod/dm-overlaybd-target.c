@@ -37,6 +37,7 @@ struct obd_dev_layer {
 struct obd_stats {
 	u64 reads;
 	u64 inline_reads;
+	u64 resumed;
 	u64 bytes;
 	u64 zblocks;
 	u64 crc_errors;
@@ -63,19 +64,22 @@ struct obd_bio {
 	struct work_struct work;
 	struct obd_target *t;
 	u64 lba;			/* sectors, relative to the target */
+	u32 done;			/* sectors already filled inline */
 };
 
 /*
  * State of one bio's walk over the merged index. nowait: the inline attempt
  * in obd_map, which must not sleep; any piece it cannot serve from the page
- * cache ends it with -EAGAIN and the worker starts the bio over (reads are
- * idempotent; nothing is counted or logged until the walk succeeds).
+ * cache ends it with -EAGAIN, and the worker goes on from the first sector
+ * not yet filled (filled data is final: the layers are read-only). Errors
+ * are only logged and counted by the worker.
  */
 struct obd_walk {
 	struct obd_target *t;
 	struct iov_iter iter;		/* the bio's pages not yet filled */
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
 	bool nowait;
+	u64 filled;			/* bytes of this walk filled, in order */
 	unsigned int zblocks;		/* decoded, counted when the walk ends */
 };
 
@@ -132,16 +136,16 @@ static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 
 }
 
 static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos, u32 len,
-			   bool nowait)
+			   bool nowait, u32 *got)
 {
 	u8 *p;
 
 	if (dl->dfile) {
-		p = obd_kctx_read(c, dl->dfile, pos, len, false);
+		p = obd_kctx_read(c, dl->dfile, pos, len, false, got);
 		if (!IS_ERR(p) || PTR_ERR(p) != -EINVAL)
 			return p;
 	}
-	return obd_kctx_read(c, dl->sl->file, pos, len, nowait);
+	return obd_kctx_read(c, dl->sl->file, pos, len, nowait, got);
 }
 
 /*
@@ -173,11 +177,13 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 	while (b <= blast) {
 		u64 start = obd_zfile_block_start(zf, b), e = b;
 		u8 *stored;
+		u32 got;
 
 		while (e < blast && obd_zfile_block_start(zf, e + 2) - start <= OBD_CBUF_BYTES)
 			e++;
 		stored = obd_read_stored(c, dl, l->window.off + start,
-					 (u32)(obd_zfile_block_start(zf, e + 1) - start), wk->nowait);
+					 (u32)(obd_zfile_block_start(zf, e + 1) - start), wk->nowait,
+					 &got);
 		if (IS_ERR(stored))
 			return PTR_ERR(stored);
 
@@ -187,6 +193,9 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 			int n;
 
 			obd_zfile_block_range(zf, b, &boff, &slen);
+			/* nowait: the rest is not cached; the worker goes on from b */
+			if (boff - start + slen > got)
+				return -EAGAIN;
 			n = obd_zfile_decode_block(&zf->info, b, stored + (boff - start), slen,
 						   c->dbuf, &c->codec, t->no_verify, dl->path,
 						   &err);
@@ -234,22 +243,28 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 			r = obd_read_zfile(wk, dl, &piece, moff << SECTOR_SHIFT, bytes);
 		else
 			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT, wk->nowait);
-		if (r && wk->nowait)
+		if (r && wk->nowait) {
+			wk->filled += bytes - iov_iter_count(&piece);
 			return -EAGAIN;
+		}
 		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
 			DMERR_LIMIT("%s: layer %s: read error %d at layer sector %llu",
 				    obd_name(wk->t), dl->path, r, moff);
 	}
 	iov_iter_advance(&wk->iter, bytes);
+	wk->filled += bytes;
 	return r;
 }
 
+/* Walk the part of the bio past ob->done. */
 static int obd_walk_bio(struct obd_bio *ob, struct bio *bio, struct obd_walk *wk)
 {
 	int r;
 
 	obd_bio_iter(bio, &wk->iter);
-	r = obd_index_walk(&ob->t->idx, ob->lba, bio_sectors(bio), obd_piece, wk);
+	iov_iter_advance(&wk->iter, (size_t)ob->done << SECTOR_SHIFT);
+	r = obd_index_walk(&ob->t->idx, ob->lba + ob->done, bio_sectors(bio) - ob->done,
+			   obd_piece, wk);
 	if (wk->kctx)
 		obd_kctx_release(wk->kctx);
 	return r;
@@ -280,15 +295,24 @@ static void obd_work(struct work_struct *w)
 /*
  * Serve the bio in the submitter's context if every piece is a page cache
  * hit (or a hole): no workqueue hop. Runs in map(), under dm's SRCU read
- * lock, so it only trylocks and reads with IOCB_NOWAIT; false means the
- * bio is untouched as far as anyone can tell, and goes to the worker.
+ * lock, so it only trylocks and reads with IOCB_NOWAIT. On false the bio
+ * goes to the worker, which starts at ob->done: a bio half in the page
+ * cache is not read (or decoded) twice.
  */
 static bool obd_read_inline(struct obd_bio *ob, struct bio *bio)
 {
 	struct obd_walk wk = { .t = ob->t, .nowait = true };
 
-	if (!ob->t->nowait || obd_walk_bio(ob, bio, &wk))
+	if (!ob->t->nowait)
 		return false;
+	if (obd_walk_bio(ob, bio, &wk)) {
+		ob->done = (u32)(wk.filled >> SECTOR_SHIFT);
+		if (ob->done)
+			this_cpu_inc(ob->t->stats->resumed);
+		if (wk.zblocks)
+			this_cpu_add(ob->t->stats->zblocks, wk.zblocks);
+		return false;
+	}
 	this_cpu_inc(ob->t->stats->inline_reads);
 	obd_complete(ob->t, bio, &wk, 0);
 	return true;
@@ -333,6 +357,7 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	ob = dm_per_bio_data(bio, sizeof(*ob));
 	ob->t = t;
 	ob->lba = lba;
+	ob->done = 0;
 	if (obd_read_inline(ob, bio))
 		return DM_MAPIO_SUBMITTED;
 	INIT_WORK(&ob->work, obd_work);
@@ -593,10 +618,13 @@ bad:
 }
 
 /*
- * INFO:  <#layers> reads <n> inline <n> bytes <n> zblocks <n> crc_errors <n> io_errors <n>
+ * INFO:  <#layers> reads <n> inline <n> resumed <n> bytes <n> zblocks <n> crc_errors <n>
+ *        io_errors <n>
  *   reads/bytes: read bios completed and their bytes; inline: those of the
- *   reads served in the submitter's context (no workqueue); zblocks: ZFile blocks
- *   decoded; crc_errors: ZFile blocks with a bad CRC; io_errors: bios failed.
+ *   reads served in the submitter's context (no workqueue); resumed: reads
+ *   begun inline and finished by the worker from the first miss; zblocks:
+ *   ZFile blocks decoded; crc_errors: ZFile blocks with a bad CRC; io_errors:
+ *   bios failed.
  * TABLE: the constructor line, optional arguments recounted.
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
@@ -614,14 +642,15 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 
 			s.reads += READ_ONCE(p->reads);
 			s.inline_reads += READ_ONCE(p->inline_reads);
+			s.resumed += READ_ONCE(p->resumed);
 			s.bytes += READ_ONCE(p->bytes);
 			s.zblocks += READ_ONCE(p->zblocks);
 			s.crc_errors += READ_ONCE(p->crc_errors);
 			s.io_errors += READ_ONCE(p->io_errors);
 		}
-		DMEMIT("%u reads %llu inline %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
-		       t->nlayers, s.reads, s.inline_reads, s.bytes, s.zblocks, s.crc_errors,
-		       s.io_errors);
+		DMEMIT("%u reads %llu inline %llu resumed %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
+		       t->nlayers, s.reads, s.inline_reads, s.resumed, s.bytes, s.zblocks,
+		       s.crc_errors, s.io_errors);
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
@@ -652,7 +681,7 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 1, 0},
+	.version = {1, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,

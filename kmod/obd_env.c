@@ -280,7 +280,8 @@ ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos)
 	return r;
 }
 
-u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait)
+u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait,
+		  u32 *got)
 {
 	u64 astart = round_down(pos, OBD_DIO_ALIGN);
 	u64 aend = round_up(pos + len, OBD_DIO_ALIGN);
@@ -293,6 +294,10 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool 
 	while (iov_iter_count(&it)) {
 		ssize_t r = nowait ? obd_read_nowait(file, &it, &p) : vfs_iter_read(file, &it, &p, 0);
 
+		if (r == -EAGAIN && nowait && (u64)p > pos) {
+			*got = (u32)((u64)p - pos);
+			return c->cbuf + (pos - astart);
+		}
 		if (r < 0)
 			return ERR_PTR(r);
 		if (r == 0)
@@ -301,6 +306,7 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool 
 	/* Past EOF only the alignment slack may be missing. */
 	if ((u64)p < pos + len)
 		return ERR_PTR(-EIO);
+	*got = len;
 	return c->cbuf + (pos - astart);
 }
 

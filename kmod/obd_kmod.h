@@ -65,10 +65,12 @@ ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos);
 /*
  * Read len bytes at pos of file into c->cbuf through page-backed bvecs, so
  * the same call works on O_DIRECT files (6.1 rejects kvec direct I/O).
- * Returns a pointer to the bytes inside cbuf or an ERR_PTR. nowait: see
- * obd_read_nowait (-EAGAIN when a page is not cached).
+ * Returns a pointer to the bytes inside cbuf or an ERR_PTR; *got = len.
+ * nowait: see obd_read_nowait; the cached head of the range is returned
+ * (*got < len, a multiple of the page size), -EAGAIN if there is none.
  */
-u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait);
+u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait,
+		  u32 *got);
 
 /* The codec used while parsing layers (callers hold obd_layers_mutex). */
 extern struct obd_codec *obd_parse_codec;

@@ -27,8 +27,9 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	# virtio disk over a host file takes parallel requests, as real
 	# storage does (a loop device over tmpfs would serialize them).
 	disk=$(mktemp "${TMPDIR:-/var/tmp}/obd-bench-disk.XXXXXX")
+	trap 'rm -f "$disk"' EXIT
 	truncate -s $(( ${OBD_BENCH_MB:-64} * 6 + 256 ))M "$disk"
 	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 --disk "$disk" "${envs[@]}" -- \
-		bash tests/vm/bench-fio.sh || { rm -f "$disk"; exit 1; }
+		bash tests/vm/bench-fio.sh
 	rm -f "$disk"
 done
