@@ -88,11 +88,20 @@ suite_fuzz() {
 
 # Both kernels' VM suites run at once: each QEMU (single-threaded TCG)
 # keeps one host core busy, so on 2 cores this halves the wall time.
+# A test whose header has "# vm-disk-mb: N" gets a scratch virtio disk of N MiB.
 suite_vm_kernel() {
-	local k=$1 t
+	local k=$1 t mb disk
 	for t in tests/vm/[0-9]*.sh; do
 		[ -f "$t" ] || continue
-		run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" -- bash "$t"
+		disk=()
+		mb=$(sed -n 's/^# vm-disk-mb: \([0-9]*\)$/\1/p' "$t")
+		if [ -n "$mb" ]; then
+			disk=(--disk "$(mktemp "${TMPDIR:-/var/tmp}/obd-disk.XXXXXX")")
+			truncate -s "${mb}M" "${disk[1]}"
+		fi
+		run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" \
+			${disk[@]+"${disk[@]}"} -- bash "$t"
+		[ -z "$mb" ] || rm -f "${disk[1]}"
 	done
 }
 

@@ -3,7 +3,9 @@
 #
 # Smoke test of the VM harness itself (no dm-overlaybd involved): the requested
 # kernel booted, its modules load, and a dm-linear device over a loop device
-# returns exactly the bytes of the file underneath.
+# returns exactly the bytes of the file underneath; a --disk of vm-run.sh is a
+# working virtio disk.
+# vm-disk-mb: 16
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -44,6 +46,21 @@ if check "dmsetup create dm-linear" dmsetup create "$name" --readonly \
 	check "device gone" test ! -e "/dev/mapper/$name"
 else
 	skip "dm-linear content" "create failed"
+fi
+
+# The scratch disk (scripts/run-tests.sh passes one, see vm-disk-mb above).
+if [ -n "${OBD_VM_DISKS:-}" ]; then
+	vd=${OBD_VM_DISKS%% *}
+	check "modprobe virtio_blk" modprobe virtio_blk
+	for _ in $(seq 50); do [ -b "$vd" ] && break; sleep 0.1; done
+	check_eq "virtio disk $vd: 16 MiB" "$(blockdev --getsize64 "$vd" 2>/dev/null)" 16777216
+	head -c 4194304 /dev/urandom >"$dir/vd.img"
+	dd if="$dir/vd.img" of="$vd" bs=1M seek=3 oflag=direct status=none
+	check_eq "virtio disk: written bytes read back (O_DIRECT)" \
+		"$(dd if="$vd" bs=1M skip=3 count=4 iflag=direct status=none | sha256sum)" \
+		"$(sha256sum <"$dir/vd.img")"
+else
+	skip "virtio disk" "no --disk given"
 fi
 
 vm_dmesg_check 00-boot
