@@ -15,6 +15,7 @@
 #include <linux/err.h>
 #include <linux/bio.h>
 #include <linux/uio.h>
+#include <linux/highmem.h>
 #include <linux/fs.h>
 #include <linux/file.h>
 #include <linux/percpu.h>
@@ -149,9 +150,79 @@ static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos
 }
 
 /*
+ * The bio page a whole block can be decoded into: the piece's current
+ * segment has bs bytes left inside one page (4 KiB blocks, page-aligned
+ * buffers: the usual case). NULL otherwise.
+ */
+static struct page *obd_block_page(const struct iov_iter *it, u32 bs, size_t *off)
+{
+	const struct bio_vec *bv;
+	size_t o;
+
+	if (!iov_iter_is_bvec(it) || bs > PAGE_SIZE || iov_iter_count(it) < bs)
+		return NULL;
+	bv = it->bvec;
+	if (it->iov_offset + bs > bv->bv_len)
+		return NULL;
+	o = bv->bv_offset + it->iov_offset;
+	if (offset_in_page(o) + bs > PAGE_SIZE)
+		return NULL;
+	*off = offset_in_page(o);
+	return nth_page(bv->bv_page, o >> PAGE_SHIFT);
+}
+
+/*
+ * Check and decode block b (stored bytes at sb) and put its part inside
+ * [pos, pos + bytes) into the piece: straight into the bio page when the
+ * whole block is wanted and fits one, else through the block buffer.
+ */
+static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
+			  const u8 *sb, u32 slen, struct iov_iter *piece, u64 pos, u64 bytes)
+{
+	struct obd_target *t = wk->t;
+	struct obd_zfile *zf = &dl->sl->layer.zf;
+	u32 bs = zf->info.block_size;
+	u64 bpos = b * bs, lo = max(pos, bpos), hi = min(pos + bytes, bpos + bs);
+	struct page *pg = NULL;
+	struct obd_err err;
+	size_t poff = 0;
+	u8 *dst;
+	int n;
+
+	if (lo == bpos && hi == bpos + bs)
+		pg = obd_block_page(piece, bs, &poff);
+	dst = pg ? (u8 *)kmap_local_page(pg) + poff : wk->kctx->dbuf;
+	n = obd_zfile_decode_block(&zf->info, b, sb, slen, dst, &wk->kctx->codec,
+				   t->no_verify, dl->path, &err);
+	if (pg) {
+		flush_dcache_page(pg);
+		kunmap_local(dst);
+	}
+	if (n < 0) {
+		/* the worker counts and reports it */
+		if (wk->nowait)
+			return -EAGAIN;
+		if (n == -EFSBADCRC)
+			this_cpu_inc(t->stats->crc_errors);
+		/* err.msg names the layer path and the block */
+		DMERR_LIMIT("%s: %s", obd_name(t), err.msg);
+		return n;
+	}
+	wk->zblocks++;
+	if (hi - bpos > (u64)n)
+		return -EIO;
+	if (pg) {
+		iov_iter_advance(piece, bs);
+		return 0;
+	}
+	if (copy_to_iter(wk->kctx->dbuf + (lo - bpos), hi - lo, piece) != hi - lo)
+		return -EFAULT;
+	return 0;
+}
+
+/*
  * ZFile data: read the stored blocks covering [pos, pos + bytes) of the
- * LSMT stream, several blocks per read, check and decode each into the
- * context's block buffer, and copy the wanted part into the bio.
+ * LSMT stream, several blocks per read, and put each into the bio.
  */
 static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 			  struct iov_iter *piece, u64 pos, u64 bytes)
@@ -161,8 +232,6 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 	struct obd_zfile *zf = &l->zf;
 	u32 bs = zf->info.block_size;
 	u64 b = pos / bs, blast = (pos + bytes - 1) / bs;
-	struct obd_kctx *c;
-	struct obd_err err;
 
 	if (blast >= zf->info.nblocks)
 		return -EIO;
@@ -172,7 +241,6 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 		if (!wk->kctx)
 			return -EAGAIN;
 	}
-	c = wk->kctx;
 
 	while (b <= blast) {
 		u64 start = obd_zfile_block_start(zf, b), e = b;
@@ -181,41 +249,25 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 
 		while (e < blast && obd_zfile_block_start(zf, e + 2) - start <= OBD_CBUF_BYTES)
 			e++;
-		stored = obd_read_stored(c, dl, l->window.off + start,
+		stored = obd_read_stored(wk->kctx, dl, l->window.off + start,
 					 (u32)(obd_zfile_block_start(zf, e + 1) - start), wk->nowait,
 					 &got);
 		if (IS_ERR(stored))
 			return PTR_ERR(stored);
 
 		for (; b <= e; b++) {
-			u64 boff, bpos = b * bs, lo, hi;
+			u64 boff;
 			u32 slen;
-			int n;
+			int r;
 
 			obd_zfile_block_range(zf, b, &boff, &slen);
 			/* nowait: the rest is not cached; the worker goes on from b */
 			if (boff - start + slen > got)
 				return -EAGAIN;
-			n = obd_zfile_decode_block(&zf->info, b, stored + (boff - start), slen,
-						   c->dbuf, &c->codec, t->no_verify, dl->path,
-						   &err);
-			if (n < 0) {
-				/* the worker counts and reports it */
-				if (wk->nowait)
-					return -EAGAIN;
-				if (n == -EFSBADCRC)
-					this_cpu_inc(t->stats->crc_errors);
-				/* err.msg names the layer path and the block */
-				DMERR_LIMIT("%s: %s", obd_name(t), err.msg);
-				return n;
-			}
-			wk->zblocks++;
-			lo = max(pos, bpos);
-			hi = min(pos + bytes, bpos + bs);
-			if (hi - bpos > (u64)n)
-				return -EIO;
-			if (copy_to_iter(c->dbuf + (lo - bpos), hi - lo, piece) != hi - lo)
-				return -EFAULT;
+			r = obd_zblock_out(wk, dl, b, stored + (boff - start), slen, piece, pos,
+					   bytes);
+			if (r)
+				return r;
 		}
 	}
 	return 0;

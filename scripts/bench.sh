@@ -8,7 +8,8 @@
 #      the flattened raw image of the same stack (tests/vm/bench-fio.sh).
 # OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2;
 # OBD_BENCH_MB (stack size), OBD_BENCH_RUNTIME (s per warm run) and
-# OBD_BENCH_REPEAT (runs per case, median reported) reach the guest.
+# OBD_BENCH_REPEAT (runs per case, median reported) and OBD_BENCH_STACKS
+# ("plain lz4" or either) reach the guest.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -20,7 +21,7 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
 	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
 	envs=()
-	for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT; do
+	for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_STACKS; do
 		[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 	done
 	# The layer files and the flat image live on ext4 on this disk: a

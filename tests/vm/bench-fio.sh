@@ -16,6 +16,10 @@
 SIZE_MB=${OBD_BENCH_MB:-64}
 RUNTIME=${OBD_BENCH_RUNTIME:-3}
 REPEAT=${OBD_BENCH_REPEAT:-5}
+STACKS=${OBD_BENCH_STACKS:-plain lz4}
+for kind in $STACKS; do
+	case $kind in plain|lz4) ;; *) echo "OBD_BENCH_STACKS: unknown stack '$kind' (plain, lz4)" >&2; exit 2 ;; esac
+done
 obd=$OBD_TOP/build/obd
 vm_load_module
 # No module autoload inside the guest's chroot.
@@ -111,7 +115,7 @@ printf '# cold random: %d distinct 4 KiB blocks per run; cold sequential: one pa
 printf '%-6s %-20s %-5s %9s %9s %6s %11s\n' stack workload cache dm loop ratio range
 loopdev=$(losetup -f --show -r "$d/flat.img")
 vm_on_exit losetup -d "$loopdev"
-for kind in plain lz4; do
+for kind in $STACKS; do
 	dev=$("$obd" attach --name bench-$kind "$d/base.$kind" "$d/upper.$kind")
 	for w in "randread 4k 1" "randread 4k 32" "read 1M 8"; do
 		set -- $w
