@@ -80,7 +80,6 @@ struct obd_walk {
 	struct iov_iter iter;		/* the bio's pages not yet filled */
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
 	bool nowait;
-	u64 filled;			/* bytes of this walk filled, in order */
 	unsigned int zblocks;		/* decoded, counted when the walk ends */
 };
 
@@ -119,7 +118,7 @@ static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 
 	loff_t p = dl->sl->layer.window.off + pos;
 
 	while (iov_iter_count(piece)) {
-		ssize_t r = nowait ? obd_read_nowait(f, piece, &p) : vfs_iter_read(f, piece, &p, 0);
+		ssize_t r = obd_read_iter(f, piece, &p, nowait);
 
 		if (r == -EINVAL && f == dl->dfile) {
 			f = dl->sl->file;
@@ -296,7 +295,8 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 		else
 			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT, wk->nowait);
 		if (r && wk->nowait) {
-			wk->filled += bytes - iov_iter_count(&piece);
+			/* keep what the piece filled: the worker goes on from there */
+			iov_iter_advance(&wk->iter, bytes - iov_iter_count(&piece));
 			return -EAGAIN;
 		}
 		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
@@ -304,7 +304,6 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 				    obd_name(wk->t), dl->path, r, moff);
 	}
 	iov_iter_advance(&wk->iter, bytes);
-	wk->filled += bytes;
 	return r;
 }
 
@@ -358,7 +357,8 @@ static bool obd_read_inline(struct obd_bio *ob, struct bio *bio)
 	if (!ob->t->nowait)
 		return false;
 	if (obd_walk_bio(ob, bio, &wk)) {
-		ob->done = (u32)(wk.filled >> SECTOR_SHIFT);
+		/* whole sectors filled in order before the first miss */
+		ob->done = (bio->bi_iter.bi_size - (u32)iov_iter_count(&wk.iter)) >> SECTOR_SHIFT;
 		if (ob->done)
 			this_cpu_inc(ob->t->stats->resumed);
 		if (wk.zblocks)

@@ -280,6 +280,11 @@ ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos)
 	return r;
 }
 
+ssize_t obd_read_iter(struct file *file, struct iov_iter *it, loff_t *pos, bool nowait)
+{
+	return nowait ? obd_read_nowait(file, it, pos) : vfs_iter_read(file, it, pos, 0);
+}
+
 u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait,
 		  u32 *got)
 {
@@ -292,7 +297,7 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool 
 		return ERR_PTR(-E2BIG);
 	iov_iter_bvec(&it, ITER_DEST, c->cvec, OBD_CBUF_PAGES, aend - astart);
 	while (iov_iter_count(&it)) {
-		ssize_t r = nowait ? obd_read_nowait(file, &it, &p) : vfs_iter_read(file, &it, &p, 0);
+		ssize_t r = obd_read_iter(file, &it, &p, nowait);
 
 		if (r == -EAGAIN && nowait && (u64)p > pos) {
 			*got = (u32)((u64)p - pos);

@@ -61,6 +61,8 @@ struct obd_kctx *obd_kctx_tryacquire(struct obd_kctx *reserve);
 void obd_kctx_release(struct obd_kctx *c);
 
 ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos);
+/* obd_read_nowait, or a plain vfs_iter_read that may wait. */
+ssize_t obd_read_iter(struct file *file, struct iov_iter *it, loff_t *pos, bool nowait);
 
 /*
  * Read len bytes at pos of file into c->cbuf through page-backed bvecs, so

@@ -27,10 +27,7 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	# The layer files and the flat image live on ext4 on this disk: a
 	# virtio disk over a host file takes parallel requests, as real
 	# storage does (a loop device over tmpfs would serialize them).
-	disk=$(mktemp "${TMPDIR:-/var/tmp}/obd-bench-disk.XXXXXX")
-	trap 'rm -f "$disk"' EXIT
-	truncate -s $(( ${OBD_BENCH_MB:-64} * 6 + 256 ))M "$disk"
-	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 --disk "$disk" "${envs[@]}" -- \
+	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
+		--scratch-disk $(( ${OBD_BENCH_MB:-64} * 6 + 256 )) "${envs[@]}" -- \
 		bash tests/vm/bench-fio.sh
-	rm -f "$disk"
 done

@@ -95,13 +95,9 @@ suite_vm_kernel() {
 		[ -f "$t" ] || continue
 		disk=()
 		mb=$(sed -n 's/^# vm-disk-mb: \([0-9]*\)$/\1/p' "$t")
-		if [ -n "$mb" ]; then
-			disk=(--disk "$(mktemp "${TMPDIR:-/var/tmp}/obd-disk.XXXXXX")")
-			truncate -s "${mb}M" "${disk[1]}"
-		fi
+		[ -z "$mb" ] || disk=(--scratch-disk "$mb")
 		run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" \
 			${disk[@]+"${disk[@]}"} -- bash "$t"
-		[ -z "$mb" ] || rm -f "${disk[1]}"
 	done
 }
 

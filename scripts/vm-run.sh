@@ -5,16 +5,17 @@
 # root file system mounted read-only and the same working directory.
 #
 #   scripts/vm-run.sh [--kernel 6.1|6.12] [--mem MB] [--smp N] [--timeout S]
-#                     [--share DIR] [--env NAME=VALUE]... [--disk FILE]... [--keep] -- <command...>
+#                     [--share DIR] [--env NAME=VALUE]... [--scratch-disk MB]... [--keep] -- <command...>
 #
 # In the guest: the command runs as root via bash in the host's current directory
 # (same absolute path, so build outputs are visible, read-only). /tmp, /run, /dev/shm
 # are tmpfs, /mnt/share is the writable --share directory (default: a fresh temp dir),
 # /lib/modules/<ver> is the cached kernel's module tree (modprobe works), and the
 # environment holds PATH, HOME=/tmp, DM_DISABLE_UDEV=1, OBD_VM=1, OBD_SHARE=/mnt/share,
-# plus each --env. Each --disk FILE (raw, host page cache, thread-pool I/O) is a
-# virtio disk in the guest: OBD_VM_DISKS lists them as /dev/vda... (in order; the
-# guest must modprobe virtio_blk). The console (command output, kernel warnings) streams to stdout.
+# plus each --env. Each --scratch-disk MB is an empty virtio disk of that size (a
+# temporary raw file on the host, removed afterwards; host page cache, thread-pool
+# I/O): OBD_VM_DISKS lists them as /dev/vda... in order (the guest must modprobe
+# virtio_blk). The console (command output, kernel warnings) streams to stdout.
 #
 # Afterwards the guest's dmesg is scanned for BUG, WARNING, Oops, KASAN, refcount,
 # hung task, leak and Call Trace. Exit status: the command's; 99 if it succeeded but
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
 	--timeout) TIMEOUT=${2:?--timeout needs seconds}; shift 2 ;;
 	--share) SHARE=${2:?--share needs a directory}; shift 2 ;;
 	--env) ENVS+=("${2:?--env needs NAME=VALUE}"); shift 2 ;;
-	--disk) DISKS+=("${2:?--disk needs a file}"); shift 2 ;;
+	--scratch-disk) DISKS+=("${2:?--scratch-disk needs a size in MiB}"); shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -63,19 +64,22 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 case "$KERNEL" in 6.1|6.12) ;; *) die "--kernel must be 6.1 or 6.12, not '$KERNEL'" ;; esac
-for n in "$MEM" "$SMP" "$TIMEOUT"; do
+for n in "$MEM" "$SMP" "$TIMEOUT" ${DISKS[@]+"${DISKS[@]}"}; do
 	case "$n" in ''|*[!0-9]*) die "not a number: '$n'" ;; esac
 done
 for e in ${ENVS[@]+"${ENVS[@]}"}; do
 	case "$e" in [A-Za-z_]*=*) ;; *) die "--env wants NAME=VALUE, got '$e'" ;; esac
 done
+[ "${#DISKS[@]}" -le 26 ] || die "at most 26 scratch disks"
 DISK_ARGS=()
+DISK_FILES=()
 GUEST_DISKS=
+trap 'rm -f ${DISK_FILES[@]+"${DISK_FILES[@]}"}' EXIT
 for i in ${DISKS[@]+"${!DISKS[@]}"}; do
-	f=${DISKS[$i]}
-	[ -f "$f" ] && [ -w "$f" ] || die "--disk $f: not a writable regular file"
-	case "$f" in *,*) die "--disk $f: a comma in the path cannot be passed to QEMU" ;; esac
-	[ "$i" -lt 26 ] || die "at most 26 disks"
+	f=$(mktemp "${TMPDIR:-/var/tmp}/obd-disk.XXXXXX") || die "mktemp for a scratch disk failed"
+	DISK_FILES+=("$f")
+	truncate -s "${DISKS[$i]}M" "$f" || die "cannot size the scratch disk $f"
+	case "$f" in *,*) die "scratch disk $f: a comma in the path cannot be passed to QEMU" ;; esac
 	# shellcheck disable=SC2054
 	DISK_ARGS+=(-drive "file=$f,if=none,id=d$i,format=raw,cache=writeback,aio=threads"
 		-device "virtio-blk-pci,drive=d$i")

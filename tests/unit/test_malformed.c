@@ -5,10 +5,10 @@
  *
  * Starting points are valid images: the reference images (tests/data/
  * overlaybd-ref, a copy of what the reference tools wrote) and small ones
- * built byte by byte by tests/fuzz/mkimg.h. Each case patches exactly one defect into a copy
- * (re-sealing digests and CRCs that are not the subject of the case), so a
- * rejection for an unrelated reason does not pass as a success: the message
- * must name the field.
+ * built byte by byte by tests/fuzz/mkimg.h. Each case patches exactly one
+ * defect into a copy (re-sealing digests and CRCs that are not the subject
+ * of the case), so a rejection for an unrelated reason does not pass as a
+ * success: the message must name the field.
  *
  * Expected errno per class (obd.h):
  *   EFSCORRUPTED (= EUCLEAN)  an on-disk value out of range or inconsistent
@@ -34,7 +34,6 @@
 
 #define E(...)	((const int[]){ __VA_ARGS__, 0 })
 #define T(...)	((const char *const[]){ __VA_ARGS__, NULL })
-
 
 static const char *errname(int e)
 {

@@ -3,7 +3,7 @@
 #
 # Smoke test of the VM harness itself (no dm-overlaybd involved): the requested
 # kernel booted, its modules load, and a dm-linear device over a loop device
-# returns exactly the bytes of the file underneath; a --disk of vm-run.sh is a
+# returns exactly the bytes of the file underneath; a --scratch-disk of vm-run.sh is a
 # working virtio disk.
 # vm-disk-mb: 16
 # shellcheck source=tests/vm/lib.sh
@@ -60,7 +60,7 @@ if [ -n "${OBD_VM_DISKS:-}" ]; then
 		"$(dd if="$vd" bs=1M skip=3 count=4 iflag=direct status=none | sha256sum)" \
 		"$(sha256sum <"$dir/vd.img")"
 else
-	skip "virtio disk" "no --disk given"
+	skip "virtio disk" "no --scratch-disk given"
 fi
 
 vm_dmesg_check 00-boot

@@ -26,7 +26,7 @@ vm_load_module
 modprobe loop
 modprobe ext4
 
-# The files below both devices: ext4 on the first --disk of vm-run.sh (a
+# The files below both devices: ext4 on the first --scratch-disk of vm-run.sh (a
 # virtio disk over a host file: parallel requests, like real storage), else
 # on a loop device over tmpfs (one request at a time).
 if [ -n "${OBD_VM_DISKS:-}" ]; then
