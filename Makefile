@@ -23,13 +23,14 @@ SAN ?= 0
 CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
+ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -Ifetchd -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
 ifeq ($(SAN),1)
 O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=address,undefined
 endif
-LIBS := -llz4 -lzstd -ljson-c -ldevmapper -lpthread -lcrypto
+LIBS := -llz4 -lzstd -ljson-c -ldevmapper -lpthread -lcrypto -lcurl
+FETCHD_LIBS := -luring -lcurl -ljson-c -lcrypto -lssl -lpthread
 
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
@@ -42,11 +43,18 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(O)/%.o)
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(O)/bench/%)
 COMPAT_NAMES := overlaybd-create overlaybd-commit overlaybd-zfile
+# fetchd/: the registry half shared with obd (config, credentials, auth,
+# URLs) goes into libobdreg.a; the rest is the daemon.
+REG_SRCS := $(wildcard $(addprefix fetchd/,config.c cred.c auth.c url.c))
+REG_OBJS := $(REG_SRCS:%.c=$(O)/%.o)
+FETCHD_SRCS := $(filter-out $(REG_SRCS),$(wildcard fetchd/*.c))
+FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)
+FETCHD_BIN := $(if $(FETCHD_SRCS),$(O)/overlaybd-fetchd)
 
 .PHONY: all kmod check check-unit check-tools check-san check-fuzz check-vm \
 	demo bench fuzz install clean deps
 
-all: $(O)/obd $(addprefix $(O)/,$(COMPAT_NAMES)) $(TEST_BINS) $(BENCH_BINS)
+all: $(O)/obd $(addprefix $(O)/,$(COMPAT_NAMES)) $(FETCHD_BIN) $(TEST_BINS) $(BENCH_BINS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,16 +64,24 @@ $(O)/libobd.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(O)/obd: $(TOOL_OBJS) $(O)/libobd.a
-	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(O)/libobd.a $(LIBS)
+$(O)/libobdreg.a: $(REG_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/obd: $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a
+	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(LIBS)
+
+$(O)/overlaybd-fetchd: $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a
+	$(CC) $(LDSAN) -o $@ $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(FETCHD_LIBS) $(LIBS)
 
 # The reference tools' names: obd dispatches on argv[0].
 $(addprefix $(O)/,$(COMPAT_NAMES)): $(O)/obd
 	ln -sf obd $@
 
-$(O)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(O)/libobd.a
+$(O)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(O)/libobdreg.a $(O)/libobd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) $(O)/libobd.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Ifetchd $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) $(O)/libobdreg.a \
+		$(O)/libobd.a $(LIBS)
 
 $(O)/bench/%: tests/bench/%.c $(O)/libobd.a
 	@mkdir -p $(dir $@)
@@ -114,6 +130,7 @@ fuzz: deps
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(O)/obd $(DESTDIR)$(BINDIR)/obd
+	install -m 0755 $(O)/overlaybd-fetchd $(DESTDIR)$(BINDIR)/overlaybd-fetchd
 	for n in $(COMPAT_NAMES); do ln -sf obd $(DESTDIR)$(BINDIR)/$$n; done
 
 clean:

@@ -174,6 +174,54 @@ struct obd_tar_header {			/* 512 bytes */
 	char pad[12];			/* 500 */
 };
 
+/* ------------------------------------------------------------------------
+ * Cache entry metadata (ours; not in the reference). A remote blob is
+ * cached at <cacheDir>/sha256:<hex> with the blob's own byte offsets, as
+ * overlaybd's file cache does (spec 6.5); beside it, <that path>.meta:
+ *
+ *  [0, 4096)            struct obd_cache_hdr (zero padded)
+ *  [4096, 4096 + B)     presence bitmap: bit g (byte g / 8, bit g % 8,
+ *                       LSB first) set = blob bytes [g << 12, (g + 1) << 12)
+ *                       (clipped to the blob size) are in the cache file
+ *                       and were made durable (fdatasync) before the bit
+ *                       was written. B = obd_cache_bitmap_bytes(blob_size).
+ *
+ * Written by obd attach (a new entry: empty bitmap) and overlaybd-fetchd
+ * (bits, after the data is durable; cleared before a range is fetched
+ * again); read by the kernel when a device first uses the blob, and by the
+ * daemon after a restart. It names the blob's URL, so a restarted daemon
+ * needs nothing else. Credentials are never stored here.
+ * ------------------------------------------------------------------------ */
+#define OBD_CACHE_MAGIC		"OBDCACHE"	/* 8 bytes, no NUL */
+#define OBD_CACHE_VERSION	1
+#define OBD_CACHE_HDR_SPACE	4096u
+#define OBD_CACHE_GRANULE_SHIFT	12
+#define OBD_CACHE_URL_MAX	2048u		/* url[] bytes, NUL included */
+#define OBD_CACHE_DIGEST_LEN	32		/* sha256, raw */
+/* Largest blob a cache entry describes: 1 TiB (a 32 MiB bitmap). */
+#define OBD_CACHE_MAX_BLOB	(1ULL << 40)
+
+/* flags */
+#define OBD_CACHE_F_COMPLETE	0x1u	/* every bit set and the sha256 verified */
+#define OBD_CACHE_F_ALL		0x1u
+
+struct obd_cache_hdr {			/* 2176 bytes, padded to 4096 on disk */
+	__u8 magic[8];			/* 0: OBD_CACHE_MAGIC */
+	__le32 version;			/* 8: OBD_CACHE_VERSION */
+	__le32 hdr_space;		/* 12: OBD_CACHE_HDR_SPACE */
+	__le32 granule_shift;		/* 16: OBD_CACHE_GRANULE_SHIFT */
+	__le32 flags;			/* 20: OBD_CACHE_F_*; unknown bits => reject */
+	__le64 blob_size;		/* 24: bytes, 1 .. OBD_CACHE_MAX_BLOB */
+	__u8 digest[OBD_CACHE_DIGEST_LEN];	/* 32: sha256 of the blob */
+	__le64 bitmap_off;		/* 64: OBD_CACHE_HDR_SPACE */
+	__le64 bitmap_bytes;		/* 72: obd_cache_bitmap_bytes(blob_size) */
+	__le32 url_len;			/* 80: strlen(url), 0 .. URL_MAX - 1 */
+	__le32 hdr_crc;			/* 84: obd_crc32c(0) of the 4096-byte block,
+					 *     this field taken as 0 */
+	__u8 reserved[40];		/* 88: 0 */
+	char url[OBD_CACHE_URL_MAX];	/* 128: blob URL, NUL padded */
+};
+
 /* File-scope size asserts: the build fails if the layout drifts. */
 _Static_assert(sizeof(struct obd_lsmt_ht) == OBD_LSMT_HT_SIZE, "lsmt ht size");
 _Static_assert(__builtin_offsetof(struct obd_lsmt_ht, uuid) == 56, "lsmt uuid");
@@ -186,5 +234,9 @@ _Static_assert(__builtin_offsetof(struct obd_zfile_ht, block_size) == 72, "zfile
 _Static_assert(__builtin_offsetof(struct obd_zfile_ht, verify) == 88, "zfile verify");
 _Static_assert(sizeof(struct obd_tar_header) == OBD_TAR_BLOCK, "tar header size");
 _Static_assert(__builtin_offsetof(struct obd_tar_header, magic) == 257, "tar magic");
+_Static_assert(sizeof(struct obd_cache_hdr) == 2176, "cache hdr size");
+_Static_assert(__builtin_offsetof(struct obd_cache_hdr, blob_size) == 24, "cache blob_size");
+_Static_assert(__builtin_offsetof(struct obd_cache_hdr, hdr_crc) == 84, "cache hdr_crc");
+_Static_assert(__builtin_offsetof(struct obd_cache_hdr, url) == 128, "cache url");
 
 #endif /* OBD_FORMAT_H */

@@ -377,4 +377,29 @@ u64 obd_stack_vsize(const struct obd_layer *const *layers, unsigned int n);
  */
 int obd_stack_vsize_check(u64 vsize, struct obd_err *err);
 
+/* ------------------------------------------------------------------------
+ * Cache entry metadata (obd_format.h): <cache file>.meta
+ * ------------------------------------------------------------------------ */
+#define OBD_DIGEST_STR_LEN	71	/* "sha256:" + 64 lower-case hex digits */
+
+struct obd_cache_info {		/* a decoded, validated header */
+	u64 blob_size;
+	u32 flags;		/* OBD_CACHE_F_* */
+	u8 digest[OBD_CACHE_DIGEST_LEN];
+	u64 bitmap_off;		/* bytes into the .meta file */
+	u64 bitmap_bytes;
+	char url[OBD_CACHE_URL_MAX];
+};
+
+/* Bytes of the presence bitmap of a blob: whole 8-byte words. */
+u64 obd_cache_bitmap_bytes(u64 blob_size);
+/* blk: the first OBD_CACHE_HDR_SPACE bytes of the .meta file. */
+int obd_cache_hdr_decode(const void *blk, const char *name, struct obd_cache_info *ci,
+			 struct obd_err *err);
+/* Fill blk (OBD_CACHE_HDR_SPACE bytes) from ci; -EINVAL for a bad ci. */
+int obd_cache_hdr_encode(const struct obd_cache_info *ci, void *blk, struct obd_err *err);
+/* "sha256:<64 lower-case hex>" <-> raw; parse returns 0 or -EINVAL. */
+int obd_digest_parse(const char *s, size_t len, u8 digest[OBD_CACHE_DIGEST_LEN]);
+void obd_digest_format(const u8 digest[OBD_CACHE_DIGEST_LEN], char out[OBD_DIGEST_STR_LEN + 1]);
+
 #endif /* OBD_H */

@@ -25,6 +25,8 @@ PKGS=(
 	dmsetup e2fsprogs util-linux fio
 	# tests, demo, bench drivers; kernels.sh needs apt + dpkg (always present)
 	python3 curl ca-certificates
+	# remote layers: a real registry, its clients, htpasswd and a test CA
+	docker-registry skopeo apache2-utils openssl
 )
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages)"

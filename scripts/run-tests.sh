@@ -3,7 +3,7 @@
 #
 # Runs the test suites and adds up their TAP counts.
 #
-#   scripts/run-tests.sh all|unit|tools|san|fuzz|vm [...]
+#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|vm [...]
 #
 # Every test program or script prints TAP lines and a closing
 # "# passed: P failed: F" line; a suite whose program exits non-zero without
@@ -74,12 +74,24 @@ suite_tools() {
 	done
 }
 
+# Host-side daemon tests (tests/fetchd/*.sh): overlaybd-fetchd against a
+# real registry on 127.0.0.1 and a kernel stand-in on a socket.
+suite_fetchd() {
+	local dir=${1:-$top/build} s
+	for s in tests/fetchd/*.sh; do
+		[ -f "$s" ] || continue
+		run_one "fetchd${2:-}/$(basename "$s" .sh)" env OBD="$dir/obd" \
+			FETCHD="$dir/overlaybd-fetchd" bash "$s"
+	done
+}
+
 suite_san() {
 	build SAN=1 all || return
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	suite_unit build-san
 	suite_tools "$top/build-san/obd" "-san"
+	suite_fetchd "$top/build-san" "-san"
 }
 
 suite_fuzz() {
@@ -121,13 +133,14 @@ suites=("$@")
 for s in "${suites[@]}"; do
 	case "$s" in
 	all)
-		build all && suite_unit && suite_tools
+		build all && suite_unit && suite_tools && suite_fetchd
 		suite_san
 		suite_fuzz
 		suite_vm
 		;;
 	unit) build all && suite_unit ;;
 	tools) build all && suite_tools ;;
+	fetchd) build all && suite_fetchd ;;
 	san) suite_san ;;
 	fuzz) suite_fuzz ;;
 	vm) suite_vm ;;

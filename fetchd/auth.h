@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Registry auth (spec 6.3), the pure half shared by overlaybd-fetchd and
+ * obd push: WWW-Authenticate challenges, the token URL, token responses,
+ * the Basic header. No I/O here; the callers do HTTP (curl multi in the
+ * daemon, curl easy in obd).
+ */
+#ifndef OBD_FETCHD_AUTH_H
+#define OBD_FETCHD_AUTH_H
+
+#include <stddef.h>
+
+#include "cred.h"
+
+enum auth_scheme {
+	AUTH_NONE = 0,
+	AUTH_BASIC,
+	AUTH_BEARER,
+};
+
+struct auth_challenge {
+	enum auth_scheme scheme;
+	char realm[1024];	/* Bearer: required */
+	char service[256];	/* Bearer: required by the reference; we accept "" */
+	char scope[512];	/* Bearer: "" when the challenge has none */
+};
+
+/*
+ * Parse one WWW-Authenticate header value (without the header name), e.g.
+ *   Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull"
+ *   Basic realm="Registry Realm"
+ * Scheme names are case-insensitive; parameters are key=value or
+ * key="quoted \" value", comma separated, spaces allowed around them.
+ * 0, or -EINVAL (unknown scheme, malformed, a Bearer without realm, a value
+ * too long for its field) with err saying which.
+ */
+int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *ch,
+			 char *err, size_t errlen);
+
+/* "<realm>?service=<service>&scope=<scope>", each value percent-encoded
+ * (realm's own query kept: '&' then). 0 or -ENAMETOOLONG. */
+int auth_token_url(const struct auth_challenge *ch, char *out, size_t outlen);
+
+/*
+ * A token server's answer (at most 16 KiB of JSON; len bytes): "token",
+ * else "access_token"; optional "expires_in" (s, default 60). 0 or -EINVAL
+ * ("token response: no token or access_token string").
+ */
+int auth_parse_token_response(const char *body, size_t len, char *token, size_t toklen,
+			      long *expires_in, char *err, size_t errlen);
+
+/* "Basic <base64(user:pass)>" into out. 0 or -ENAMETOOLONG. */
+int auth_basic_header(const struct reg_cred *cred, char *out, size_t outlen);
+
+/* Base64 (standard alphabet, padded). decode: 0 or -EINVAL; *outlen set. */
+int auth_b64_encode(const unsigned char *in, size_t len, char *out, size_t outlen);
+int auth_b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
+
+#endif

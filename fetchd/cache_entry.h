@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Cache entries in userspace: <cacheDir>/sha256:<hex> (the blob's bytes at
+ * the blob's offsets, sparse) and <that>.meta (include/obd_format.h, "Cache
+ * entry metadata": header + presence bitmap). Shared by obd (attach makes
+ * entries and fills the few ranges it reads itself) and overlaybd-fetchd
+ * (which keeps the bitmap while it fills ranges).
+ *
+ * The durability rule, for every writer: a bit is set in the .meta file
+ * only after the data of its granule was written and fdatasync'ed; bits
+ * are cleared (and that made durable) before a range is fetched again.
+ * A bit on disk therefore always means "these bytes are right", whatever
+ * crash happens in between.
+ */
+#ifndef OBD_FETCHD_CACHE_ENTRY_H
+#define OBD_FETCHD_CACHE_ENTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <limits.h>
+
+#include "obd.h"
+
+struct cache_entry {
+	char path[PATH_MAX];	/* the cache file */
+	char meta_path[PATH_MAX];	/* path + ".meta" */
+	int fd;			/* cache file, O_RDWR */
+	int meta_fd;		/* .meta, O_RDWR */
+	struct obd_cache_info info;	/* decoded header */
+	uint64_t *bits;		/* in-memory copy of the bitmap (info.bitmap_bytes) */
+	uint64_t ngranules;
+};
+
+/* "<dir>/sha256:<hex>" for a digest string. 0 or -ENAMETOOLONG/-EINVAL. */
+int cache_entry_path(const char *dir, const char *digest, char *out, size_t outlen);
+
+/*
+ * Open the entry at path, creating it if absent (cache file truncated to
+ * size, sparse; .meta with an empty bitmap; both fsync'ed, then the
+ * directory), or validating it if present: its header must decode
+ * (lib/cache.c) and name the same size and digest, else -EEXIST with err
+ * saying what differs. A url different from the stored one is rewritten
+ * (registries move; the bitmap is kept). A cache file whose size is not
+ * the blob size is an error. err names the file. 0 or -errno.
+ */
+int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
+		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+		     size_t errlen);
+
+/* Open an existing entry (the daemon after a restart: the URL comes from
+ * the .meta). Same checks; size/digest from the OPEN message. */
+int cache_entry_open_existing(struct cache_entry *e, const char *path, uint64_t size,
+			      const uint8_t digest[OBD_CACHE_DIGEST_LEN], char *err,
+			      size_t errlen);
+
+void cache_entry_close(struct cache_entry *e);
+
+/* Granule helpers on the in-memory bitmap. Ranges are bytes; they are
+ * rounded out to granules (the last granule may be short). */
+bool cache_entry_present(const struct cache_entry *e, uint64_t off, uint64_t len);
+/* Bytes from off that are present, up to len. */
+uint64_t cache_entry_present_prefix(const struct cache_entry *e, uint64_t off, uint64_t len);
+uint64_t cache_entry_present_bytes(const struct cache_entry *e);
+
+/*
+ * Mark [off, off + len) present: the caller has written the bytes AND
+ * fdatasync'ed the cache file. Sets the bits in memory and writes the
+ * changed bitmap words to the .meta (pwrite); durable after
+ * cache_entry_sync_meta(). Granule aligned, end may be the blob size.
+ */
+int cache_entry_mark(struct cache_entry *e, uint64_t off, uint64_t len);
+/* Clear bits (before a refetch), written and fdatasync'ed at once. */
+int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len);
+int cache_entry_sync_meta(struct cache_entry *e);
+
+/*
+ * Synchronous fill, for obd: write buf (the blob bytes [off, off + len),
+ * granule aligned, end may be the blob size) into the cache file,
+ * fdatasync it, mark and sync the .meta. 0 or -errno.
+ */
+int cache_entry_fill(struct cache_entry *e, uint64_t off, const void *buf, uint64_t len);
+
+#endif

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The service config, /etc/overlaybd/overlaybd.json (spec 5.6): the
+ * reference's file and keys, read by overlaybd-fetchd and by obd (attach
+ * needs cacheConfig.cacheDir, push the credentials and certificates).
+ * Unknown keys are ignored; a key of the wrong type or value is an error
+ * naming the key ("cacheConfig.refillSize: expected a power of two ...").
+ */
+#ifndef OBD_FETCHD_CONFIG_H
+#define OBD_FETCHD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <limits.h>
+
+#define FETCHD_DEFAULT_CONFIG	"/etc/overlaybd/overlaybd.json"
+#define FETCHD_DEFAULT_CACHEDIR	"/opt/overlaybd/registry_cache"
+#define FETCHD_DEFAULT_CRED	"/opt/overlaybd/cred.json"
+
+enum fetchd_log_level {		/* logConfig.logLevel: 0 debug .. 4 fatal, as the reference */
+	LOG_LVL_DEBUG = 0,
+	LOG_LVL_INFO = 1,
+	LOG_LVL_WARN = 2,
+	LOG_LVL_ERROR = 3,
+	LOG_LVL_FATAL = 4,
+};
+
+struct fetchd_config {
+	/* cacheConfig */
+	char cache_dir[PATH_MAX];	/* cacheDir */
+	uint64_t refill_size;		/* refillSize: bytes, power of two, >= 4 KiB, <= 64 MiB;
+					 * default 262144 */
+	double cache_size_gb;		/* cacheSizeGB, default 4 (issue 8 enforces it) */
+	/* credentialConfig (mode "file" only), or legacy credentialFilePath */
+	char cred_path[PATH_MAX];	/* "" = anonymous only */
+	/* certConfig: TLS client certificate; caFile is ours (private registry CA) */
+	char cert_file[PATH_MAX];	/* certFile */
+	char key_file[PATH_MAX];	/* keyFile */
+	char ca_file[PATH_MAX];		/* caFile: PEM bundle used instead of the system's */
+	/* logConfig */
+	int log_level;			/* logLevel, default LOG_LVL_INFO */
+	char user_agent[256];		/* userAgent, default "overlaybd-fetchd/<version>" */
+	/*
+	 * fetchConfig: ours.
+	 *   requestTimeout  s, a miss's whole deadline, retries included (default 30)
+	 *   connectTimeout  s (default 10)
+	 *   maxRetries      attempts after the first (default 8)
+	 *   maxConcurrent   HTTP transfers at once (default 32)
+	 *   syncIntervalMs  durability batch: fdatasync + bitmap every this many ms (default 100)
+	 */
+	unsigned int request_timeout_s;
+	unsigned int connect_timeout_s;
+	unsigned int max_retries;
+	unsigned int max_concurrent;
+	unsigned int sync_interval_ms;
+};
+
+void fetchd_config_defaults(struct fetchd_config *c);
+
+/*
+ * Parse a config held in memory (len bytes, not necessarily NUL-terminated)
+ * over the defaults already in c. 0, or -EINVAL with err holding
+ * "<key>: <what is wrong>" (no file name: the caller adds it).
+ */
+int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
+			char *err, size_t errlen);
+
+/*
+ * Defaults, then the file at path. must_exist false: a missing file means
+ * the defaults (the default path need not exist). Errors name the file:
+ * "<path>: <key>: <what>". 0 or -errno.
+ */
+int fetchd_config_load(const char *path, bool must_exist, struct fetchd_config *c,
+		       char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * URLs of registry objects: blob URLs (spec 6.2, repoBlobUrl + "/" + digest)
+ * and image references for obd push ([http://|https://]HOST[:PORT]/REPO[:TAG],
+ * https when no scheme is given).
+ */
+#ifndef OBD_FETCHD_URL_H
+#define OBD_FETCHD_URL_H
+
+#include <stddef.h>
+
+struct reg_url {
+	char scheme[8];		/* "http" or "https" */
+	char host[256];		/* host name or IPv4 / [IPv6] literal, as written */
+	unsigned int port;	/* 0 = the scheme's default */
+	char repo[512];		/* "a/b" */
+	char digest[80];	/* blob URLs: "sha256:<hex>"; refs: "" */
+	char tag[130];		/* refs: tag, default "latest"; blob URLs: "" */
+};
+
+/* scheme://host[:port]/v2/<repo>/blobs/sha256:<64 hex>. 0 or -EINVAL. */
+int url_parse_blob(const char *url, struct reg_url *u, char *err, size_t errlen);
+
+/* [http://|https://]host[:port]/repo[:tag]; repo components as the OCI
+ * distribution spec allows ([a-z0-9]+([._-][a-z0-9]+)*, '/' separated),
+ * tag [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. 0 or -EINVAL. */
+int url_parse_ref(const char *ref, struct reg_url *u, char *err, size_t errlen);
+
+/* "scheme://host[:port]" of u. 0 or -ENAMETOOLONG. */
+int url_origin(const struct reg_url *u, char *out, size_t outlen);
+
+/* The prefixes cred.json keys are matched against, in the order of spec
+ * 6.4: host[:port], host[:port]/a, host[:port]/a/b ... Up to max; returns
+ * how many were written (each NUL-terminated, PATH_MAX-ish buffers). */
+int url_cred_prefixes(const struct reg_url *u, char (*out)[1024], int max);
+
+#endif
