@@ -217,7 +217,13 @@ else
 fi
 # watchdog_thresh=60: under emulation on a loaded host a vCPU can go unscheduled
 # for tens of seconds; a soft-lockup report would then be noise, not a bug.
-APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off watchdog_thresh=60 rdinit=/init$CWD_BIND"
+# rcu_cpu_stall_timeout=120 for the same reason: a TCG guest starved of host CPU
+# reports "rcu_preempt kthread starved" after the default 21 s (seen in CI, the
+# stack in clear_page under a user page fault). A CPU really stuck in a loop
+# of ours is still caught, by the soft-lockup detector at 2 x 60 s and by RCU
+# at 120 s.
+APPEND="console=ttyS0 panic=-1 loglevel=4 log_buf_len=4M mitigations=off watchdog_thresh=60"
+APPEND+=" rcupdate.rcu_cpu_stall_timeout=120 rdinit=/init$CWD_BIND"
 # shellcheck disable=SC2054  # commas belong to QEMU's option syntax
 QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot
 	-nic none -kernel "$KIMAGE" -initrd "$INITRD" -append "$APPEND"
