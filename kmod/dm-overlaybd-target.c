@@ -4,8 +4,8 @@
  * stack (LSMT, ZFile(LSMT), tar(...) layer files) from the page cache of
  * the layer files. See Documentation: docs/dm-overlaybd.rst.
  *
- * Table: <#layers> <layer path>... [<#opt args> <opt>...], layers bottom to
- * top. Construction is all-or-nothing; obd_dtr() copes with a half-built
+ * Table: <#layers> <layer>... [<#opt args> <opt>...], layers bottom to top;
+ * a layer is a path or remote:<size>:<digest>:<cache file> (obd_remote.h). Construction is all-or-nothing; obd_dtr() copes with a half-built
  * target (the dm-verity shape), so obd_ctr() has a single "bad" label.
  */
 #include <linux/kernel.h>
@@ -24,6 +24,7 @@
 
 #include "compat.h"
 #include "obd_kmod.h"
+#include "obd_remote.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -33,7 +34,12 @@ struct obd_dev_layer {
 	struct file *dfile;		/* O_DIRECT handle (direct_io) or NULL */
 	char *path;			/* as given in the table */
 	bool nowait;			/* page cache hits can be read inline */
+	struct obd_blob *blob;		/* remote layer: sl->blob, else NULL */
+	const struct obd_fetch_opts *fetch;	/* &target->fetch */
 };
+
+/* A ZFile block of a remote layer failing its CRC is fetched again this often. */
+#define OBD_REFETCH_TRIES	2
 
 struct obd_stats {
 	u64 reads;
@@ -55,6 +61,11 @@ struct obd_target {
 	bool direct_io;
 	bool no_verify;
 	bool nowait;			/* some layer has dl->nowait */
+	bool hold_set;			/* table option hold_timeout given */
+	unsigned int hold_s;		/* its value, seconds */
+	unsigned int nremote;		/* remote layers */
+	atomic_t pending;		/* readers waiting for a miss */
+	struct obd_fetch_opts fetch;	/* how this device's readers wait */
 	struct workqueue_struct *wq;
 	struct obd_stats __percpu *stats;
 	struct obd_kctx *reserve;	/* when every shared context is busy */
@@ -117,6 +128,18 @@ static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 
 	struct file *f = dl->dfile ? dl->dfile : dl->sl->file;
 	loff_t p = dl->sl->layer.window.off + pos;
 
+	if (dl->blob) {
+		size_t n = iov_iter_count(piece);
+
+		if (nowait && !obd_blob_present(dl->blob, p, n))
+			return -EAGAIN;
+		if (!nowait) {
+			int r = obd_blob_fetch(dl->blob, p, n, dl->fetch);
+
+			if (r)
+				return r;
+		}
+	}
 	while (iov_iter_count(piece)) {
 		ssize_t r = obd_read_iter(f, piece, &p, nowait);
 
@@ -140,6 +163,17 @@ static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos
 {
 	u8 *p;
 
+	if (dl->blob && nowait) {
+		/* only the present head: the worker fetches the rest */
+		len = (u32)obd_blob_present_prefix(dl->blob, pos, len);
+		if (!len)
+			return ERR_PTR(-EAGAIN);
+	} else if (dl->blob) {
+		int r = obd_blob_fetch(dl->blob, pos, len, dl->fetch);
+
+		if (r)
+			return ERR_PTR(r);
+	}
 	if (dl->dfile) {
 		p = obd_kctx_read(c, dl->dfile, pos, len, false, got);
 		if (!IS_ERR(p) || PTR_ERR(p) != -EINVAL)
@@ -220,6 +254,38 @@ static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
 }
 
 /*
+ * A block of a remote layer failed its CRC: the fetched bytes are bad (a
+ * broken registry or proxy, a torn cache file). Fetch them again, a
+ * bounded number of times, then give up with the CRC error.
+ */
+static int obd_zblock_refetch(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
+			      struct iov_iter *piece, u64 pos, u64 bytes)
+{
+	struct obd_zfile *zf = &dl->sl->layer.zf;
+	int r = -EFSBADCRC, tries;
+	u64 boff;
+	u32 slen;
+
+	obd_zfile_block_range(zf, b, &boff, &slen);
+	boff += dl->sl->layer.window.off;
+	for (tries = 0; r == -EFSBADCRC && tries < OBD_REFETCH_TRIES; tries++) {
+		u8 *stored;
+		u32 got;
+
+		DMWARN_LIMIT("%s: layer %s: block %llu: fetching its bytes %llu+%u again",
+			     obd_name(wk->t), dl->path, b, boff, slen);
+		r = obd_blob_refetch(dl->blob, boff, slen, dl->fetch);
+		if (r)
+			return r;
+		stored = obd_read_stored(wk->kctx, dl, boff, slen, false, &got);
+		if (IS_ERR(stored))
+			return PTR_ERR(stored);
+		r = obd_zblock_out(wk, dl, b, stored, slen, piece, pos, bytes);
+	}
+	return r;
+}
+
+/*
  * ZFile data: read the stored blocks covering [pos, pos + bytes) of the
  * LSMT stream, several blocks per read, and put each into the bio.
  */
@@ -265,6 +331,14 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 				return -EAGAIN;
 			r = obd_zblock_out(wk, dl, b, stored + (boff - start), slen, piece, pos,
 					   bytes);
+			if (r == -EFSBADCRC && dl->blob && !wk->nowait) {
+				r = obd_zblock_refetch(wk, dl, b, piece, pos, bytes);
+				if (!r) {
+					/* the refetch reused cbuf: read the next blocks afresh */
+					b++;
+					break;
+				}
+			}
 			if (r)
 				return r;
 		}
@@ -448,7 +522,7 @@ static void obd_dtr(struct dm_target *ti)
 
 static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char **error)
 {
-	static const struct dm_arg opt_arg = {0, 2, "Invalid number of optional arguments"};
+	static const struct dm_arg opt_arg = {0, 4, "Invalid number of optional arguments"};
 	unsigned int n;
 	int r;
 
@@ -464,6 +538,15 @@ static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char 
 			t->direct_io = true;
 		} else if (!strcasecmp(a, "no_verify")) {
 			t->no_verify = true;
+		} else if (!strcasecmp(a, "hold_timeout")) {
+			/* seconds readers of remote layers wait for a daemon */
+			if (!n || kstrtouint(dm_shift_arg(as), 10, &t->hold_s) ||
+			    t->hold_s > 86400) {
+				*error = "Invalid hold_timeout (seconds, 0 to 86400)";
+				return -EINVAL;
+			}
+			n--;
+			t->hold_set = true;
 		} else {
 			*error = "Unrecognized optional argument";
 			DMERR("%s: unrecognized optional argument '%s'", obd_name(t), a);
@@ -496,6 +579,26 @@ static void obd_open_direct(struct obd_target *t, struct obd_dev_layer *dl)
 	dl->dfile = f;
 }
 
+static struct obd_shared_layer *obd_open_remote(struct obd_target *t,
+						struct obd_dev_layer *dl, char **error,
+						struct obd_err *err)
+{
+	struct obd_remote_spec rs;
+	struct obd_blob *b;
+	int r;
+
+	r = obd_remote_parse(dl->path, &rs, error);
+	if (r) {
+		obd_errf(err, r, "bad remote layer argument (expected remote:<size>:sha256:<hex>:<cache file>)");
+		return ERR_PTR(r);
+	}
+	b = obd_blob_get(&rs, error, err);
+	if (IS_ERR(b))
+		return ERR_CAST(b);
+	t->nremote++;
+	return obd_shared_get_remote(b, &t->fetch, error, err);
+}
+
 static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 {
 	unsigned int i;
@@ -510,7 +613,11 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 			return -ENOMEM;
 		}
 		err.msg[0] = 0;
-		dl->sl = obd_shared_get(dl->path, error, &err);
+		dl->fetch = &t->fetch;
+		if (obd_is_remote(dl->path))
+			dl->sl = obd_open_remote(t, dl, error, &err);
+		else
+			dl->sl = obd_shared_get(dl->path, error, &err);
 		if (IS_ERR(dl->sl)) {
 			int r = PTR_ERR(dl->sl);
 
@@ -518,7 +625,9 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 			dl->sl = NULL;
 			return r;
 		}
-		if (t->direct_io)
+		dl->blob = dl->sl->blob;
+		/* remote layers are read through the page cache the daemon fills */
+		if (t->direct_io && !dl->blob)
 			obd_open_direct(t, dl);
 		/* direct_io layers stay on the worker: O_DIRECT reads always wait */
 		dl->nowait = !dl->dfile && (dl->sl->file->f_mode & FMODE_NOWAIT) &&
@@ -613,6 +722,9 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = obd_parse_opt_args(t, &as, &ti->error);
 	if (r)
 		goto bad;
+	atomic_set(&t->pending, 0);
+	t->fetch.hold = t->hold_set ? (unsigned long)t->hold_s * HZ : obd_hold_default();
+	t->fetch.pending = &t->pending;
 
 	t->layers = kcalloc(t->nlayers, sizeof(*t->layers), GFP_KERNEL);
 	if (!t->layers) {
@@ -669,14 +781,36 @@ bad:
 	return r;
 }
 
+/* Bytes fetched into the device's remote blobs, each blob once. */
+static u64 obd_fetched(struct obd_target *t)
+{
+	unsigned int i, j;
+	u64 sum = 0;
+
+	for (i = 0; i < t->nlayers; i++) {
+		struct obd_blob *b = t->layers[i].blob;
+
+		if (!b)
+			continue;
+		for (j = 0; j < i && t->layers[j].blob != b; j++)
+			;
+		if (j == i)
+			sum += atomic64_read(&b->fetched);
+	}
+	return sum;
+}
+
 /*
  * INFO:  <#layers> reads <n> inline <n> resumed <n> bytes <n> zblocks <n> crc_errors <n>
- *        io_errors <n>
+ *        io_errors <n> remote <n> pending <n> fetched <n> daemon <0|1>
  *   reads/bytes: read bios completed and their bytes; inline: those of the
  *   reads served in the submitter's context (no workqueue); resumed: reads
  *   begun inline and finished by the worker from the first miss; zblocks:
  *   ZFile blocks decoded; crc_errors: ZFile blocks with a bad CRC; io_errors:
- *   bios failed.
+ *   bios failed; remote: remote layers; pending: readers waiting for a miss
+ *   now; fetched: bytes the daemon made present in this device's remote
+ *   blobs (shared blobs count for every device using them); daemon: 1 if
+ *   a fetch daemon holds /dev/overlaybd.
  * TABLE: the constructor line, optional arguments recounted.
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
@@ -703,22 +837,26 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 		DMEMIT("%u reads %llu inline %llu resumed %llu bytes %llu zblocks %llu crc_errors %llu io_errors %llu",
 		       t->nlayers, s.reads, s.inline_reads, s.resumed, s.bytes, s.zblocks,
 		       s.crc_errors, s.io_errors);
+		DMEMIT(" remote %u pending %d fetched %llu daemon %d", t->nremote,
+		       atomic_read(&t->pending), obd_fetched(t), obd_daemon_connected());
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
 		for (i = 0; i < t->nlayers; i++)
 			DMEMIT(" %s", t->layers[i].path);
-		nopt = t->direct_io + t->no_verify;
+		nopt = t->direct_io + t->no_verify + 2 * t->hold_set;
 		if (nopt)
 			DMEMIT(" %u", nopt);
 		if (t->direct_io)
 			DMEMIT(" direct_io");
 		if (t->no_verify)
 			DMEMIT(" no_verify");
+		if (t->hold_set)
+			DMEMIT(" hold_timeout %u", t->hold_s);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",layers=%u,direct_io=%c,no_verify=%c;", t->nlayers,
+		DMEMIT(",layers=%u,remote=%u,direct_io=%c,no_verify=%c;", t->nlayers, t->nremote,
 		       t->direct_io ? 'y' : 'n', t->no_verify ? 'y' : 'n');
 		break;
 	}
@@ -733,7 +871,7 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 2, 0},
+	.version = {1, 3, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,
@@ -749,18 +887,31 @@ static int __init obd_init(void)
 	r = obd_env_init();
 	if (r)
 		return r;
+	r = obd_miss_init();
+	if (r) {
+		DMERR("cannot register /dev/%s: error %d", OBD_DEV_NAME, r);
+		goto out_env;
+	}
 	r = dm_register_target(&obd_target_type);
 	if (r) {
 		DMERR("register failed %d", r);
-		obd_env_exit();
+		goto out_miss;
 	}
+	return 0;
+
+out_miss:
+	obd_miss_exit();
+out_env:
+	obd_env_exit();
 	return r;
 }
 
 static void __exit obd_exit(void)
 {
 	dm_unregister_target(&obd_target_type);
+	obd_miss_exit();
 	obd_shared_exit();
+	obd_blob_exit();
 	obd_env_exit();
 }
 

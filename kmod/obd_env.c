@@ -18,6 +18,7 @@
 #include <linux/err.h>
 
 #include "obd_kmod.h"
+#include "obd_remote.h"
 
 #define OBD_KCTX_MAX	64u
 
@@ -50,6 +51,12 @@ static int obd_kfile_read(struct obd_io *io, void *buf, size_t len, u64 off)
 	struct obd_kfile_io *k = container_of(io, struct obd_kfile_io, io);
 	loff_t pos = off;
 
+	if (k->blob) {
+		int r = obd_blob_fetch(k->blob, off, len, k->fetch);
+
+		if (r)
+			return r;
+	}
 	while (len) {
 		ssize_t r = kernel_read(k->file, buf, len, &pos);
 
@@ -67,6 +74,8 @@ static int obd_kfile_read(struct obd_io *io, void *buf, size_t len, u64 off)
 void obd_kfile_io_init(struct obd_kfile_io *k, struct file *file, const char *name)
 {
 	k->file = file;
+	k->blob = NULL;
+	k->fetch = NULL;
 	k->io.read = obd_kfile_read;
 	k->io.size = i_size_read(file->f_mapping->host);
 	k->io.name = name;

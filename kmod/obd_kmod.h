@@ -18,10 +18,19 @@
  * Environment (obd_env.c)
  *--------------------------------------------------------------*/
 
-/* struct obd_io over a struct file, read through the page cache. */
+struct obd_blob;
+struct obd_fetch_opts;
+
+/*
+ * struct obd_io over a struct file, read through the page cache. For a
+ * remote layer (blob set) absent ranges are fetched first, waiting as
+ * fetch says (set by whoever parses the layer).
+ */
 struct obd_kfile_io {
 	struct obd_io io;
 	struct file *file;
+	struct obd_blob *blob;
+	const struct obd_fetch_opts *fetch;
 };
 
 void obd_kfile_io_init(struct obd_kfile_io *k, struct file *file, const char *name);
@@ -98,10 +107,15 @@ struct obd_shared_layer {
 	struct obd_kfile_io kio;
 	struct obd_layer layer;
 	char *name;			/* path of the first opener, for messages */
+	struct obd_blob *blob;		/* remote layer: the key instead of the inode */
 };
 
 struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 					struct obd_err *err);
+/* Takes over the caller's blob ref, whatever the outcome. */
+struct obd_shared_layer *obd_shared_get_remote(struct obd_blob *b,
+					       const struct obd_fetch_opts *fetch,
+					       char **error, struct obd_err *err);
 void obd_shared_put(struct obd_shared_layer *sl);
 void obd_shared_exit(void);
 

@@ -18,6 +18,7 @@
 
 #include "compat.h"
 #include "obd_kmod.h"
+#include "obd_remote.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -36,7 +37,7 @@ static struct obd_shared_layer *__obd_shared_find(struct inode *host)
 
 	lockdep_assert_held(&obd_layers_mutex);
 	list_for_each_entry(sl, &obd_layers, list) {
-		if (sl->sdev == host->i_sb->s_dev && sl->ino == host->i_ino &&
+		if (!sl->blob && sl->sdev == host->i_sb->s_dev && sl->ino == host->i_ino &&
 		    sl->size == size && timespec64_equal(&sl->mtime, &mtime))
 			return sl;
 	}
@@ -73,8 +74,10 @@ static int obd_shared_check(struct obd_shared_layer *sl, char **error,
 	return 0;
 }
 
-/* NOTE: caller holds obd_layers_mutex; takes over file. */
+/* NOTE: caller holds obd_layers_mutex; takes over file (and blob's ref). */
 static struct obd_shared_layer *__obd_shared_parse(struct file *file, const char *path,
+						   struct obd_blob *blob,
+						   const struct obd_fetch_opts *fetch,
 						   char **error, struct obd_err *err)
 {
 	struct inode *host = file->f_mapping->host;
@@ -98,8 +101,13 @@ static struct obd_shared_layer *__obd_shared_parse(struct file *file, const char
 	sl->size = i_size_read(host);
 	sl->mtime = obd_inode_mtime(host);
 	obd_kfile_io_init(&sl->kio, file, sl->name);
+	/* a remote layer's headers and index come through the miss path */
+	sl->kio.blob = blob;
+	sl->kio.fetch = fetch;
 
 	r = obd_layer_open(&sl->layer, &sl->kio.io, obd_parse_codec, err);
+	/* later reads of the layer go through the device's own read path */
+	sl->kio.fetch = NULL;
 	if (r) {
 		*error = "Invalid layer";
 		goto out_free_name;
@@ -108,6 +116,7 @@ static struct obd_shared_layer *__obd_shared_parse(struct file *file, const char
 	if (r)
 		goto out_close_layer;
 
+	sl->blob = blob;
 	sl->refs = 1;
 	list_add(&sl->list, &obd_layers);
 	obd_layers_parsed++;
@@ -125,6 +134,8 @@ out_fput:
 		obd_errf(err, r, "%s: out of memory", path);
 	}
 	fput(file);
+	if (blob)
+		obd_blob_put(blob);
 	return ERR_PTR(r);
 }
 
@@ -168,8 +179,32 @@ struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 		sl->refs++;
 		fput(file);
 	} else {
-		sl = __obd_shared_parse(file, path, error, err);
+		sl = __obd_shared_parse(file, path, NULL, NULL, error, err);
 	}
+	mutex_unlock(&obd_layers_mutex);
+	return sl;
+}
+
+/*
+ * A remote layer, keyed by its blob: the cache file changes while it fills,
+ * so the size and mtime guard of local layers does not apply.
+ */
+struct obd_shared_layer *obd_shared_get_remote(struct obd_blob *b,
+					       const struct obd_fetch_opts *fetch,
+					       char **error, struct obd_err *err)
+{
+	struct obd_shared_layer *sl;
+
+	mutex_lock(&obd_layers_mutex);
+	list_for_each_entry(sl, &obd_layers, list) {
+		if (sl->blob == b) {
+			sl->refs++;
+			mutex_unlock(&obd_layers_mutex);
+			obd_blob_put(b);
+			return sl;
+		}
+	}
+	sl = __obd_shared_parse(get_file(b->file), b->path, b, fetch, error, err);
 	mutex_unlock(&obd_layers_mutex);
 	return sl;
 }
@@ -187,6 +222,8 @@ void obd_shared_put(struct obd_shared_layer *sl)
 
 	obd_layer_close(&sl->layer);
 	fput(sl->file);
+	if (sl->blob)
+		obd_blob_put(sl->blob);
 	kfree(sl->name);
 	kfree(sl);
 }
