@@ -1,0 +1,279 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 30-miss.sh: remote layers and the miss channel, kernel side alone.
+#   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/30-miss.sh
+# A stand-in daemon (tests/vm/remote_lib.py daemon) answers misses from
+# local copies of the blobs, with faults overlaybd-fetchd never makes on
+# purpose. Checks: /dev/overlaybd (root only, one opener), a table loading
+# on a cold cache (headers, index, jump table through the miss path), device
+# bytes equal to the local stack's, table round trip and status fields,
+# coalescing (32 readers of one cold block: one request), a stack mixing
+# local and remote layers, malformed answers refused with EINVAL, kill -9
+# of the daemon during parallel reads with a new daemon taking over, EIO
+# after the hold timeout with no daemon, a failed fetch, ZFile CRC failures
+# fetched again (and EIO when the data stays bad), ranges made durable not
+# fetched again after a daemon restart and a module reload, and dmesg clean.
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+obd=$OBD_TOP/build/obd
+ref=$OBD_TOP/tests/data/overlaybd-ref
+PY=/usr/bin/python3
+R="$PY $OBD_TOP/tests/vm/remote_lib.py"
+sha_l1l2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
+len=131072	# 64 MiB in sectors
+[ -x "$obd" ] || bail "$obd missing: run make first"
+vm_dmesg_mark 30-miss
+vm_load_module || bail "cannot load dm-overlaybd"
+vm_on_exit vm_unload_module
+d=$(vm_tmpdir)
+vm_on_exit rm -rf "$d"
+cd "$d" || bail "cd $d"
+mkdir -p src cache
+
+devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
+stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
+# entry BLOB: copy to src/ under its digest, make a cold cache entry, print the token
+entry() {
+	local dg
+	dg=sha256:$(sha256sum "$1" | cut -d' ' -f1)
+	cp "$1" "src/$dg"
+	rm -f "cache/$dg" "cache/$dg.meta"
+	$R entry "$1" cache
+}
+daemon_pid=
+# start_daemon LOG [opts]: waits until it holds the device
+start_daemon() {
+	local log=$1 i
+	shift
+	stop_daemon
+	rm -f "$log.ready"
+	$R daemon src "$log" "$@" 2>>"$log.err" &
+	daemon_pid=$!
+	for i in $(seq 100); do
+		[ -e "$log.ready" ] && return 0
+		kill -0 "$daemon_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "stand-in daemon did not start: $(cat "$log.err" 2>/dev/null)" >&2
+	return 1
+}
+stop_daemon() {
+	[ -n "$daemon_pid" ] || return 0
+	kill "$daemon_pid" 2>/dev/null
+	wait "$daemon_pid" 2>/dev/null
+	daemon_pid=
+}
+vm_on_exit stop_daemon
+reads_in() { awk '$1 == "READ" { n++ } END { print n + 0 }' "$1" 2>/dev/null; }
+# distinct granules the daemon answered with status 0 (answers may overlap)
+done_granules() {
+	awk '$1 == "DONE" && $6 == 0 { for (g = int($4 / 4096); g * 4096 < $4 + $5; g++) seen[$3 " " g] = 1 }
+	     END { n = 0; for (k in seen) n++; print n }' "$1"
+}
+
+# --- the device node -----------------------------------------------------
+check "/dev/overlaybd exists" test -c /dev/overlaybd
+check_eq "/dev/overlaybd is root only (0600)" "$(stat -c %a /dev/overlaybd)" 600
+
+# --- a cold cache: the table loads through the miss path ---------------------
+t1=$(entry "$ref/l1.commit.lz4.zfile")
+t2=$(entry "$ref/l2.commit.lz4.zfile.tar")
+start_daemon d1.log || bail "no stand-in daemon"
+check "create a device over two cold remote layers" \
+	dmsetup create obd-r --readonly --table "0 $len overlaybd 2 $t1 $t2"
+vm_on_exit dmsetup remove obd-r
+check "ctr fetched headers and index (READs before any I/O)" test "$(reads_in d1.log)" -gt 0
+check_eq "remote device sha256 = the local stack's" "$(devsha obd-r)" "$sha_l1l2"
+check_eq "dmsetup table prints the remote tokens" \
+	"$(dmsetup table obd-r)" "0 $len overlaybd 2 $t1 $t2"
+check_eq "status: remote 2" "$(stat_field obd-r remote)" 2
+check_eq "status: daemon 1" "$(stat_field obd-r daemon)" 1
+check_eq "status: pending 0 when idle" "$(stat_field obd-r pending)" 0
+sz=$(( $(stat -c %s "$ref/l1.commit.lz4.zfile") + $(stat -c %s "$ref/l2.commit.lz4.zfile.tar") ))
+# fetched counts exact bytes; the last granule of each of the 2 blobs may be short
+fetched=$(stat_field obd-r fetched)
+ng=$(done_granules d1.log)
+check "status: fetched ($fetched) = the granules the daemon made present ($ng)" \
+	test "$fetched" -le $((ng * 4096)) -a "$fetched" -gt $(((ng - 2) * 4096))
+check "fetched <= the blobs' size" test "$(stat_field obd-r fetched)" -le "$sz"
+check "table reloads from dmsetup table" bash -c \
+	"dmsetup create obd-r2 --readonly --table \"\$(dmsetup table obd-r)\" && dmsetup remove obd-r2"
+r0=$(reads_in d1.log)
+check_eq "warm: reading it all again sends no miss" \
+	"$(devsha obd-r) $(reads_in d1.log)" "$sha_l1l2 $r0"
+dmsetup remove obd-r
+stop_daemon
+
+# --- a stack mixing local and remote layers, and a bigger generated one -------
+"$PY" -c "
+import os
+b = os.urandom(6 << 20) + (b'some text, compressible\n' * 100000)[:2 << 20]
+open('base.raw', 'wb').write(b)
+open('up.bin', 'wb').write(os.urandom(300 * 1024))
+" || bail "cannot write test data"
+check "build base (uncompressed) and upper (zfile) layers" bash -c "
+	'$obd' create base.data base.index 8M && '$obd' import --no-progress base.data base.index base.raw &&
+	'$obd' commit --no-progress base.data base.index base.commit &&
+	'$obd' create up.data up.index 8M && '$obd' write up.data up.index --offset 1000K up.bin &&
+	'$obd' commit --no-progress -z up.data up.index up.zfile"
+want=$("$obd" cat base.commit up.zfile | sha256sum | cut -d' ' -f1)
+tb=$(entry base.commit)
+start_daemon d2.log --delay 300 || bail "no stand-in daemon"
+check "create remote base + local upper" \
+	dmsetup create obd-m --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+vm_on_exit dmsetup remove obd-m
+check_eq "status: remote 1 in a mixed stack" "$(stat_field obd-m remote)" 1
+
+# 32 readers of one cold 4 KiB block at 5 MiB: one request
+r0=$(reads_in d2.log)
+for i in $(seq 32); do
+	dd if=/dev/mapper/obd-m of=/dev/null bs=4096 skip=1280 count=1 iflag=direct status=none &
+done
+wait_pids=$(jobs -p | grep -v "^$daemon_pid\$")
+# shellcheck disable=SC2086
+wait $wait_pids
+check_eq "32 concurrent readers of one cold block: one request" "$(( $(reads_in d2.log) - r0 ))" 1
+check_eq "mixed stack sha256 = obd cat" "$(devsha obd-m)" "$want"
+dmsetup remove obd-m
+stop_daemon
+
+# --- malformed answers -------------------------------------------------------
+vm_dmesg_mark 30-garbage
+check "garbage to /dev/overlaybd is refused with EINVAL, second open EBUSY" $R garbage
+check "the refusals are logged" bash -c "dmesg | grep -q 'overlaybd: /dev/overlaybd: .*refused'"
+vm_dmesg_check 30-garbage
+
+# --- kill -9 of the daemon during parallel reads: a new one takes over ---------
+tb=$(entry base.commit)
+start_daemon d3.log --delay 200 --exit-after 6 || bail "no stand-in daemon"
+check "create (cold)" dmsetup create obd-f --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+vm_on_exit dmsetup remove obd-f
+for w in 0 1 2 3; do
+	(dd if=/dev/mapper/obd-f bs=64K skip=$((w * 32)) count=32 iflag=direct status=none |
+		sha256sum | cut -d' ' -f1 > "part$w") &
+done
+sleep 3
+check "the first daemon died by kill -9 mid-read" bash -c "grep -q EXIT d3.log && ! kill -0 $daemon_pid 2>/dev/null"
+daemon_pid=
+start_daemon d4.log || bail "no second stand-in daemon"
+wait_pids=$(jobs -p | grep -v "^$daemon_pid\$")
+# shellcheck disable=SC2086
+wait $wait_pids
+good=0
+for w in 0 1 2 3; do
+	exp=$("$obd" cat --offset $((w * 2))M --length 2M base.commit up.zfile | sha256sum | cut -d' ' -f1)
+	[ "$(cat "part$w")" = "$exp" ] && good=$((good + 1))
+done
+check_eq "all 4 parallel readers got correct bytes across the failover" "$good" 4
+check "the new daemon got the requests the dead one had read" test "$(reads_in d4.log)" -gt 0
+check_eq "no I/O error on the device" "$(stat_field obd-f io_errors)" 0
+dmsetup remove obd-f
+stop_daemon
+
+# --- no daemon: EIO after the hold timeout --------------------------------------
+tb=$(entry base.commit)
+start_daemon d5.log || bail "no stand-in daemon"
+check "create with hold_timeout 3" dmsetup create obd-h --readonly \
+	--table "0 16384 overlaybd 2 $tb $d/up.zfile 2 hold_timeout 3"
+vm_on_exit dmsetup remove obd-h
+check_eq "table keeps hold_timeout" "$(dmsetup table obd-h | awk '{print $(NF-2), $(NF-1), $NF}')" \
+	"2 hold_timeout 3"
+stop_daemon
+t0=$SECONDS
+if dd if=/dev/mapper/obd-h of=/dev/null bs=4096 skip=100 count=1 iflag=direct status=none 2>/dev/null; then
+	not_ok "a cold read with no daemon fails"
+else
+	ok "a cold read with no daemon fails"
+fi
+el=$((SECONDS - t0))
+check "... after the hold timeout, not before and not much later (${el}s)" test "$el" -ge 2 -a "$el" -le 15
+check_eq "status: daemon 0" "$(stat_field obd-h daemon)" 0
+check "the failure is logged" bash -c "dmesg | grep -q 'no fetch daemon on /dev/overlaybd'"
+dmsetup remove obd-h
+
+# --- a failed fetch: EIO for those bios only -------------------------------------
+tb=$(entry base.commit)
+start_daemon d6.log || bail "no stand-in daemon"
+dmsetup create obd-e --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile" ||
+	not_ok "create for the failed-fetch case"
+vm_on_exit dmsetup remove obd-e
+stop_daemon
+start_daemon d7.log --fail || bail "no stand-in daemon"
+if dd if=/dev/mapper/obd-e of=/dev/null bs=4096 skip=200 count=1 iflag=direct status=none 2>/dev/null; then
+	not_ok "a read whose fetch fails gets EIO"
+else
+	ok "a read whose fetch fails gets EIO"
+fi
+stop_daemon
+start_daemon d8.log || bail "no stand-in daemon"
+check "the same range reads once the daemon succeeds" \
+	dd if=/dev/mapper/obd-e of=/dev/null bs=4096 skip=200 count=1 iflag=direct status=none
+dmsetup remove obd-e
+stop_daemon
+
+# --- ZFile CRC failures in fetched data: fetched again, bounded -------------------
+# the daemon serves each 64 KiB unit corrupted once, then right
+zt=$(entry "$ref/l1.commit.lz4.zfile")
+start_daemon d9.log --corrupt 1 || bail "no stand-in daemon"
+# ctr sees a corrupt header: the table does not load, nothing else breaks
+if dmsetup create obd-c --readonly --table "0 $len overlaybd 1 $zt" 2>/dev/null; then
+	dmsetup remove obd-c
+	not_ok "a table over a corrupt fetched header is refused"
+else
+	ok "a table over a corrupt fetched header is refused"
+fi
+stop_daemon
+# now with good metadata present (fetched by a clean daemon), data corrupted once
+zt=$(entry "$ref/l1.commit.lz4.zfile")
+start_daemon d10.log || bail "no stand-in daemon"
+check "create over a clean-fetched header and index" \
+	dmsetup create obd-c --readonly --table "0 $len overlaybd 1 $zt"
+vm_on_exit dmsetup remove obd-c
+stop_daemon
+start_daemon d11.log --corrupt 1 || bail "no stand-in daemon"
+sha_l1=2f0aaac9524d2897789b77575cd5c3145b9b634da4a5214c5cad92176545e75b
+check_eq "bad data fetched once: device still reads right" "$(devsha obd-c)" "$sha_l1"
+check "crc_errors counted" test "$(stat_field obd-c crc_errors)" -gt 0
+check "REFETCH requests were sent" bash -c "awk '\$1 == \"READ\" && \$6 == 1' d11.log | grep -q ."
+check_eq "no I/O error" "$(stat_field obd-c io_errors)" 0
+dmsetup remove obd-c
+stop_daemon
+zt=$(entry "$ref/l1.commit.lz4.zfile")
+start_daemon d12.log || bail "no stand-in daemon"
+dmsetup create obd-c --readonly --table "0 $len overlaybd 1 $zt" || not_ok "create obd-c again"
+stop_daemon
+start_daemon d13.log --corrupt 100 || bail "no stand-in daemon"
+if dd if=/dev/mapper/obd-c of=/dev/null bs=64K count=16 iflag=direct status=none 2>/dev/null; then
+	not_ok "data that stays bad: EIO"
+else
+	ok "data that stays bad: EIO"
+fi
+nref=$(awk '$1 == "READ" && $6 == 1' d13.log | wc -l)
+check "refetches are bounded ($nref)" test "$nref" -ge 1 -a "$nref" -le 64
+dmsetup remove obd-c
+stop_daemon
+
+# --- durability: daemon restart and module reload fetch nothing again -----------
+tb=$(entry base.commit)
+start_daemon d14.log || bail "no stand-in daemon"
+dmsetup create obd-d --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile" || not_ok "create obd-d"
+check_eq "first read of everything" "$(devsha obd-d)" "$want"
+stop_daemon	# SIGTERM: data synced, then its bits
+cache_file=${tb#remote:*:sha256:*:}
+nbits=$($R meta-bits "$cache_file")
+check "the .meta marks what was fetched ($nbits granules)" test "$nbits" -gt 0
+dmsetup remove obd-d
+vm_unload_module
+check "module reloads" vm_load_module
+start_daemon d15.log || bail "no stand-in daemon"
+check "create again after the reload" \
+	dmsetup create obd-d --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+check_eq "same bytes after the reload" "$(devsha obd-d)" "$want"
+check_eq "and nothing was fetched again" "$(reads_in d15.log)" 0
+dmsetup remove obd-d
+stop_daemon
+
+vm_dmesg_check 30-miss
+tap_done
