@@ -49,6 +49,7 @@ int cmd_check(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_push(int argc, char **argv);
 
 /* Compat entry points, dispatched on basename(argv[0]). */
 int compat_overlaybd_create(int argc, char **argv);
@@ -132,6 +133,7 @@ enum cli_layer_kind {
 const char *cli_kind_name(enum cli_layer_kind k);
 
 struct cli_rw;		/* a writable layer, see cli_rw.c */
+struct cli_remote;	/* a remote layer, see cli_remote.c */
 
 struct cli_layer {
 	char *path;			/* display name (as given / from config) */
@@ -146,6 +148,7 @@ struct cli_layer {
 	const struct obd_map *maps;	/* sorted, non-overlapping, tags 0 */
 	u64 nmaps;
 	struct obd_io *stream;		/* moffset sectors are read from here */
+	struct cli_remote *remote;	/* a remote layer (cli_remote.h), or NULL */
 };
 
 struct cli_stack {
@@ -161,6 +164,7 @@ struct cli_stack {
 #define CLI_STACK_NO_MERGE	0x2	/* don't build the merged index */
 #define CLI_STACK_NO_VERIFY	0x4	/* skip ZFile block CRCs on reads */
 #define CLI_STACK_RW_NOT_HERE	0x8	/* internal: RW allowed, but only on top */
+#define CLI_STACK_REMOTE	0x10	/* config lowers may be remote (digest only) */
 
 /*
  * Open the layers named by argv (bottom first; a RW append layer is
@@ -176,6 +180,8 @@ int cli_stack_read(struct cli_stack *s, void *buf, u64 lba, u64 nsect);
 int cli_layer_open(struct cli_layer *l, const char *path, const char *index_path,
 		   unsigned int flags);
 void cli_layer_close(struct cli_layer *l);
+/* A read-only layer over a remote blob; takes r (closed with the layer). */
+int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned int flags);
 
 /* True if path looks like an image config (ends in .json or starts with '{'). */
 bool cli_is_config(const char *path);
@@ -205,5 +211,12 @@ int cli_rw_flush(struct cli_layer *l);
 int cli_rw_seal(struct cli_layer *l);
 int cli_rw_open_args(struct cli_layer *l, int argc, char **argv, int *used);
 u64 cli_rw_vsize(const struct cli_layer *l);
+
+/* -------------------------------------------------------------------------
+ * Registry (push, remote layers in attach)
+ * ------------------------------------------------------------------------- */
+struct fetchd_config;
+/* The service config (spec 5.6): path, or the default one if it exists. */
+int cli_load_service_config(const char *path, struct fetchd_config *cfg);
 
 #endif /* OBD_CLI_H */

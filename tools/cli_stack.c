@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "cli_remote.h"
 
 const char *cli_kind_name(enum cli_layer_kind k)
 {
@@ -83,8 +84,65 @@ static int get_str(const char *cfg, json_object *o, const char *key, const char 
 	return 0;
 }
 
-int cli_config_load(const char *path, char ***paths, unsigned int *n,
-		    char **upper_data, char **upper_index)
+/* Remote lowers (CLI_STACK_REMOTE): digest[i] set where paths[i] is NULL. */
+struct cfg_remote {
+	char *repo_blob_url;
+	char **digests;
+	u64 *sizes;
+};
+
+static void cfg_remote_free(struct cfg_remote *rem, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; rem->digests && i < n; i++)
+		free(rem->digests[i]);
+	free(rem->digests);
+	free(rem->sizes);
+	free(rem->repo_blob_url);
+	memset(rem, 0, sizeof(*rem));
+}
+
+/* lowers[i].size: a positive integer, or absent (0: asked of the registry). */
+static int get_size(const char *cfg, json_object *o, size_t i, u64 *out)
+{
+	json_object *v;
+	int64_t x;
+
+	*out = 0;
+	if (!json_object_object_get_ex(o, "size", &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || (x = json_object_get_int64(v)) <= 0) {
+		cli_err(cfg, "lowers[%zu].size: expected a positive integer", i);
+		return -EINVAL;
+	}
+	*out = (u64)x;
+	return 0;
+}
+
+static int remote_lower(const char *path, json_object *l, size_t i, const char *digest,
+			struct cfg_remote *rem)
+{
+	u8 raw[OBD_CACHE_DIGEST_LEN];
+
+	if (obd_digest_parse(digest, strlen(digest), raw)) {
+		cli_err(path, "lowers[%zu].digest: '%s' is not sha256:<64 lower-case hex>", i,
+			digest);
+		return -EINVAL;
+	}
+	if (!rem->repo_blob_url) {
+		cli_err(path, "lowers[%zu]: remote layer %s, but repoBlobUrl is not set", i,
+			digest);
+		return -EINVAL;
+	}
+	rem->digests[i] = strdup(digest);
+	if (!rem->digests[i])
+		return -ENOMEM;
+	return get_size(path, l, i, &rem->sizes[i]);
+}
+
+static int config_load(const char *path, char ***paths, unsigned int *n,
+		       char **upper_data, char **upper_index, struct cfg_remote *rem)
 {
 	json_object *root, *lowers, *upper;
 	char *dcopy = strdup(path), *cfgdir = dcopy ? dirname(dcopy) : NULL;
@@ -133,6 +191,19 @@ int cli_config_load(const char *path, char ***paths, unsigned int *n,
 		rc = -ENOMEM;
 		goto out_put;
 	}
+	if (rem) {
+		const char *rbu;
+
+		if (get_str(path, root, "repoBlobUrl", &rbu, ""))
+			goto out_free;
+		rem->repo_blob_url = rbu ? strdup(rbu) : NULL;
+		rem->digests = calloc(cnt + 1, sizeof(*rem->digests));
+		rem->sizes = calloc(cnt + 1, sizeof(*rem->sizes));
+		if (!rem->digests || !rem->sizes || (rbu && !rem->repo_blob_url)) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+	}
 	for (i = 0; i < cnt; i++) {
 		static const char *const names[] = { "overlaybd.commit", ".commit",
 						      "overlaybd.sealed" };
@@ -167,6 +238,13 @@ int cli_config_load(const char *path, char ***paths, unsigned int *n,
 				out[i] = p;
 			else
 				free(p);
+		}
+		if (!out[i] && digest && rem) {
+			rc = remote_lower(path, l, i, digest, rem);
+			if (rc)
+				goto out_free;
+			rc = -EINVAL;
+			continue;
 		}
 		if (!out[i]) {
 			if (!file && !dir && !digest)
@@ -203,11 +281,19 @@ out_free:
 		for (i = 0; i < cnt; i++)
 			free(out[i]);
 		free(out);
+		if (rem)
+			cfg_remote_free(rem, (unsigned int)cnt);
 	}
 out_put:
 	json_object_put(root);
 	free(dcopy);
 	return rc;
+}
+
+int cli_config_load(const char *path, char ***paths, unsigned int *n,
+		    char **upper_data, char **upper_index)
+{
+	return config_load(path, paths, n, upper_data, upper_index, NULL);
 }
 
 /* -------------------------------------------------------------------------
@@ -221,6 +307,8 @@ void cli_layer_close(struct cli_layer *l)
 		obd_layer_close(&l->ro);
 	if (l->fio_open)
 		obd_file_io_close(&l->fio);
+	if (l->remote)
+		cli_remote_close(l->remote);
 	free(l->path);
 	free(l->index_path);
 	memset(l, 0, sizeof(*l));
@@ -274,6 +362,42 @@ int cli_peek_kind(const char *path, enum cli_layer_kind *kind, bool *is_lsmt_raw
 	return rc;
 }
 
+static void layer_ro_opened(struct cli_layer *l, unsigned int flags)
+{
+	l->ro_open = true;
+	l->info = l->ro.info;
+	l->kind = l->info.kind == OBD_LSMT_COMMITTED ? CLI_KIND_COMMITTED : CLI_KIND_SEALED;
+	l->maps = l->ro.maps;
+	l->nmaps = l->ro.nmaps;
+	l->stream = l->ro.lsmt_io;
+	if (flags & CLI_STACK_NO_VERIFY)
+		l->ro.zf.no_verify = true;
+}
+
+int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned int flags)
+{
+	struct obd_err err = { "" };
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->remote = r;
+	l->path = strdup(cli_remote_url(r));
+	if (!l->path) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	rc = obd_layer_open(&l->ro, cli_remote_io(r), &obd_user_codec, &err);
+	if (rc) {
+		cli_err_core(l->path, rc, &err);
+		goto out_close;
+	}
+	layer_ro_opened(l, flags);
+	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
 /*
  * index_path: the RW index when the caller knows the layer is an append
  * RW pair. Without it, a header saying "RW data" is an error asking for it.
@@ -298,15 +422,7 @@ int cli_layer_open(struct cli_layer *l, const char *path, const char *index_path
 	if (!index_path) {
 		rc = obd_layer_open(&l->ro, &l->fio.io, &obd_user_codec, &err);
 		if (!rc) {
-			l->ro_open = true;
-			l->info = l->ro.info;
-			l->kind = l->info.kind == OBD_LSMT_COMMITTED ? CLI_KIND_COMMITTED :
-				  CLI_KIND_SEALED;
-			l->maps = l->ro.maps;
-			l->nmaps = l->ro.nmaps;
-			l->stream = l->ro.lsmt_io;
-			if (flags & CLI_STACK_NO_VERIFY)
-				l->ro.zf.no_verify = true;
+			layer_ro_opened(l, flags);
 			return 0;
 		}
 	}
@@ -410,9 +526,22 @@ static int stack_merge(struct cli_stack *s)
 	return 0;
 }
 
+static int stack_open_remote(struct cli_layer *l, const char *cfg, struct cfg_remote *rem,
+			     unsigned int i, unsigned int flags)
+{
+	struct cli_remote *r;
+	int rc;
+
+	rc = cli_remote_open(&r, cfg, rem->repo_blob_url, rem->digests[i], rem->sizes[i]);
+	if (rc)
+		return rc;
+	return cli_layer_open_remote(l, r, flags & ~CLI_STACK_ALLOW_RW);
+}
+
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags)
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
+	struct cfg_remote rem = { NULL, NULL, NULL };
 	unsigned int ncfg = 0, i;
 	int rc = 0, a;
 
@@ -422,7 +551,8 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 		return -EINVAL;
 	}
 	if (argc == 1 && cli_is_config(argv[0])) {
-		rc = cli_config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index);
+		rc = config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index,
+				 (flags & CLI_STACK_REMOTE) ? &rem : NULL);
 		if (rc)
 			return rc;
 		if (!ncfg && !up_data) {
@@ -436,10 +566,13 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 			goto out_cfg;
 		}
 		for (i = 0; i < ncfg; i++) {
-			rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
-					    flags & ~CLI_STACK_ALLOW_RW);
+			if (cfg_paths[i])
+				rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
+						    flags & ~CLI_STACK_ALLOW_RW);
+			else
+				rc = stack_open_remote(&s->layers[i], argv[0], &rem, i, flags);
 			if (rc)
-				goto out_cfg;
+				goto out_close;
 			s->n++;
 		}
 		if (up_data) {
@@ -448,7 +581,7 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 			} else {
 				rc = cli_layer_open(&s->layers[s->n], up_data, up_index, flags);
 				if (rc)
-					goto out_cfg;
+					goto out_close;
 				s->n++;
 			}
 		}
@@ -518,6 +651,7 @@ out_cfg:
 	for (i = 0; i < ncfg; i++)
 		free(cfg_paths[i]);
 	free(cfg_paths);
+	cfg_remote_free(&rem, ncfg);
 	free(up_data);
 	free(up_index);
 	return rc;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * obd attach: a dm-overlaybd device over read-only layers (losetup-like).
- *   table: 0 <vsize/512> overlaybd <n> <path>... [<#opt> direct_io no_verify]
+ *   table: 0 <vsize/512> overlaybd <n> <layer>... [<#opt> direct_io no_verify]
+ * where <layer> is an absolute path, or for a remote lower of a config
+ * (digest, no local copy) remote:<blob size>:sha256:<hex>:<cache file>.
  * Every layer is opened and validated with the format core first, so a
  * bad file is reported by name here and not as a bare EINVAL from the
  * kernel.
@@ -15,6 +17,38 @@
 
 #include "cli.h"
 #include "cli_dm.h"
+#include "cli_remote.h"
+
+/*
+ * A layer's word in the table: the absolute path of a local layer, or for
+ * a remote one remote:<blob size>:sha256:<hex>:<absolute cache file path>.
+ */
+static int layer_token(const struct cli_layer *l, char **out)
+{
+	const char *name = l->remote ? cli_remote_cache_path(l->remote) : l->path;
+	char *abs = realpath(name, NULL);
+
+	*out = NULL;
+	if (!abs) {
+		cli_err(name, "%s", strerror(errno));
+		return -errno;
+	}
+	/* a dm table is split on white space */
+	if (strpbrk(abs, " \t\n\\")) {
+		cli_err(name, "path contains white space or '\\': not usable in a dm table");
+		free(abs);
+		return -EINVAL;
+	}
+	if (!l->remote) {
+		*out = abs;
+		return 0;
+	}
+	if (asprintf(out, "remote:%llu:%s:%s", (unsigned long long)cli_remote_size(l->remote),
+		     cli_remote_digest(l->remote), abs) < 0)
+		*out = NULL;
+	free(abs);
+	return *out ? 0 : -ENOMEM;
+}
 
 static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, char **out)
 {
@@ -25,16 +59,10 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 
 	memset(abs, 0, sizeof(abs));
 	for (i = 0; i < s->n; i++) {
-		abs[i] = realpath(s->layers[i].path, NULL);
-		if (!abs[i]) {
-			cli_err(s->layers[i].path, "%s", strerror(errno));
+		rc = layer_token(&s->layers[i], &abs[i]);
+		if (rc)
 			goto out_free;
-		}
-		/* a dm table is split on white space */
-		if (strpbrk(abs[i], " \t\n\\")) {
-			cli_err(s->layers[i].path, "path contains white space or '\\': not usable in a dm table");
-			goto out_free;
-		}
+		rc = -EINVAL;
 		cap += strlen(abs[i]) + 1;
 	}
 	p = malloc(cap + 64);
@@ -63,12 +91,13 @@ int cmd_attach(int argc, char **argv)
 		{ "direct-io", no_argument, NULL, 'D' },
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "table", no_argument, NULL, 'T' },
+		{ "service-config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool direct_io = false, no_verify = false, table_only = false;
 	char namebuf[32], *params = NULL;
-	const char *name = NULL;
+	const char *name = NULL, *svc = NULL;
 	struct dm_task *dmt = NULL;
 	uint32_t cookie = 0;
 	struct cli_stack s;
@@ -81,6 +110,7 @@ int cmd_attach(int argc, char **argv)
 		case 'D': direct_io = true; break;
 		case 'V': no_verify = true; break;
 		case 'T': table_only = true; break;
+		case 'c': svc = optarg; break;
 		case 'h': return cli_help("attach");
 		default: return cli_usage_err("attach", "bad option");
 		}
@@ -90,8 +120,12 @@ int cmd_attach(int argc, char **argv)
 	if (name && (!*name || strlen(name) >= 128 || strchr(name, '/')))
 		return cli_usage_err("attach", "bad device name '%s'", name);
 	/* the merge too: what the kernel would refuse is reported here */
-	if (cli_stack_open(&s, argc - optind, argv + optind, 0))
+	if (svc && cli_remote_setup(svc))
 		return EXIT_FAIL;
+	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_REMOTE)) {
+		cli_remote_teardown();
+		return EXIT_FAIL;
+	}
 	if (!s.vsize) {
 		cli_err(s.layers[s.n - 1].path, "virtual size is 0");
 		goto out_close;
@@ -149,6 +183,7 @@ out_task:
 out_close:
 	free(params);
 	cli_stack_close(&s);
+	cli_remote_teardown();
 	return ret;
 }
 

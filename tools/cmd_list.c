@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * obd list: device-mapper devices whose table uses the overlaybd target.
+ * Remote layers (remote:<size>:sha256:<hex>:<cache file>) are shown with
+ * their digest and the bytes their cache entry holds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +10,53 @@
 #include <json-c/json.h>
 #include <libdevmapper.h>
 
+#include "cache_entry.h"
 #include "cli.h"
 #include "cli_dm.h"
 
-/* "<n> <path>..." -> a JSON array (or text, space separated) of paths. */
-static json_object *layers_of(const char *params, unsigned int *n)
+/*
+ * A remote layer's token, remote:<size>:sha256:<hex>:<cache file>, as
+ * {layer, digest, size, cache_file, cached_bytes} (cached_bytes from the
+ * .meta bitmap; null when the entry cannot be read).
+ */
+static json_object *remote_of(const char *tok, unsigned int idx)
+{
+	char digest[OBD_DIGEST_STR_LEN + 1], err[512];
+	u8 raw[OBD_CACHE_DIGEST_LEN];
+	const char *p = tok + 7, *dig;
+	struct cache_entry e;
+	unsigned long long size;
+	json_object *o;
+	char *end;
+
+	size = strtoull(p, &end, 10);
+	if (end == p || *end != ':')
+		return NULL;
+	dig = end + 1;
+	if (strlen(dig) < OBD_DIGEST_STR_LEN + 2 || dig[OBD_DIGEST_STR_LEN] != ':' ||
+	    obd_digest_parse(dig, OBD_DIGEST_STR_LEN, raw))
+		return NULL;
+	memcpy(digest, dig, OBD_DIGEST_STR_LEN);
+	digest[OBD_DIGEST_STR_LEN] = 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "layer", json_object_new_int((int)idx));
+	json_object_object_add(o, "digest", json_object_new_string(digest));
+	json_object_object_add(o, "size", json_object_new_uint64(size));
+	json_object_object_add(o, "cache_file",
+			       json_object_new_string(dig + OBD_DIGEST_STR_LEN + 1));
+	if (!cache_entry_open_existing(&e, dig + OBD_DIGEST_STR_LEN + 1, size, raw, err,
+				       sizeof(err))) {
+		json_object_object_add(o, "cached_bytes",
+				       json_object_new_uint64(cache_entry_present_bytes(&e)));
+		cache_entry_close(&e);
+	} else {
+		json_object_object_add(o, "cached_bytes", NULL);
+	}
+	return o;
+}
+
+/* "<n> <layer>..." -> a JSON array of the layer words; remote ones also in *remote. */
+static json_object *layers_of(const char *params, unsigned int *n, json_object *remote)
 {
 	json_object *arr = json_object_new_array();
 	char *copy = strdup(params), *save = NULL, *tok;
@@ -24,11 +68,44 @@ static json_object *layers_of(const char *params, unsigned int *n)
 		return arr;
 	tok = strtok_r(copy, " ", &save);
 	cnt = tok ? strtoul(tok, NULL, 10) : 0;
-	for (i = 0; i < cnt && (tok = strtok_r(NULL, " ", &save)); i++)
+	for (i = 0; i < cnt && (tok = strtok_r(NULL, " ", &save)); i++) {
 		json_object_array_add(arr, json_object_new_string(tok));
+		if (!strncmp(tok, "remote:", 7)) {
+			json_object *r = remote_of(tok, i);
+
+			if (r)
+				json_object_array_add(remote, r);
+		}
+	}
 	*n = i;
 	free(copy);
 	return arr;
+}
+
+/* Text form of one layer: its path, or remote:<digest>:cached=<bytes>/<size>. */
+static void print_layer(json_object *d, size_t k, const char *word)
+{
+	json_object *rs, *v;
+	size_t i;
+
+	if (json_object_object_get_ex(d, "remote", &rs)) {
+		for (i = 0; i < json_object_array_length(rs); i++) {
+			json_object *r = json_object_array_get_idx(rs, i);
+			json_object *dg, *sz;
+
+			json_object_object_get_ex(r, "layer", &v);
+			if ((size_t)json_object_get_int(v) != k)
+				continue;
+			json_object_object_get_ex(r, "digest", &dg);
+			json_object_object_get_ex(r, "size", &sz);
+			json_object_object_get_ex(r, "cached_bytes", &v);
+			printf("remote:%s:cached=%s/%llu", json_object_get_string(dg),
+			       v ? json_object_get_string(v) : "?",
+			       (unsigned long long)json_object_get_uint64(sz));
+			return;
+		}
+	}
+	printf("%s", word);
 }
 
 int cmd_list(int argc, char **argv)
@@ -81,12 +158,15 @@ int cmd_list(int argc, char **argv)
 				dm_get_next_target(t, NULL, &start, &length, &type, &params);
 				if (type && !strcmp(type, OBD_DM_TARGET)) {
 					json_object *d = json_object_new_object();
+					json_object *rem = json_object_new_array();
 					unsigned int n;
 
 					json_object_object_add(d, "name", json_object_new_string(nm->name));
 					json_object_object_add(d, "size",
 						json_object_new_uint64((uint64_t)length << 9));
-					json_object_object_add(d, "layers", layers_of(params ? params : "", &n));
+					json_object_object_add(d, "layers",
+							       layers_of(params ? params : "", &n, rem));
+					json_object_object_add(d, "remote", rem);
 					json_object_object_add(d, "table", json_object_new_string(params ? params : ""));
 					json_object_array_add(root, d);
 				}
@@ -112,9 +192,10 @@ int cmd_list(int argc, char **argv)
 			json_object_object_get_ex(d, "size", &v);
 			printf("\t%llu", (unsigned long long)json_object_get_uint64(v));
 			json_object_object_get_ex(d, "layers", &ls);
-			for (k = 0; k < json_object_array_length(ls); k++)
-				printf("%s%s", k ? " " : "\t",
-				       json_object_get_string(json_object_array_get_idx(ls, k)));
+			for (k = 0; k < json_object_array_length(ls); k++) {
+				printf("%s", k ? " " : "\t");
+				print_layer(d, k, json_object_get_string(json_object_array_get_idx(ls, k)));
+			}
 			printf("\n");
 		}
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
@@ -105,10 +106,15 @@ static const struct cli_cmd cmds[] = {
 	  PROGRESS_HELP,
 	  "verify layers" },
 	{ "attach", cmd_attach,
-	  "obd attach [--name NAME] [--direct-io] [--no-verify] [--table] LAYER... | CONFIG.v1.json",
+	  "obd attach [--name NAME] [--direct-io] [--no-verify] [--table]\n"
+	  "           [--service-config FILE] LAYER... | CONFIG.v1.json",
 	  "Create a dm-overlaybd device over the layers (bottom first) and print\n"
-	  "its /dev/mapper path. Layers are validated first.\n"
+	  "its /dev/mapper path. Layers are validated first. Config lowers with a\n"
+	  "digest and no local copy are remote (repoBlobUrl + \"/\" + digest): their\n"
+	  "cache entries are made in cacheConfig.cacheDir and the ranges obd reads\n"
+	  "to validate them are fetched into the cache.\n"
 	  "  -n, --name NAME        device name (default: obd-<pid>)\n"
+	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
 	  "      --direct-io        read layer files with direct I/O\n"
 	  "      --no-verify        skip ZFile block CRC checks in the kernel\n"
 	  "      --table            print the dm table line and exit (for dmsetup)\n",
@@ -122,6 +128,19 @@ static const struct cli_cmd cmds[] = {
 	  "List the device-mapper devices with target overlaybd.\n"
 	  "  -j, --json             JSON output\n",
 	  "list devices" },
+	{ "push", cmd_push,
+	  "obd push [--service-config FILE] [--json] [--chunk-size N] REF LAYER...",
+	  "Upload the layers (bottom first) to the registry as an OCI image with the\n"
+	  "overlaybd annotations, then print the config.v1.json that attaches it\n"
+	  "(repoBlobUrl and lowers {digest, size}). REF is\n"
+	  "[http://|https://]HOST[:PORT]/REPO[:TAG] (https and tag latest by default).\n"
+	  "Blobs the registry has already are not sent again. Credentials, CA and\n"
+	  "client certificate come from the service config.\n"
+	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
+	  "  -j, --json             print a JSON report: manifest, layers, config\n"
+	  "      --chunk-size N     blobs larger than N go in PATCH chunks of N (16M)\n"
+	  PROGRESS_HELP,
+	  "upload layers to a registry" },
 	{ "help", cmd_help, "obd help [CMD]", "Show help for obd or for CMD.\n",
 	  "show help" },
 	{ "version", cmd_version, "obd version", "Print the version.\n",

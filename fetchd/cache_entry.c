@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Cache entries in userspace (cache_entry.h): <cacheDir>/sha256:<hex> and
+ * its .meta (header + presence bitmap, include/obd_format.h). The bitmap
+ * is kept in memory as host-order 64-bit words; on disk word w is the
+ * little-endian u64 at info.bitmap_off + 8 * w (bit g = byte g / 8, bit
+ * g % 8, LSB first: the same bits).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache_entry.h"
+#include "env_user.h"
+
+#define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
+
+static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+int cache_entry_path(const char *dir, const char *digest, char *out, size_t outlen)
+{
+	u8 raw[OBD_CACHE_DIGEST_LEN];
+	int n;
+
+	if (!dir || !digest || obd_digest_parse(digest, strlen(digest), raw))
+		return -EINVAL;
+	n = snprintf(out, outlen, "%s/%s", dir, digest);
+	if (n < 0 || (size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Bitmap words
+ * ------------------------------------------------------------------------ */
+static bool bit_test(const struct cache_entry *e, uint64_t g)
+{
+	return (e->bits[g / 64] >> (g % 64)) & 1;
+}
+
+static uint64_t granule_len(const struct cache_entry *e, uint64_t g)
+{
+	uint64_t start = g << OBD_CACHE_GRANULE_SHIFT;
+	uint64_t end = start + GRANULE;
+
+	return (end > e->info.blob_size ? e->info.blob_size : end) - start;
+}
+
+static int write_word(struct cache_entry *e, uint64_t w)
+{
+	__le64 v = cpu_to_le64(e->bits[w]);
+
+	return obd_pwrite_all(e->meta_fd, &v, sizeof(v), e->info.bitmap_off + w * 8);
+}
+
+/* Granules [g0, g1) of a byte range that must be aligned (end: or the blob size). */
+static int aligned_range(const struct cache_entry *e, uint64_t off, uint64_t len,
+			 uint64_t *g0, uint64_t *g1)
+{
+	uint64_t end;
+
+	if (!len || off >= e->info.blob_size || len > e->info.blob_size - off)
+		return -EINVAL;
+	end = off + len;
+	if (off % GRANULE || (end % GRANULE && end != e->info.blob_size))
+		return -EINVAL;
+	*g0 = off >> OBD_CACHE_GRANULE_SHIFT;
+	*g1 = OBD_DIV_UP(end, GRANULE);
+	return 0;
+}
+
+/* Set or clear bits [g0, g1) in memory; write each changed word. */
+static int update_bits(struct cache_entry *e, uint64_t g0, uint64_t g1, bool set)
+{
+	uint64_t w, g;
+	int rc;
+
+	for (w = g0 / 64; w <= (g1 - 1) / 64; w++) {
+		uint64_t old = e->bits[w], nw = old;
+
+		for (g = w * 64 > g0 ? w * 64 : g0; g < g1 && g < (w + 1) * 64; g++) {
+			if (set)
+				nw |= (uint64_t)1 << (g % 64);
+			else
+				nw &= ~((uint64_t)1 << (g % 64));
+		}
+		if (nw == old)
+			continue;
+		e->bits[w] = nw;
+		rc = write_word(e, w);
+		if (rc) {
+			e->bits[w] = old;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Queries
+ * ------------------------------------------------------------------------ */
+bool cache_entry_present(const struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	uint64_t g, g1, end;
+
+	if (!len)
+		return true;
+	if (off >= e->info.blob_size || len > e->info.blob_size - off)
+		return false;
+	end = off + len;
+	g1 = OBD_DIV_UP(end, GRANULE);
+	for (g = off >> OBD_CACHE_GRANULE_SHIFT; g < g1; g++)
+		if (!bit_test(e, g))
+			return false;
+	return true;
+}
+
+uint64_t cache_entry_present_prefix(const struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	uint64_t size = e->info.blob_size, end, pos, g;
+
+	if (off >= size)
+		return 0;
+	end = len > size - off ? size : off + len;
+	for (pos = off; pos < end;) {
+		uint64_t gend;
+
+		g = pos >> OBD_CACHE_GRANULE_SHIFT;
+		if (!bit_test(e, g))
+			break;
+		gend = (g + 1) << OBD_CACHE_GRANULE_SHIFT;
+		pos = gend < end ? gend : end;
+	}
+	return pos - off;
+}
+
+uint64_t cache_entry_present_bytes(const struct cache_entry *e)
+{
+	uint64_t g, n = 0;
+
+	for (g = 0; g < e->ngranules; g++)
+		if (bit_test(e, g))
+			n += granule_len(e, g);
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Updates
+ * ------------------------------------------------------------------------ */
+int cache_entry_mark(struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	uint64_t g0, g1;
+	int rc = aligned_range(e, off, len, &g0, &g1);
+
+	return rc ? rc : update_bits(e, g0, g1, true);
+}
+
+int cache_entry_sync_meta(struct cache_entry *e)
+{
+	return fdatasync(e->meta_fd) ? -errno : 0;
+}
+
+int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	uint64_t g0, g1;
+	int rc = aligned_range(e, off, len, &g0, &g1);
+
+	if (!rc)
+		rc = update_bits(e, g0, g1, false);
+	return rc ? rc : cache_entry_sync_meta(e);
+}
+
+int cache_entry_fill(struct cache_entry *e, uint64_t off, const void *buf, uint64_t len)
+{
+	uint64_t g0, g1;
+	int rc = aligned_range(e, off, len, &g0, &g1);
+
+	if (rc)
+		return rc;
+	rc = obd_pwrite_all(e->fd, buf, len, off);
+	if (rc)
+		return rc;
+	if (fdatasync(e->fd))
+		return -errno;
+	rc = update_bits(e, g0, g1, true);
+	return rc ? rc : cache_entry_sync_meta(e);
+}
+
+/* ------------------------------------------------------------------------
+ * Open, create, close
+ * ------------------------------------------------------------------------ */
+void cache_entry_close(struct cache_entry *e)
+{
+	if (e->fd >= 0)
+		close(e->fd);
+	if (e->meta_fd >= 0)
+		close(e->meta_fd);
+	free(e->bits);
+	e->bits = NULL;
+	e->fd = e->meta_fd = -1;
+}
+
+static int entry_init(struct cache_entry *e, const char *path, char *err, size_t errlen)
+{
+	memset(e, 0, sizeof(*e));
+	e->fd = e->meta_fd = -1;
+	if (snprintf(e->path, sizeof(e->path), "%s", path) >= (int)sizeof(e->path) ||
+	    snprintf(e->meta_path, sizeof(e->meta_path), "%s.meta", path) >=
+	    (int)sizeof(e->meta_path))
+		return seterr(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		rc = -errno;
+	else if (fsync(fd))
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
+static int alloc_bits(struct cache_entry *e, char *err, size_t errlen)
+{
+	e->ngranules = OBD_DIV_UP(e->info.blob_size, GRANULE);
+	e->bits = calloc(1, e->info.bitmap_bytes);
+	if (!e->bits)
+		return seterr(err, errlen, -ENOMEM, "%s: out of memory for the bitmap",
+			      e->meta_path);
+	return 0;
+}
+
+/* The cache file: created if absent, sparse, of the blob size. */
+static int create_data(struct cache_entry *e, char *err, size_t errlen)
+{
+	struct stat st;
+
+	e->fd = open(e->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (e->fd < 0)
+		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+	if (fstat(e->fd, &st))
+		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return seterr(err, errlen, -EINVAL, "%s: not a regular file", e->path);
+	/* no .meta: whatever bytes it holds are unknown; start from holes */
+	if ((st.st_size && ftruncate(e->fd, 0)) ||
+	    ftruncate(e->fd, (off_t)e->info.blob_size))
+		return seterr(err, errlen, -errno, "%s: truncate: %s", e->path, strerror(errno));
+	if (fsync(e->fd))
+		return seterr(err, errlen, -errno, "%s: fsync: %s", e->path, strerror(errno));
+	return 0;
+}
+
+/* The .meta: written under a temporary name, fsync'ed, renamed, dir fsync'ed. */
+static int create_meta(struct cache_entry *e, char *err, size_t errlen)
+{
+	struct obd_err oe = { "" };
+	char tmp[PATH_MAX + 32];
+	u8 *blk;
+	int fd, rc;
+
+	blk = calloc(1, OBD_CACHE_HDR_SPACE);
+	if (!blk)
+		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+	rc = obd_cache_hdr_encode(&e->info, blk, &oe);
+	if (rc) {
+		seterr(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
+		goto out_free;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", e->meta_path, (long)getpid());
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == EEXIST && !unlink(tmp))
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = seterr(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+		goto out_free;
+	}
+	rc = obd_pwrite_all(fd, blk, OBD_CACHE_HDR_SPACE, 0);
+	if (!rc && ftruncate(fd, (off_t)(e->info.bitmap_off + e->info.bitmap_bytes)))
+		rc = -errno;
+	if (!rc && fsync(fd))
+		rc = -errno;
+	if (!rc && rename(tmp, e->meta_path))
+		rc = -errno;
+	if (rc) {
+		seterr(err, errlen, rc, "%s: writing: %s", tmp, strerror(-rc));
+		goto out_unlink;
+	}
+	rc = fsync_dir_of(e->meta_path);
+	if (rc) {
+		seterr(err, errlen, rc, "%s: fsync of the directory: %s", e->meta_path,
+		       strerror(-rc));
+		close(fd);
+		goto out_free;
+	}
+	e->meta_fd = fd;
+	goto out_free;
+out_unlink:
+	close(fd);
+	unlink(tmp);
+out_free:
+	free(blk);
+	return rc;
+}
+
+static int entry_create(struct cache_entry *e, uint64_t size,
+			const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+			size_t errlen)
+{
+	int rc;
+
+	if (!size || size > OBD_CACHE_MAX_BLOB)
+		return seterr(err, errlen, -EINVAL, "%s: blob size %llu, expected 1..%llu",
+			      e->path, (unsigned long long)size,
+			      (unsigned long long)OBD_CACHE_MAX_BLOB);
+	if (strlen(url) >= OBD_CACHE_URL_MAX)
+		return seterr(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
+			      e->path, OBD_CACHE_URL_MAX - 1);
+	e->info.blob_size = size;
+	e->info.flags = 0;
+	memcpy(e->info.digest, digest, OBD_CACHE_DIGEST_LEN);
+	e->info.bitmap_off = OBD_CACHE_HDR_SPACE;
+	e->info.bitmap_bytes = obd_cache_bitmap_bytes(size);
+	snprintf(e->info.url, sizeof(e->info.url), "%s", url);
+	rc = create_data(e, err, errlen);
+	if (!rc)
+		rc = create_meta(e, err, errlen);
+	if (!rc)
+		rc = alloc_bits(e, err, errlen);
+	return rc;
+}
+
+/* Read and check the header and bitmap of an open .meta. */
+static int entry_load(struct cache_entry *e, uint64_t size,
+		      const uint8_t digest[OBD_CACHE_DIGEST_LEN], char *err, size_t errlen)
+{
+	struct obd_err oe = { "" };
+	struct stat st;
+	uint64_t w;
+	u8 *blk;
+	int rc;
+
+	blk = malloc(OBD_CACHE_HDR_SPACE);
+	if (!blk)
+		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+	rc = obd_pread_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
+	if (rc) {
+		seterr(err, errlen, rc, "%s: cache header: %s", e->meta_path,
+		       rc == -EIO ? "file too short" : strerror(-rc));
+		goto out_free;
+	}
+	rc = obd_cache_hdr_decode(blk, e->meta_path, &e->info, &oe);
+	if (rc) {
+		seterr(err, errlen, rc, "%s", oe.msg);
+		goto out_free;
+	}
+	if (e->info.blob_size != size) {
+		rc = seterr(err, errlen, -EEXIST, "%s: blob_size %llu, expected %llu",
+			    e->meta_path, (unsigned long long)e->info.blob_size,
+			    (unsigned long long)size);
+		goto out_free;
+	}
+	if (memcmp(e->info.digest, digest, OBD_CACHE_DIGEST_LEN)) {
+		char got[OBD_DIGEST_STR_LEN + 1], want[OBD_DIGEST_STR_LEN + 1];
+
+		obd_digest_format(e->info.digest, got);
+		obd_digest_format(digest, want);
+		rc = seterr(err, errlen, -EEXIST, "%s: digest %s, expected %s", e->meta_path,
+			    got, want);
+		goto out_free;
+	}
+	if (fstat(e->fd, &st)) {
+		rc = seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+		goto out_free;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		rc = seterr(err, errlen, -EINVAL, "%s: file size %llu, expected the blob size %llu",
+			    e->path, (unsigned long long)st.st_size, (unsigned long long)size);
+		goto out_free;
+	}
+	rc = alloc_bits(e, err, errlen);
+	if (rc)
+		goto out_free;
+	rc = obd_pread_all(e->meta_fd, e->bits, e->info.bitmap_bytes, e->info.bitmap_off);
+	if (rc) {
+		seterr(err, errlen, rc, "%s: bitmap: %s", e->meta_path,
+		       rc == -EIO ? "file too short" : strerror(-rc));
+		goto out_free;
+	}
+	for (w = 0; w < e->info.bitmap_bytes / 8; w++)
+		e->bits[w] = le64_to_cpu((__le64)e->bits[w]);
+	/* bits past the last granule mean nothing; ignore them */
+	if (e->ngranules % 64)
+		e->bits[e->ngranules / 64] &= ((uint64_t)1 << (e->ngranules % 64)) - 1;
+out_free:
+	free(blk);
+	return rc;
+}
+
+/* A different url is stored in place of the old one (the bitmap is kept). */
+static int rewrite_url(struct cache_entry *e, const char *url, char *err, size_t errlen)
+{
+	struct obd_cache_info ci = e->info;
+	struct obd_err oe = { "" };
+	u8 *blk;
+	int rc;
+
+	if (strlen(url) >= OBD_CACHE_URL_MAX)
+		return seterr(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
+			      e->path, OBD_CACHE_URL_MAX - 1);
+	snprintf(ci.url, sizeof(ci.url), "%s", url);
+	blk = malloc(OBD_CACHE_HDR_SPACE);
+	if (!blk)
+		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+	rc = obd_cache_hdr_encode(&ci, blk, &oe);
+	if (rc)
+		seterr(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
+	if (!rc) {
+		rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
+		if (!rc)
+			rc = cache_entry_sync_meta(e);
+		if (rc)
+			seterr(err, errlen, rc, "%s: rewriting the url: %s", e->meta_path,
+			       strerror(-rc));
+	}
+	if (!rc)
+		e->info = ci;
+	free(blk);
+	return rc;
+}
+
+static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
+{
+	e->meta_fd = open(e->meta_path, O_RDWR | O_CLOEXEC);
+	if (e->meta_fd < 0)
+		return seterr(err, errlen, -errno, "%s: %s", e->meta_path, strerror(errno));
+	e->fd = open(e->path, O_RDWR | O_CLOEXEC);
+	if (e->fd < 0)
+		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+	return 0;
+}
+
+int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
+		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+		     size_t errlen)
+{
+	struct stat st;
+	int rc;
+
+	rc = entry_init(e, path, err, errlen);
+	if (rc)
+		return rc;
+	if (!url)
+		url = "";
+	if (stat(e->meta_path, &st) && errno == ENOENT)
+		rc = entry_create(e, size, digest, url, err, errlen);
+	else {
+		rc = entry_open_both(e, err, errlen);
+		if (!rc)
+			rc = entry_load(e, size, digest, err, errlen);
+		if (!rc && strcmp(e->info.url, url))
+			rc = rewrite_url(e, url, err, errlen);
+	}
+	if (rc)
+		cache_entry_close(e);
+	return rc;
+}
+
+int cache_entry_open_existing(struct cache_entry *e, const char *path, uint64_t size,
+			      const uint8_t digest[OBD_CACHE_DIGEST_LEN], char *err,
+			      size_t errlen)
+{
+	int rc;
+
+	rc = entry_init(e, path, err, errlen);
+	if (!rc)
+		rc = entry_open_both(e, err, errlen);
+	if (!rc)
+		rc = entry_load(e, size, digest, err, errlen);
+	if (rc)
+		cache_entry_close(e);
+	return rc;
+}

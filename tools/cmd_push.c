@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * obd push: upload layers (bottom first) to a registry as an OCI image
+ * with the overlaybd layer annotations accelerated-container-image
+ * writes, then print the config.v1.json that attaches it.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
+#include "cli.h"
+#include "config.h"
+#include "reg_client.h"
+#include "url.h"
+
+#define PUSH_ANNOT		"containerd.io/snapshot/overlaybd/"
+#define PUSH_VERSION		"0.1.0-obd"
+#define MT_MANIFEST		"application/vnd.oci.image.manifest.v1+json"
+#define MT_CONFIG		"application/vnd.oci.image.config.v1+json"
+#define MT_LAYER		"application/vnd.oci.image.layer.v1.tar"
+#define PUSH_DEFAULT_CHUNK	(16ULL << 20)
+
+struct push_layer {
+	const char *path;
+	char digest[OBD_DIGEST_STR_LEN + 1];
+	u64 size;
+	bool uploaded;
+};
+
+static void sha256_hex(const u8 md[32], char out[OBD_DIGEST_STR_LEN + 1])
+{
+	obd_digest_format(md, out);
+}
+
+static int digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1])
+{
+	u8 md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return -EIO;
+	sha256_hex(md, out);
+	return 0;
+}
+
+/* sha256 and size of fd's bytes, reading it once. */
+static int digest_fd(int fd, const char *path, struct push_layer *pl)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const size_t bs = 1 << 20;
+	u8 *buf = malloc(bs), md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	u64 off = 0;
+	ssize_t n;
+	int rc = -EIO;
+
+	if (!ctx || !buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	while ((n = pread(fd, buf, bs, (off_t)off)) > 0) {
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+			goto out;
+		off += (u64)n;
+	}
+	if (n < 0) {
+		rc = -errno;
+		cli_err(path, "read: %s", strerror(errno));
+		goto out;
+	}
+	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
+		goto out;
+	sha256_hex(md, pl->digest);
+	pl->size = off;
+	rc = 0;
+out:
+	if (rc == -EIO)
+		cli_err(path, "sha256 failed");
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* The file must be a read-only layer the format core accepts. */
+static int check_layer(const char *path)
+{
+	struct cli_layer l;
+	int rc = cli_layer_open(&l, path, NULL, 0);
+
+	if (!rc)
+		cli_layer_close(&l);
+	return rc;
+}
+
+static void push_progress(void *ctx, u64 n)
+{
+	cli_progress_add(ctx, n);
+}
+
+static int push_layer(struct reg_client *c, struct push_layer *pl, u64 chunk)
+{
+	struct cli_progress p;
+	char what[64];
+	u64 have = 0;
+	int fd, rc;
+
+	fd = open(pl->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cli_err(pl->path, "%s", strerror(errno));
+		return -errno;
+	}
+	rc = digest_fd(fd, pl->path, pl);
+	if (rc)
+		goto out_close;
+	if (!pl->size) {
+		cli_err(pl->path, "empty file");
+		rc = -EINVAL;
+		goto out_close;
+	}
+	rc = reg_blob_head(c, pl->digest, &have);
+	if (rc < 0)
+		goto out_close;
+	if (rc == 1 && have == pl->size) {
+		rc = 0;
+		goto out_close;
+	}
+	snprintf(what, sizeof(what), "push %.19s", pl->digest);
+	cli_progress_start(&p, what, pl->size);
+	rc = reg_blob_upload_fd(c, pl->digest, fd, pl->size, chunk, push_progress, &p);
+	cli_progress_end(&p);
+	if (!rc)
+		pl->uploaded = true;
+out_close:
+	close(fd);
+	return rc;
+}
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s);
+}
+
+static const char *jtext(json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* The OCI image config: amd64/linux, diff_ids = the layer digests. */
+static json_object *image_config(const struct push_layer *pls, int n)
+{
+	json_object *o = json_object_new_object(), *rootfs = json_object_new_object();
+	json_object *ids = json_object_new_array(), *hist = json_object_new_array();
+	int i;
+
+	for (i = 0; i < n; i++) {
+		json_object *h = json_object_new_object();
+
+		json_object_array_add(ids, jstr(pls[i].digest));
+		json_object_object_add(h, "created_by", jstr("obd push (overlaybd layer)"));
+		json_object_array_add(hist, h);
+	}
+	json_object_object_add(o, "architecture", jstr("amd64"));
+	json_object_object_add(o, "os", jstr("linux"));
+	json_object_object_add(rootfs, "type", jstr("layers"));
+	json_object_object_add(rootfs, "diff_ids", ids);
+	json_object_object_add(o, "rootfs", rootfs);
+	json_object_object_add(o, "history", hist);
+	return o;
+}
+
+static json_object *descriptor(const char *mt, const char *digest, u64 size)
+{
+	json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "mediaType", jstr(mt));
+	json_object_object_add(d, "digest", jstr(digest));
+	json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
+	return d;
+}
+
+static json_object *manifest(const struct push_layer *pls, int n, const char *cfg_digest,
+			     u64 cfg_size)
+{
+	json_object *m = json_object_new_object(), *layers = json_object_new_array();
+	int i;
+
+	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
+	json_object_object_add(m, "mediaType", jstr(MT_MANIFEST));
+	json_object_object_add(m, "config", descriptor(MT_CONFIG, cfg_digest, cfg_size));
+	for (i = 0; i < n; i++) {
+		json_object *d = descriptor(MT_LAYER, pls[i].digest, pls[i].size);
+		json_object *a = json_object_new_object();
+		char sz[24];
+
+		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)pls[i].size);
+		json_object_object_add(a, PUSH_ANNOT "blob-digest", jstr(pls[i].digest));
+		json_object_object_add(a, PUSH_ANNOT "blob-size", jstr(sz));
+		json_object_object_add(a, PUSH_ANNOT "blob-fs-type", jstr("ext4"));
+		json_object_object_add(a, PUSH_ANNOT "version", jstr(PUSH_VERSION));
+		json_object_object_add(d, "annotations", a);
+		json_object_array_add(layers, d);
+	}
+	json_object_object_add(m, "layers", layers);
+	return m;
+}
+
+/* config.v1.json for obd attach / overlaybd. */
+static json_object *attach_config(struct reg_client *c, const struct push_layer *pls, int n)
+{
+	json_object *o = json_object_new_object(), *lowers = json_object_new_array();
+	char url[1024];
+	int i;
+
+	snprintf(url, sizeof(url), "%s/v2/%s/blobs", c->origin, c->reg.repo);
+	json_object_object_add(o, "repoBlobUrl", jstr(url));
+	for (i = 0; i < n; i++) {
+		json_object *l = json_object_new_object();
+
+		json_object_object_add(l, "digest", jstr(pls[i].digest));
+		json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].size));
+		json_object_array_add(lowers, l);
+	}
+	json_object_object_add(o, "lowers", lowers);
+	json_object_object_add(o, "resultFile", jstr(""));
+	return o;
+}
+
+/* Upload a small JSON blob (the image config) unless it is there already. */
+static int push_json_blob(struct reg_client *c, const char *text, char digest[OBD_DIGEST_STR_LEN + 1])
+{
+	size_t len = strlen(text);
+	u64 have = 0;
+	int rc;
+
+	rc = digest_buf(text, len, digest);
+	if (rc)
+		return rc;
+	rc = reg_blob_head(c, digest, &have);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && have == len)
+		return 0;
+	return reg_blob_upload_buf(c, digest, text, len);
+}
+
+static int push_image(struct reg_client *c, struct push_layer *pls, int n, u64 chunk,
+		      char mdigest[OBD_DIGEST_STR_LEN + 1], u64 *msize)
+{
+	char cdigest[OBD_DIGEST_STR_LEN + 1];
+	json_object *cfg, *man;
+	const char *text;
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		rc = push_layer(c, &pls[i], chunk);
+		if (rc)
+			return rc;
+	}
+	cfg = image_config(pls, n);
+	text = jtext(cfg);
+	rc = push_json_blob(c, text, cdigest);
+	man = manifest(pls, n, cdigest, strlen(text));
+	json_object_put(cfg);
+	if (!rc) {
+		text = jtext(man);
+		*msize = strlen(text);
+		rc = digest_buf(text, *msize, mdigest);
+		if (!rc)
+			rc = reg_manifest_put(c, c->reg.tag[0] ? c->reg.tag : "latest", text,
+					      *msize);
+	}
+	json_object_put(man);
+	return rc;
+}
+
+static void print_result(struct reg_client *c, const struct push_layer *pls, int n, bool json,
+			 const char *mdigest, u64 msize)
+{
+	json_object *cfg = attach_config(c, pls, n), *o;
+	int flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+		    JSON_C_TO_STRING_NOSLASHESCAPE;
+	int i;
+
+	if (!json) {
+		printf("%s\n", json_object_to_json_string_ext(cfg, flags));
+		json_object_put(cfg);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "manifest", descriptor(MT_MANIFEST, mdigest, msize));
+	{
+		json_object *ls = json_object_new_array();
+
+		for (i = 0; i < n; i++) {
+			json_object *l = json_object_new_object();
+
+			json_object_object_add(l, "file", jstr(pls[i].path));
+			json_object_object_add(l, "digest", jstr(pls[i].digest));
+			json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].size));
+			json_object_object_add(l, "uploaded", json_object_new_boolean(pls[i].uploaded));
+			json_object_array_add(ls, l);
+		}
+		json_object_object_add(o, "layers", ls);
+	}
+	json_object_object_add(o, "config", cfg);
+	printf("%s\n", json_object_to_json_string_ext(o, flags));
+	json_object_put(o);
+}
+
+/* --service-config FILE, or the default path (which need not exist). */
+int cli_load_service_config(const char *path, struct fetchd_config *cfg)
+{
+	char err[1024];
+	int rc;
+
+	rc = fetchd_config_load(path ? path : FETCHD_DEFAULT_CONFIG, path != NULL, cfg, err,
+				sizeof(err));
+	if (rc)
+		cli_err(NULL, "%s", err);
+	return rc;
+}
+
+int cmd_push(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "service-config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "chunk-size", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		CLI_PROGRESS_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *svc = NULL;
+	struct fetchd_config cfg;
+	struct push_layer *pls = NULL;
+	struct reg_client c;
+	struct reg_url ref;
+	char err[512], mdigest[OBD_DIGEST_STR_LEN + 1];
+	u64 chunk = PUSH_DEFAULT_CHUNK, msize = 0;
+	bool json = false;
+	int opt, i, n, ret = EXIT_FAIL;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': svc = optarg; break;
+		case 'j': json = true; break;
+		case 'C':
+			if (cli_parse_size(optarg, &chunk) || !chunk)
+				return cli_usage_err("push", "bad --chunk-size '%s'", optarg);
+			break;
+		case CLI_OPT_PROGRESS: cli_progress_mode = 1; break;
+		case CLI_OPT_NO_PROGRESS: cli_progress_mode = 0; break;
+		case 'h': return cli_help("push");
+		default: return cli_usage_err("push", "bad option");
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_err("push", "expected REF and at least one LAYER");
+	if (url_parse_ref(argv[optind], &ref, err, sizeof(err)))
+		return cli_usage_err("push", "%s", err);
+	n = argc - optind - 1;
+	if (n > OBD_MAX_LAYERS)
+		return cli_usage_err("push", "%d layers, at most %d", n, OBD_MAX_LAYERS);
+	pls = calloc((size_t)n, sizeof(*pls));
+	if (!pls)
+		return EXIT_FAIL;
+	for (i = 0; i < n; i++) {
+		pls[i].path = argv[optind + 1 + i];
+		if (check_layer(pls[i].path))
+			goto out_free;
+	}
+	if (cli_load_service_config(svc, &cfg))
+		goto out_free;
+	if (reg_client_init(&c, &cfg, &ref))
+		goto out_client;
+	if (push_image(&c, pls, n, chunk, mdigest, &msize))
+		goto out_client;
+	print_result(&c, pls, n, json, mdigest, msize);
+	ret = EXIT_OK;
+out_client:
+	reg_client_free(&c);
+out_free:
+	free(pls);
+	return ret;
+}
