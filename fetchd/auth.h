@@ -38,21 +38,32 @@ int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *c
 			 char *err, size_t errlen);
 
 /* "<realm>?service=<service>&scope=<scope>", each value percent-encoded
- * (realm's own query kept: '&' then). 0 or -ENAMETOOLONG. */
+ * (realm's own query kept: '&' then; an empty service or scope is left
+ * out). 0, -ENAMETOOLONG (out is "" then) or -EINVAL (empty realm). */
 int auth_token_url(const struct auth_challenge *ch, char *out, size_t outlen);
 
 /*
  * A token server's answer (at most 16 KiB of JSON; len bytes): "token",
- * else "access_token"; optional "expires_in" (s, default 60). 0 or -EINVAL
- * ("token response: no token or access_token string").
+ * else "access_token" (an empty string does not count; the token must be
+ * visible ASCII: it goes into a header); optional "expires_in" (s, default
+ * 60; < 1 means the default, capped at AUTH_TOKEN_MAX_EXPIRES). 0 or
+ * -EINVAL ("token response: no token or access_token string").
  */
+#define AUTH_TOKEN_MAX_EXPIRES	(366L * 86400)
 int auth_parse_token_response(const char *body, size_t len, char *token, size_t toklen,
 			      long *expires_in, char *err, size_t errlen);
 
 /* "Basic <base64(user:pass)>" into out. 0 or -ENAMETOOLONG. */
 int auth_basic_header(const struct reg_cred *cred, char *out, size_t outlen);
 
-/* Base64 (standard alphabet, padded). decode: 0 or -EINVAL; *outlen set. */
+/*
+ * Base64 (standard alphabet, padded). encode: out needs
+ * AUTH_B64_ENCODED_LEN(len) + 1 bytes (NUL-terminated), else -ENAMETOOLONG.
+ * decode: strict (padding required, no whitespace); out needs
+ * AUTH_B64_DECODED_MAX(len) bytes; 0 or -EINVAL; *outlen set (output only).
+ */
+#define AUTH_B64_ENCODED_LEN(n)	(((n) + 2) / 3 * 4)
+#define AUTH_B64_DECODED_MAX(n)	((n) / 4 * 3)
 int auth_b64_encode(const unsigned char *in, size_t len, char *out, size_t outlen);
 int auth_b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
 

@@ -18,6 +18,12 @@
 #define FETCHD_DEFAULT_CACHEDIR	"/opt/overlaybd/registry_cache"
 #define FETCHD_DEFAULT_CRED	"/opt/overlaybd/cred.json"
 
+#define FETCHD_USER_AGENT	"overlaybd-fetchd/0.1.0"
+#define FETCHD_REFILL_MIN	4096u		/* cacheConfig.refillSize bounds */
+#define FETCHD_REFILL_MAX	(64u << 20)
+#define FETCHD_CACHE_GB_MAX	1048576u	/* cacheConfig.cacheSizeGB: 1 PiB */
+#define FETCHD_JSON_MAX		(16u << 20)	/* fetchd_json_parse() input bound */
+
 enum fetchd_log_level {		/* logConfig.logLevel: 0 debug .. 4 fatal, as the reference */
 	LOG_LVL_DEBUG = 0,
 	LOG_LVL_INFO = 1,
@@ -73,5 +79,23 @@ int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
  */
 int fetchd_config_load(const char *path, bool must_exist, struct fetchd_config *c,
 		       char *err, size_t errlen);
+
+/*
+ * Helpers shared with cred.c and auth.c.
+ *
+ * fetchd_json_parse: strict JSON text of len bytes (not NUL-terminated, at
+ * most FETCHD_JSON_MAX) into *out, which the caller json_object_put()s.
+ * 0, or -EINVAL with err "invalid JSON at offset N: <why>" (never quoting
+ * the input: it may be cred.json). -ENOMEM.
+ */
+struct json_object;
+int fetchd_json_parse(const char *text, size_t len, struct json_object **out, char *err,
+		      size_t errlen);
+
+/*
+ * The whole file at path into a malloc'd, NUL-terminated *buf of *len
+ * bytes. 0, -EFBIG when larger than max, -EISDIR, or -errno of open/read.
+ */
+int fetchd_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 #endif

@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Per-blob state and the ring.
+ *
+ * Three bitmaps per blob, one bit per granule:
+ *   mem      the bytes are in the cache file (page cache): reads may be
+ *            answered from it, DONEs name such ranges
+ *   dirty    written since the last fdatasync was submitted
+ *   syncing  covered by the fdatasync in flight; after its CQE those bits
+ *            go to the .meta (cache_entry_mark) and the .meta is synced
+ * A refetch clears all three over its range, so a late fsync CQE cannot
+ * mark bytes that were declared bad in the meantime.
+ *
+ * Ring ops own their buffer (or borrow the fetch's, which outlives them)
+ * from submit until their CQE; short writes and -EAGAIN are resubmitted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fetchd.h"
+
+/*----- bitmaps ---------------------------------------------------------------*/
+uint64_t granule_of(uint64_t off)
+{
+	return off >> OBD_GRANULE_SHIFT;
+}
+
+/* Granules touched by [off, off + len), clipped to the blob. */
+uint64_t granules_in(const struct blob *b, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len > b->size ? b->size : off + len;
+
+	if (end <= off)
+		return 0;
+	return OBD_DIV_UP(end, OBD_GRANULE_SIZE) - granule_of(off);
+}
+
+uint64_t bits_set_count(uint64_t *w, uint64_t first, uint64_t n)
+{
+	uint64_t g, added = 0;
+
+	for (g = first; g < first + n; g++) {
+		uint64_t m = 1ull << (g % 64);
+
+		if (!(w[g / 64] & m)) {
+			w[g / 64] |= m;
+			added++;
+		}
+	}
+	return added;
+}
+
+void bits_clear(uint64_t *w, uint64_t first, uint64_t n)
+{
+	uint64_t g;
+
+	for (g = first; g < first + n; g++)
+		w[g / 64] &= ~(1ull << (g % 64));
+}
+
+static uint64_t bits_clear_count(uint64_t *w, uint64_t first, uint64_t n)
+{
+	uint64_t g, gone = 0;
+
+	for (g = first; g < first + n; g++) {
+		uint64_t m = 1ull << (g % 64);
+
+		if (w[g / 64] & m) {
+			w[g / 64] &= ~m;
+			gone++;
+		}
+	}
+	return gone;
+}
+
+bool bits_all(const uint64_t *w, uint64_t first, uint64_t n)
+{
+	uint64_t g;
+
+	for (g = first; g < first + n; g++)
+		if (!(w[g / 64] & (1ull << (g % 64))))
+			return false;
+	return true;
+}
+
+static uint64_t bits_popcount(const uint64_t *w, uint64_t words)
+{
+	uint64_t i, n = 0;
+
+	for (i = 0; i < words; i++)
+		n += (uint64_t)__builtin_popcountll(w[i]);
+	return n;
+}
+
+static bool bits_any(const uint64_t *w, uint64_t words)
+{
+	uint64_t i;
+
+	for (i = 0; i < words; i++)
+		if (w[i])
+			return true;
+	return false;
+}
+
+static uint64_t bitmap_words(const struct blob *b)
+{
+	return OBD_DIV_UP(b->ngranules, 64);
+}
+
+/*----- blobs -----------------------------------------------------------------*/
+struct blob *blob_find(struct fetchd *d, uint64_t id)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (b->id == id)
+			return b;
+	}
+	return NULL;
+}
+
+bool blob_mem_present(const struct blob *b, uint64_t off, uint64_t len)
+{
+	return b->opened && bits_all(b->mem, granule_of(off), granules_in(b, off, len));
+}
+
+static void blob_set_broken(struct blob *b, const char *why)
+{
+	b->broken = true;
+	snprintf(b->broken_reason, sizeof(b->broken_reason), "%s", why);
+	pr_err("blob %llu (%s): cache entry unusable, its reads fail with EIO: %s",
+	       (unsigned long long)b->id, b->path, why);
+}
+
+/* The entry from disk: the durable bits are what is in the page cache. */
+static void blob_load_entry(struct blob *b)
+{
+	char err[512], ubuf[OBD_CACHE_URL_MAX];
+	int ret;
+
+	ret = cache_entry_open_existing(&b->ce, b->path, b->size, b->digest, err, sizeof(err));
+	if (ret) {
+		blob_set_broken(b, err);
+		return;
+	}
+	b->opened = true;
+	memcpy(b->mem, b->ce.bits, bitmap_words(b) * 8);
+	b->nmem = bits_popcount(b->mem, bitmap_words(b));
+	snprintf(b->url, sizeof(b->url), "%s", b->ce.info.url);
+	if (!b->url[0]) {
+		blob_set_broken(b, "its .meta names no URL");
+		return;
+	}
+	pr_info("blob %llu: %s, %llu bytes, %llu/%llu granules present, from %s",
+		(unsigned long long)b->id, b->path, (unsigned long long)b->size,
+		(unsigned long long)b->nmem, (unsigned long long)b->ngranules,
+		log_url(b->url, ubuf, sizeof(ubuf)));
+}
+
+void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
+	       const char *path)
+{
+	struct blob *b = blob_find(d, id);
+
+	if (b) {
+		if (b->size == size && !memcmp(b->digest, digest, OBD_SHA256_LEN) &&
+		    !strcmp(b->path, path)) {
+			b->closing = false;
+			return;
+		}
+		d->st.msgs_bad++;
+		pr_err("OPEN of blob %llu (%s): already open as %s; ignored",
+		       (unsigned long long)id, path, b->path);
+		return;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		goto out_nomem;
+	b->id = id;
+	b->size = size;
+	memcpy(b->digest, digest, OBD_SHA256_LEN);
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
+	list_init(&b->flist);
+	list_init(&b->auth_wait);
+	b->mem = calloc(bitmap_words(b), 8);
+	b->dirty = calloc(bitmap_words(b), 8);
+	b->syncing = calloc(bitmap_words(b), 8);
+	list_add_tail(&b->node, &d->blobs);
+	if (!b->mem || !b->dirty || !b->syncing) {
+		blob_set_broken(b, "out of memory for its bitmaps");
+		return;
+	}
+	blob_load_entry(b);
+	return;
+
+out_nomem:
+	/* without a blob object its READs are answered as unknown: EINVAL */
+	pr_err("OPEN of blob %llu (%s): out of memory", (unsigned long long)id, path);
+}
+
+static bool blob_idle(const struct blob *b)
+{
+	return !b->fetches && !b->ops && !b->sync_inflight && !b->verify_inflight &&
+	       !b->token_inflight;
+}
+
+static void blob_free(struct fetchd *d, struct blob *b)
+{
+	list_del(&b->node);
+	verify_abort(b);
+	if (b->opened)
+		cache_entry_close(&b->ce);
+	explicit_bzero(b->authz, sizeof(b->authz));
+	free(b->mem);
+	free(b->dirty);
+	free(b->syncing);
+	free(b);
+}
+
+void blob_maybe_free(struct fetchd *d, struct blob *b)
+{
+	if (!b->closing || !blob_idle(b))
+		return;
+	/* bytes written but not yet durable: one more batch first */
+	if (b->opened && bits_any(b->dirty, bitmap_words(b))) {
+		cache_sync_due(d, true);
+		return;
+	}
+	pr_debug("blob %llu: closed", (unsigned long long)b->id);
+	blob_free(d, b);
+}
+
+void blob_close(struct fetchd *d, struct blob *b)
+{
+	b->closing = true;
+	blob_maybe_free(d, b);
+}
+
+void blob_free_all(struct fetchd *d)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->blobs)
+		blob_free(d, container_of(p, struct blob, node));
+}
+
+int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
+{
+	uint64_t g = granule_of(off), n = granules_in(b, off, len);
+	int ret;
+
+	b->nmem -= bits_clear_count(b->mem, g, n);
+	bits_clear(b->dirty, g, n);
+	bits_clear(b->syncing, g, n);
+	b->gen++;
+	b->verified = false;
+	ret = cache_entry_clear(&b->ce, off, len);
+	if (ret)
+		pr_err("blob %llu (%s): clearing [%llu, +%llu) in its .meta: %s",
+		       (unsigned long long)b->id, b->path, (unsigned long long)off,
+		       (unsigned long long)len, strerror(-ret));
+	return ret;
+}
+
+/*----- the ring ----------------------------------------------------------------*/
+struct ring_op *ring_op_new(struct fetchd *d, enum ring_op_kind kind, struct blob *b)
+{
+	struct ring_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->kind = kind;
+	op->blob = b;
+	list_init(&op->node);
+	b->ops++;
+	return op;
+}
+
+void ring_op_free(struct fetchd *d, struct ring_op *op)
+{
+	op->blob->ops--;
+	free(op);
+}
+
+static bool ring_prep(struct fetchd *d, struct ring_op *op)
+{
+	struct io_uring_sqe *sqe;
+	int fd = op->blob->ce.fd;
+
+	if (d->ring_inflight >= FETCHD_RING_MAX_INFLIGHT)
+		return false;
+	sqe = io_uring_get_sqe(&d->ring);
+	if (!sqe) {
+		io_uring_submit(&d->ring);
+		sqe = io_uring_get_sqe(&d->ring);
+		if (!sqe)
+			return false;
+	}
+	switch (op->kind) {
+	case OP_WRITE:
+		io_uring_prep_write(sqe, fd, op->buf + op->done, (unsigned int)(op->len - op->done),
+				    op->off + op->done);
+		break;
+	case OP_VERIFY_READ:
+		io_uring_prep_read(sqe, fd, op->buf + op->done, (unsigned int)(op->len - op->done),
+				   op->off + op->done);
+		break;
+	case OP_FSYNC:
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	d->ring_inflight++;
+	return true;
+}
+
+/* Submit op now, or park it until a slot frees (the CQ must never overflow). */
+void ring_queue(struct fetchd *d, struct ring_op *op)
+{
+	if (!list_empty(&d->ring_wait) || !ring_prep(d, op))
+		list_add_tail(&op->node, &d->ring_wait);
+}
+
+void ring_flush_wait(struct fetchd *d)
+{
+	while (!list_empty(&d->ring_wait)) {
+		struct ring_op *op = container_of(d->ring_wait.next, struct ring_op, node);
+
+		if (!ring_prep(d, op))
+			break;
+		list_del(&op->node);
+	}
+}
+
+bool cache_busy(struct fetchd *d)
+{
+	return d->ring_inflight || !list_empty(&d->ring_wait);
+}
+
+int cache_write_fetch(struct fetchd *d, struct fetch *f)
+{
+	struct ring_op *op = ring_op_new(d, OP_WRITE, f->blob);
+
+	if (!op)
+		return -ENOMEM;
+	op->fetch = f;
+	op->buf = f->buf;
+	op->off = f->off;
+	op->len = f->len;
+	ring_queue(d, op);
+	return 0;
+}
+
+/* The body is in the page cache: readers may go, durability follows. */
+static void write_complete(struct fetchd *d, struct ring_op *op)
+{
+	struct blob *b = op->blob;
+	uint64_t g = granule_of(op->off), n = granules_in(b, op->off, op->len);
+
+	b->nmem += bits_set_count(b->mem, g, n);
+	bits_set_count(b->dirty, g, n);
+	if (!d->next_sync_ms)
+		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
+	d->st.bytes_written += op->len;
+	fetch_written(d, op->fetch, 0);
+	verify_maybe_start(d, b);
+}
+
+static void write_cqe(struct fetchd *d, struct ring_op *op, int res)
+{
+	struct blob *b = op->blob;
+
+	if (res == -EAGAIN || res == -EINTR) {
+		ring_queue(d, op);
+		return;
+	}
+	if (res > 0) {
+		op->done += (uint64_t)res;
+		if (op->done < op->len) {
+			ring_queue(d, op);	/* short: the rest, from where it stopped */
+			return;
+		}
+		write_complete(d, op);
+	} else {
+		/* 0 would mean no progress: an error, not a loop */
+		d->st.err_io++;
+		pr_err("blob %llu (%s): writing [%llu, +%llu): %s", (unsigned long long)op->blob->id,
+		       op->blob->path, (unsigned long long)op->off, (unsigned long long)op->len,
+		       res ? strerror(-res) : "no progress");
+		fetch_written(d, op->fetch, -EIO);
+	}
+	ring_op_free(d, op);
+	blob_maybe_free(d, b);
+}
+
+/* Runs of set bits in syncing -> .meta, then one fdatasync of the .meta. */
+static void sync_mark(struct fetchd *d, struct blob *b)
+{
+	uint64_t g = 0, start, end;
+	int ret;
+
+	while (g < b->ngranules) {
+		if (!(b->syncing[g / 64] & (1ull << (g % 64)))) {
+			g++;
+			continue;
+		}
+		start = g;
+		while (g < b->ngranules && (b->syncing[g / 64] & (1ull << (g % 64))))
+			g++;
+		end = g << OBD_GRANULE_SHIFT;
+		if (end > b->size)
+			end = b->size;
+		ret = cache_entry_mark(&b->ce, start << OBD_GRANULE_SHIFT,
+				       end - (start << OBD_GRANULE_SHIFT));
+		if (ret)
+			pr_err("blob %llu (%s): marking granules %llu..%llu: %s",
+			       (unsigned long long)b->id, b->path, (unsigned long long)start,
+			       (unsigned long long)g - 1, strerror(-ret));
+	}
+	memset(b->syncing, 0, bitmap_words(b) * 8);
+	ret = cache_entry_sync_meta(&b->ce);
+	if (ret)
+		pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id, b->path,
+		       strerror(-ret));
+}
+
+static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
+{
+	struct blob *b = op->blob;
+	uint64_t i;
+
+	b->sync_inflight = false;
+	if (res == -EAGAIN || res == -EINTR) {
+		b->sync_inflight = true;
+		ring_queue(d, op);
+		return;
+	}
+	d->st.fsyncs++;
+	if (res < 0) {
+		/* the page cache may have lost them: forget, refetch later */
+		d->st.err_io++;
+		pr_err("blob %llu (%s): fdatasync: %s; its recent ranges will be fetched again",
+		       (unsigned long long)b->id, b->path, strerror(-res));
+		for (i = 0; i < bitmap_words(b); i++) {
+			b->nmem -= (uint64_t)__builtin_popcountll(b->mem[i] & b->syncing[i]);
+			b->mem[i] &= ~b->syncing[i];
+			b->syncing[i] = 0;
+		}
+	} else {
+		sync_mark(d, b);
+	}
+	ring_op_free(d, op);
+	blob_maybe_free(d, b);
+}
+
+static void sync_start(struct fetchd *d, struct blob *b)
+{
+	struct ring_op *op;
+	uint64_t i;
+
+	op = ring_op_new(d, OP_FSYNC, b);
+	if (!op) {
+		pr_err("blob %llu: out of memory for an fsync; retrying", (unsigned long long)b->id);
+		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
+		return;
+	}
+	for (i = 0; i < bitmap_words(b); i++) {
+		b->syncing[i] |= b->dirty[i];
+		b->dirty[i] = 0;
+	}
+	b->sync_inflight = true;
+	ring_queue(d, op);
+}
+
+void cache_sync_due(struct fetchd *d, bool force)
+{
+	struct list *p, *t;
+	bool again = false;
+
+	if (!force && (!d->next_sync_ms || now_ms() < d->next_sync_ms))
+		return;
+	d->next_sync_ms = 0;
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (!b->opened || !bits_any(b->dirty, bitmap_words(b)))
+			continue;
+		if (b->sync_inflight) {
+			again = true;	/* next batch, after this one */
+			continue;
+		}
+		sync_start(d, b);
+	}
+	if (again)
+		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
+}
+
+/* At exit, outside the loop: blocking is fine now. */
+void cache_final_sync(struct fetchd *d)
+{
+	struct list *p, *t;
+	uint64_t i;
+
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (!b->opened || !bits_any(b->dirty, bitmap_words(b)))
+			continue;
+		if (fdatasync(b->ce.fd) < 0) {
+			pr_err("blob %llu (%s): fdatasync: %s", (unsigned long long)b->id, b->path,
+			       strerror(errno));
+			continue;
+		}
+		for (i = 0; i < bitmap_words(b); i++) {
+			b->syncing[i] |= b->dirty[i];
+			b->dirty[i] = 0;
+		}
+		sync_mark(d, b);
+	}
+}
+
+void cache_reap(struct fetchd *d)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int budget = 1024;
+
+	while (budget-- && io_uring_peek_cqe(&d->ring, &cqe) == 0) {
+		struct ring_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&d->ring, cqe);
+		d->ring_inflight--;
+		switch (op->kind) {
+		case OP_WRITE:
+			write_cqe(d, op, res);
+			break;
+		case OP_FSYNC:
+			fsync_cqe(d, op, res);
+			break;
+		case OP_VERIFY_READ:
+			verify_read_done(d, op, res);
+			break;
+		}
+	}
+}

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Misses -> fetches. A READ's range is widened to refillSize boundaries
+ * (spec 6.5: [align_down(off, R), align_up(end, R)) clipped to the blob),
+ * trimmed at both ends of granules already present, and covered by
+ * fetches: ones already in flight that overlap it (the request waits on
+ * them too) and new ones for the gaps, at most fetch_chunk bytes each.
+ * Fetches run at most maxConcurrent at once, FIFO beyond that, within a
+ * memory budget for their buffers. A fetch ends in exactly one of: its
+ * body written (every waiting request is told the range), or failed
+ * (every waiting request gets the error).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetchd.h"
+
+static uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v & ~(a - 1);
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static bool granule_present(const struct blob *b, uint64_t off)
+{
+	uint64_t g = granule_of(off);
+
+	return b->mem[g / 64] & (1ull << (g % 64));
+}
+
+static void fetch_free(struct fetchd *d, struct fetch *f)
+{
+	struct blob *b = f->blob;
+
+	reg_abort(d, f);
+	list_del(&f->node);
+	list_del(&f->all);
+	list_del(&f->bnode);
+	if (f->buf) {
+		free(f->buf);
+		d->mem_in_use -= f->len;
+	}
+	if (f->has_slot)
+		d->nactive--;
+	d->nfetches--;
+	b->fetches--;
+	free(f);
+	blob_maybe_free(d, b);
+}
+
+/* Tell every waiting request; err 0 means [f->off, +f->len) is present. */
+static void fetch_finish(struct fetchd *d, struct fetch *f, int err)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &f->attached) {
+		struct attach *a = container_of(p, struct attach, node);
+		struct req *r = a->req;
+
+		list_del(&a->node);
+		free(a);
+		if (err && !r->status)
+			r->status = err;
+		if (!err) {
+			if (f->off < r->done_off)
+				r->done_off = f->off;
+			if (f->off + f->len > r->done_end)
+				r->done_end = f->off + f->len;
+		}
+		if (!--r->waits)
+			req_complete(d, r);
+	}
+	fetch_free(d, f);
+}
+
+void fetch_fail(struct fetchd *d, struct fetch *f, int err)
+{
+	fetch_finish(d, f, err);
+}
+
+void fetch_written(struct fetchd *d, struct fetch *f, int err)
+{
+	fetch_finish(d, f, err);
+}
+
+static char *fetch_what(const struct fetch *f, char *out, size_t outlen)
+{
+	char ubuf[OBD_CACHE_URL_MAX];
+
+	snprintf(out, outlen, "blob %llu: GET %s bytes %llu-%llu", (unsigned long long)f->blob->id,
+		 log_url(f->cur_url[0] ? f->cur_url : f->blob->url, ubuf, sizeof(ubuf)),
+		 (unsigned long long)f->off, (unsigned long long)(f->off + f->len - 1));
+	return out;
+}
+
+/* The one line a failed fetch gets: URL, status, curl error, attempts. */
+static void fetch_log_failure(const struct fetch *f, const char *why)
+{
+	char what[OBD_CACHE_URL_MAX + 128];
+	const char *cerr = f->last_err[0] ? f->last_err : curl_easy_strerror(f->last_curl);
+
+	pr_err("%s failed: %s (HTTP %ld, curl: %s) after %u attempt%s",
+	       fetch_what(f, what, sizeof(what)), why, f->last_status,
+	       f->last_curl ? cerr : "ok", f->attempts, f->attempts == 1 ? "" : "s");
+}
+
+void fetch_fail_logged(struct fetchd *d, struct fetch *f, int err, const char *why)
+{
+	fetch_log_failure(f, why);
+	fetch_fail(d, f, err);
+}
+
+/* Exponential backoff with jitter, inside maxRetries and the deadline. */
+void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char *why)
+{
+	int64_t delay = FETCHD_BACKOFF_MIN_MS, now = now_ms();
+	char what[OBD_CACHE_URL_MAX + 128];
+	unsigned int i;
+
+	if (f->attempts > d->cfg.max_retries || d->stopping)
+		return fetch_fail_logged(d, f, err, why);
+	for (i = 1; i < f->attempts && delay < FETCHD_BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > FETCHD_BACKOFF_MAX_MS)
+		delay = FETCHD_BACKOFF_MAX_MS;
+	delay = delay / 2 + random() % (delay / 2 + 1);
+	if (now + delay >= f->deadline_ms) {
+		d->st.err_timeout++;
+		return fetch_fail_logged(d, f, err, "requestTimeout reached while retrying");
+	}
+	d->st.retries++;
+	pr_debug("%s: %s (HTTP %ld); retry %u in %lld ms", fetch_what(f, what, sizeof(what)),
+		 why, f->last_status, f->attempts, (long long)delay);
+	f->state = F_BACKOFF;
+	f->due_ms = now + delay;
+	list_add_tail(&f->node, &d->backoff);
+}
+
+void fetch_backoff_due(struct fetchd *d)
+{
+	int64_t now = now_ms();
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->backoff) {
+		struct fetch *f = container_of(p, struct fetch, node);
+
+		if (f->due_ms > now)
+			continue;
+		list_del(&f->node);
+		if (reg_start(d, f))
+			fetch_fail(d, f, -EIO);
+	}
+}
+
+int64_t fetch_next_due(struct fetchd *d)
+{
+	int64_t due = 0;
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->backoff) {
+		struct fetch *f = container_of(p, struct fetch, node);
+
+		if (!due || f->due_ms < due)
+			due = f->due_ms;
+	}
+	return due;
+}
+
+/* Start queued fetches while there are transfer slots and buffer memory. */
+void fetch_pump(struct fetchd *d)
+{
+	while (!list_empty(&d->queue) && d->nactive < d->cfg.max_concurrent && !d->stopping) {
+		struct fetch *f = container_of(d->queue.next, struct fetch, node);
+
+		if (d->nactive && d->mem_in_use + f->len > FETCHD_MEM_BUDGET)
+			break;
+		list_del(&f->node);
+		if (now_ms() >= f->deadline_ms) {
+			d->st.err_timeout++;
+			fetch_fail_logged(d, f, -EIO, "requestTimeout reached in the queue");
+			continue;
+		}
+		f->buf = malloc(f->len);
+		if (!f->buf) {
+			fetch_fail_logged(d, f, -ENOMEM, "out of memory for the body");
+			continue;
+		}
+		d->mem_in_use += f->len;
+		f->has_slot = true;
+		d->nactive++;
+		if (reg_start(d, f))
+			fetch_fail(d, f, -EIO);
+	}
+}
+
+/*
+ * Stop everything not already writing (the ring owns those buffers). With
+ * the kernel's device the requests are handed back unanswered: the kernel
+ * sends them to the next daemon, so a restart fails no reader. The test
+ * stand-in on a socket gets -EIO, one answer per request.
+ */
+void fetch_abort_all(struct fetchd *d)
+{
+	int status = d->chan_is_sock ? -EIO : FETCHD_HAND_BACK;
+	char what[OBD_CACHE_URL_MAX + 128];
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->fetches) {
+		struct fetch *f = container_of(p, struct fetch, all);
+
+		if (f->state == F_WRITING)
+			continue;
+		if (status == FETCHD_HAND_BACK) {
+			pr_info("%s: left to the next daemon", fetch_what(f, what, sizeof(what)));
+			fetch_fail(d, f, status);
+		} else {
+			fetch_fail_logged(d, f, status, "daemon stopping");
+		}
+	}
+}
+
+static int attach(struct fetch *f, struct req *r)
+{
+	struct attach *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->req = r;
+	list_add_tail(&a->node, &f->attached);
+	r->waits++;
+	return 0;
+}
+
+static struct fetch *fetch_new(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
+{
+	struct fetch *f = calloc(1, sizeof(*f));
+	struct list *p;
+
+	if (!f)
+		return NULL;
+	f->blob = b;
+	f->off = off;
+	f->len = len;
+	f->state = F_QUEUED;
+	f->deadline_ms = now_ms() + (int64_t)d->cfg.request_timeout_s * 1000;
+	list_init(&f->attached);
+	list_add_tail(&f->node, &d->queue);
+	list_add_tail(&f->all, &d->fetches);
+	/* keep blob.flist sorted by offset: lookups stop early */
+	for (p = b->flist.next; p != &b->flist; p = p->next)
+		if (container_of(p, struct fetch, bnode)->off > off)
+			break;
+	list_add_tail(&f->bnode, p);
+	d->nfetches++;
+	b->fetches++;
+	d->st.fetches++;
+	return f;
+}
+
+/*
+ * Cover [cur, end) of b with fetches r waits on. The in-flight fetches of
+ * a blob never overlap each other (each new one fills a gap), so one walk
+ * over the sorted list does it.
+ */
+static int cover(struct fetchd *d, struct req *r, uint64_t cur, uint64_t end)
+{
+	struct blob *b = r->blob;
+	struct list *p = b->flist.next;
+	struct fetch *f;
+	uint64_t gap_end;
+
+	while (cur < end) {
+		f = NULL;
+		for (; p != &b->flist; p = p->next) {
+			f = container_of(p, struct fetch, bnode);
+			if (f->off + f->len > cur)
+				break;
+			f = NULL;
+		}
+		if (f && f->off <= cur) {
+			if (attach(f, r))
+				return -ENOMEM;
+			d->st.fetch_merged++;
+			cur = f->off + f->len;
+			continue;
+		}
+		gap_end = f && f->off < end ? f->off : end;
+		if (gap_end - cur > d->fetch_chunk)
+			gap_end = cur + d->fetch_chunk;
+		if (d->nfetches >= 2 * FETCHD_MAX_FETCHES)
+			return -EBUSY;
+		f = fetch_new(d, b, cur, gap_end - cur);
+		if (!f)
+			return -ENOMEM;
+		if (attach(f, r))
+			return -ENOMEM;
+		cur = gap_end;
+		p = &f->bnode;
+	}
+	return 0;
+}
+
+void fetch_read(struct fetchd *d, struct req *r, bool refetch)
+{
+	struct blob *b = r->blob;
+	uint64_t end = r->off + r->len, R = d->cfg.refill_size, ws, we;
+	int ret;
+
+	if (refetch) {
+		d->st.reads_refetch++;
+		if (blob_refetch_clear(d, b, r->off, r->len)) {
+			r->status = -EIO;
+			return req_complete(d, r);
+		}
+	} else if (blob_mem_present(b, r->off, r->len)) {
+		d->st.reads_present++;
+		r->done_off = r->off;
+		r->done_end = end;
+		return req_complete(d, r);
+	}
+	ws = align_down(r->off, R);
+	we = align_up(end, R);
+	if (we > b->size)
+		we = b->size;
+	/* a missing granule inside the request stops both trims */
+	while (ws < we && granule_present(b, ws))
+		ws += OBD_GRANULE_SIZE;
+	while (we > ws && granule_present(b, align_down(we - 1, OBD_GRANULE_SIZE)))
+		we = align_down(we - 1, OBD_GRANULE_SIZE);
+	r->done_off = ws < r->off ? ws : r->off;
+	r->done_end = we > end ? we : end;
+	/* the request waits on one extra "wait" while we attach it, so an
+	 * attach failing halfway cannot complete it under our feet */
+	r->waits++;
+	ret = cover(d, r, ws, we);
+	if (ret) {
+		pr_err("blob %llu: READ %llu: %s", (unsigned long long)b->id,
+		       (unsigned long long)r->id, ret == -EBUSY ? "too many fetches" : "out of memory");
+		r->status = ret == -EBUSY ? -EIO : ret;
+	}
+	if (!--r->waits)
+		req_complete(d, r);
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * overlaybd-fetchd internals: the objects every part of the daemon shares.
+ *
+ *   struct fetchd  the one daemon: event loop fds, ring, curl multi, lists
+ *   struct blob    an OPENed blob: cache entry + in-memory presence bitmaps
+ *   struct req     one READ from the kernel; answered by exactly one DONE
+ *   struct fetch   one ranged GET (with retries) that some reqs wait on
+ *   struct ring_op one io_uring operation; owns its buffer until its CQE
+ *
+ * Single-threaded: nothing here is locked. Every queue and table has a cap
+ * (FETCHD_MAX_*); when one is reached the daemon stops reading the channel
+ * and the kernel keeps the misses queued.
+ */
+#ifndef OBD_FETCHD_FETCHD_H
+#define OBD_FETCHD_FETCHD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <liburing.h>
+
+#include "obd_uapi.h"
+#include "config.h"
+#include "cache_entry.h"
+#include "auth.h"
+#include "log.h"
+
+#define FETCHD_VERSION		"0.1"
+
+#define FETCHD_MAX_REQS		4096	/* outstanding READs */
+#define FETCHD_MAX_FETCHES	4096	/* fetch objects, queued or active */
+#define FETCHD_MEM_BUDGET	(256ull << 20)	/* bytes of fetch buffers at once */
+#define FETCHD_FETCH_MIN_CHUNK	(4ull << 20)	/* a big miss is split in chunks of this */
+#define FETCHD_MAX_REDIRECTS	8
+#define FETCHD_BACKOFF_MIN_MS	100
+#define FETCHD_BACKOFF_MAX_MS	5000
+#define FETCHD_VERIFY_CHUNK	(1u << 20)
+#define FETCHD_SHUTDOWN_GRACE_MS 3000
+#define FETCHD_RING_MAX_INFLIGHT 256
+#define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
+
+/*----- intrusive doubly-linked list ------------------------------------*/
+struct list {
+	struct list *prev, *next;
+};
+
+static inline void list_init(struct list *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline bool list_empty(const struct list *l)
+{
+	return l->next == l;
+}
+
+static inline void list_add_tail(struct list *n, struct list *head)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void list_del(struct list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	list_init(n);
+}
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define list_for_each_safe(pos, tmp, head) \
+	for (pos = (head)->next, tmp = pos->next; pos != (head); pos = tmp, tmp = pos->next)
+
+/*----- statistics (kept for later metrics; summary line at exit) -------*/
+struct fetchd_stats {
+	uint64_t msgs_in, msgs_bad;
+	uint64_t reads, reads_present, reads_refetch;
+	uint64_t dones_ok, dones_err;
+	uint64_t fetches, fetch_merged;
+	uint64_t http_requests, token_requests, redirects, retries;
+	uint64_t bytes_fetched, bytes_written;
+	uint64_t err_notfound, err_auth, err_http, err_net, err_timeout, err_proto, err_io;
+	uint64_t fsyncs, verify_ok, verify_bad;
+	uint64_t handed_back;		/* left unanswered at exit for the next daemon */
+};
+
+/*----- objects -----------------------------------------------------------*/
+struct fetch;
+
+/*
+ * A request status meaning "not answered: the kernel sends it again to the
+ * next daemon" (obd_uapi.h, failover). Used when stopping with the real
+ * device, so a daemon restart fails no reader.
+ */
+#define FETCHD_HAND_BACK	1
+
+struct blob {
+	struct list node;		/* fetchd.blobs */
+	uint64_t id;
+	uint64_t size;
+	uint8_t digest[OBD_SHA256_LEN];
+	char path[OBD_MSG_PATH_MAX];
+	char url[OBD_CACHE_URL_MAX];
+	bool opened;			/* ce is valid */
+	bool broken;			/* READs get -EIO, reason logged */
+	char broken_reason[640];
+	bool closing;			/* CLOSE seen: free when idle */
+	struct cache_entry ce;
+	uint64_t ngranules;
+	uint64_t *mem;			/* in the page cache (written) */
+	uint64_t *dirty;		/* written, not yet in an fsync */
+	uint64_t *syncing;		/* covered by the fsync in flight */
+	uint64_t nmem;			/* granules set in mem */
+	bool sync_inflight;
+	unsigned int fetches;		/* fetch objects on this blob */
+	struct list flist;		/* those fetches (fetch.bnode), by start */
+	unsigned int ops;		/* ring ops on this blob */
+	uint64_t gen;			/* bumped by every clear: stale verify */
+	/* auth state of this blob's URL (spec 6.3) */
+	struct auth_challenge chal;	/* scheme AUTH_NONE until a 401 */
+	char authz[8192];		/* "Authorization: ..." header, secret */
+	int64_t authz_expiry_ms;	/* 0 = none */
+	struct list auth_wait;		/* fetches waiting for a token */
+	bool token_inflight;
+	/* sha256 check once everything is present */
+	bool verify_inflight;
+	bool verified;
+	uint64_t verify_off;
+	uint64_t verify_gen;
+	void *verify_ctx;		/* EVP_MD_CTX */
+};
+
+struct req {
+	struct list hnode;		/* request hash chain */
+	uint64_t id;
+	uint64_t blob_id;		/* for the DONE: the blob may be gone by then */
+	struct blob *blob;
+	uint64_t off, len;		/* requested */
+	uint64_t done_off, done_end;	/* hull of what the fetches brought */
+	unsigned int waits;		/* fetches still to complete */
+	int status;			/* first error seen */
+	bool replied;
+	struct req *next_out;		/* fetchd.outq while a DONE waits for room */
+};
+
+/* A req attached to a fetch (one req may wait on several fetches). */
+struct attach {
+	struct list node;		/* fetch.attached */
+	struct req *req;
+};
+
+enum fetch_state {
+	F_QUEUED,			/* waiting for a transfer slot */
+	F_AUTH,				/* waiting for a token */
+	F_ACTIVE,			/* curl transfer running */
+	F_BACKOFF,			/* waiting to retry */
+	F_WRITING,			/* ring write of the body in flight */
+};
+
+enum xfer_kind { X_DATA, X_TOKEN };
+
+/* One curl easy transfer: a data GET attempt or a token GET. */
+struct xfer {
+	struct list node;		/* registry.c's list of live transfers */
+	enum xfer_kind kind;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	long status;			/* of the last response (after 1xx) */
+	bool got_range;			/* Content-Range seen and parsed */
+	uint64_t cr_first, cr_last, cr_total;
+	char www_auth[2048];		/* WWW-Authenticate of a 401 */
+	char *body;			/* X_DATA: fetch buffer; X_TOKEN: small */
+	uint64_t body_cap, body_len;
+	bool overflow;			/* more body than asked */
+	bool sent_authz;
+	struct fetch *fetch;		/* X_DATA, or the fetch a token is for */
+	struct blob *blob;		/* X_TOKEN */
+	char url[OBD_CACHE_URL_MAX];	/* this hop */
+};
+
+struct fetch {
+	struct list node;		/* fetchd.queue / .backoff / .active / .writing / blob auth_wait */
+	struct list all;		/* fetchd.fetches */
+	struct list bnode;		/* blob.flist */
+	bool has_slot;			/* counted in fetchd.nactive */
+	struct blob *blob;
+	uint64_t off, len;
+	enum fetch_state state;
+	struct list attached;		/* struct attach */
+	unsigned int attempts;		/* HTTP attempts (retries + 1) */
+	unsigned int auth_rounds;	/* authentications after a 401/403 */
+	unsigned int hops;		/* redirects in this attempt */
+	int64_t deadline_ms;
+	int64_t due_ms;			/* F_BACKOFF: retry at */
+	char *buf;			/* len bytes while ACTIVE/WRITING */
+	struct xfer *x;			/* F_ACTIVE */
+	char cur_url[OBD_CACHE_URL_MAX];	/* after redirects */
+	bool cross_host;		/* a redirect left the blob's host: no Authorization */
+	/* what to say when it fails */
+	long last_status;
+	CURLcode last_curl;
+	char last_err[CURL_ERROR_SIZE];
+};
+
+enum ring_op_kind { OP_WRITE, OP_FSYNC, OP_VERIFY_READ };
+
+struct ring_op {
+	struct list node;		/* fetchd.ring_wait while no SQE is free */
+	enum ring_op_kind kind;
+	struct blob *blob;
+	struct fetch *fetch;		/* OP_WRITE */
+	char *buf;
+	uint64_t off;			/* file offset of buf[done] is off + done */
+	uint64_t len, done;
+};
+
+enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK };
+
+struct fetchd {
+	struct fetchd_config cfg;
+	const char *device;
+	int chan_fd;
+	bool chan_is_sock;
+	bool chan_in_epoll;		/* EPOLLIN wanted: not throttled, not stopping */
+	bool chan_out_wanted;		/* EPOLLOUT for queued DONEs */
+	bool chan_eof;
+	bool chan_removed;		/* taken out of epoll after EOF */
+	int epfd, curl_tfd, tick_tfd, sig_fd, ring_efd;
+	struct io_uring ring;
+	bool ring_ok;
+	unsigned int ring_inflight;
+	struct list ring_wait;
+	CURLM *multi;
+	int curl_running;
+	struct list blobs;
+	struct list req_hash[1024];
+	unsigned int nreqs;
+	struct req *outq_head, *outq_tail;	/* DONEs the channel had no room for */
+	struct list fetches;		/* every fetch */
+	struct list queue;		/* F_QUEUED, FIFO */
+	struct list backoff;		/* F_BACKOFF */
+	unsigned int nfetches, nactive;
+	uint64_t mem_in_use;
+	bool stopping;
+	int64_t stop_deadline_ms;
+	int64_t next_sync_ms;		/* 0 = nothing dirty */
+	uint64_t fetch_chunk;		/* largest fetch */
+	struct fetchd_stats st;
+};
+
+extern struct fetchd *fd_g;
+
+/*----- loop.c ------------------------------------------------------------*/
+int64_t now_ms(void);
+int loop_init(struct fetchd *d);
+int loop_run(struct fetchd *d);
+void loop_fini(struct fetchd *d);
+void loop_update_chan_events(struct fetchd *d);
+
+/*----- channel.c ---------------------------------------------------------*/
+int chan_open(struct fetchd *d);
+void chan_close(struct fetchd *d);
+void chan_drain(struct fetchd *d);
+void chan_flush_out(struct fetchd *d);
+/* Answer req (exactly once) and free it. */
+void req_complete(struct fetchd *d, struct req *r);
+void chan_fail_all_reqs(struct fetchd *d, int status);
+
+/*----- cache.c -----------------------------------------------------------*/
+struct blob *blob_find(struct fetchd *d, uint64_t id);
+void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
+	       const char *path);
+void blob_close(struct fetchd *d, struct blob *b);
+void blob_maybe_free(struct fetchd *d, struct blob *b);
+void blob_free_all(struct fetchd *d);
+bool blob_mem_present(const struct blob *b, uint64_t off, uint64_t len);
+int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len);
+int cache_write_fetch(struct fetchd *d, struct fetch *f);
+void cache_reap(struct fetchd *d);
+void cache_sync_due(struct fetchd *d, bool force);
+bool cache_busy(struct fetchd *d);
+void cache_final_sync(struct fetchd *d);
+void ring_flush_wait(struct fetchd *d);
+
+/*----- fetch.c -----------------------------------------------------------*/
+void fetch_read(struct fetchd *d, struct req *r, bool refetch);
+void fetch_pump(struct fetchd *d);
+void fetch_written(struct fetchd *d, struct fetch *f, int err);
+void fetch_fail(struct fetchd *d, struct fetch *f, int err);
+void fetch_fail_logged(struct fetchd *d, struct fetch *f, int err, const char *why);
+void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char *why);
+void fetch_backoff_due(struct fetchd *d);
+int64_t fetch_next_due(struct fetchd *d);
+void fetch_abort_all(struct fetchd *d);
+
+/*----- registry.c --------------------------------------------------------*/
+int reg_init(struct fetchd *d);
+void reg_fini(struct fetchd *d);
+int reg_start(struct fetchd *d, struct fetch *f);
+void reg_check_done(struct fetchd *d);
+void reg_abort(struct fetchd *d, struct fetch *f);
+
+/*----- verify.c ----------------------------------------------------------*/
+void verify_maybe_start(struct fetchd *d, struct blob *b);
+void verify_read_done(struct fetchd *d, struct ring_op *op, int res);
+void verify_abort(struct blob *b);
+
+/* ring ops and bitmap helpers (cache.c) */
+struct ring_op *ring_op_new(struct fetchd *d, enum ring_op_kind kind, struct blob *b);
+void ring_op_free(struct fetchd *d, struct ring_op *op);
+void ring_queue(struct fetchd *d, struct ring_op *op);
+uint64_t bits_set_count(uint64_t *w, uint64_t first, uint64_t n);
+void bits_clear(uint64_t *w, uint64_t first, uint64_t n);
+bool bits_all(const uint64_t *w, uint64_t first, uint64_t n);
+uint64_t granule_of(uint64_t off);
+uint64_t granules_in(const struct blob *b, uint64_t off, uint64_t len);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * overlaybd-fetchd logging: "fetchd: <LEVEL>: msg" lines on stderr (the
+ * journal under systemd). Levels are logConfig.logLevel's (config.h).
+ * WARN and above are rate limited per identical line, like DMERR_LIMIT:
+ * a miss storm against a dead registry must not flood the journal.
+ * Never pass credentials, tokens or Authorization values; URLs go through
+ * log_url() first (drops userinfo and the query, where presigned URLs keep
+ * their signatures).
+ */
+#ifndef OBD_FETCHD_LOG_H
+#define OBD_FETCHD_LOG_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+void log_set_level(int level);
+int log_get_level(void);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print how many lines the rate limiter swallowed (at exit). */
+void log_flush_suppressed(void);
+/* A URL fit for a log line: scheme://host[:port]/path, no user:pass@, no
+ * ?query. Returns out. */
+const char *log_url(const char *url, char *out, size_t outlen);
+
+#define pr_debug(...)	log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define pr_info(...)	log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define pr_warn(...)	log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define pr_err(...)	log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The one event loop. epoll is the only place the daemon waits; it watches
+ *   the channel fd        misses (EPOLLIN), room for DONEs (EPOLLOUT)
+ *   curl's sockets        CURLMOPT_SOCKETFUNCTION edits the set
+ *   curl_tfd              CURLMOPT_TIMERFUNCTION arms it
+ *   ring_efd              io_uring_register_eventfd: CQEs are ready
+ *   sig_fd                SIGTERM, SIGINT (blocked, read as data)
+ *   tick_tfd              one-shot: the next backoff retry, durability
+ *                         batch or shutdown deadline, re-armed every turn
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+
+#include "fetchd.h"
+
+#define EP_DATA(tag, fd)	(((uint64_t)(tag) << 32) | (uint32_t)(fd))
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int ep_add(struct fetchd *d, int fd, enum ep_tag tag, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = EP_DATA(tag, fd) };
+
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		pr_err("epoll_ctl add fd %d: %s", fd, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* EPOLLIN while we take misses, EPOLLOUT while DONEs wait for room. */
+void loop_update_chan_events(struct fetchd *d)
+{
+	bool want_in = !d->stopping && !d->chan_eof && d->nreqs < FETCHD_MAX_REQS &&
+		       d->nfetches < FETCHD_MAX_FETCHES;
+	bool want_out = d->outq_head != NULL && !d->chan_eof;
+	struct epoll_event ev = { .data.u64 = EP_DATA(EP_CHAN, d->chan_fd) };
+
+	if (d->chan_fd >= 0 && d->chan_eof) {
+		/* a hung-up socket would report EPOLLHUP for ever */
+		if (!d->chan_removed)
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->chan_fd, NULL);
+		d->chan_removed = true;
+		return;
+	}
+	if (d->chan_fd < 0 || (want_in == d->chan_in_epoll && want_out == d->chan_out_wanted))
+		return;
+	ev.events = (want_in ? EPOLLIN : 0) | (want_out ? EPOLLOUT : 0);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->chan_fd, &ev) < 0)
+		pr_err("epoll_ctl channel: %s", strerror(errno));
+	d->chan_in_epoll = want_in;
+	d->chan_out_wanted = want_out;
+}
+
+static int make_timerfd(struct fetchd *d, enum ep_tag tag)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd < 0) {
+		pr_err("timerfd_create: %s", strerror(errno));
+		return -1;
+	}
+	if (ep_add(d, fd, tag, EPOLLIN)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int make_signalfd(struct fetchd *d)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* a DONE written to a stand-in that went away must not kill us */
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0) {
+		pr_err("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	if (ep_add(d, fd, EP_SIGNAL, EPOLLIN)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static unsigned int ring_entries(const struct fetchd *d)
+{
+	unsigned int n = 64;
+
+	while (n < FETCHD_RING_MAX_INFLIGHT)
+		n <<= 1;
+	return n;
+}
+
+static int make_ring(struct fetchd *d)
+{
+	int ret;
+
+	ret = io_uring_queue_init(ring_entries(d), &d->ring, 0);
+	if (ret < 0) {
+		pr_err("io_uring_queue_init: %s", strerror(-ret));
+		return ret;
+	}
+	d->ring_ok = true;
+	d->ring_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->ring_efd < 0) {
+		pr_err("eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	ret = io_uring_register_eventfd(&d->ring, d->ring_efd);
+	if (ret < 0) {
+		pr_err("io_uring_register_eventfd: %s", strerror(-ret));
+		return ret;
+	}
+	return ep_add(d, d->ring_efd, EP_RING, EPOLLIN);
+}
+
+int loop_init(struct fetchd *d)
+{
+	unsigned int i;
+
+	d->chan_fd = d->curl_tfd = d->tick_tfd = d->sig_fd = d->ring_efd = -1;
+	list_init(&d->blobs);
+	list_init(&d->fetches);
+	list_init(&d->queue);
+	list_init(&d->backoff);
+	list_init(&d->ring_wait);
+	for (i = 0; i < sizeof(d->req_hash) / sizeof(d->req_hash[0]); i++)
+		list_init(&d->req_hash[i]);
+	/* the biggest single fetch: refillSize, at least a few MiB */
+	d->fetch_chunk = d->cfg.refill_size;
+	while (d->fetch_chunk < FETCHD_FETCH_MIN_CHUNK)
+		d->fetch_chunk <<= 1;
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0) {
+		pr_err("epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	d->sig_fd = make_signalfd(d);
+	d->curl_tfd = make_timerfd(d, EP_CURL_TIMER);
+	d->tick_tfd = make_timerfd(d, EP_TICK);
+	if (d->sig_fd < 0 || d->curl_tfd < 0 || d->tick_tfd < 0)
+		return -1;
+	if (make_ring(d))
+		return -1;
+	return reg_init(d);
+}
+
+void loop_fini(struct fetchd *d)
+{
+	blob_free_all(d);
+	reg_fini(d);
+	if (d->ring_ok)
+		io_uring_queue_exit(&d->ring);
+	d->ring_ok = false;
+	chan_close(d);
+	if (d->ring_efd >= 0)
+		close(d->ring_efd);
+	if (d->tick_tfd >= 0)
+		close(d->tick_tfd);
+	if (d->curl_tfd >= 0)
+		close(d->curl_tfd);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	d->ring_efd = d->tick_tfd = d->curl_tfd = d->sig_fd = d->epfd = -1;
+}
+
+static void arm_tick(struct fetchd *d, int64_t due)
+{
+	struct itimerspec its = { 0 };
+	int64_t now = now_ms();
+
+	if (due > 0) {
+		if (due <= now)
+			due = now + 1;
+		its.it_value.tv_sec = due / 1000;
+		its.it_value.tv_nsec = (due % 1000) * 1000000;
+	}
+	timerfd_settime(d->tick_tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return a < b ? a : b;
+}
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) > 0)
+		;
+}
+
+static void on_signal(struct fetchd *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (!d->stopping)
+			pr_info("signal %u: stopping (no new misses; finishing %u requests)",
+				si.ssi_signo, d->nreqs);
+		d->stopping = true;
+	}
+}
+
+static void on_curl_sock(struct fetchd *d, int fd, uint32_t events)
+{
+	int mask = 0;
+
+	if (events & EPOLLIN)
+		mask |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		mask |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		mask |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(d->multi, fd, mask, &d->curl_running);
+	reg_check_done(d);
+}
+
+static void on_event(struct fetchd *d, const struct epoll_event *ev)
+{
+	enum ep_tag tag = (enum ep_tag)(ev->data.u64 >> 32);
+	int fd = (int)(uint32_t)ev->data.u64;
+
+	switch (tag) {
+	case EP_CHAN:
+		if (ev->events & EPOLLOUT)
+			chan_flush_out(d);
+		if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			chan_drain(d);
+		break;
+	case EP_CURL_TIMER:
+		drain_fd(fd);
+		curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &d->curl_running);
+		reg_check_done(d);
+		break;
+	case EP_TICK:
+		drain_fd(fd);
+		break;
+	case EP_SIGNAL:
+		on_signal(d);
+		break;
+	case EP_RING:
+		drain_fd(fd);
+		cache_reap(d);
+		break;
+	case EP_CURL_SOCK:
+		on_curl_sock(d, fd, ev->events);
+		break;
+	}
+}
+
+/*
+ * Shutdown: stop taking misses, let what is running finish for a grace
+ * period, then hand the rest back to the kernel (or fail them, on the test
+ * socket): no request gets two answers.
+ * true when nothing is left and the loop may end.
+ */
+static bool stop_step(struct fetchd *d)
+{
+	if (!d->stop_deadline_ms) {
+		d->stop_deadline_ms = now_ms() + FETCHD_SHUTDOWN_GRACE_MS;
+		loop_update_chan_events(d);
+	}
+	if (now_ms() >= d->stop_deadline_ms || d->chan_eof)
+		fetch_abort_all(d);
+	if (!list_empty(&d->fetches) || cache_busy(d))
+		return false;
+	/* DONEs the channel never took room for: give up at the deadline */
+	if (d->outq_head && !d->chan_eof && now_ms() < d->stop_deadline_ms + 1000)
+		return false;
+	return true;
+}
+
+int loop_run(struct fetchd *d)
+{
+	struct epoll_event evs[64];
+	int n, i;
+
+	for (;;) {
+		if ((d->stopping || d->chan_eof) && stop_step(d))
+			break;
+		fetch_backoff_due(d);
+		fetch_pump(d);
+		cache_sync_due(d, false);
+		ring_flush_wait(d);
+		io_uring_submit(&d->ring);
+		loop_update_chan_events(d);
+		arm_tick(d, earliest(earliest(fetch_next_due(d), d->next_sync_ms),
+				     d->stop_deadline_ms ? d->stop_deadline_ms : 0));
+		n = epoll_wait(d->epfd, evs, 64, d->stopping ? 100 : -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_err("epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			on_event(d, &evs[i]);
+		/* CQEs may be ready without the eventfd firing yet */
+		cache_reap(d);
+	}
+	chan_fail_all_reqs(d, -EIO);
+	cache_final_sync(d);
+	return 0;
+}

@@ -1,0 +1,692 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * HTTP: every request is a curl multi transfer driven by the event loop
+ * (socket API). Data GETs carry Range; the answer must be a 206 whose
+ * Content-Range is exactly what was asked (a 200 only for a whole-blob
+ * range) with exactly that many body bytes. Redirects are followed here,
+ * not by curl, so the Authorization header can be dropped when the host
+ * changes. Auth (spec 6.3): anonymous first; a 401/403 with a challenge
+ * gets credentials (re-read from cred.json every time), Basic directly or
+ * a Bearer token from the realm (cached per scope until it expires), and
+ * one retry; a second refusal fails the fetch with EACCES.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+#include "fetchd.h"
+#include "cred.h"
+
+#define TOKEN_CACHE_SLOTS	16
+#define TOKEN_MIN_TTL_S		10
+
+struct token_slot {
+	char key[OBD_CACHE_URL_MAX];	/* realm|service|scope */
+	char authz[8192];		/* "Authorization: Bearer ..." */
+	int64_t expiry_ms;
+};
+
+static struct token_slot tokens[TOKEN_CACHE_SLOTS];
+static unsigned int token_next;
+static struct list xfers = { &xfers, &xfers };
+
+/*----- curl callbacks into the loop ---------------------------------------------*/
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct fetchd *d = userp;
+	struct epoll_event ev = { .data.u64 = ((uint64_t)EP_CURL_SOCK << 32) | (uint32_t)s };
+
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(d->multi, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(d->epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0 &&
+	    epoll_ctl(d->epfd, socketp ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &ev) < 0)
+		pr_err("epoll_ctl curl socket %d: %s", s, strerror(errno));
+	curl_multi_assign(d->multi, s, (void *)1);
+	return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct fetchd *d = userp;
+	struct itimerspec its = { 0 };
+
+	if (timeout_ms == 0)
+		its.it_value.tv_nsec = 1;	/* "now", but from the loop, not from here */
+	else if (timeout_ms > 0) {
+		its.it_value.tv_sec = timeout_ms / 1000;
+		its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000;
+	}
+	timerfd_settime(d->curl_tfd, 0, &its, NULL);
+	return 0;
+}
+
+int reg_init(struct fetchd *d)
+{
+	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (rc) {
+		pr_err("curl_global_init: %s", curl_easy_strerror(rc));
+		return -1;
+	}
+	d->multi = curl_multi_init();
+	if (!d->multi) {
+		pr_err("curl_multi_init failed");
+		return -1;
+	}
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+	/* one connection per concurrent transfer, kept for reuse */
+	curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)d->cfg.max_concurrent);
+	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->cfg.max_concurrent);
+	return 0;
+}
+
+static void xfer_free(struct fetchd *d, struct xfer *x)
+{
+	list_del(&x->node);
+	if (x->easy) {
+		curl_multi_remove_handle(d->multi, x->easy);
+		curl_easy_cleanup(x->easy);
+	}
+	curl_slist_free_all(x->hdrs);	/* may hold an Authorization value */
+	if (x->kind == X_TOKEN)
+		free(x->body);
+	explicit_bzero(x, sizeof(*x));
+	free(x);
+}
+
+void reg_fini(struct fetchd *d)
+{
+	while (!list_empty(&xfers))
+		xfer_free(d, container_of(xfers.next, struct xfer, node));
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	d->multi = NULL;
+	explicit_bzero(tokens, sizeof(tokens));
+	curl_global_cleanup();
+}
+
+void reg_abort(struct fetchd *d, struct fetch *f)
+{
+	if (f->x)
+		xfer_free(d, f->x);
+	f->x = NULL;
+}
+
+/*----- response parsing ------------------------------------------------------------*/
+static bool header_is(const char *line, size_t n, const char *name, const char **val)
+{
+	size_t k = strlen(name);
+
+	if (n <= k || strncasecmp(line, name, k) || line[k] != ':')
+		return false;
+	*val = line + k + 1;
+	while (*val < line + n && (**val == ' ' || **val == '\t'))
+		(*val)++;
+	return true;
+}
+
+static size_t value_len(const char *v, const char *end)
+{
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	return (size_t)(end - v);
+}
+
+/* "bytes first-last/total" (total may be "*"). */
+static void parse_content_range(struct xfer *x, const char *v, size_t n)
+{
+	char buf[128];
+	unsigned long long a, b, t;
+	char c;
+
+	if (n >= sizeof(buf))
+		return;
+	memcpy(buf, v, n);
+	buf[n] = 0;
+	if (sscanf(buf, "bytes %llu-%llu/%llu%c", &a, &b, &t, &c) == 3) {
+		x->cr_total = t;
+	} else if (sscanf(buf, "bytes %llu-%llu/*%c", &a, &b, &c) == 2) {
+		x->cr_total = 0;
+	} else {
+		return;
+	}
+	x->cr_first = a;
+	x->cr_last = b;
+	x->got_range = true;
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
+{
+	struct xfer *x = userp;
+	size_t n = size * nitems;
+	const char *v;
+	int code;
+
+	if (n > 5 && !strncmp(line, "HTTP/", 5)) {
+		/* a new response (after 1xx or a redirect): forget the last one's */
+		if (sscanf(line, "HTTP/%*s %d", &code) == 1)
+			x->status = code;
+		x->got_range = false;
+		x->www_auth[0] = 0;
+	} else if (header_is(line, n, "Content-Range", &v)) {
+		parse_content_range(x, v, value_len(v, line + n));
+	} else if (header_is(line, n, "WWW-Authenticate", &v) && !x->www_auth[0]) {
+		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)value_len(v, line + n), v);
+	}
+	return n;
+}
+
+static size_t data_write_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+	struct xfer *x = userp;
+	struct fetch *f = x->fetch;
+	size_t n = size * nmemb;
+
+	if (x->status == 206 || (x->status == 200 && !f->off && f->len == f->blob->size)) {
+		if (n > x->body_cap - x->body_len) {
+			x->overflow = true;
+			return 0;	/* abort: more than asked */
+		}
+		memcpy(x->body + x->body_len, p, n);
+		x->body_len += n;
+		return n;
+	}
+	/* an error body, or a 200 for a whole blob we did not ask for: bounded */
+	x->body_len += n;
+	if (x->status == 200 || x->body_len > FETCHD_SMALL_BODY_MAX)
+		return 0;
+	return n;
+}
+
+static size_t token_write_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+	struct xfer *x = userp;
+	size_t n = size * nmemb;
+
+	if (n > x->body_cap - x->body_len) {
+		x->overflow = true;
+		return 0;
+	}
+	memcpy(x->body + x->body_len, p, n);
+	x->body_len += n;
+	return n;
+}
+
+/*----- starting transfers ------------------------------------------------------------*/
+static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *url,
+			     int64_t deadline_ms)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	int64_t left = deadline_ms - now_ms();
+	const struct fetchd_config *c = &d->cfg;
+	CURL *e;
+
+	if (!x)
+		return NULL;
+	list_add_tail(&x->node, &xfers);
+	x->kind = kind;
+	snprintf(x->url, sizeof(x->url), "%s", url);
+	e = x->easy = curl_easy_init();
+	if (!e) {
+		xfer_free(d, x);
+		return NULL;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, x->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* the deadline covers every attempt: each gets what is left of it */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
+	curl_easy_setopt(e, CURLOPT_USERAGENT,
+			 c->user_agent[0] ? c->user_agent : "overlaybd-fetchd/" FETCHD_VERSION);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file[0])
+		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file[0])
+		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	return x;
+}
+
+static int xfer_add_header(struct xfer *x, const char *h)
+{
+	struct curl_slist *n = curl_slist_append(x->hdrs, h);
+
+	if (!n)
+		return -ENOMEM;
+	x->hdrs = n;
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+	return 0;
+}
+
+static int xfer_go(struct fetchd *d, struct xfer *x)
+{
+	CURLMcode mc = curl_multi_add_handle(d->multi, x->easy);
+
+	if (mc) {
+		pr_err("curl_multi_add_handle: %s", curl_multi_strerror(mc));
+		xfer_free(d, x);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* One HTTP request of the current attempt (f->cur_url: after redirects). */
+static int start_data(struct fetchd *d, struct fetch *f)
+{
+	struct blob *b = f->blob;
+	char range[64];
+	struct xfer *x;
+
+	if (now_ms() >= f->deadline_ms) {
+		d->st.err_timeout++;
+		fetch_fail_logged(d, f, -EIO, "requestTimeout reached");
+		return 0;
+	}
+	x = xfer_new(d, X_DATA, f->cur_url, f->deadline_ms);
+	if (!x)
+		return -ENOMEM;
+	x->fetch = f;
+	x->body = f->buf;
+	x->body_cap = f->len;
+	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)f->off,
+		 (unsigned long long)(f->off + f->len - 1));
+	curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, data_write_cb);
+	if (b->authz[0] && b->authz_expiry_ms && now_ms() >= b->authz_expiry_ms)
+		b->authz[0] = 0;
+	if (b->authz[0] && !f->cross_host) {
+		if (xfer_add_header(x, b->authz)) {
+			xfer_free(d, x);
+			return -ENOMEM;
+		}
+		x->sent_authz = true;
+	}
+	if (xfer_go(d, x))
+		return -EIO;
+	f->x = x;
+	f->state = F_ACTIVE;
+	d->st.http_requests++;
+	return 0;
+}
+
+static void token_key(const struct auth_challenge *ch, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s|%s|%s", ch->realm, ch->service, ch->scope);
+}
+
+static struct token_slot *token_find(const struct auth_challenge *ch)
+{
+	char key[OBD_CACHE_URL_MAX];
+	unsigned int i;
+
+	token_key(ch, key, sizeof(key));
+	for (i = 0; i < TOKEN_CACHE_SLOTS; i++)
+		if (tokens[i].expiry_ms > now_ms() && !strcmp(tokens[i].key, key))
+			return &tokens[i];
+	return NULL;
+}
+
+static void token_forget(const struct auth_challenge *ch)
+{
+	struct token_slot *t = token_find(ch);
+
+	if (t)
+		explicit_bzero(t, sizeof(*t));
+}
+
+static int start_token(struct fetchd *d, struct blob *b, int64_t deadline_ms)
+{
+	char url[OBD_CACHE_URL_MAX], err[256], hdr[2400];
+	struct reg_cred cred;
+	struct xfer *x;
+	int ret;
+
+	ret = auth_token_url(&b->chal, url, sizeof(url));
+	if (ret)
+		return ret;
+	ret = cred_lookup(d->cfg.cred_path, b->url, &cred, err, sizeof(err));
+	if (ret) {
+		pr_err("blob %llu: credentials: %s", (unsigned long long)b->id, err);
+		return -EACCES;
+	}
+	x = xfer_new(d, X_TOKEN, url, deadline_ms);
+	if (!x) {
+		cred_wipe(&cred);
+		return -ENOMEM;
+	}
+	x->blob = b;
+	x->body = malloc(FETCHD_SMALL_BODY_MAX);
+	x->body_cap = x->body ? FETCHD_SMALL_BODY_MAX : 0;
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, token_write_cb);
+	ret = 0;
+	if (cred.user[0]) {
+		memcpy(hdr, "Authorization: ", 15);
+		ret = auth_basic_header(&cred, hdr + 15, sizeof(hdr) - 15);
+		if (!ret)
+			ret = xfer_add_header(x, hdr);
+		explicit_bzero(hdr, sizeof(hdr));
+	}
+	cred_wipe(&cred);
+	if (ret || !x->body) {
+		xfer_free(d, x);
+		return ret ? ret : -ENOMEM;
+	}
+	if (xfer_go(d, x))
+		return -EIO;
+	b->token_inflight = true;
+	d->st.token_requests++;
+	return 0;
+}
+
+/* Park f until its blob has a token. */
+static int wait_token(struct fetchd *d, struct fetch *f)
+{
+	struct blob *b = f->blob;
+	int ret;
+
+	if (!b->token_inflight) {
+		ret = start_token(d, b, f->deadline_ms);
+		if (ret)
+			return ret;
+	}
+	f->state = F_AUTH;
+	list_add_tail(&f->node, &b->auth_wait);
+	return 0;
+}
+
+int reg_start(struct fetchd *d, struct fetch *f)
+{
+	struct blob *b = f->blob;
+	struct token_slot *t;
+
+	f->attempts++;
+	f->hops = 0;
+	f->cross_host = false;
+	snprintf(f->cur_url, sizeof(f->cur_url), "%s", b->url);
+	if (b->chal.scheme == AUTH_BEARER && !b->authz[0]) {
+		t = token_find(&b->chal);
+		if (!t)
+			return wait_token(d, f) ? -EIO : 0;
+		memcpy(b->authz, t->authz, sizeof(b->authz));
+		b->authz_expiry_ms = t->expiry_ms;
+	}
+	return start_data(d, f);
+}
+
+/*----- completions ---------------------------------------------------------------------*/
+static bool curl_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool same_host(const char *a, const char *b)
+{
+	char *ha = NULL, *hb = NULL, *pa = NULL, *pb = NULL;
+	CURLU *ua = curl_url(), *ub = curl_url();
+	bool same = false;
+
+	if (!ua || !ub || curl_url_set(ua, CURLUPART_URL, a, 0) ||
+	    curl_url_set(ub, CURLUPART_URL, b, 0))
+		goto out_free;
+	if (curl_url_get(ua, CURLUPART_HOST, &ha, 0) || curl_url_get(ub, CURLUPART_HOST, &hb, 0) ||
+	    curl_url_get(ua, CURLUPART_PORT, &pa, CURLU_DEFAULT_PORT) ||
+	    curl_url_get(ub, CURLUPART_PORT, &pb, CURLU_DEFAULT_PORT))
+		goto out_free;
+	same = !strcasecmp(ha, hb) && !strcmp(pa, pb);
+out_free:
+	curl_free(ha);
+	curl_free(hb);
+	curl_free(pa);
+	curl_free(pb);
+	curl_url_cleanup(ua);
+	curl_url_cleanup(ub);
+	return same;
+}
+
+static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
+{
+	char *loc = NULL;
+
+	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
+	if (!loc || !loc[0])
+		return fetch_fail_logged(d, f, -EIO, "redirect without a Location");
+	if (++f->hops > FETCHD_MAX_REDIRECTS)
+		return fetch_fail_logged(d, f, -EIO, "too many redirects");
+	if (strlen(loc) >= sizeof(f->cur_url))
+		return fetch_fail_logged(d, f, -EIO, "redirect Location too long");
+	/* credentials are for the registry, never for where it sends us */
+	if (!same_host(f->blob->url, loc))
+		f->cross_host = true;
+	snprintf(f->cur_url, sizeof(f->cur_url), "%s", loc);
+	d->st.redirects++;
+	if (start_data(d, f))
+		fetch_fail_logged(d, f, -EIO, "cannot start the redirected request");
+}
+
+/* 401/403: authenticate once per fetch, then give up. */
+static void on_auth(struct fetchd *d, struct fetch *f, struct xfer *x)
+{
+	struct blob *b = f->blob;
+	char err[256], hdr[2400];
+	struct auth_challenge ch;
+	struct reg_cred cred;
+	int ret;
+
+	d->st.err_auth++;
+	if (x->sent_authz) {
+		if (b->chal.scheme == AUTH_BEARER)
+			token_forget(&b->chal);
+		explicit_bzero(b->authz, sizeof(b->authz));
+	}
+	if (f->auth_rounds >= 1 || f->cross_host)
+		return fetch_fail_logged(d, f, -EACCES, "refused after authenticating");
+	if (!x->www_auth[0])
+		return fetch_fail_logged(d, f, -EACCES, "refused without a WWW-Authenticate challenge");
+	ret = auth_parse_challenge(x->www_auth, strlen(x->www_auth), &ch, err, sizeof(err));
+	if (ret)
+		return fetch_fail_logged(d, f, -EACCES, err);
+	f->auth_rounds++;
+	b->chal = ch;
+	f->hops = 0;
+	snprintf(f->cur_url, sizeof(f->cur_url), "%s", b->url);
+	if (ch.scheme == AUTH_BEARER) {
+		ret = wait_token(d, f);
+		if (ret)
+			fetch_fail_logged(d, f, -EACCES, "cannot request a token");
+		return;
+	}
+	ret = cred_lookup(d->cfg.cred_path, b->url, &cred, err, sizeof(err));
+	if (ret)
+		return fetch_fail_logged(d, f, -EACCES, err);
+	if (!cred.user[0])
+		return fetch_fail_logged(d, f, -EACCES, "Basic auth asked, no credentials for it");
+	memcpy(hdr, "Authorization: ", 15);
+	ret = auth_basic_header(&cred, hdr + 15, sizeof(hdr) - 15);
+	cred_wipe(&cred);
+	if (ret)
+		return fetch_fail_logged(d, f, -EACCES, "credentials too long");
+	snprintf(b->authz, sizeof(b->authz), "%s", hdr);
+	explicit_bzero(hdr, sizeof(hdr));
+	b->authz_expiry_ms = 0;
+	if (start_data(d, f))
+		fetch_fail_logged(d, f, -EIO, "cannot start the request");
+}
+
+static void on_206(struct fetchd *d, struct fetch *f, struct xfer *x)
+{
+	char why[160];
+
+	if (!x->got_range || x->cr_first != f->off || x->cr_last != f->off + f->len - 1 ||
+	    (x->cr_total && x->cr_total != f->blob->size)) {
+		d->st.err_proto++;
+		snprintf(why, sizeof(why), "Content-Range %llu-%llu/%llu does not match the request%s",
+			 (unsigned long long)x->cr_first, (unsigned long long)x->cr_last,
+			 (unsigned long long)x->cr_total, x->got_range ? "" : " (none)");
+		return fetch_fail_logged(d, f, -EIO, why);
+	}
+	if (x->body_len < f->len) {
+		d->st.err_net++;
+		return fetch_retry_or_fail(d, f, -EIO, "short body");
+	}
+	d->st.bytes_fetched += f->len;
+	/* the transfer slot is free; the buffer stays until the write's CQE */
+	f->has_slot = false;
+	d->nactive--;
+	f->state = F_WRITING;
+	if (cache_write_fetch(d, f))
+		fetch_fail_logged(d, f, -ENOMEM, "out of memory for the write");
+}
+
+static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
+{
+	struct fetch *f = x->fetch;
+	long st = x->status;
+
+	f->x = NULL;
+	f->last_status = st;
+	f->last_curl = rc;
+	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
+	if (x->overflow) {
+		d->st.err_proto++;
+		return fetch_fail_logged(d, f, -EIO, "body longer than asked");
+	}
+	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && st != 206 && st != 200)) {
+		if (rc == CURLE_OPERATION_TIMEDOUT)
+			d->st.err_timeout++;
+		else
+			d->st.err_net++;
+		if (curl_retryable(rc))
+			return fetch_retry_or_fail(d, f, -EIO, "transfer failed");
+		return fetch_fail_logged(d, f, -EIO, "transfer failed");
+	}
+	if (st == 206)
+		return on_206(d, f, x);
+	if (st == 200) {
+		if (f->off || f->len != f->blob->size) {
+			d->st.err_proto++;
+			return fetch_fail_logged(d, f, -EIO, "200 without a range: Range ignored");
+		}
+		x->got_range = true;
+		x->cr_first = 0;
+		x->cr_last = f->len - 1;
+		x->cr_total = f->len;
+		return on_206(d, f, x);
+	}
+	if (st == 301 || st == 302 || st == 303 || st == 307 || st == 308)
+		return on_redirect(d, f, x);
+	if (st == 401 || st == 403)
+		return on_auth(d, f, x);
+	if (st == 404) {
+		d->st.err_notfound++;
+		return fetch_fail_logged(d, f, -ENOENT, "not found");
+	}
+	d->st.err_http++;
+	if (st == 429 || st >= 500)
+		return fetch_retry_or_fail(d, f, -EIO, "server busy or failing");
+	fetch_fail_logged(d, f, -EIO, "unexpected HTTP status");
+}
+
+static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
+{
+	struct blob *b = x->blob;
+	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX];
+	struct token_slot *t;
+	long expires = 0, st = x->status;
+	bool retry = false;
+	struct list *p, *q;
+	int ret = -EACCES;
+
+	if (rc == CURLE_OK && st == 200) {
+		ret = auth_parse_token_response(x->body, x->body_len, token, sizeof(token), &expires,
+						err, sizeof(err));
+		if (!ret) {
+			t = &tokens[token_next++ % TOKEN_CACHE_SLOTS];
+			token_key(&b->chal, t->key, sizeof(t->key));
+			snprintf(t->authz, sizeof(t->authz), "Authorization: Bearer %s", token);
+			t->expiry_ms = now_ms() +
+				       1000 * (expires > TOKEN_MIN_TTL_S ? expires : TOKEN_MIN_TTL_S);
+			memcpy(b->authz, t->authz, sizeof(b->authz));
+			b->authz_expiry_ms = t->expiry_ms;
+			explicit_bzero(token, sizeof(token));
+		} else {
+			pr_err("blob %llu: token from %s: %s", (unsigned long long)b->id,
+			       log_url(x->url, ubuf, sizeof(ubuf)), err);
+		}
+	} else {
+		retry = curl_retryable(rc) || st == 429 || st >= 500;
+		pr_err("blob %llu: token request to %s failed: HTTP %ld, curl: %s",
+		       (unsigned long long)b->id, log_url(x->url, ubuf, sizeof(ubuf)), st,
+		       rc ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "ok");
+	}
+	list_for_each_safe(p, q, &b->auth_wait) {
+		struct fetch *f = container_of(p, struct fetch, node);
+
+		list_del(&f->node);
+		f->last_status = st;
+		f->last_curl = rc;
+		if (!ret) {
+			if (start_data(d, f))
+				fetch_fail(d, f, -EIO);
+		} else if (retry) {
+			fetch_retry_or_fail(d, f, -EIO, "token request failed");
+		} else {
+			fetch_fail_logged(d, f, -EACCES, "no token");
+		}
+	}
+	/* only now: while set, the loop above cannot free the blob under us */
+	b->token_inflight = false;
+	blob_maybe_free(d, b);
+}
+
+void reg_check_done(struct fetchd *d)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(d->multi, &left))) {
+		struct xfer *x = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x->kind == X_DATA)
+			data_done(d, x, msg->data.result);
+		else
+			token_done(d, x, msg->data.result);
+		xfer_free(d, x);
+	}
+}

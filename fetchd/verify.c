@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Once every granule of a blob is present, its sha256 is checked against
+ * the digest of the OPEN: the cache file is read back through the ring in
+ * FETCHD_VERIFY_CHUNK pieces, one in flight per blob, so the loop keeps
+ * serving misses meanwhile. A mismatch clears the whole entry (durably):
+ * the next reads fetch it again instead of serving wrong bytes forever.
+ * Any clear while the check runs (a refetch) makes it stale: dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fetchd.h"
+
+static void verify_end(struct fetchd *d, struct ring_op *op)
+{
+	struct blob *b = op->blob;
+
+	EVP_MD_CTX_free(b->verify_ctx);
+	b->verify_ctx = NULL;
+	b->verify_inflight = false;
+	free(op->buf);
+	ring_op_free(d, op);
+	blob_maybe_free(d, b);
+}
+
+void verify_abort(struct blob *b)
+{
+	/* only called when no read is in flight (the blob is being freed) */
+	EVP_MD_CTX_free(b->verify_ctx);
+	b->verify_ctx = NULL;
+}
+
+static void verify_next(struct fetchd *d, struct ring_op *op)
+{
+	struct blob *b = op->blob;
+
+	op->off = b->verify_off;
+	op->len = b->size - op->off < FETCHD_VERIFY_CHUNK ? b->size - op->off : FETCHD_VERIFY_CHUNK;
+	op->done = 0;
+	ring_queue(d, op);
+}
+
+void verify_maybe_start(struct fetchd *d, struct blob *b)
+{
+	struct ring_op *op;
+
+	if (!b->opened || b->broken || b->verified || b->verify_inflight || b->closing ||
+	    d->stopping || b->nmem != b->ngranules)
+		return;
+	op = ring_op_new(d, OP_VERIFY_READ, b);
+	if (!op)
+		return;
+	op->buf = malloc(FETCHD_VERIFY_CHUNK);
+	b->verify_ctx = EVP_MD_CTX_new();
+	if (!op->buf || !b->verify_ctx || !EVP_DigestInit_ex(b->verify_ctx, EVP_sha256(), NULL)) {
+		pr_err("blob %llu: cannot start its sha256 check (out of memory)",
+		       (unsigned long long)b->id);
+		b->verify_inflight = true;
+		verify_end(d, op);
+		return;
+	}
+	b->verify_inflight = true;
+	b->verify_off = 0;
+	b->verify_gen = b->gen;
+	verify_next(d, op);
+}
+
+static void verify_finish(struct fetchd *d, struct blob *b)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char got[OBD_DIGEST_STR_LEN + 1], want[OBD_DIGEST_STR_LEN + 1];
+	unsigned int mdlen = 0;
+
+	EVP_DigestFinal_ex(b->verify_ctx, md, &mdlen);
+	if (mdlen == OBD_SHA256_LEN && !memcmp(md, b->digest, OBD_SHA256_LEN)) {
+		b->verified = true;
+		d->st.verify_ok++;
+		pr_info("blob %llu (%s): complete, sha256 verified", (unsigned long long)b->id,
+			b->path);
+		return;
+	}
+	d->st.verify_bad++;
+	obd_digest_format(md, got);
+	obd_digest_format(b->digest, want);
+	pr_err("blob %llu (%s): sha256 mismatch: got %s, expected %s; clearing the cache entry",
+	       (unsigned long long)b->id, b->path, got, want);
+	blob_refetch_clear(d, b, 0, b->size);
+}
+
+void verify_read_done(struct fetchd *d, struct ring_op *op, int res)
+{
+	struct blob *b = op->blob;
+
+	if (res == -EAGAIN || res == -EINTR) {
+		ring_queue(d, op);
+		return;
+	}
+	if (res <= 0) {
+		pr_err("blob %llu (%s): reading for the sha256 check at %llu: %s",
+		       (unsigned long long)b->id, b->path, (unsigned long long)(op->off + op->done),
+		       res ? strerror(-res) : "unexpected end of file");
+		return verify_end(d, op);
+	}
+	op->done += (uint64_t)res;
+	if (op->done < op->len) {
+		ring_queue(d, op);
+		return;
+	}
+	if (b->gen != b->verify_gen || d->stopping || b->closing)
+		return verify_end(d, op);
+	EVP_DigestUpdate(b->verify_ctx, op->buf, op->len);
+	b->verify_off += op->len;
+	if (b->verify_off < b->size)
+		return verify_next(d, op);
+	verify_finish(d, b);
+	verify_end(d, op);
+}
