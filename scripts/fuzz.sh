@@ -22,7 +22,9 @@
 # Every lib/*.c is compiled with clang -fsanitize=fuzzer-no-link,address,undefined;
 # a file that does not compile fails the build (nothing is skipped). fuzz_config
 # links the tools' config.v1.json parser (cli_config_load, tools/cli_stack.c)
-# and the tools/cli_*.c helpers it needs.
+# and what it reaches of tools/*.c (an archive), fetchd/ and curl. The registry targets (REG_TARGETS:
+# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token) link the pure registry
+# helpers fetchd/{config,cred,auth,url}.c, compiled the same way with -Ifetchd.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -35,6 +37,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
 -Wno-unused-parameter -Iinclude -Ilib -Itools $SAN"
 LIBS="-llz4 -lzstd -ljson-c -ldevmapper -lpthread"
+REG_SRCS="fetchd/config.c fetchd/cred.c fetchd/auth.c fetchd/url.c"
+REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token "
 
 case $MODE in
 short) : "${FUZZ_SECONDS:=20}" ;;
@@ -67,27 +71,53 @@ build() {
 		objs+=("$o")
 	done
 	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
+	# The registry helpers (fetchd/, libobdreg.a in the Makefile): REG_SRCS,
+	# pure, json-c only, linked into the registry targets; the rest of
+	# libobdreg.a (cache_entry.c) only where the tools' files need it.
+	local robjs=() eobjs=()
+	mkdir -p "$OUT/obj/fetchd"
+	for f in $REG_SRCS fetchd/cache_entry.c; do
+		[ -e "$f" ] || continue
+		o=$OUT/obj/fetchd/$(basename "${f%.c}").o
+		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
+		   [ -n "$(find fetchd lib include -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
+			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
+				die "$f does not build with $CC_FUZZ (needed by the registry targets)"
+		fi
+		case " $REG_SRCS " in *" $f "*) robjs+=("$o") ;; *) eobjs+=("$o") ;; esac
+	done
 	# The tools' config.v1.json parser: the tools/ file defining
-	# cli_config_load(), linked with the tools' helper files (tools/cli_*.c;
-	# not obd.c, which has main(), nor the cmd_*.c subcommands).
+	# cli_config_load(). It reaches into remote layers (registry client,
+	# service config, cache entries) and from there into helpers of obd.c and
+	# cmd_*.c, so every tools/*.c goes into an archive, as libobd.a does for
+	# lib/: the linker takes only the members fuzz_config needs. obd.c's
+	# main() is renamed (libFuzzer has the main). They include fetchd/
+	# headers and need libobdreg.a's objects, curl and libcrypto.
 	CONFIG_SRC=$(grep -l '^int cli_config_load(' tools/*.c 2>/dev/null | head -1)
 	if [ -n "$CONFIG_SRC" ]; then
-		for f in "$CONFIG_SRC" tools/cli_*.c; do
+		for f in tools/*.c; do
+			local extra=
+			[ "$f" = tools/obd.c ] && extra=-Dmain=obd_tool_main
 			o=$OUT/obj/tools/$(basename "${f%.c}").o
-			case " ${tobjs[*]:-} " in *" $o "*) continue ;; esac
-			"$CC_FUZZ" $CFLAGS_FUZZ -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
+			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd $extra -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
 				die "$f does not build with $CC_FUZZ (needed by fuzz_config)"
 			tobjs+=("$o")
 		done
+		rm -f "$OUT/libtools.a"
+		ar rcs "$OUT/libtools.a" "${tobjs[@]}" || die "ar $OUT/libtools.a failed"
 	fi
 	TARGETS=()
 	for f in tests/fuzz/fuzz_*.c; do
 		local t
 		t=$(basename "${f%.c}")
-		if [ "$t" = fuzz_config ]; then
+		if [ -z "${REG_TARGETS##* $t *}" ]; then
+			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" \
+				"${robjs[@]}" "${objs[@]}" $LIBS || die "building $t failed"
+		elif [ "$t" = fuzz_config ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
-			"$CC_FUZZ" $CFLAGS_FUZZ -fsanitize=fuzzer -o "$OUT/$t" "$f" "${tobjs[@]}" \
-				"${objs[@]}" $LIBS || die "building $t failed"
+			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
+				"${robjs[@]}" "${eobjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto ||
+				die "building $t failed"
 		else
 			"$CC_FUZZ" $CFLAGS_FUZZ -fsanitize=fuzzer -o "$OUT/$t" "$f" \
 				"${objs[@]}" $LIBS || die "building $t failed"
