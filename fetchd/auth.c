@@ -6,7 +6,6 @@
  * to be an http(s) URL: our credentials are sent there.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -19,19 +18,6 @@
 
 #define TOKEN_MAX_BODY	(16u * 1024)	/* the reference reads at most 16 KiB */
 #define TOKEN_DEFAULT_EXPIRES	60
-
-static int __attribute__((format(printf, 4, 5)))
-auth_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* ------------------------------------------------------------------------
  * WWW-Authenticate (RFC 9110 11.6.1: challenge = scheme [ 1*SP ( token68 / #auth-param ) ])
@@ -72,7 +58,7 @@ static size_t token_len(struct wa_parser *w)
 
 static int wa_malformed(struct wa_parser *w, const char *what)
 {
-	return auth_err(w->err, w->errlen, -EINVAL, "WWW-Authenticate: %s at offset %zu", what,
+	return reg_errf(w->err, w->errlen, -EINVAL, "WWW-Authenticate: %s at offset %zu", what,
 			(size_t)(w->p - w->start));
 }
 
@@ -179,7 +165,7 @@ static int wa_params(struct wa_parser *w, struct wa_field *f, size_t nf)
 			if (strlen(f[i].name) != nlen || strncasecmp(name, f[i].name, nlen) || f[i].seen)
 				continue;	/* not this one, or a duplicate: the first counts */
 			if (too_long || strlen(val) >= f[i].cap)
-				return auth_err(w->err, w->errlen, -EINVAL,
+				return reg_errf(w->err, w->errlen, -EINVAL,
 						"WWW-Authenticate: %s longer than %zu bytes",
 						f[i].name, f[i].cap - 1);
 			memcpy(f[i].dst, val, strlen(val) + 1);
@@ -229,7 +215,7 @@ int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *c
 		ch->scheme = AUTH_BEARER;
 	} else {
 		ch->scheme = AUTH_NONE;
-		return auth_err(err, errlen, -EINVAL, "WWW-Authenticate: unknown scheme \"%.*s\"",
+		return reg_errf(err, errlen, -EINVAL, "WWW-Authenticate: unknown scheme \"%.*s\"",
 				(int)(slen > 32 ? 32 : slen), scheme);
 	}
 	if (w.p < w.end && !is_ows(*w.p) && *w.p != ',') {
@@ -241,11 +227,11 @@ int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *c
 		goto fail;
 	if (ch->scheme == AUTH_BEARER) {
 		if (!ch->realm[0]) {
-			rc = auth_err(err, errlen, -EINVAL, "WWW-Authenticate: Bearer without realm");
+			rc = reg_errf(err, errlen, -EINVAL, "WWW-Authenticate: Bearer without realm");
 			goto fail;
 		}
 		if (!realm_ok(ch->realm)) {
-			rc = auth_err(err, errlen, -EINVAL, "WWW-Authenticate: realm is not an http(s) URL");
+			rc = reg_errf(err, errlen, -EINVAL, "WWW-Authenticate: realm is not an http(s) URL");
 			goto fail;
 		}
 	}
@@ -350,7 +336,7 @@ static int token_expires(json_object *root, long *expires_in, char *err, size_t 
 	if (!json_object_object_get_ex(root, "expires_in", &v) || json_object_is_type(v, json_type_null))
 		return 0;
 	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-		return auth_err(err, errlen, -EINVAL, "token response: expires_in: expected a number");
+		return reg_errf(err, errlen, -EINVAL, "token response: expires_in: expected a number");
 	d = json_object_get_double(v);
 	/* docker's rule: a lifetime under a minute means "use the default" */
 	if (!(d >= 1))
@@ -372,13 +358,13 @@ int auth_parse_token_response(const char *body, size_t len, char *token, size_t 
 		token[0] = 0;
 	*expires_in = TOKEN_DEFAULT_EXPIRES;
 	if (len > TOKEN_MAX_BODY)
-		return auth_err(err, errlen, -EINVAL, "token response: larger than %u bytes",
+		return reg_errf(err, errlen, -EINVAL, "token response: larger than %u bytes",
 				TOKEN_MAX_BODY);
 	rc = fetchd_json_parse(body, len, &root, jerr, sizeof(jerr));
 	if (rc)
-		return auth_err(err, errlen, rc, "token response: %s", jerr);
+		return reg_errf(err, errlen, rc, "token response: %s", jerr);
 	if (!json_object_is_type(root, json_type_object)) {
-		rc = auth_err(err, errlen, -EINVAL, "token response: expected a JSON object");
+		rc = reg_errf(err, errlen, -EINVAL, "token response: expected a JSON object");
 		goto out;
 	}
 	/* "token", else "access_token" (OAuth2 name); an empty one does not count */
@@ -386,18 +372,18 @@ int auth_parse_token_response(const char *body, size_t len, char *token, size_t 
 	if (!t)
 		t = str_member(root, "access_token", &n);
 	if (!t) {
-		rc = auth_err(err, errlen, -EINVAL, "token response: no token or access_token string");
+		rc = reg_errf(err, errlen, -EINVAL, "token response: no token or access_token string");
 		goto out;
 	}
 	if (n >= toklen) {
-		rc = auth_err(err, errlen, -EINVAL, "token response: token longer than %zu bytes",
+		rc = reg_errf(err, errlen, -EINVAL, "token response: token longer than %zu bytes",
 			      toklen ? toklen - 1 : 0);
 		goto out;
 	}
 	/* it goes into "Authorization: Bearer <token>" verbatim */
 	for (size_t i = 0; i < n; i++) {
 		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f) {
-			rc = auth_err(err, errlen, -EINVAL,
+			rc = reg_errf(err, errlen, -EINVAL,
 				      "token response: token has a space, control or non-ASCII byte");
 			goto out;
 		}

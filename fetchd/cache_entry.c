@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,24 +16,10 @@
 #include <unistd.h>
 
 #include "cache_entry.h"
+#include "config.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 int cache_entry_path(const char *dir, const char *digest, char *out, size_t outlen)
 {
@@ -226,7 +211,7 @@ static int entry_init(struct cache_entry *e, const char *path, char *err, size_t
 	if (snprintf(e->path, sizeof(e->path), "%s", path) >= (int)sizeof(e->path) ||
 	    snprintf(e->meta_path, sizeof(e->meta_path), "%s.meta", path) >=
 	    (int)sizeof(e->meta_path))
-		return seterr(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 	return 0;
 }
 
@@ -253,7 +238,7 @@ static int alloc_bits(struct cache_entry *e, char *err, size_t errlen)
 	e->ngranules = OBD_DIV_UP(e->info.blob_size, GRANULE);
 	e->bits = calloc(1, e->info.bitmap_bytes);
 	if (!e->bits)
-		return seterr(err, errlen, -ENOMEM, "%s: out of memory for the bitmap",
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory for the bitmap",
 			      e->meta_path);
 	return 0;
 }
@@ -265,17 +250,17 @@ static int create_data(struct cache_entry *e, char *err, size_t errlen)
 
 	e->fd = open(e->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (e->fd < 0)
-		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 	if (fstat(e->fd, &st))
-		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return seterr(err, errlen, -EINVAL, "%s: not a regular file", e->path);
+		return reg_errf(err, errlen, -EINVAL, "%s: not a regular file", e->path);
 	/* no .meta: whatever bytes it holds are unknown; start from holes */
 	if ((st.st_size && ftruncate(e->fd, 0)) ||
 	    ftruncate(e->fd, (off_t)e->info.blob_size))
-		return seterr(err, errlen, -errno, "%s: truncate: %s", e->path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: truncate: %s", e->path, strerror(errno));
 	if (fsync(e->fd))
-		return seterr(err, errlen, -errno, "%s: fsync: %s", e->path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: fsync: %s", e->path, strerror(errno));
 	return 0;
 }
 
@@ -289,10 +274,10 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 
 	blk = calloc(1, OBD_CACHE_HDR_SPACE);
 	if (!blk)
-		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
 	rc = obd_cache_hdr_encode(&e->info, blk, &oe);
 	if (rc) {
-		seterr(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
+		reg_errf(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
 		goto out_free;
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", e->meta_path, (long)getpid());
@@ -300,7 +285,7 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 	if (fd < 0 && errno == EEXIST && !unlink(tmp))
 		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		rc = seterr(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+		rc = reg_errf(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
 		goto out_free;
 	}
 	rc = obd_pwrite_all(fd, blk, OBD_CACHE_HDR_SPACE, 0);
@@ -311,12 +296,12 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 	if (!rc && rename(tmp, e->meta_path))
 		rc = -errno;
 	if (rc) {
-		seterr(err, errlen, rc, "%s: writing: %s", tmp, strerror(-rc));
+		reg_errf(err, errlen, rc, "%s: writing: %s", tmp, strerror(-rc));
 		goto out_unlink;
 	}
 	rc = fsync_dir_of(e->meta_path);
 	if (rc) {
-		seterr(err, errlen, rc, "%s: fsync of the directory: %s", e->meta_path,
+		reg_errf(err, errlen, rc, "%s: fsync of the directory: %s", e->meta_path,
 		       strerror(-rc));
 		close(fd);
 		goto out_free;
@@ -338,11 +323,11 @@ static int entry_create(struct cache_entry *e, uint64_t size,
 	int rc;
 
 	if (!size || size > OBD_CACHE_MAX_BLOB)
-		return seterr(err, errlen, -EINVAL, "%s: blob size %llu, expected 1..%llu",
+		return reg_errf(err, errlen, -EINVAL, "%s: blob size %llu, expected 1..%llu",
 			      e->path, (unsigned long long)size,
 			      (unsigned long long)OBD_CACHE_MAX_BLOB);
 	if (strlen(url) >= OBD_CACHE_URL_MAX)
-		return seterr(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
+		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
 			      e->path, OBD_CACHE_URL_MAX - 1);
 	e->info.blob_size = size;
 	e->info.flags = 0;
@@ -370,20 +355,20 @@ static int entry_load(struct cache_entry *e, uint64_t size,
 
 	blk = malloc(OBD_CACHE_HDR_SPACE);
 	if (!blk)
-		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
 	rc = obd_pread_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
 	if (rc) {
-		seterr(err, errlen, rc, "%s: cache header: %s", e->meta_path,
+		reg_errf(err, errlen, rc, "%s: cache header: %s", e->meta_path,
 		       rc == -EIO ? "file too short" : strerror(-rc));
 		goto out_free;
 	}
 	rc = obd_cache_hdr_decode(blk, e->meta_path, &e->info, &oe);
 	if (rc) {
-		seterr(err, errlen, rc, "%s", oe.msg);
+		reg_errf(err, errlen, rc, "%s", oe.msg);
 		goto out_free;
 	}
 	if (e->info.blob_size != size) {
-		rc = seterr(err, errlen, -EEXIST, "%s: blob_size %llu, expected %llu",
+		rc = reg_errf(err, errlen, -EEXIST, "%s: blob_size %llu, expected %llu",
 			    e->meta_path, (unsigned long long)e->info.blob_size,
 			    (unsigned long long)size);
 		goto out_free;
@@ -393,16 +378,16 @@ static int entry_load(struct cache_entry *e, uint64_t size,
 
 		obd_digest_format(e->info.digest, got);
 		obd_digest_format(digest, want);
-		rc = seterr(err, errlen, -EEXIST, "%s: digest %s, expected %s", e->meta_path,
+		rc = reg_errf(err, errlen, -EEXIST, "%s: digest %s, expected %s", e->meta_path,
 			    got, want);
 		goto out_free;
 	}
 	if (fstat(e->fd, &st)) {
-		rc = seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+		rc = reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 		goto out_free;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
-		rc = seterr(err, errlen, -EINVAL, "%s: file size %llu, expected the blob size %llu",
+		rc = reg_errf(err, errlen, -EINVAL, "%s: file size %llu, expected the blob size %llu",
 			    e->path, (unsigned long long)st.st_size, (unsigned long long)size);
 		goto out_free;
 	}
@@ -411,7 +396,7 @@ static int entry_load(struct cache_entry *e, uint64_t size,
 		goto out_free;
 	rc = obd_pread_all(e->meta_fd, e->bits, e->info.bitmap_bytes, e->info.bitmap_off);
 	if (rc) {
-		seterr(err, errlen, rc, "%s: bitmap: %s", e->meta_path,
+		reg_errf(err, errlen, rc, "%s: bitmap: %s", e->meta_path,
 		       rc == -EIO ? "file too short" : strerror(-rc));
 		goto out_free;
 	}
@@ -434,21 +419,21 @@ static int rewrite_url(struct cache_entry *e, const char *url, char *err, size_t
 	int rc;
 
 	if (strlen(url) >= OBD_CACHE_URL_MAX)
-		return seterr(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
+		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
 			      e->path, OBD_CACHE_URL_MAX - 1);
 	snprintf(ci.url, sizeof(ci.url), "%s", url);
 	blk = malloc(OBD_CACHE_HDR_SPACE);
 	if (!blk)
-		return seterr(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
 	rc = obd_cache_hdr_encode(&ci, blk, &oe);
 	if (rc)
-		seterr(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
+		reg_errf(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
 	if (!rc) {
 		rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
 		if (!rc)
 			rc = cache_entry_sync_meta(e);
 		if (rc)
-			seterr(err, errlen, rc, "%s: rewriting the url: %s", e->meta_path,
+			reg_errf(err, errlen, rc, "%s: rewriting the url: %s", e->meta_path,
 			       strerror(-rc));
 	}
 	if (!rc)
@@ -461,10 +446,10 @@ static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
 {
 	e->meta_fd = open(e->meta_path, O_RDWR | O_CLOEXEC);
 	if (e->meta_fd < 0)
-		return seterr(err, errlen, -errno, "%s: %s", e->meta_path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: %s", e->meta_path, strerror(errno));
 	e->fd = open(e->path, O_RDWR | O_CLOEXEC);
 	if (e->fd < 0)
-		return seterr(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
+		return reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 	return 0;
 }
 

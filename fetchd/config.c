@@ -22,8 +22,8 @@
 
 #define CFG_MAX_FILE	(1u << 20)	/* overlaybd.json is a few hundred bytes */
 
-static int __attribute__((format(printf, 4, 5)))
-cfg_err(char *err, size_t errlen, int code, const char *fmt, ...)
+/* printf into err (errlen bytes, NULL allowed) and return code. */
+int reg_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,21 +65,21 @@ int fetchd_json_parse(const char *text, size_t len, struct json_object **out, ch
 
 	*out = NULL;
 	if (len > FETCHD_JSON_MAX)
-		return cfg_err(err, errlen, -EINVAL, "invalid JSON: larger than %u bytes", FETCHD_JSON_MAX);
+		return reg_errf(err, errlen, -EINVAL, "invalid JSON: larger than %u bytes", FETCHD_JSON_MAX);
 	/* a raw NUL is never valid JSON; json-c would stop there silently */
 	if (memchr(text, 0, len))
-		return cfg_err(err, errlen, -EINVAL, "invalid JSON: NUL byte at offset %zu",
+		return reg_errf(err, errlen, -EINVAL, "invalid JSON: NUL byte at offset %zu",
 			       (size_t)((const char *)memchr(text, 0, len) - text));
 	/* json-c wants the terminating NUL inside len to know the input ended */
 	buf = malloc(len + 1);
 	if (!buf)
-		return cfg_err(err, errlen, -ENOMEM, "out of memory");
+		return reg_errf(err, errlen, -ENOMEM, "out of memory");
 	memcpy(buf, text, len);
 	buf[len] = 0;
 	tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 	if (!tok) {
 		free(buf);
-		return cfg_err(err, errlen, -ENOMEM, "out of memory");
+		return reg_errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	root = json_tokener_parse_ex(tok, buf, (int)len + 1);
@@ -92,8 +92,8 @@ int fetchd_json_parse(const char *text, size_t len, struct json_object **out, ch
 		explicit_bzero(buf, len);	/* may be cred.json */
 		free(buf);
 		if (jerr == json_tokener_continue || at >= len)
-			return cfg_err(err, errlen, -EINVAL, "invalid JSON: truncated");
-		return cfg_err(err, errlen, -EINVAL, "invalid JSON at offset %zu: %s", at,
+			return reg_errf(err, errlen, -EINVAL, "invalid JSON: truncated");
+		return reg_errf(err, errlen, -EINVAL, "invalid JSON at offset %zu: %s", at,
 			       json_tokener_error_desc(jerr));
 	}
 	json_tokener_free(tok);
@@ -218,7 +218,7 @@ static int member(struct cfg_ctx *x, json_object *parent, const char *dotted, co
 		*out = v;
 		return 1;
 	}
-	return cfg_err(x->err, x->errlen, -EINVAL, "%s: expected %s, got %s", dotted,
+	return reg_errf(x->err, x->errlen, -EINVAL, "%s: expected %s, got %s", dotted,
 		       type_word(want), got(v, g, sizeof(g)));
 }
 
@@ -245,14 +245,14 @@ static int get_str(struct cfg_ctx *x, json_object *parent, const char *dotted, c
 	s = json_object_get_string(v);
 	n = (size_t)json_object_get_string_len(v);
 	if (strlen(s) != n)
-		return cfg_err(x->err, x->errlen, -EINVAL, "%s: contains a NUL character", dotted);
+		return reg_errf(x->err, x->errlen, -EINVAL, "%s: contains a NUL character", dotted);
 	if ((flags & STR_NONEMPTY) && !n)
-		return cfg_err(x->err, x->errlen, -EINVAL, "%s: expected a non-empty string, got \"\"",
+		return reg_errf(x->err, x->errlen, -EINVAL, "%s: expected a non-empty string, got \"\"",
 			       dotted);
 	if ((flags & STR_NOCTL) && has_ctl(s, n))
-		return cfg_err(x->err, x->errlen, -EINVAL, "%s: contains a control character", dotted);
+		return reg_errf(x->err, x->errlen, -EINVAL, "%s: contains a control character", dotted);
 	if (n >= cap)
-		return cfg_err(x->err, x->errlen, -EINVAL, "%s: longer than %zu bytes, got %zu",
+		return reg_errf(x->err, x->errlen, -EINVAL, "%s: longer than %zu bytes, got %zu",
 			       dotted, cap - 1, n);
 	memcpy(dst, s, n + 1);
 	return 1;
@@ -292,7 +292,7 @@ static int get_uint(struct cfg_ctx *x, json_object *parent, const char *dotted, 
 	if (rc <= 0)
 		return rc;
 	if (!as_u64(v, &u) || u < min || u > max)
-		return cfg_err(x->err, x->errlen, -EINVAL,
+		return reg_errf(x->err, x->errlen, -EINVAL,
 			       "%s: expected an integer from %llu to %llu, got %s", dotted,
 			       (unsigned long long)min, (unsigned long long)max,
 			       got(v, g, sizeof(g)));
@@ -341,7 +341,7 @@ static int parse_cache(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 		/* the cache's granule: a power of two so ranges align to it */
 		if (!as_u64(v, &refill) || refill < FETCHD_REFILL_MIN ||
 		    refill > FETCHD_REFILL_MAX || (refill & (refill - 1)))
-			return cfg_err(x->err, x->errlen, -EINVAL,
+			return reg_errf(x->err, x->errlen, -EINVAL,
 				       "cacheConfig.refillSize: expected a power of two from %u to %u, got %s",
 				       FETCHD_REFILL_MIN, FETCHD_REFILL_MAX, got(v, g, sizeof(g)));
 		c->refill_size = refill;
@@ -354,7 +354,7 @@ static int parse_cache(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 
 		/* fractions are fine (0.05 = 50 MiB, handy in tests) */
 		if (!isfinite(gb) || gb <= 0 || gb > FETCHD_CACHE_GB_MAX)
-			return cfg_err(x->err, x->errlen, -EINVAL,
+			return reg_errf(x->err, x->errlen, -EINVAL,
 				       "cacheConfig.cacheSizeGB: expected a number > 0 and <= %u, got %s",
 				       FETCHD_CACHE_GB_MAX, got(v, g, sizeof(g)));
 		c->cache_size_gb = gb;
@@ -385,7 +385,7 @@ static int parse_cred(struct cfg_ctx *x, json_object *root, struct fetchd_config
 	if (rc < 0)
 		return rc;
 	if (rc == 1 && strcmp(json_object_get_string(mode), "file"))
-		return cfg_err(x->err, x->errlen, -EINVAL,
+		return reg_errf(x->err, x->errlen, -EINVAL,
 			       "credentialConfig.mode: %s not supported (only \"file\")",
 			       got(mode, g, sizeof(g)));
 	rc = get_str(x, o, "credentialConfig.path", "path", path, sizeof(path), 0);
@@ -416,7 +416,7 @@ static int parse_cert(struct cfg_ctx *x, json_object *root, struct fetchd_config
 		return rc;
 	/* a key alone is a half-done config; a cert alone may hold its key (PEM) */
 	if (c->key_file[0] && !c->cert_file[0])
-		return cfg_err(x->err, x->errlen, -EINVAL,
+		return reg_errf(x->err, x->errlen, -EINVAL,
 			       "certConfig.keyFile: set without certConfig.certFile");
 	return 0;
 }
@@ -483,14 +483,14 @@ int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
 	if (rc)
 		return rc;
 	if (!json_object_is_type(root, json_type_object)) {
-		rc = cfg_err(err, errlen, -EINVAL, "config: expected an object, got %s",
+		rc = reg_errf(err, errlen, -EINVAL, "config: expected an object, got %s",
 			     got(root, g, sizeof(g)));
 		goto out;
 	}
 	/* fill a copy: on error c keeps what it had, not half a config */
 	n = malloc(sizeof(*n));
 	if (!n) {
-		rc = cfg_err(err, errlen, -ENOMEM, "out of memory");
+		rc = reg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	*n = *c;
@@ -529,12 +529,12 @@ int fetchd_config_load(const char *path, bool must_exist, struct fetchd_config *
 	if (rc == -ENOENT && !must_exist)
 		return 0;
 	if (rc == -EFBIG)
-		return cfg_err(err, errlen, rc, "%s: larger than %u bytes", path, CFG_MAX_FILE);
+		return reg_errf(err, errlen, rc, "%s: larger than %u bytes", path, CFG_MAX_FILE);
 	if (rc)
-		return cfg_err(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return reg_errf(err, errlen, rc, "%s: %s", path, strerror(-rc));
 	rc = fetchd_config_parse(buf, len, c, msg, sizeof(msg));
 	free(buf);
 	if (rc)
-		return cfg_err(err, errlen, rc, "%s: %s", path, msg);
+		return reg_errf(err, errlen, rc, "%s: %s", path, msg);
 	return 0;
 }

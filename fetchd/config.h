@@ -64,6 +64,11 @@ struct fetchd_config {
 
 void fetchd_config_defaults(struct fetchd_config *c);
 
+/* printf into err (errlen bytes, NULL allowed) and return code: the one
+ * error helper of the registry files (config, cred, auth, url, cache_entry). */
+int reg_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /*
  * Parse a config held in memory (len bytes, not necessarily NUL-terminated)
  * over the defaults already in c. 0, or -EINVAL with err holding

@@ -5,7 +5,6 @@
  * secret strings inside json-c's tree before it is freed.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +17,6 @@
 #include "url.h"
 
 #define CRED_MAX_FILE	(1u << 20)
-
-static int __attribute__((format(printf, 4, 5)))
-cred_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 void cred_wipe(struct reg_cred *cred)
 {
@@ -106,12 +92,12 @@ static int entry_str(json_object *entry, const char *field, const char *key, con
 	if (!json_object_object_get_ex(entry, field, &v) || json_object_is_type(v, json_type_null))
 		return 0;
 	if (!json_object_is_type(v, json_type_string))
-		return cred_err(err, errlen, -EINVAL, "auths.%s.%s: expected a string",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s.%s: expected a string",
 				key_name(key, kb, sizeof(kb)), field);
 	*s = json_object_get_string(v);
 	*n = (size_t)json_object_get_string_len(v);
 	if (strlen(*s) != *n)
-		return cred_err(err, errlen, -EINVAL, "auths.%s.%s: contains a NUL character",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s.%s: contains a NUL character",
 				key_name(key, kb, sizeof(kb)), field);
 	return 1;
 }
@@ -127,16 +113,16 @@ static int set_cred(struct reg_cred *cred, const char *user, size_t ulen, const 
 	char kb[80];
 
 	if (ulen >= sizeof(cred->user) || plen >= sizeof(cred->pass))
-		return cred_err(err, errlen, -EINVAL, "auths.%s.%s: user name or password too long",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s.%s: user name or password too long",
 				key_name(key, kb, sizeof(kb)), what);
 	if (memchr(user, ':', ulen))
-		return cred_err(err, errlen, -EINVAL, "auths.%s.%s: user name contains ':'",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s.%s: user name contains ':'",
 				key_name(key, kb, sizeof(kb)), what);
 	for (size_t i = 0; i < ulen + plen; i++) {
 		unsigned char ch = i < ulen ? (unsigned char)user[i] : (unsigned char)pass[i - ulen];
 
 		if (ch < 0x20 || ch == 0x7f)
-			return cred_err(err, errlen, -EINVAL,
+			return reg_errf(err, errlen, -EINVAL,
 					"auths.%s.%s: user name or password contains a control character",
 					key_name(key, kb, sizeof(kb)), what);
 	}
@@ -162,7 +148,7 @@ static int entry_auth(const char *b64, size_t n, struct reg_cred *cred, const ch
 	if (n > 4 * 1024 || auth_b64_decode(b64, n, dec, &dlen) ||
 	    !(colon = memchr(dec, ':', dlen)) || memchr(dec, 0, dlen)) {
 		explicit_bzero(dec, sizeof(dec));
-		return cred_err(err, errlen, -EINVAL, "auths.%s.auth: not base64 of user:password",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s.auth: not base64 of user:password",
 				key_name(key, kb, sizeof(kb)));
 	}
 	rc = set_cred(cred, (char *)dec, (size_t)(colon - (char *)dec), colon + 1,
@@ -180,7 +166,7 @@ static int match_entry(json_object *entry, const char *key, struct reg_cred *cre
 	int rc;
 
 	if (!json_object_is_type(entry, json_type_object))
-		return cred_err(err, errlen, -EINVAL, "auths.%s: expected an object",
+		return reg_errf(err, errlen, -EINVAL, "auths.%s: expected an object",
 				key_name(key, kb, sizeof(kb)));
 	rc = entry_str(entry, "auth", key, &a, &an, err, errlen);
 	if (rc < 0)
@@ -207,18 +193,18 @@ static int match_auths(json_object *root, const struct reg_url *u, struct reg_cr
 	int np, max = 2, rc = 0;
 
 	if (!json_object_is_type(root, json_type_object))
-		return cred_err(err, errlen, -EINVAL, "cred.json: expected an object");
+		return reg_errf(err, errlen, -EINVAL, "cred.json: expected an object");
 	if (!json_object_object_get_ex(root, "auths", &auths) ||
 	    json_object_is_type(auths, json_type_null))
 		return 0;	/* e.g. only credHelpers: anonymous */
 	if (!json_object_is_type(auths, json_type_object))
-		return cred_err(err, errlen, -EINVAL, "auths: expected an object");
+		return reg_errf(err, errlen, -EINVAL, "auths: expected an object");
 	/* host, then one prefix per repository component */
 	for (const char *r = u->repo; *r; r++)
 		max += *r == '/';
 	pre = malloc((size_t)max * sizeof(*pre));
 	if (!pre)
-		return cred_err(err, errlen, -ENOMEM, "out of memory");
+		return reg_errf(err, errlen, -ENOMEM, "out of memory");
 	np = url_cred_prefixes(u, pre, max);
 	/* file order, first hit wins: not the longest match (spec 6.4) */
 	json_object_object_foreach(auths, key, entry) {
@@ -246,7 +232,7 @@ int cred_match_json(const char *json, size_t len, const char *url, struct reg_cr
 	memset(cred, 0, sizeof(*cred));
 	rc = url_parse_blob(url, &u, uerr, sizeof(uerr));
 	if (rc)
-		return cred_err(err, errlen, rc, "%s", uerr);
+		return reg_errf(err, errlen, rc, "%s", uerr);
 	rc = fetchd_json_parse(json, len, &root, err, errlen);
 	if (rc)
 		return rc;
@@ -273,13 +259,13 @@ int cred_lookup(const char *path, const char *url, struct reg_cred *cred, char *
 	if (rc == -ENOENT)
 		return 0;
 	if (rc == -EFBIG)
-		return cred_err(err, errlen, rc, "%s: larger than %u bytes", path, CRED_MAX_FILE);
+		return reg_errf(err, errlen, rc, "%s: larger than %u bytes", path, CRED_MAX_FILE);
 	if (rc)
-		return cred_err(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return reg_errf(err, errlen, rc, "%s: %s", path, strerror(-rc));
 	rc = cred_match_json(buf, len, url, cred, msg, sizeof(msg));
 	explicit_bzero(buf, len);
 	free(buf);
 	if (rc)
-		return cred_err(err, errlen, rc, "%s: %s", path, msg);
+		return reg_errf(err, errlen, rc, "%s: %s", path, msg);
 	return 0;
 }

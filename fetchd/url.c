@@ -6,26 +6,13 @@
  * paste the parts into requests without re-checking them.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "config.h"
 #include "url.h"
-
-static int __attribute__((format(printf, 4, 5)))
-url_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 static bool is_lower_alnum(char c)
 {
@@ -137,31 +124,31 @@ static int parse_authority(const char *s, size_t n, struct reg_url *u, char *err
 	size_t hlen;
 
 	if (memchr(s, '@', n))
-		return url_err(err, errlen, -EINVAL, "url: user info in the URL is not supported (use cred.json)");
+		return reg_errf(err, errlen, -EINVAL, "url: user info in the URL is not supported (use cred.json)");
 	if (!n)
-		return url_err(err, errlen, -EINVAL, "url: no host");
+		return reg_errf(err, errlen, -EINVAL, "url: no host");
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', n);
 
 		if (!close)
-			return url_err(err, errlen, -EINVAL, "url: unterminated IPv6 literal");
+			return reg_errf(err, errlen, -EINVAL, "url: unterminated IPv6 literal");
 		hlen = (size_t)(close - s) + 1;
 		if (hlen < n) {
 			if (s[hlen] != ':')
-				return url_err(err, errlen, -EINVAL, "url: junk after IPv6 literal");
+				return reg_errf(err, errlen, -EINVAL, "url: junk after IPv6 literal");
 			colon = s + hlen;
 		}
 		if (!valid_ipv6(s, hlen))
-			return url_err(err, errlen, -EINVAL, "url: bad IPv6 literal");
+			return reg_errf(err, errlen, -EINVAL, "url: bad IPv6 literal");
 	} else {
 		colon = memchr(s, ':', n);
 		hlen = colon ? (size_t)(colon - s) : n;
 		if (!valid_hostname(s, hlen))
-			return url_err(err, errlen, -EINVAL, "url: bad host name \"%.*s\"",
+			return reg_errf(err, errlen, -EINVAL, "url: bad host name \"%.*s\"",
 				       (int)(hlen > 64 ? 64 : hlen), s);
 	}
 	if (!put_field(u->host, sizeof(u->host), s, hlen))
-		return url_err(err, errlen, -EINVAL, "url: host name longer than %zu bytes",
+		return reg_errf(err, errlen, -EINVAL, "url: host name longer than %zu bytes",
 			       sizeof(u->host) - 1);
 	u->port = 0;
 	if (colon) {
@@ -169,7 +156,7 @@ static int parse_authority(const char *s, size_t n, struct reg_url *u, char *err
 		size_t plen = n - (size_t)(p - s);
 
 		if (!parse_port(p, plen, &u->port))
-			return url_err(err, errlen, -EINVAL, "url: port: expected 1..65535, got \"%.*s\"",
+			return reg_errf(err, errlen, -EINVAL, "url: port: expected 1..65535, got \"%.*s\"",
 				       (int)(plen > 16 ? 16 : plen), p);
 	}
 	return 0;
@@ -217,18 +204,18 @@ static int parse_repo(const char *s, size_t n, struct reg_url *u, char *err, siz
 	size_t start = 0;
 
 	if (!n)
-		return url_err(err, errlen, -EINVAL, "url: empty repository");
+		return reg_errf(err, errlen, -EINVAL, "url: empty repository");
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && s[i] != '/')
 			continue;
 		if (!valid_component(s + start, i - start))
-			return url_err(err, errlen, -EINVAL,
+			return reg_errf(err, errlen, -EINVAL,
 				       "url: repository component \"%.*s\" is not [a-z0-9]+([._-][a-z0-9]+)*",
 				       (int)(i - start > 64 ? 64 : i - start), s + start);
 		start = i + 1;
 	}
 	if (!put_field(u->repo, sizeof(u->repo), s, n))
-		return url_err(err, errlen, -EINVAL, "url: repository longer than %zu bytes",
+		return reg_errf(err, errlen, -EINVAL, "url: repository longer than %zu bytes",
 			       sizeof(u->repo) - 1);
 	return 0;
 }
@@ -240,7 +227,7 @@ static int parse_digest(const char *s, size_t n, struct reg_url *u, char *err, s
 	for (size_t i = 7; ok && i < n; i++)
 		ok = is_lower_hex(s[i]);
 	if (!ok)
-		return url_err(err, errlen, -EINVAL, "url: digest: expected sha256:<64 lower-case hex>");
+		return reg_errf(err, errlen, -EINVAL, "url: digest: expected sha256:<64 lower-case hex>");
 	put_field(u->digest, sizeof(u->digest), s, n);
 	return 0;
 }
@@ -262,23 +249,23 @@ int url_parse_blob(const char *url, struct reg_url *u, char *err, size_t errlen)
 
 	memset(u, 0, sizeof(*u));
 	if (!url || !*url)
-		return url_err(err, errlen, -EINVAL, "url: empty");
+		return reg_errf(err, errlen, -EINVAL, "url: empty");
 	if (has_bad_bytes(url))
-		return url_err(err, errlen, -EINVAL, "url: contains a space, control or non-ASCII byte");
+		return reg_errf(err, errlen, -EINVAL, "url: contains a space, control or non-ASCII byte");
 	n = parse_scheme(url, u, false);
 	if (n < 0)
-		return url_err(err, errlen, -EINVAL, "url: expected http:// or https://");
+		return reg_errf(err, errlen, -EINVAL, "url: expected http:// or https://");
 	auth = url + n;
 	path = strchr(auth, '/');
 	if (!path)
-		return url_err(err, errlen, -EINVAL, "url: no path (expected /v2/<repo>/blobs/<digest>)");
+		return reg_errf(err, errlen, -EINVAL, "url: no path (expected /v2/<repo>/blobs/<digest>)");
 	rc = parse_authority(auth, (size_t)(path - auth), u, err, errlen);
 	if (rc)
 		return rc;
 	if (strpbrk(path, "?#"))
-		return url_err(err, errlen, -EINVAL, "url: query or fragment not supported");
+		return reg_errf(err, errlen, -EINVAL, "url: query or fragment not supported");
 	if (strncmp(path, "/v2/", 4))
-		return url_err(err, errlen, -EINVAL, "url: path does not start with /v2/");
+		return reg_errf(err, errlen, -EINVAL, "url: path does not start with /v2/");
 	path += 4;
 	plen = strlen(path);
 	/* the last "/blobs/": "blobs" is also a valid repository component */
@@ -290,7 +277,7 @@ int url_parse_blob(const char *url, struct reg_url *u, char *err, size_t errlen)
 		blobs = b;
 	}
 	if (!blobs)
-		return url_err(err, errlen, -EINVAL, "url: no /blobs/ in the path");
+		return reg_errf(err, errlen, -EINVAL, "url: no /blobs/ in the path");
 	rc = parse_repo(path, (size_t)(blobs - path), u, err, errlen);
 	if (rc)
 		return rc;
@@ -316,22 +303,22 @@ int url_parse_ref(const char *ref, struct reg_url *u, char *err, size_t errlen)
 
 	memset(u, 0, sizeof(*u));
 	if (!ref || !*ref)
-		return url_err(err, errlen, -EINVAL, "reference: empty");
+		return reg_errf(err, errlen, -EINVAL, "reference: empty");
 	if (has_bad_bytes(ref))
-		return url_err(err, errlen, -EINVAL, "reference: contains a space, control or non-ASCII byte");
+		return reg_errf(err, errlen, -EINVAL, "reference: contains a space, control or non-ASCII byte");
 	n = parse_scheme(ref, u, true);
 	if (n < 0)
-		return url_err(err, errlen, -EINVAL, "reference: expected http://, https:// or no scheme");
+		return reg_errf(err, errlen, -EINVAL, "reference: expected http://, https:// or no scheme");
 	auth = ref + n;
 	path = strchr(auth, '/');
 	if (!path)
-		return url_err(err, errlen, -EINVAL, "reference: expected HOST[:PORT]/REPO[:TAG]");
+		return reg_errf(err, errlen, -EINVAL, "reference: expected HOST[:PORT]/REPO[:TAG]");
 	rc = parse_authority(auth, (size_t)(path - auth), u, err, errlen);
 	if (rc)
 		return rc;
 	path++;
 	if (strchr(path, '@'))
-		return url_err(err, errlen, -EINVAL, "reference: digest references are not supported");
+		return reg_errf(err, errlen, -EINVAL, "reference: digest references are not supported");
 	/* repository components have no ':', so a ':' in the path starts the tag */
 	colon = strchr(path, ':');
 	rlen = colon ? (size_t)(colon - path) : strlen(path);
@@ -343,7 +330,7 @@ int url_parse_ref(const char *ref, struct reg_url *u, char *err, size_t errlen)
 		return 0;
 	}
 	if (!valid_tag(colon + 1, strlen(colon + 1)))
-		return url_err(err, errlen, -EINVAL,
+		return reg_errf(err, errlen, -EINVAL,
 			       "reference: tag: expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127}, got \"%.64s\"",
 			       colon + 1);
 	strcpy(u->tag, colon + 1);
