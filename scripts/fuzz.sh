@@ -87,19 +87,16 @@ build() {
 		case " $REG_SRCS " in *" $f "*) robjs+=("$o") ;; *) eobjs+=("$o") ;; esac
 	done
 	# The tools' config.v1.json parser: the tools/ file defining
-	# cli_config_load(). It reaches into remote layers (registry client,
-	# service config, cache entries) and from there into helpers of obd.c and
-	# cmd_*.c, so every tools/*.c goes into an archive, as libobd.a does for
-	# lib/: the linker takes only the members fuzz_config needs. obd.c's
-	# main() is renamed (libFuzzer has the main). They include fetchd/
+	# cli_config_load(), with the tools' helper files (tools/cli_*.c, and
+	# reg_client.c for remote layers; not obd.c, which has main(), nor the
+	# cmd_*.c subcommands) in an archive, as libobd.a does for lib/: the
+	# linker takes only the members fuzz_config needs. They include fetchd/
 	# headers and need libobdreg.a's objects, curl and libcrypto.
 	CONFIG_SRC=$(grep -l '^int cli_config_load(' tools/*.c 2>/dev/null | head -1)
 	if [ -n "$CONFIG_SRC" ]; then
-		for f in tools/*.c; do
-			local extra=
-			[ "$f" = tools/obd.c ] && extra=-Dmain=obd_tool_main
+		for f in tools/cli_*.c tools/reg_client.c; do
 			o=$OUT/obj/tools/$(basename "${f%.c}").o
-			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd $extra -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
+			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
 				die "$f does not build with $CC_FUZZ (needed by fuzz_config)"
 			tobjs+=("$o")
 		done

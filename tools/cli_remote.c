@@ -306,3 +306,16 @@ u64 cli_remote_size(const struct cli_remote *r)
 {
 	return r->size;
 }
+
+/* --service-config FILE, or the default path (which need not exist). */
+int cli_load_service_config(const char *path, struct fetchd_config *cfg)
+{
+	char err[1024];
+	int rc;
+
+	rc = fetchd_config_load(path ? path : FETCHD_DEFAULT_CONFIG, path != NULL, cfg, err,
+				sizeof(err));
+	if (rc)
+		cli_err(NULL, "%s", err);
+	return rc;
+}

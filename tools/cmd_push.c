@@ -315,19 +315,6 @@ static void print_result(struct reg_client *c, const struct push_layer *pls, int
 	json_object_put(o);
 }
 
-/* --service-config FILE, or the default path (which need not exist). */
-int cli_load_service_config(const char *path, struct fetchd_config *cfg)
-{
-	char err[1024];
-	int rc;
-
-	rc = fetchd_config_load(path ? path : FETCHD_DEFAULT_CONFIG, path != NULL, cfg, err,
-				sizeof(err));
-	if (rc)
-		cli_err(NULL, "%s", err);
-	return rc;
-}
-
 int cmd_push(int argc, char **argv)
 {
 	static const struct option opts[] = {
