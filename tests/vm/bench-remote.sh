@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Lazy-image benchmark, run inside the test VM by scripts/bench.sh (not a
+# test: it prints ratios). Debian's docker-registry on 127.0.0.1 holds the
+# images; overlaybd-fetchd and the kernel's miss channel read them.
+#   1. cold sequential read of a whole image (an incompressible ZFile blob)
+#      through the device, against curl of the same blob from the same
+#      registry; and bytes the registry served / blob size for that read
+#   2. a start-up workload: mount an ext4 image and read a few percent of its
+#      files; bytes served / image size, and the time against downloading
+#      the whole image with curl
+#   3. warm reads of the fully fetched image against the same layer as a
+#      local file (both in the page cache)
+# Each case runs REPEAT times (median, with the per-run range). Bytes served
+# are counted from the registry's access log (every GET of a blob).
+. "$(dirname "$0")/lib.sh"
+
+MB=${OBD_BENCH_REMOTE_MB:-64}
+FS_MB=${OBD_BENCH_FS_MB:-256}
+REPEAT=${OBD_BENCH_REPEAT:-3}
+obd=$OBD_TOP/build/obd
+fetchd=$OBD_TOP/build/overlaybd-fetchd
+PY=/usr/bin/python3
+vm_load_module
+modprobe ext4
+ip link set lo up
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+
+# Cache and local files on ext4 (the inline hit path needs it): the scratch
+# disk of vm-run.sh when there is one, else a loop device over tmpfs.
+if [ -n "${OBD_VM_DISKS:-}" ]; then
+	modprobe virtio_blk
+	fsdev=${OBD_VM_DISKS%% *}
+	for _ in $(seq 50); do [ -b "$fsdev" ] && break; sleep 0.1; done
+else
+	modprobe loop
+	truncate -s $((MB * 4 + FS_MB * 3 + 512))M /tmp/bench-remote.img
+	fsdev=$(losetup -f --show /tmp/bench-remote.img)
+fi
+mkfs.ext4 -q -F "$fsdev"
+w=/tmp/bench-remote
+mkdir -p "$w"
+mount "$fsdev" "$w"
+cd "$w" || exit 1
+mkdir -p reg
+
+cat > reg.yml <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $w/reg
+http:
+  addr: 127.0.0.1:5000
+YML
+/usr/bin/docker-registry serve reg.yml > reg.log 2>&1 &
+regpid=$!
+for _ in $(seq 100); do curl -s http://127.0.0.1:5000/v2/ > /dev/null && break; sleep 0.1; done
+
+# bytes of blob GETs in the access log since line $1
+served_since() {
+	tail -n +"$(($1 + 1))" reg.log | $PY -c '
+import re, sys
+n = 0
+for l in sys.stdin:
+    m = re.search(r"\"GET /v2/[^ ]*/blobs/[^ ]* HTTP/[0-9.]+\" (\d+) (\d+)", l)
+    if m and m.group(1) in ("200", "206"):
+        n += int(m.group(2))
+print(n)'
+}
+loglines() { wc -l < reg.log; }
+now() { date +%s.%N; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+range() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }'; }
+
+fdpid=
+start_fetchd() {
+	stop_fetchd
+	"$fetchd" --service-config "$1" > fetchd.log 2>&1 < /dev/null &
+	fdpid=$!
+	sleep 0.5
+}
+stop_fetchd() {
+	[ -n "$fdpid" ] || return 0
+	kill "$fdpid" 2>/dev/null
+	wait "$fdpid" 2>/dev/null
+	fdpid=
+}
+svc() {	# svc CACHEDIR
+	mkdir -p "$1"
+	printf '{ "cacheConfig": { "cacheDir": "%s" }, "logConfig": { "logLevel": 2 } }\n' "$1" > svc.json
+}
+
+echo "== images: an incompressible $MB MiB ZFile layer, a $FS_MB MiB ext4 image"
+head -c $((MB << 20)) /dev/urandom > big.raw
+"$obd" create big.data big.index "${MB}M" >/dev/null
+"$obd" import --no-progress big.data big.index big.raw
+"$obd" commit --no-progress -z big.data big.index big.zfile
+rm -f big.raw big.data big.index
+"$obd" push http://127.0.0.1:5000/bench/big:v1 big.zfile > big.json
+bsize=$(stat -c %s big.zfile)
+bdig=sha256:$(sha256sum big.zfile | cut -d' ' -f1)
+url=http://127.0.0.1:5000/v2/bench/big/blobs/$bdig
+
+# a tree like a distribution's: many small files, some large ones
+$PY - "$FS_MB" <<'EOF'
+import os, random, sys
+random.seed(7)
+budget = int(sys.argv[1]) * 700 * 1024  # ~70 % full
+i = 0
+while budget > 0:
+    d = "tree/usr/lib/p%03d" % (i // 40)
+    os.makedirs(d, exist_ok=True)
+    n = random.choice([200, 1500, 4096, 9000, 30000, 120000, 700000])
+    open("%s/f%05d" % (d, i), "wb").write(os.urandom(n))
+    budget -= n
+    i += 1
+EOF
+truncate -s "${FS_MB}M" fs.raw
+mkfs.ext4 -q -F -b 4096 -d tree fs.raw
+"$obd" create fs.data fs.index "${FS_MB}M" >/dev/null
+"$obd" import --no-progress fs.data fs.index fs.raw
+"$obd" commit --no-progress -z -t fs.data fs.index fs.tar
+rm -f fs.raw fs.data fs.index
+"$obd" push http://127.0.0.1:5000/bench/fs:v1 fs.tar > fs.json
+fsize=$(stat -c %s fs.tar)
+fdig=sha256:$(sha256sum fs.tar | cut -d' ' -f1)
+furl=http://127.0.0.1:5000/v2/bench/fs/blobs/$fdig
+# the start-up set: 3 % of the files, as a program reading its libraries
+(cd tree && find . -type f | sort | awk 'NR % 33 == 0') > startup.list
+
+echo "== 1. cold sequential read of the whole $bsize-byte blob"
+c_times=() d_times=() fetch_ratio=()
+for r in $(seq "$REPEAT"); do
+	sync; echo 3 > /proc/sys/vm/drop_caches
+	t0=$(now); curl -s -o /dev/null "$url"; t1=$(now)
+	c_times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+	rm -rf cache1; svc "$w/cache1"
+	start_fetchd svc.json
+	l0=$(loglines)
+	t0=$(now)
+	"$obd" attach --service-config svc.json --name b-cold big.json > /dev/null
+	dd if=/dev/mapper/b-cold of=/dev/null bs=1M status=none
+	t1=$(now)
+	d_times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+	fetch_ratio+=("$(ratio "$(served_since "$l0")" "$bsize")")
+	dmsetup remove b-cold
+	stop_fetchd
+done
+cm=$(echo "${c_times[*]}" | median); dm=$(echo "${d_times[*]}" | median)
+echo "curl: ${cm}s ($(echo "${c_times[*]}" | range)); device (attach + read all): ${dm}s ($(echo "${d_times[*]}" | range))"
+echo "RESULT cold-seq device/curl throughput ratio: $(ratio "$cm" "$dm") (target >= 0.8)"
+echo "RESULT cold-seq bytes served / blob size: $(echo "${fetch_ratio[*]}" | median) ($(echo "${fetch_ratio[*]}" | range); target <= 1.05)"
+
+echo "== 2. start-up: read $(wc -l < startup.list) of $(find tree -type f | wc -l) files of the ext4 image"
+s_times=() s_frac=() f_times=()
+for r in $(seq "$REPEAT"); do
+	sync; echo 3 > /proc/sys/vm/drop_caches
+	t0=$(now); curl -s -o /dev/null "$furl"; t1=$(now)
+	f_times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+	rm -rf cache2; svc "$w/cache2"
+	start_fetchd svc.json
+	l0=$(loglines)
+	mkdir -p mnt
+	t0=$(now)
+	"$obd" attach --service-config svc.json --name b-fs fs.json > /dev/null
+	mount -t ext4 -o ro,noload /dev/mapper/b-fs mnt
+	(cd mnt && xargs cat < ../startup.list > /dev/null)
+	t1=$(now)
+	s_times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+	s_frac+=("$(ratio "$(served_since "$l0")" "$fsize")")
+	umount mnt
+	dmsetup remove b-fs
+	stop_fetchd
+done
+sm=$(echo "${s_times[*]}" | median); fm=$(echo "${f_times[*]}" | median)
+echo "download the whole image (curl): ${fm}s; attach + mount + read the start-up set: ${sm}s ($(echo "${s_times[*]}" | range))"
+echo "RESULT startup bytes served / image size: $(echo "${s_frac[*]}" | median) ($(echo "${s_frac[*]}" | range); target < 0.10)"
+echo "RESULT startup time / full download time: $(ratio "$sm" "$fm")"
+
+echo "== 3. warm reads: fully fetched remote image vs the same layer as a local file"
+svc "$w/cache1"
+start_fetchd svc.json
+"$obd" attach --service-config svc.json --name b-warm big.json > /dev/null
+"$obd" attach --name b-local big.zfile > /dev/null
+dd if=/dev/mapper/b-warm of=/dev/null bs=1M status=none
+dd if=/dev/mapper/b-local of=/dev/null bs=1M status=none
+ws=() ls=()
+for r in $(seq "$REPEAT"); do
+	for dev in b-warm b-local; do
+		t0=$(now); dd if=/dev/mapper/$dev of=/dev/null bs=1M iflag=direct status=none; t1=$(now)
+		v=$(awk -v a="$t0" -v b="$t1" -v mb="$MB" 'BEGIN { print mb / (b - a) }')
+		if [ "$dev" = b-warm ]; then ws+=("$v"); else ls+=("$v"); fi
+	done
+done
+wm=$(echo "${ws[*]}" | median); lm=$(echo "${ls[*]}" | median)
+echo "remote (fully fetched) ${wm} MiB/s, local ${lm} MiB/s"
+echo "RESULT warm remote/local: $(ratio "$wm" "$lm") (target >= 0.95)"
+dmsetup status b-warm
+dmsetup remove b-warm
+dmsetup remove b-local
+stop_fetchd
+kill "$regpid"
+cd /
+umount "$w"
