@@ -91,7 +91,7 @@ r1=$(stat_field obd-l1z reads); z1=$(stat_field obd-l1z zblocks)
 check "status: reads move ($r0 -> $r1)" [ "$r1" -gt "$r0" ]
 check "status: zblocks move ($z0 -> $z1)" [ "$z1" -gt "$z0" ]
 st=$(dmsetup status obd-l1l2)
-check "status INFO format ($st)" bash -c "[[ '$st' =~ ^0\ $len\ overlaybd\ 2\ reads\ [0-9]+\ inline\ [0-9]+\ resumed\ [0-9]+\ bytes\ [0-9]+\ zblocks\ [0-9]+\ crc_errors\ 0\ io_errors\ 0$ ]]"
+check "status INFO format ($st)" bash -c "[[ '$st' =~ ^0\ $len\ overlaybd\ 2\ reads\ [0-9]+\ inline\ [0-9]+\ resumed\ [0-9]+\ bytes\ [0-9]+\ zblocks\ [0-9]+\ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 
 # --- inline reads ----------------------------------------------------------
 # Page cache hits are served in map() with IOCB_NOWAIT reads, which needs a
@@ -170,7 +170,7 @@ r1=$(stat_field obd-inz reads); i1=$(stat_field obd-inz inline)
 check "obd-inz: 3.5 KiB reads inline (inline $((i1 - i0)) of $((r1 - r0)))" \
 	[ $((i1 - i0)) -ge $((r1 - r0 - (r1 - r0) / 100)) ]
 st=$(dmsetup status obd-inz)
-check "obd-inz: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0$ ]]"
+check "obd-inz: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 dmsetup remove obd-inp; dmsetup remove obd-inz; dmsetup remove obd-ind
 umount /tmp/e4; losetup -d "$e4lo"; rm -f /tmp/e4.img
 
@@ -210,7 +210,23 @@ bad "zero layers" "Invalid number of layers" "0 $len overlaybd 0"
 bad "256 layers" "Invalid number of layers" "0 $len overlaybd 256 $ref/l1.commit"
 bad "too few paths" "Not enough layer paths" "0 $len overlaybd 3 $ref/l1.commit"
 bad "unknown option" "Unrecognized optional argument" "0 $len overlaybd 1 $ref/l1.commit 1 fast"
-bad "option count" "Invalid number of optional arguments" "0 $len overlaybd 1 $ref/l1.commit 3 a b c"
+bad "option count" "Invalid number of optional arguments" "0 $len overlaybd 1 $ref/l1.commit 5 a b c d e"
+bad "hold_timeout without a value" "Invalid hold_timeout" "0 $len overlaybd 1 $ref/l1.commit 1 hold_timeout"
+bad "hold_timeout not a number" "Invalid hold_timeout" "0 $len overlaybd 1 $ref/l1.commit 2 hold_timeout 3s"
+bad "hold_timeout too large" "Invalid hold_timeout" "0 $len overlaybd 1 $ref/l1.commit 2 hold_timeout 86401"
+bad "remote: no size" "Invalid remote layer size" "0 $len overlaybd 1 remote:"
+bad "remote: size not a number" "Invalid remote layer size" "0 $len overlaybd 1 remote:12x:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/c"
+bad "remote: size 0" "Invalid remote layer size" "0 $len overlaybd 1 remote:0:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/c"
+bad "remote: bad digest" "Invalid remote layer digest" "0 $len overlaybd 1 remote:4096:sha256:xyz:/tmp/c"
+bad "remote: upper-case digest" "Invalid remote layer digest" "0 $len overlaybd 1 remote:4096:sha256:$(printf 'A%.0s' $(seq 64)):/tmp/c"
+bad "remote: relative cache path" "Invalid remote layer cache path" "0 $len overlaybd 1 remote:4096:sha256:0000000000000000000000000000000000000000000000000000000000000000:tmp/c"
+bad "remote: missing cache file" "Cannot open remote layer cache file" "0 $len overlaybd 1 remote:4096:sha256:0000000000000000000000000000000000000000000000000000000000000000:/nonexistent"
+truncate -s 4096 /tmp/obd-nometa
+bad "remote: no .meta beside the cache file" "Cannot open remote layer cache metadata" "0 $len overlaybd 1 remote:4096:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/obd-nometa"
+bad "remote: cache file of another size" "Invalid remote layer cache file" "0 $len overlaybd 1 remote:8192:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/obd-nometa"
+head -c 8192 /dev/urandom > /tmp/obd-nometa.meta
+bad "remote: garbage .meta" "Invalid remote layer cache metadata" "0 $len overlaybd 1 remote:4096:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/obd-nometa"
+rm -f /tmp/obd-nometa /tmp/obd-nometa.meta
 bad "trailing garbage" "Too many arguments" "0 $len overlaybd 1 $ref/l1.commit 1 no_verify x"
 m=$(mark); dmsetup create obd-bad --table "0 $len overlaybd 1 $ref/README.md" 2>/dev/null
 since "$m" | grep -q "overlaybd: .*README.md" && ok "DMERR names the layer" || nok "DMERR names the layer"

@@ -56,7 +56,7 @@ check "files match after dropping caches (parallel)" bash -c "
 st=$(dmsetup status obd-fs1)
 diag "status: $st"
 check "zblocks counted" bash -c "[[ '$st' =~ zblocks\ [1-9] ]]"
-check "no errors" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0$ ]]"
+check "no errors" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 
 umount "$d/m1"; umount "$d/m2"
 check "remove devices" dmsetup remove obd-fs1 obd-fs2

@@ -276,7 +276,7 @@ check_eq "s20: dd iflag=direct 64 KiB at $off = obd cat --offset" \
 
 for s in "${!dev[@]}"; do
 	st=$(dmsetup status "${dev[$s]}")
-	check "$s: status shows no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0$ ]]"
+	check "$s: status shows no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 done
 
 # --- teardown -----------------------------------------------------------------------

@@ -193,7 +193,7 @@ check_eq "deleted / renamed paths gone from base+upper" "$still" 0
 check_eq "... and present in the base" "$was" "$ngone"
 check "added files present (zz-added, zz-link)" bash -c "cmp -s mu/zz-added/f01 new/added/f01 && [ \"\$(readlink mu/zz-link)\" = zz-added/f01 ]"
 st=$(dmsetup status obd21-fs)
-check "status: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0$ ]]"
+check "status: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 
 umount mb; umount mu
 check "detach" bash -c "'$obd' detach obd21-fs && '$obd' detach obd21-base"

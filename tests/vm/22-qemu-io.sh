@@ -96,7 +96,7 @@ check "qemu-io refuses to write (read-only device)" \
 	bash -c "! qemu-io -f raw -c 'write -P 0x55 0 4k' '$dev' 2>&1 | grep -q '^wrote'"
 check_eq "content unchanged" "$(sha256sum <"$dev" | cut -d' ' -f1)" "$want"
 st=$(dmsetup status obd22)
-check "status: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0$ ]]"
+check "status: no errors ($st)" bash -c "[[ '$st' =~ crc_errors\ 0\ io_errors\ 0\ remote\ 0\ pending\ 0\ fetched\ 0\ daemon\ [01]$ ]]"
 
 check "obd detach" "$obd" detach obd22
 check_eq "no parsed layers left" "$(cat $param)" 0

@@ -155,7 +155,7 @@ done
 check_eq "every device = obd cat of its stack (concurrent readers)" "$bad" ""
 st=$(dmsetup status --target overlaybd)
 check_eq "dmsetup status lists $N devices" "$(grep -c '^obd24-' <<<"$st")" "$N"
-check_eq "no crc/io errors on any device" "$(grep -vc 'crc_errors 0 io_errors 0$' <<<"$st")" 0
+check_eq "no crc/io errors on any device" "$(grep -vEc 'crc_errors 0 io_errors 0 remote 0 pending 0 fetched 0 daemon [01]$' <<<"$st")" 0
 check_eq "layers_parsed unchanged by reading" "$(cat $param)" $((N + 1))
 
 # --- teardown ------------------------------------------------------------------------
