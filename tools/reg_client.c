@@ -104,13 +104,18 @@ static void origin_of(const char *url, char *out, size_t outlen)
 	curl_url_cleanup(h);
 }
 
-static bool same_origin(struct reg_client *c, const char *url)
+static bool same_origin_as(const char *base, const char *url)
 {
 	char a[512], b[512];
 
 	origin_of(url, a, sizeof(a));
-	origin_of(c->origin, b, sizeof(b));
+	origin_of(base, b, sizeof(b));
 	return a[0] && !strcmp(a, b);
+}
+
+static bool same_origin(struct reg_client *c, const char *url)
+{
+	return same_origin_as(c->origin, url);
 }
 
 /* Resolve a Location (maybe relative) against base into out. */
@@ -383,10 +388,8 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 		hdrs = curl_slist_append(hdrs, r->range);
 	if (r->content_range[0])
 		hdrs = curl_slist_append(hdrs, r->content_range);
-	if (r->basic)
-		hdrs = curl_slist_append(hdrs, r->basic);
-	else if (send_auth && c->auth)
-		hdrs = curl_slist_append(hdrs, c->auth);
+	if (send_auth && (r->basic || c->auth))
+		hdrs = curl_slist_append(hdrs, r->basic ? r->basic : c->auth);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -468,7 +471,9 @@ static int do_req(struct reg_client *c, struct reg_req *r)
 	for (;;) {
 		bool own = same_origin(c, r->final_url);
 
-		rc = perform(c, r, r->final_url, own && !r->no_auth);
+		/* the token request's Basic header: for the realm's origin only */
+		rc = perform(c, r, r->final_url, r->basic ? same_origin_as(r->url, r->final_url) :
+				  own && !r->no_auth);
 		if (rc)
 			return rc;
 		if (r->status == 401 && own && !r->no_auth && !authed && r->www_auth[0]) {

@@ -7,7 +7,8 @@ front of a registry; 127.0.0.1 only.
   faultproxy.py PORT UPSTREAM_PORT
 
 Control (answered here, never forwarded):
-  GET /__stats              {"requests": n, "gets": [[path, range], ...], "bytes": n, "tokens": n}
+  GET /__stats              {"requests": n, "gets": [[path, range], ...], "bytes": n, "tokens": n,
+                             "redirected": n, "redir_authz": n, "loops": n, "methods": {M: n}}
   GET /__reset              zero the counters
   GET /__fault?mode=M&n=N   the next N data requests get fault M:
       503, 429        that status
@@ -18,16 +19,32 @@ Control (answered here, never forwarded):
       long            206 with 100 bytes more body than the range
       none            clear
   GET /__auth?mode=bearer&user=U&pass=P   require a Bearer token (served
-      at /token, Basic U:P checked); mode=none turns it off
+      at /token, Basic U:P checked); mode=basic: require Basic U:P itself;
+      mode=none turns it off
+  GET /__redirect?mode=M&host=H   blob GETs (after the auth check) get a 307:
+      other           to http://H:PORT/__redir<path> (H default "localhost":
+                      another host name for this same proxy); a GET there
+                      counts "redirected", and "redir_authz" when it carries
+                      an Authorization header, and is served from upstream
+                      (no auth asked, none passed on)
+      loop            to /__loop/1<path>, which redirects to /__loop/2<path>
+                      (a relative Location) and so on; "loops" counts them
+      token           not the blob GETs but the token requests: /token to
+                      http://H:PORT/__redir/token (counted as for "other"),
+                      which answers as /token does
+      none            clear
+HEAD, POST, PUT, PATCH (obd push) are passed on with their body and Host,
+auth checked as for GET; no faults, no redirects.
 Counters live as long as the process.
 """
-import base64, http.client, json, secrets, socket, struct, sys, threading, time
+import base64, http.client, json, re, secrets, socket, struct, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
 lock = threading.Lock()
 state = dict(requests=0, gets=[], bytes=0, tokens=0, fault=None, fault_n=0, fault_ms=3000,
-             auth=None, user="", pw="", valid=set())
+             auth=None, user="", pw="", valid=set(), redirect=None, redir_host="localhost",
+             redirected=0, redir_authz=0, loops=0, methods={})
 UP = None
 
 def take_fault():
@@ -49,18 +66,23 @@ class H(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def control(self, u):
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         if u.path == "/__stats":
             with lock:
                 body = json.dumps(dict(requests=state["requests"], gets=state["gets"],
-                                       bytes=state["bytes"], tokens=state["tokens"])).encode()
+                                       bytes=state["bytes"], tokens=state["tokens"],
+                                       redirected=state["redirected"],
+                                       redir_authz=state["redir_authz"], loops=state["loops"],
+                                       methods=state["methods"])).encode()
             return self.reply(200, body)
         with lock:
             if u.path == "/__reset":
-                state.update(requests=0, gets=[], bytes=0, tokens=0)
+                state.update(requests=0, gets=[], bytes=0, tokens=0, redirected=0, redir_authz=0,
+                             loops=0, methods={})
             elif u.path == "/__fault":
                 state["fault"] = None if q.get("mode") == "none" else q.get("mode")
                 state["fault_n"] = int(q.get("n", "1"))
@@ -69,7 +91,93 @@ class H(BaseHTTPRequestHandler):
                 state["auth"] = None if q.get("mode") == "none" else q.get("mode")
                 state["user"], state["pw"] = q.get("user", ""), q.get("pass", "")
                 state["valid"] = set()
+            elif u.path == "/__redirect":
+                state["redirect"] = None if q.get("mode") == "none" else q.get("mode")
+                state["redir_host"] = q.get("host", "localhost")
         return self.reply(200, b"ok\n")
+
+    def refuse(self, u, auth):
+        """False when the request may pass; True: a 401 was sent."""
+        a = self.headers.get("Authorization", "")
+        if auth == "bearer":
+            if a.startswith("Bearer ") and a[7:] in state["valid"]:
+                return False
+            m = re.match(r"/v2/(.+?)/(blobs|manifests|tags)/", u.path)
+            repo = m.group(1) if m else ""
+            ch = 'Bearer realm="http://127.0.0.1:%d/token",service="test-registry",scope="repository:%s:%s"' % (
+                self.server.server_port, repo, "pull" if self.command == "GET" else "pull,push")
+        elif auth == "basic":
+            if a == "Basic " + base64.b64encode(("%s:%s" % (state["user"], state["pw"])).encode()).decode():
+                return False
+            ch = 'Basic realm="faultproxy"'
+        else:
+            return False
+        self.reply(401, b'{"errors":[]}', [("WWW-Authenticate", ch)])
+        return True
+
+    def redirected(self, u):
+        """GET /__redir<path> (the other host) and /__loop/N<path>."""
+        if u.path.startswith("/__loop/"):
+            n, rest = u.path[len("/__loop/"):].split("/", 1)
+            with lock:
+                state["loops"] += 1
+            return self.reply(307, b"", [("Location", "/__loop/%d/%s" % (int(n) + 1, rest))])
+        with lock:
+            state["redirected"] += 1
+            if "Authorization" in self.headers:
+                state["redir_authz"] += 1
+        if u.path == "/__redir/token":
+            return self.token(u)
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("range", "accept")}
+        path = self.path[len("/__redir"):]
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", UP, timeout=30)
+            c.request("GET", path, headers=hdrs)
+            r = c.getresponse()
+            body = r.read()
+        except Exception:
+            return self.reply(502, b"upstream down\n")
+        with lock:
+            state["bytes"] += len(body)
+        self.reply(r.status, body, [(k, v) for k, v in r.getheaders()
+                                    if k.lower() in ("content-range", "content-type")])
+
+    def forward(self):
+        """HEAD, POST, PUT, PATCH: passed on with body and Host, auth checked."""
+        u = urlparse(self.path)
+        m = self.command
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        data = self.rfile.read(n) if n else None
+        with lock:
+            state["requests"] += 1
+            state["methods"][m] = state["methods"].get(m, 0) + 1
+            auth = state["auth"]
+        if self.refuse(u, auth):
+            return
+        hdrs = {k: v for k, v in self.headers.items()
+                if k.lower() in ("range", "accept", "content-type", "content-range", "host")}
+        if data is not None or m in ("POST", "PUT", "PATCH"):
+            hdrs["Content-Length"] = str(n)
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", UP, timeout=30)
+            c.request(m, self.path, body=data, headers=hdrs)
+            r = c.getresponse()
+            body = r.read()
+        except Exception:
+            return self.reply(502, b"upstream down\n")
+        out = [(k, v) for k, v in r.getheaders()
+               if k.lower() in ("content-range", "www-authenticate", "location", "content-type",
+                                "docker-content-digest", "docker-upload-uuid", "range")]
+        if m == "HEAD":
+            self.send_response(r.status)
+            for k, v in out:
+                self.send_header(k, v)
+            self.send_header("Content-Length", r.getheader("Content-Length", "0"))
+            self.end_headers()
+            return
+        self.reply(r.status, body, out)
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = forward
 
     def token(self, u):
         with lock:
@@ -85,22 +193,28 @@ class H(BaseHTTPRequestHandler):
 
     def do_GET(self):
         u = urlparse(self.path)
+        if u.path.startswith(("/__redir/", "/__loop/")):
+            return self.redirected(u)
         if u.path.startswith("/__"):
             return self.control(u)
         if u.path == "/token":
+            if state["redirect"] == "token":
+                return self.reply(307, b"", [("Location", "http://%s:%d/__redir%s" % (
+                    state["redir_host"], self.server.server_port, self.path))])
             return self.token(u)
         with lock:
             state["requests"] += 1
             state["gets"].append([u.path, self.headers.get("Range", "")])
-            auth = state["auth"]
-        if auth == "bearer":
-            a = self.headers.get("Authorization", "")
-            ok = a.startswith("Bearer ") and a[7:] in state["valid"]
-            if not ok:
-                repo = u.path.split("/blobs/")[0][len("/v2/"):]
-                ch = 'Bearer realm="http://127.0.0.1:%d/token",service="test-registry",scope="repository:%s:pull"' % (
-                    self.server.server_port, repo)
-                return self.reply(401, b'{"errors":[]}', [("WWW-Authenticate", ch)])
+            state["methods"]["GET"] = state["methods"].get("GET", 0) + 1
+            auth, redir = state["auth"], state["redirect"]
+        if self.refuse(u, auth):
+            return
+        if redir in ("other", "loop") and "/blobs/" in u.path:
+            if redir == "loop":
+                loc = "http://127.0.0.1:%d/__loop/1%s" % (self.server.server_port, self.path)
+            else:
+                loc = "http://%s:%d/__redir%s" % (state["redir_host"], self.server.server_port, self.path)
+            return self.reply(307, b"", [("Location", loc)])
         f = take_fault()
         if f in ("503", "429"):
             return self.reply(int(f), b"busy\n", [("Retry-After", "0")])
@@ -111,7 +225,7 @@ class H(BaseHTTPRequestHandler):
         if f == "slow":
             time.sleep(state["fault_ms"] / 1000.0)
         hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("range", "authorization", "accept")}
-        if auth == "bearer":
+        if auth:
             hdrs.pop("Authorization", None)
         try:
             c = http.client.HTTPConnection("127.0.0.1", UP, timeout=30)

@@ -95,15 +95,17 @@ start_registry() {
 	wait_port "$REG_PORT" || bail "registry did not start"
 }
 
-# upload PORT REPO FILE [CURL_ARGS...]: a monolithic blob upload
+# upload PORT|BASE_URL REPO FILE [CURL_ARGS...]: a monolithic blob upload
+# (BASE_URL: "https://127.0.0.1:PORT", for a TLS registry)
 upload() {
-	local port=$1 repo=$2 file=$3 loc dig sep
+	local base=$1 repo=$2 file=$3 loc dig sep
 	shift 3
+	case "$base" in *://*) ;; *) base=http://127.0.0.1:$base ;; esac
 	dig=sha256:$(sha256sum "$file" | cut -d' ' -f1)
-	loc=$(curl -sS "$@" -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" |
+	loc=$(curl -sS "$@" -X POST -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" |
 		tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
 	[ -n "$loc" ] || return 1
-	case "$loc" in /*) loc=http://127.0.0.1:$port$loc ;; esac
+	case "$loc" in /*) loc=$base$loc ;; esac
 	case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
 	curl -sS -f "$@" -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" \
 		"$loc${sep}digest=$dig" -o /dev/null
@@ -132,10 +134,11 @@ mkentry() {	# mkentry URL FILE -> prints the cache file path
 	python3 "$here/kstub.py" mkentry "$T/cache" "$1" "$2"
 }
 
-# service config with the given fetchConfig JSON members
+# write_config FETCH [TOP]: service config with the given fetchConfig JSON
+# members (and TOP: more top-level members, e.g. a certConfig)
 write_config() {
 	cat > "$T/overlaybd.json" <<-JSON
-	{ "logConfig": { "logLevel": ${LOGLEVEL:-1} },
+	{ ${2:+$2,} "logConfig": { "logLevel": ${LOGLEVEL:-1} },
 	  "cacheConfig": { "cacheDir": "$T/cache", "refillSize": 262144 },
 	  "credentialConfig": { "mode": "file", "path": "$T/cred.json" },
 	  "fetchConfig": { $1 } }
@@ -159,6 +162,28 @@ run_stub() {
 			"$T/$name.json" 2>/dev/null || sed 's/^/#   /' "$T/$name.json" | head -5
 	fi
 	return $rc
+}
+
+# make_ca: a test CA in $T/ca.pem (key $T/ca.key)
+make_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$T/ca.key" -out "$T/ca.pem" -subj /CN=obd-test-CA \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		> "$T/openssl.log" 2>&1
+}
+
+# make_cert NAME SAN EKU: $T/NAME.pem + $T/NAME.key signed by the test CA,
+# e.g. make_cert server IP:127.0.0.1 serverAuth
+make_cert() {
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+		-out "$T/$1.csr" -subj "/CN=$1" >> "$T/openssl.log" 2>&1 &&
+	printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$2" "$3" > "$T/$1.ext" &&
+	openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+		-days 2 -out "$T/$1.pem" -extfile "$T/$1.ext" >> "$T/openssl.log" 2>&1
+}
+
+runlog() {	# runlog NAME: the daemon log lines of run_stub NAME
+	sed -n "/^=== run $1\$/,/^=== run /p" "$T/daemon.log" | grep -v '^=== run '
 }
 
 jget() {	# jget FILE PY_EXPR (j = the JSON)
