@@ -49,6 +49,7 @@ void fetchd_config_defaults(struct fetchd_config *c)
 	c->max_retries = 8;
 	c->max_concurrent = 32;
 	c->sync_interval_ms = 100;
+	c->readahead_mb = 8;
 }
 
 /* ------------------------------------------------------------------------
@@ -453,6 +454,8 @@ static int parse_fetch(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 		  offsetof(struct fetchd_config, max_concurrent) },
 		{ "syncIntervalMs", "fetchConfig.syncIntervalMs", 1, 60000,
 		  offsetof(struct fetchd_config, sync_interval_ms) },
+		{ "readaheadMB", "fetchConfig.readaheadMB", 0, 64,
+		  offsetof(struct fetchd_config, readahead_mb) },
 	};
 	json_object *o;
 	int rc;

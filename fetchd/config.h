@@ -54,12 +54,14 @@ struct fetchd_config {
 	 *   maxRetries      attempts after the first (default 8)
 	 *   maxConcurrent   HTTP transfers at once (default 32)
 	 *   syncIntervalMs  durability batch: fdatasync + bitmap every this many ms (default 100)
+	 *   readaheadMB     largest sequential readahead window, MiB; 0 turns it off (default 8)
 	 */
 	unsigned int request_timeout_s;
 	unsigned int connect_timeout_s;
 	unsigned int max_retries;
 	unsigned int max_concurrent;
 	unsigned int sync_interval_ms;
+	unsigned int readahead_mb;
 };
 
 void fetchd_config_defaults(struct fetchd_config *c);

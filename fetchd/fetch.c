@@ -264,13 +264,13 @@ static struct fetch *fetch_new(struct fetchd *d, struct blob *b, uint64_t off, u
 }
 
 /*
- * Cover [cur, end) of b with fetches r waits on. The in-flight fetches of
+ * Cover [cur, end) of b with fetches r waits on (r NULL: readahead, nobody
+ * waits). The in-flight fetches of
  * a blob never overlap each other (each new one fills a gap), so one walk
  * over the sorted list does it.
  */
-static int cover(struct fetchd *d, struct req *r, uint64_t cur, uint64_t end)
+static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, uint64_t end)
 {
-	struct blob *b = r->blob;
 	struct list *p = b->flist.next;
 	struct fetch *f;
 	uint64_t gap_end;
@@ -284,9 +284,9 @@ static int cover(struct fetchd *d, struct req *r, uint64_t cur, uint64_t end)
 			f = NULL;
 		}
 		if (f && f->off <= cur) {
-			if (attach(f, r))
+			if (r && attach(f, r))
 				return -ENOMEM;
-			d->st.fetch_merged++;
+			d->st.fetch_merged += r != NULL;
 			cur = f->off + f->len;
 			continue;
 		}
@@ -298,12 +298,51 @@ static int cover(struct fetchd *d, struct req *r, uint64_t cur, uint64_t end)
 		f = fetch_new(d, b, cur, gap_end - cur);
 		if (!f)
 			return -ENOMEM;
-		if (attach(f, r))
+		if (!r)
+			d->st.ahead_fetches++;
+		else if (attach(f, r))
 			return -ENOMEM;
 		cur = gap_end;
 		p = &f->bnode;
 	}
 	return 0;
+}
+
+/*
+ * Sequential readahead. A miss that follows on from the blob's previous one
+ * (a cold sequential read: an image copied, a big file read) is a stream:
+ * fetch the window after it too, with nobody waiting, so transfers run back
+ * to back instead of one round trip per refill unit; the kernel's next
+ * misses then find the bytes present or in flight. The window doubles with
+ * every miss that follows on, from the second, up to fetchConfig.readaheadMB; a
+ * miss elsewhere resets it. Readahead fetches queue behind the misses
+ * already waiting, and only while the fetch table has room.
+ */
+static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t we)
+{
+	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
+
+	if (off > b->last_off && off <= b->ahead_end + R)
+		b->seq_n++;
+	else
+		b->seq_n = 0;
+	b->last_off = off;
+	if (we > b->ahead_end || !b->seq_n)
+		b->ahead_end = we;
+	if (b->seq_n < 2 || !max || d->stopping || d->nfetches >= FETCHD_MAX_FETCHES)
+		return;
+	win = R << (b->seq_n < 12 ? b->seq_n - 1 : 11);
+	if (win > max)
+		win = max;
+	end = we + win < b->size ? we + win : b->size;
+	if (end <= b->ahead_end)
+		return;
+	/* skip what is present: the window usually starts past it */
+	we = b->ahead_end;
+	while (we < end && granule_present(b, we))
+		we += OBD_GRANULE_SIZE;
+	if (we < end && !cover(d, b, NULL, we, end))
+		b->ahead_end = end;
 }
 
 void fetch_read(struct fetchd *d, struct req *r, bool refetch)
@@ -322,6 +361,8 @@ void fetch_read(struct fetchd *d, struct req *r, bool refetch)
 		d->st.reads_present++;
 		r->done_off = r->off;
 		r->done_end = end;
+		/* a stream reading what readahead brought: keep the window ahead */
+		fetch_ahead(d, b, r->off, end);
 		return req_complete(d, r);
 	}
 	ws = align_down(r->off, R);
@@ -338,7 +379,9 @@ void fetch_read(struct fetchd *d, struct req *r, bool refetch)
 	/* the request waits on one extra "wait" while we attach it, so an
 	 * attach failing halfway cannot complete it under our feet */
 	r->waits++;
-	ret = cover(d, r, ws, we);
+	ret = cover(d, b, r, ws, we);
+	if (!ret)
+		fetch_ahead(d, b, r->off, we);
 	if (ret) {
 		pr_err("blob %llu: READ %llu: %s", (unsigned long long)b->id,
 		       (unsigned long long)r->id, ret == -EBUSY ? "too many fetches" : "out of memory");

@@ -86,6 +86,7 @@ struct fetchd_stats {
 	uint64_t bytes_fetched, bytes_written;
 	uint64_t err_notfound, err_auth, err_http, err_net, err_timeout, err_proto, err_io;
 	uint64_t fsyncs, verify_ok, verify_bad;
+	uint64_t ahead_fetches;		/* fetches made by sequential readahead */
 	uint64_t handed_back;		/* left unanswered at exit for the next daemon */
 };
 
@@ -118,6 +119,9 @@ struct blob {
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
 	unsigned int fetches;		/* fetch objects on this blob */
+	uint64_t last_off;		/* readahead: where the last miss started */
+	uint64_t ahead_end;		/* ... and the end of what it fetched or prefetched */
+	unsigned int seq_n;		/* misses in a row that followed on */
 	struct list flist;		/* those fetches (fetch.bnode), by start */
 	unsigned int ops;		/* ring ops on this blob */
 	uint64_t gen;			/* bumped by every clear: stale verify */

@@ -33,7 +33,7 @@ static void usage(FILE *f)
 static void log_summary(const struct fetchd_stats *s)
 {
 	pr_info("summary: reads %llu (present %llu, refetch %llu), done ok %llu err %llu, "
-		"handed back %llu, "
+		"handed back %llu, readahead fetches %llu, "
 		"fetches %llu (merged %llu), http %llu, tokens %llu, redirects %llu, retries %llu, "
 		"fetched %llu bytes, written %llu bytes, errors: notfound %llu auth %llu http %llu "
 		"net %llu timeout %llu proto %llu io %llu, fsyncs %llu, verify ok %llu bad %llu, "
@@ -41,6 +41,7 @@ static void log_summary(const struct fetchd_stats *s)
 		(unsigned long long)s->reads, (unsigned long long)s->reads_present,
 		(unsigned long long)s->reads_refetch, (unsigned long long)s->dones_ok,
 		(unsigned long long)s->dones_err, (unsigned long long)s->handed_back,
+		(unsigned long long)s->ahead_fetches,
 		(unsigned long long)s->fetches,
 		(unsigned long long)s->fetch_merged, (unsigned long long)s->http_requests,
 		(unsigned long long)s->token_requests, (unsigned long long)s->redirects,

@@ -76,7 +76,7 @@ loglines() { wc -l < reg.log; }
 now() { date +%s.%N; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 range() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 fdpid=
 start_fetchd() {
@@ -102,7 +102,7 @@ head -c $((MB << 20)) /dev/urandom > big.raw
 "$obd" import --no-progress big.data big.index big.raw
 "$obd" commit --no-progress -z big.data big.index big.zfile
 rm -f big.raw big.data big.index
-"$obd" push http://127.0.0.1:5000/bench/big:v1 big.zfile > big.json
+"$obd" push --no-progress http://127.0.0.1:5000/bench/big:v1 big.zfile > big.json
 bsize=$(stat -c %s big.zfile)
 bdig=sha256:$(sha256sum big.zfile | cut -d' ' -f1)
 url=http://127.0.0.1:5000/v2/bench/big/blobs/$bdig
@@ -127,7 +127,7 @@ mkfs.ext4 -q -F -b 4096 -d tree fs.raw
 "$obd" import --no-progress fs.data fs.index fs.raw
 "$obd" commit --no-progress -z -t fs.data fs.index fs.tar
 rm -f fs.raw fs.data fs.index
-"$obd" push http://127.0.0.1:5000/bench/fs:v1 fs.tar > fs.json
+"$obd" push --no-progress http://127.0.0.1:5000/bench/fs:v1 fs.tar > fs.json
 fsize=$(stat -c %s fs.tar)
 fdig=sha256:$(sha256sum fs.tar | cut -d' ' -f1)
 furl=http://127.0.0.1:5000/v2/bench/fs/blobs/$fdig
