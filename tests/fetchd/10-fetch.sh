@@ -93,6 +93,21 @@ ok $? "a summary line at exit"
 ! grep -qiE 'authorization:|password' "$T/daemon.log"
 ok $? "no credentials in the log"
 
+# --- run 5: a blob whose bytes are not what its digest says ------------------------------
+# the entry names d.bin's digest and size; the registry URL serves e.bin (same size)
+mkblob "$T/d.bin" 600000
+mkblob "$T/e.bin" 600000
+upload "$REG_PORT" test/repo "$T/e.bin"
+D=$(mkentry "$(url "$T/e.bin")" "$T/d.bin")
+DDIG=$(sha256sum "$T/d.bin" | cut -d' ' -f1)
+BLOBS5="[{\"id\":4,\"cache\":\"$D\",\"data\":\"$T/e.bin\",\"digest\":\"$DDIG\"}]"
+run_stub r5 "$BLOBS5" "[ {\"read\": [[4, 0, 600000]]}, {\"sleep\": 1.0} ]"
+ok $? "run 5: the reads themselves are answered"
+grep -q 'blob 4 .*sha256 mismatch' "$T/daemon.log"
+ok $? "digest mismatch detected and logged once the blob is complete"
+is "... and the entry is cleared (no granule left present)" "$(jget "$T/r5.json" 'j["meta"]["4"]')" "[]"
+is "the mismatch is logged once" "$(grep -c 'blob 4 .*sha256 mismatch' "$T/daemon.log")" 1
+
 # --- command line -------------------------------------------------------------------
 "$FETCHD" --version | grep -q '^overlaybd-fetchd '
 ok $? "--version"
