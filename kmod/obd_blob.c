@@ -116,19 +116,13 @@ u64 obd_blob_present_prefix(struct obd_blob *b, u64 off, u64 len)
  * Loading an entry
  *--------------------------------------------------------------*/
 
-static int obd_read_full(struct file *f, void *buf, size_t len, loff_t pos)
+/* The .meta is read with the layers' own file reader (obd_env.c). */
+static int obd_read_full(struct file *f, const char *name, void *buf, size_t len, loff_t pos)
 {
-	while (len) {
-		ssize_t r = kernel_read(f, buf, len, &pos);
+	struct obd_kfile_io k;
 
-		if (r < 0)
-			return (int)r;
-		if (!r)
-			return -EIO;
-		buf = (u8 *)buf + r;
-		len -= r;
-	}
-	return 0;
+	obd_kfile_io_init(&k, f, name);
+	return obd_io_read(&k.io, buf, len, pos);
 }
 
 /* The .meta's bitmap, as little-endian 64-bit words, into b->present. */
@@ -141,7 +135,7 @@ static int obd_blob_load_bits(struct obd_blob *b, struct file *f, const struct o
 	raw = kvmalloc(ci->bitmap_bytes, GFP_KERNEL);
 	if (!raw)
 		return -ENOMEM;
-	r = obd_read_full(f, raw, ci->bitmap_bytes, ci->bitmap_off);
+	r = obd_read_full(f, b->path, raw, ci->bitmap_bytes, ci->bitmap_off);
 	if (r)
 		goto out_free;
 	for (w = 0; w < words; w++)
@@ -180,7 +174,7 @@ static int obd_blob_load_meta(struct obd_blob *b, char **error, struct obd_err *
 			 mpath, r);
 		goto out_free;
 	}
-	r = obd_read_full(f, hdr, OBD_CACHE_HDR_SPACE, 0);
+	r = obd_read_full(f, mpath, hdr, OBD_CACHE_HDR_SPACE, 0);
 	if (r) {
 		*error = "Cannot read remote layer cache metadata";
 		obd_errf(err, r, "%s: header: read error %d", mpath, r);

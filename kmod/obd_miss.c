@@ -209,9 +209,8 @@ static struct obd_req *__obd_issue(struct obd_blob *b, u64 g0, u64 g1, u32 flags
  */
 static void __obd_req_leave(struct obd_req *req)
 {
-	if (req->state == OBD_REQ_NEW && req->refs == 2 && !obd_connected) {
+	if (req->state == OBD_REQ_NEW && req->refs == 2 && !obd_connected)
 		__obd_req_finish(req, -EIO);
-	}
 	__obd_req_put(req);
 }
 

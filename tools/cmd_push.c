@@ -32,11 +32,6 @@ struct push_layer {
 	bool uploaded;
 };
 
-static void sha256_hex(const u8 md[32], char out[OBD_DIGEST_STR_LEN + 1])
-{
-	obd_digest_format(md, out);
-}
-
 static int digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1])
 {
 	u8 md[EVP_MAX_MD_SIZE];
@@ -44,7 +39,7 @@ static int digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN +
 
 	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
 		return -EIO;
-	sha256_hex(md, out);
+	obd_digest_format(md, out);
 	return 0;
 }
 
@@ -77,7 +72,7 @@ static int digest_fd(int fd, const char *path, struct push_layer *pl)
 	}
 	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
 		goto out;
-	sha256_hex(md, pl->digest);
+	obd_digest_format(md, pl->digest);
 	pl->size = off;
 	rc = 0;
 out:
