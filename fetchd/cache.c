@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "fetchd.h"
 
 /*----- bitmaps ---------------------------------------------------------------*/
@@ -137,10 +139,16 @@ static void blob_set_broken(struct blob *b, const char *why)
 	       (unsigned long long)b->id, b->path, why);
 }
 
-/* The entry from disk: the durable bits are what is in the page cache. */
-static void blob_load_entry(struct blob *b)
+/*
+ * The entry from disk: the durable bits are what is in the page cache.
+ * It must be the very file the kernel has open: an entry removed (evicted,
+ * pruned) and made again at the same path after the table loaded is
+ * another file, and bytes written there would never reach the device.
+ */
+static void blob_load_entry(struct blob *b, uint64_t ino, uint32_t dev)
 {
 	char err[512], ubuf[OBD_CACHE_URL_MAX];
+	struct stat st;
 	int ret;
 
 	ret = cache_entry_open_existing(&b->ce, b->path, b->size, b->digest, err, sizeof(err));
@@ -149,9 +157,25 @@ static void blob_load_entry(struct blob *b)
 		return;
 	}
 	b->opened = true;
+	if (fstat(b->ce.fd, &st) < 0 || (uint64_t)st.st_ino != ino || (uint32_t)st.st_dev != dev) {
+		snprintf(err, sizeof(err),
+			 "the file at this path is not the one the kernel opened (inode %llu, device 0x%x; the kernel has %llu, 0x%x): the entry was removed and made again; detach and attach the image again",
+			 (unsigned long long)st.st_ino, (unsigned int)st.st_dev,
+			 (unsigned long long)ino, dev);
+		blob_set_broken(b, err);
+		return;
+	}
 	memcpy(b->mem, b->ce.bits, bitmap_words(b) * 8);
 	b->nmem = bits_popcount(b->mem, bitmap_words(b));
 	snprintf(b->url, sizeof(b->url), "%s", b->ce.info.url);
+	/* verified before (by us, or the background download): not again */
+	if (b->ce.info.flags & OBD_CACHE_F_COMPLETE) {
+		b->verified = b->complete = true;
+		if (b->nmem != b->ngranules)
+			pr_warn("blob %llu (%s): marked complete but %llu of %llu granules present",
+				(unsigned long long)b->id, b->path, (unsigned long long)b->nmem,
+				(unsigned long long)b->ngranules);
+	}
 	if (!b->url[0]) {
 		blob_set_broken(b, "its .meta names no URL");
 		return;
@@ -163,7 +187,7 @@ static void blob_load_entry(struct blob *b)
 }
 
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
-	       const char *path)
+	       const char *path, uint64_t ino, uint32_t dev)
 {
 	struct blob *b = blob_find(d, id);
 
@@ -171,6 +195,7 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 		if (b->size == size && !memcmp(b->digest, digest, OBD_SHA256_LEN) &&
 		    !strcmp(b->path, path)) {
 			b->closing = false;
+			download_blob_opened(d, b);
 			return;
 		}
 		d->st.msgs_bad++;
@@ -183,6 +208,8 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 		goto out_nomem;
 	b->id = id;
 	b->size = size;
+	b->ino = ino;
+	b->dev = dev;
 	memcpy(b->digest, digest, OBD_SHA256_LEN);
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
@@ -196,7 +223,8 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 		blob_set_broken(b, "out of memory for its bitmaps");
 		return;
 	}
-	blob_load_entry(b);
+	blob_load_entry(b, ino, dev);
+	download_blob_opened(d, b);
 	return;
 
 out_nomem:
@@ -212,6 +240,7 @@ static bool blob_idle(const struct blob *b)
 
 static void blob_free(struct fetchd *d, struct blob *b)
 {
+	download_blob_closed(d, b);
 	list_del(&b->node);
 	verify_abort(b);
 	if (b->opened)
@@ -239,6 +268,11 @@ void blob_maybe_free(struct fetchd *d, struct blob *b)
 void blob_close(struct fetchd *d, struct blob *b)
 {
 	b->closing = true;
+	download_blob_closed(d, b);
+	/* the entry's last use, for LRU eviction (evict.c, obd cache) */
+	if (b->opened && futimens(b->ce.meta_fd, NULL) < 0)
+		pr_warn("blob %llu (%s): touching its .meta: %s", (unsigned long long)b->id, b->path,
+			strerror(errno));
 	blob_maybe_free(d, b);
 }
 
@@ -259,7 +293,7 @@ int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t 
 	bits_clear(b->dirty, g, n);
 	bits_clear(b->syncing, g, n);
 	b->gen++;
-	b->verified = false;
+	b->verified = b->complete = b->want_complete = false;
 	ret = cache_entry_clear(&b->ce, off, len);
 	if (ret)
 		pr_err("blob %llu (%s): clearing [%llu, +%llu) in its .meta: %s",
@@ -368,6 +402,7 @@ static void write_complete(struct fetchd *d, struct ring_op *op)
 	if (!d->next_sync_ms)
 		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
 	d->st.bytes_written += op->len;
+	evict_note_written(d, op->len);
 	fetch_written(d, op->fetch, 0);
 	verify_maybe_start(d, b);
 }
@@ -454,9 +489,30 @@ static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 		}
 	} else {
 		sync_mark(d, b);
+		cache_try_complete(d, b);
 	}
 	ring_op_free(d, op);
 	blob_maybe_free(d, b);
+}
+
+void cache_try_complete(struct fetchd *d, struct blob *b)
+{
+	char err[512];
+	int ret;
+
+	if (!b->want_complete || !b->verified || b->complete || b->sync_inflight ||
+	    b->nmem != b->ngranules || bits_any(b->dirty, bitmap_words(b)) ||
+	    bits_any(b->syncing, bitmap_words(b)))
+		return;
+	/* every bit durable: the flag can never stand for bytes a crash lost */
+	b->want_complete = false;
+	ret = cache_entry_set_complete(&b->ce, err, sizeof(err));
+	if (ret) {
+		pr_err("blob %llu: marking it complete: %s", (unsigned long long)b->id, err);
+		return;
+	}
+	b->complete = true;
+	pr_info("blob %llu (%s): marked complete", (unsigned long long)b->id, b->path);
 }
 
 static void sync_start(struct fetchd *d, struct blob *b)

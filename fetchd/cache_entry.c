@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,16 +163,6 @@ int cache_entry_mark(struct cache_entry *e, uint64_t off, uint64_t len)
 int cache_entry_sync_meta(struct cache_entry *e)
 {
 	return fdatasync(e->meta_fd) ? -errno : 0;
-}
-
-int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len)
-{
-	uint64_t g0, g1;
-	int rc = aligned_range(e, off, len, &g0, &g1);
-
-	if (!rc)
-		rc = update_bits(e, g0, g1, false);
-	return rc ? rc : cache_entry_sync_meta(e);
 }
 
 int cache_entry_fill(struct cache_entry *e, uint64_t off, const void *buf, uint64_t len)
@@ -410,36 +401,96 @@ out_free:
 	return rc;
 }
 
-/* A different url is stored in place of the old one (the bitmap is kept). */
-static int rewrite_url(struct cache_entry *e, const char *url, char *err, size_t errlen)
+/*
+ * Header fields change by read-modify-write of the on-disk header under
+ * flock: obd (url, download policy) and the daemon (complete flag) may
+ * both hold the entry, and neither may undo the other's change.
+ */
+struct hdr_change {
+	const char *url;		/* NULL: keep */
+	const struct obd_cache_dl *dl;	/* NULL: keep */
+	uint32_t set_flags, clear_flags;
+};
+
+static int hdr_rewrite_locked(struct cache_entry *e, const struct hdr_change *c, char *err,
+			      size_t errlen)
 {
-	struct obd_cache_info ci = e->info;
+	struct obd_cache_info ci;
 	struct obd_err oe = { "" };
 	u8 *blk;
 	int rc;
 
-	if (strlen(url) >= OBD_CACHE_URL_MAX)
-		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
-			      e->path, OBD_CACHE_URL_MAX - 1);
-	snprintf(ci.url, sizeof(ci.url), "%s", url);
 	blk = malloc(OBD_CACHE_HDR_SPACE);
 	if (!blk)
 		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
-	rc = obd_cache_hdr_encode(&ci, blk, &oe);
+	rc = obd_pread_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
 	if (rc)
+		reg_errf(err, errlen, rc, "%s: cache header: %s", e->meta_path, strerror(-rc));
+	if (!rc && obd_cache_hdr_decode(blk, e->meta_path, &ci, &oe))
+		rc = reg_errf(err, errlen, -EFSCORRUPTED, "%s", oe.msg);
+	if (rc)
+		goto out_free;
+	if (c->url)
+		snprintf(ci.url, sizeof(ci.url), "%s", c->url);
+	if (c->dl)
+		ci.dl = *c->dl;
+	ci.flags = (ci.flags | c->set_flags) & ~c->clear_flags;
+	rc = obd_cache_hdr_encode(&ci, blk, &oe);
+	if (rc) {
 		reg_errf(err, errlen, rc, "%s: %s", e->meta_path, oe.msg);
-	if (!rc) {
-		rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
-		if (!rc)
-			rc = cache_entry_sync_meta(e);
-		if (rc)
-			reg_errf(err, errlen, rc, "%s: rewriting the url: %s", e->meta_path,
-			       strerror(-rc));
+		goto out_free;
 	}
+	rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
+	if (!rc)
+		rc = cache_entry_sync_meta(e);
+	if (rc)
+		reg_errf(err, errlen, rc, "%s: rewriting the header: %s", e->meta_path,
+			 strerror(-rc));
 	if (!rc)
 		e->info = ci;
+out_free:
 	free(blk);
 	return rc;
+}
+
+static int hdr_rewrite(struct cache_entry *e, const struct hdr_change *c, char *err,
+		       size_t errlen)
+{
+	int rc;
+
+	if (c->url && strlen(c->url) >= OBD_CACHE_URL_MAX)
+		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
+				e->path, OBD_CACHE_URL_MAX - 1);
+	if (flock(e->meta_fd, LOCK_EX) < 0)
+		return reg_errf(err, errlen, -errno, "%s: flock: %s", e->meta_path, strerror(errno));
+	rc = hdr_rewrite_locked(e, c, err, errlen);
+	flock(e->meta_fd, LOCK_UN);
+	return rc;
+}
+
+/* A different url is stored in place of the old one (the bitmap is kept). */
+static int rewrite_url(struct cache_entry *e, const char *url, char *err, size_t errlen)
+{
+	struct hdr_change c = { .url = url };
+
+	return hdr_rewrite(e, &c, err, errlen);
+}
+
+int cache_entry_set_complete(struct cache_entry *e, char *err, size_t errlen)
+{
+	struct hdr_change c = { .set_flags = OBD_CACHE_F_COMPLETE };
+
+	return hdr_rewrite(e, &c, err, errlen);
+}
+
+int cache_entry_set_download(struct cache_entry *e, const struct obd_cache_dl *dl, char *err,
+			     size_t errlen)
+{
+	struct hdr_change c = { .dl = dl };
+
+	if (!memcmp(&e->info.dl, dl, sizeof(*dl)))
+		return 0;
+	return hdr_rewrite(e, &c, err, errlen);
 }
 
 static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
@@ -473,6 +524,10 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 			rc = entry_load(e, size, digest, err, errlen);
 		if (!rc && strcmp(e->info.url, url))
 			rc = rewrite_url(e, url, err, errlen);
+		/* a use: the eviction grace counts from now (cache_scan.h) */
+		if (!rc && futimens(e->meta_fd, NULL) < 0)
+			rc = reg_errf(err, errlen, -errno, "%s: touching it: %s", e->meta_path,
+				      strerror(errno));
 	}
 	if (rc)
 		cache_entry_close(e);
@@ -493,4 +548,19 @@ int cache_entry_open_existing(struct cache_entry *e, const char *path, uint64_t 
 	if (rc)
 		cache_entry_close(e);
 	return rc;
+}
+
+int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	struct hdr_change c = { .clear_flags = OBD_CACHE_F_COMPLETE };
+	uint64_t g0, g1;
+	int rc = aligned_range(e, off, len, &g0, &g1);
+
+	/* no longer complete: said (durably) before any bit goes */
+	if (!rc && (e->info.flags & OBD_CACHE_F_COMPLETE))
+		rc = hdr_rewrite(e, &c, NULL, 0);
+
+	if (!rc)
+		rc = update_bits(e, g0, g1, false);
+	return rc ? rc : cache_entry_sync_meta(e);
 }

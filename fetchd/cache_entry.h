@@ -75,6 +75,18 @@ int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len);
 int cache_entry_sync_meta(struct cache_entry *e);
 
 /*
+ * Header changes, each durable (fdatasync) before it returns, made by a
+ * read-modify-write of the on-disk header under flock(2) so that obd and
+ * the daemon never undo each other's change. cache_entry_clear() drops
+ * the complete flag first by itself.
+ *   set_complete: every byte present and the sha256 verified.
+ *   set_download: the download policy of the image being attached.
+ */
+int cache_entry_set_complete(struct cache_entry *e, char *err, size_t errlen);
+int cache_entry_set_download(struct cache_entry *e, const struct obd_cache_dl *dl, char *err,
+			     size_t errlen);
+
+/*
  * Synchronous fill, for obd: write buf (the blob bytes [off, off + len),
  * granule aligned, end may be the blob size) into the cache file,
  * fdatasync it, mark and sync the .meta. 0 or -errno.

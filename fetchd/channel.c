@@ -144,6 +144,37 @@ static void done_build(const struct req *r, struct obd_msg_done *m)
 	m->status = cpu_to_le32((uint32_t)r->status);
 }
 
+/*
+ * HAVE: bytes [off, off + len) of b were filled without a request
+ * (background download, prefetch) and are in the page cache. Best effort:
+ * the device never says EAGAIN; when a test socket has no room the kernel
+ * just misses there later and gets a DONE from the cache at once.
+ */
+void chan_send_have(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
+{
+	struct obd_msg_done m;
+	ssize_t n;
+
+	if (d->chan_fd < 0 || d->chan_eof || !len)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.hdr.magic = cpu_to_le32(OBD_MSG_MAGIC);
+	m.hdr.version = cpu_to_le16(OBD_MSG_VERSION);
+	m.hdr.opcode = cpu_to_le16(OBD_MSG_HAVE);
+	m.hdr.size = cpu_to_le32(sizeof(m));
+	m.blob_id = cpu_to_le64(b->id);
+	m.offset = cpu_to_le64(off);
+	m.length = cpu_to_le64(len);
+	do
+		n = write(d->chan_fd, &m, sizeof(m));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(m))
+		d->st.haves++;
+	else if (n < 0 && errno != EAGAIN)
+		pr_warn("HAVE blob %llu [%llu, +%llu): write: %s", (unsigned long long)b->id,
+			(unsigned long long)off, (unsigned long long)len, strerror(errno));
+}
+
 /* 0 written (or refused: counted as answered), -EAGAIN no room yet. */
 static int done_write(struct fetchd *d, struct req *r)
 {
@@ -197,6 +228,8 @@ void req_complete(struct fetchd *d, struct req *r)
 	assert(!r->replied && !r->waits);
 	list_del(&r->hnode);
 	d->nreqs--;
+	if (r->status != FETCHD_HAND_BACK && r->t_start_ms)
+		metrics_observe_latency(d, now_ms() - r->t_start_ms, r->status);
 	if (r->status == FETCHD_HAND_BACK) {
 		d->st.handed_back++;
 		r->replied = true;	/* the kernel keeps it for the next daemon */
@@ -252,6 +285,7 @@ static void reply_now(struct fetchd *d, uint64_t id, uint64_t blob_id, int statu
 	r->id = id;
 	r->blob_id = blob_id;
 	r->status = status;
+	r->t_start_ms = now_ms();	/* observed too: the latency histogram counts every DONE */
 	list_add_tail(&r->hnode, req_bucket(d, id));
 	d->nreqs++;
 	req_complete(d, r);
@@ -277,9 +311,10 @@ static void on_open(struct fetchd *d, const struct obd_msg_open *m)
 		return bad_msg(d, "OPEN path_len", plen);
 	if (m->path[plen] || strnlen(m->path, plen) != plen)
 		return bad_msg(d, "OPEN path not NUL-terminated at path_len", plen);
-	if (m->flags)
+	if (m->flags || m->reserved)
 		return bad_msg(d, "OPEN flags", le32_to_cpu(m->flags));
-	blob_open(d, le64_to_cpu(m->blob_id), size, m->digest, m->path);
+	blob_open(d, le64_to_cpu(m->blob_id), size, m->digest, m->path, le64_to_cpu(m->ino),
+		  le32_to_cpu(m->dev));
 }
 
 static void on_close(struct fetchd *d, const struct obd_msg_close *m)
@@ -348,9 +383,10 @@ static void on_read(struct fetchd *d, const struct obd_msg_read *m)
 	r->blob = b;
 	r->off = le64_to_cpu(m->offset);
 	r->len = le64_to_cpu(m->length);
+	r->t_start_ms = now_ms();
 	list_add_tail(&r->hnode, req_bucket(d, id));
 	d->nreqs++;
-	fetch_read(d, r, le32_to_cpu(m->flags) & OBD_READ_F_REFETCH);
+	fetch_read(d, r, le32_to_cpu(m->flags));
 }
 
 static size_t msg_size(uint16_t opcode)

@@ -50,6 +50,20 @@ void fetchd_config_defaults(struct fetchd_config *c)
 	c->max_concurrent = 32;
 	c->sync_interval_ms = 100;
 	c->readahead_mb = 8;
+	c->min_free_gb = 1;
+	c->evict_interval_ms = 10000;
+	c->evict_grace_s = 60;
+	c->cred_mode = CRED_MODE_FILE;
+	c->cred_timeout_s = 1;
+	c->download = (struct fetchd_download){
+		.enable = false, .delay_s = 300, .delay_extra_s = 30, .max_mbps = 100,
+		.try_cnt = 5, .block_size = 262144,
+	};
+	c->exporter_port = 9863;
+	snprintf(c->exporter_uri, sizeof(c->exporter_uri), "/metrics");
+	c->exporter_update_ms = 60000;
+	snprintf(c->exporter_addr, sizeof(c->exporter_addr), "127.0.0.1");
+	c->prefetch_concurrency = 16;
 }
 
 /* ------------------------------------------------------------------------
@@ -304,12 +318,66 @@ static int get_uint(struct cfg_ctx *x, json_object *parent, const char *dotted, 
 static int get_uint_field(struct cfg_ctx *x, json_object *parent, const char *dotted,
 			  const char *key, unsigned int min, unsigned int max, unsigned int *out)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int rc = get_uint(x, parent, dotted, key, min, max, &v);
 
 	if (rc == 1)
 		*out = (unsigned int)v;
 	return rc;
+}
+
+static int get_bool(struct cfg_ctx *x, json_object *parent, const char *dotted, const char *key,
+		    bool *out)
+{
+	json_object *v;
+	int rc = member(x, parent, dotted, key, json_type_boolean, &v);
+
+	if (rc == 1)
+		*out = json_object_get_boolean(v);
+	return rc;
+}
+
+/* A finite number in [min, max] (integers accepted). */
+static int get_double(struct cfg_ctx *x, json_object *parent, const char *dotted,
+		      const char *key, double min, double max, double *out)
+{
+	json_object *v;
+	char g[64];
+	double d;
+	int rc = member(x, parent, dotted, key, json_type_double, &v);
+
+	if (rc <= 0)
+		return rc;
+	d = json_object_get_double(v);
+	if (!isfinite(d) || d < min || d > max)
+		return reg_errf(x->err, x->errlen, -EINVAL, "%s: expected a number from %g to %g, got %s",
+			       dotted, min, max, got(v, g, sizeof(g)));
+	*out = d;
+	return 1;
+}
+
+/* A table of unsigned int members of one object: key, bounds, offset in base. */
+struct uint_key {
+	const char *key;
+	unsigned int min, max;
+	size_t off;
+};
+
+static int get_uint_keys(struct cfg_ctx *x, json_object *o, const char *prefix,
+			 const struct uint_key *keys, size_t n, void *base)
+{
+	char dotted[256];
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned int *field = (unsigned int *)((char *)base + keys[i].off);
+
+		snprintf(dotted, sizeof(dotted), "%s.%s", prefix, keys[i].key);
+		rc = get_uint_field(x, o, dotted, keys[i].key, keys[i].min, keys[i].max, field);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -360,19 +428,52 @@ static int parse_cache(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 				       FETCHD_CACHE_GB_MAX, got(v, g, sizeof(g)));
 		c->cache_size_gb = gb;
 	}
-	return 0;
+	rc = get_double(x, o, "cacheConfig.minFreeGB", "minFreeGB", 0, FETCHD_CACHE_GB_MAX,
+			&c->min_free_gb);
+	if (rc < 0)
+		return rc;
+	rc = get_uint_field(x, o, "cacheConfig.evictIntervalMs", "evictIntervalMs", 100, 3600000,
+			    &c->evict_interval_ms);
+	if (rc < 0)
+		return rc;
+	rc = get_uint_field(x, o, "cacheConfig.evictGraceSec", "evictGraceSec", 0, 86400,
+			    &c->evict_grace_s);
+	return rc < 0 ? rc : 0;
 }
 
 /*
- * credentialConfig {mode, path} beats the legacy credentialFilePath, as in
- * the reference. Only mode "file" is implemented; the http/https/uds modes
- * ask a credential server, which fetchd does not do (yet).
+ * credentialConfig {mode, path, timeout, client_cert_path, client_key_path,
+ * server_ca_path} beats the legacy credentialFilePath, as in the reference.
+ * file: path is a cred.json; http/https: path is the credential server's
+ * URL; uds: path is its Unix socket (spec 6.4).
  */
+static int parse_cred_mode(struct cfg_ctx *x, json_object *o, struct fetchd_config *c)
+{
+	static const char *const names[] = {
+		[CRED_MODE_FILE] = "file", [CRED_MODE_HTTP] = "http",
+		[CRED_MODE_HTTPS] = "https", [CRED_MODE_UDS] = "uds",
+	};
+	json_object *mode;
+	char g[64];
+	int rc = member(x, o, "credentialConfig.mode", "mode", json_type_string, &mode);
+
+	if (rc <= 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(json_object_get_string(mode), names[i])) {
+			c->cred_mode = (enum fetchd_cred_mode)i;
+			return 0;
+		}
+	}
+	return reg_errf(x->err, x->errlen, -EINVAL,
+		       "credentialConfig.mode: expected \"file\", \"http\", \"https\" or \"uds\", got %s",
+		       got(mode, g, sizeof(g)));
+}
+
 static int parse_cred(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
 {
 	char path[PATH_MAX] = "";
-	json_object *o, *mode;
-	char g[64];
+	json_object *o;
 	int rc;
 
 	rc = get_str(x, root, "credentialFilePath", "credentialFilePath", c->cred_path,
@@ -382,20 +483,29 @@ static int parse_cred(struct cfg_ctx *x, json_object *root, struct fetchd_config
 	rc = sect(x, root, "credentialConfig", &o);
 	if (rc <= 0)
 		return rc;
-	rc = member(x, o, "credentialConfig.mode", "mode", json_type_string, &mode);
+	rc = parse_cred_mode(x, o, c);
 	if (rc < 0)
 		return rc;
-	if (rc == 1 && strcmp(json_object_get_string(mode), "file"))
-		return reg_errf(x->err, x->errlen, -EINVAL,
-			       "credentialConfig.mode: %s not supported (only \"file\")",
-			       got(mode, g, sizeof(g)));
-	rc = get_str(x, o, "credentialConfig.path", "path", path, sizeof(path), 0);
+	rc = get_str(x, o, "credentialConfig.path", "path", path, sizeof(path), STR_NOCTL);
 	if (rc < 0)
 		return rc;
 	/* mode "file" without a path: the reference then uses credentialFilePath */
 	if (rc == 1 && path[0])
 		memcpy(c->cred_path, path, strlen(path) + 1);
-	return 0;
+	if (c->cred_mode != CRED_MODE_FILE && (rc != 1 || !path[0]))
+		return reg_errf(x->err, x->errlen, -EINVAL,
+			       "credentialConfig.path: required for mode http, https and uds");
+	rc = get_uint_field(x, o, "credentialConfig.timeout", "timeout", 1, 60, &c->cred_timeout_s);
+	if (rc >= 0)
+		rc = get_str(x, o, "credentialConfig.client_cert_path", "client_cert_path",
+			     c->cred_client_cert, sizeof(c->cred_client_cert), 0);
+	if (rc >= 0)
+		rc = get_str(x, o, "credentialConfig.client_key_path", "client_key_path",
+			     c->cred_client_key, sizeof(c->cred_client_key), 0);
+	if (rc >= 0)
+		rc = get_str(x, o, "credentialConfig.server_ca_path", "server_ca_path",
+			     c->cred_server_ca, sizeof(c->cred_server_ca), 0);
+	return rc < 0 ? rc : 0;
 }
 
 static int parse_cert(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
@@ -439,23 +549,13 @@ static int parse_log(struct cfg_ctx *x, json_object *root, struct fetchd_config 
 
 static int parse_fetch(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
 {
-	static const struct {
-		const char *key, *dotted;
-		unsigned int min, max;
-		size_t off;
-	} keys[] = {
-		{ "requestTimeout", "fetchConfig.requestTimeout", 1, 3600,
-		  offsetof(struct fetchd_config, request_timeout_s) },
-		{ "connectTimeout", "fetchConfig.connectTimeout", 1, 600,
-		  offsetof(struct fetchd_config, connect_timeout_s) },
-		{ "maxRetries", "fetchConfig.maxRetries", 0, 100,
-		  offsetof(struct fetchd_config, max_retries) },
-		{ "maxConcurrent", "fetchConfig.maxConcurrent", 1, 1024,
-		  offsetof(struct fetchd_config, max_concurrent) },
-		{ "syncIntervalMs", "fetchConfig.syncIntervalMs", 1, 60000,
-		  offsetof(struct fetchd_config, sync_interval_ms) },
-		{ "readaheadMB", "fetchConfig.readaheadMB", 0, 64,
-		  offsetof(struct fetchd_config, readahead_mb) },
+	static const struct uint_key keys[] = {
+		{ "requestTimeout", 1, 3600, offsetof(struct fetchd_config, request_timeout_s) },
+		{ "connectTimeout", 1, 600, offsetof(struct fetchd_config, connect_timeout_s) },
+		{ "maxRetries", 0, 100, offsetof(struct fetchd_config, max_retries) },
+		{ "maxConcurrent", 1, 1024, offsetof(struct fetchd_config, max_concurrent) },
+		{ "syncIntervalMs", 1, 60000, offsetof(struct fetchd_config, sync_interval_ms) },
+		{ "readaheadMB", 0, 64, offsetof(struct fetchd_config, readahead_mb) },
 	};
 	json_object *o;
 	int rc;
@@ -463,14 +563,112 @@ static int parse_fetch(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 	rc = sect(x, root, "fetchConfig", &o);
 	if (rc <= 0)
 		return rc;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		unsigned int *field = (unsigned int *)((char *)c + keys[i].off);
+	rc = get_uint_keys(x, o, "fetchConfig", keys, sizeof(keys) / sizeof(keys[0]), c);
+	if (rc < 0)
+		return rc;
+	rc = get_str(x, o, "fetchConfig.proxy", "proxy", c->proxy, sizeof(c->proxy), STR_NOCTL);
+	if (rc >= 0)
+		rc = get_str(x, o, "fetchConfig.noProxy", "noProxy", c->no_proxy, sizeof(c->no_proxy),
+			     STR_NOCTL);
+	return rc < 0 ? rc : 0;
+}
 
-		rc = get_uint_field(x, o, keys[i].dotted, keys[i].key, keys[i].min, keys[i].max, field);
-		if (rc < 0)
-			return rc;
-	}
+int fetchd_download_parse(json_object *o, const char *prefix, struct fetchd_download *dl,
+			  char *err, size_t errlen)
+{
+	static const struct uint_key keys[] = {
+		{ "delay", 0, 86400 * 7, offsetof(struct fetchd_download, delay_s) },
+		{ "delayExtra", 0, 86400, offsetof(struct fetchd_download, delay_extra_s) },
+		{ "maxMBps", 0, 1u << 20, offsetof(struct fetchd_download, max_mbps) },
+		{ "tryCnt", 1, 100, offsetof(struct fetchd_download, try_cnt) },
+		{ "blockSize", FETCHD_DL_BLOCK_MIN, FETCHD_DL_BLOCK_MAX,
+		  offsetof(struct fetchd_download, block_size) },
+	};
+	struct cfg_ctx x = { .err = err, .errlen = errlen };
+	struct fetchd_download n = *dl;
+	char dotted[256];
+	int rc;
+
+	if (!json_object_is_type(o, json_type_object))
+		return reg_errf(err, errlen, -EINVAL, "%s: expected an object", prefix);
+	snprintf(dotted, sizeof(dotted), "%s.enable", prefix);
+	rc = get_bool(&x, o, dotted, "enable", &n.enable);
+	if (rc >= 0)
+		rc = get_uint_keys(&x, o, prefix, keys, sizeof(keys) / sizeof(keys[0]), &n);
+	if (rc < 0)
+		return rc;
+	if (n.block_size % FETCHD_DL_BLOCK_MIN)
+		return reg_errf(err, errlen, -EINVAL, "%s.blockSize: expected a multiple of %u, got %u",
+			       prefix, FETCHD_DL_BLOCK_MIN, n.block_size);
+	*dl = n;
 	return 0;
+}
+
+static int parse_download(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
+{
+	json_object *o;
+	int rc = sect(x, root, "download", &o);
+
+	if (rc <= 0)
+		return rc;
+	return fetchd_download_parse(o, "download", &c->download, x->err, x->errlen);
+}
+
+static int parse_exporter(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
+{
+	json_object *o;
+	int rc = sect(x, root, "exporterConfig", &o);
+
+	if (rc <= 0)
+		return rc;
+	rc = get_bool(x, o, "exporterConfig.enable", "enable", &c->exporter_enable);
+	if (rc >= 0)
+		rc = get_uint_field(x, o, "exporterConfig.port", "port", 1, 65535, &c->exporter_port);
+	if (rc >= 0)
+		rc = get_uint_field(x, o, "exporterConfig.updateInterval", "updateInterval", 100,
+				    3600000, &c->exporter_update_ms);
+	if (rc >= 0)
+		rc = get_str(x, o, "exporterConfig.uriPrefix", "uriPrefix", c->exporter_uri,
+			     sizeof(c->exporter_uri), STR_NONEMPTY | STR_NOCTL);
+	if (rc >= 0 && c->exporter_uri[0] != '/')
+		return reg_errf(x->err, x->errlen, -EINVAL,
+			       "exporterConfig.uriPrefix: expected a path starting with '/'");
+	if (rc >= 0)
+		rc = get_str(x, o, "exporterConfig.address", "address", c->exporter_addr,
+			     sizeof(c->exporter_addr), STR_NONEMPTY | STR_NOCTL);
+	return rc < 0 ? rc : 0;
+}
+
+static int parse_p2p(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
+{
+	json_object *o;
+	int rc = sect(x, root, "p2pConfig", &o);
+
+	if (rc <= 0)
+		return rc;
+	rc = get_bool(x, o, "p2pConfig.enable", "enable", &c->p2p_enable);
+	if (rc >= 0)
+		rc = get_str(x, o, "p2pConfig.address", "address", c->p2p_address,
+			     sizeof(c->p2p_address), STR_NOCTL);
+	if (rc < 0)
+		return rc;
+	if (c->p2p_enable && strncmp(c->p2p_address, "http://", 7) &&
+	    strncmp(c->p2p_address, "https://", 8))
+		return reg_errf(x->err, x->errlen, -EINVAL,
+			       "p2pConfig.address: expected an http:// or https:// URL when enabled");
+	return 0;
+}
+
+static int parse_prefetch(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
+{
+	json_object *o;
+	int rc = sect(x, root, "prefetchConfig", &o);
+
+	if (rc <= 0)
+		return rc;
+	rc = get_uint_field(x, o, "prefetchConfig.concurrency", "concurrency", 1, 1024,
+			    &c->prefetch_concurrency);
+	return rc < 0 ? rc : 0;
 }
 
 int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
@@ -511,6 +709,14 @@ int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
 		rc = 0;
 	if (!rc)
 		rc = parse_fetch(&x, root, n);
+	if (!rc)
+		rc = parse_download(&x, root, n);
+	if (!rc)
+		rc = parse_exporter(&x, root, n);
+	if (!rc)
+		rc = parse_p2p(&x, root, n);
+	if (!rc)
+		rc = parse_prefetch(&x, root, n);
 	if (!rc)
 		*c = *n;
 	free(n);

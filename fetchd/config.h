@@ -24,6 +24,26 @@
 #define FETCHD_CACHE_GB_MAX	1048576u	/* cacheConfig.cacheSizeGB: 1 PiB */
 #define FETCHD_JSON_MAX		(16u << 20)	/* fetchd_json_parse() input bound */
 
+/* download{} (spec 5.4), in overlaybd.json and per image in config.v1.json */
+struct fetchd_download {
+	bool enable;			/* enable, default false */
+	unsigned int delay_s;		/* delay: s before starting, default 300 */
+	unsigned int delay_extra_s;	/* delayExtra: plus rand() % this, default 30 */
+	unsigned int max_mbps;		/* maxMBps: MiB/s, 0 = unthrottled, default 100 */
+	unsigned int try_cnt;		/* tryCnt: attempts per blob, default 5 */
+	unsigned int block_size;	/* blockSize: bytes per request, 4 KiB multiple, default 262144 */
+};
+
+#define FETCHD_DL_BLOCK_MIN	4096u
+#define FETCHD_DL_BLOCK_MAX	(64u << 20)
+
+enum fetchd_cred_mode {		/* credentialConfig.mode */
+	CRED_MODE_FILE = 0,
+	CRED_MODE_HTTP,
+	CRED_MODE_HTTPS,
+	CRED_MODE_UDS,
+};
+
 enum fetchd_log_level {		/* logConfig.logLevel: 0 debug .. 4 fatal, as the reference */
 	LOG_LVL_DEBUG = 0,
 	LOG_LVL_INFO = 1,
@@ -32,14 +52,45 @@ enum fetchd_log_level {		/* logConfig.logLevel: 0 debug .. 4 fatal, as the refer
 	LOG_LVL_FATAL = 4,
 };
 
+struct json_object;
+
 struct fetchd_config {
 	/* cacheConfig */
 	char cache_dir[PATH_MAX];	/* cacheDir */
 	uint64_t refill_size;		/* refillSize: bytes, power of two, >= 4 KiB, <= 64 MiB;
 					 * default 262144 */
-	double cache_size_gb;		/* cacheSizeGB, default 4 (issue 8 enforces it) */
-	/* credentialConfig (mode "file" only), or legacy credentialFilePath */
-	char cred_path[PATH_MAX];	/* "" = anonymous only */
+	double cache_size_gb;		/* cacheSizeGB, default 4; fractions allowed */
+	/*
+	 * ours, for eviction (fetchd/evict.c):
+	 *   minFreeGB        evict while the cache's file system has less free (default 1; 0 off)
+	 *   evictIntervalMs  how often usage is checked (default 10000, the reference's 10 s)
+	 *   evictGraceSec    an entry used this recently is never evicted (default 60: obd
+	 *                    attach makes entries a moment before the table loads)
+	 */
+	double min_free_gb;
+	unsigned int evict_interval_ms;
+	unsigned int evict_grace_s;
+	/* credentialConfig, or legacy credentialFilePath */
+	enum fetchd_cred_mode cred_mode;	/* mode, default file */
+	char cred_path[PATH_MAX];	/* file: cred.json ("" = anonymous only);
+					 * http/https: server URL; uds: socket path */
+	unsigned int cred_timeout_s;	/* timeout, default 1 */
+	char cred_client_cert[PATH_MAX];	/* client_cert_path (https) */
+	char cred_client_key[PATH_MAX];	/* client_key_path (https) */
+	char cred_server_ca[PATH_MAX];	/* server_ca_path (https) */
+	/* download: background download defaults (an image's config.v1.json may override) */
+	struct fetchd_download download;
+	/* exporterConfig: Prometheus metrics (fetchd/exporter.c) */
+	bool exporter_enable;		/* enable, default false */
+	unsigned int exporter_port;	/* port, default 9863 */
+	char exporter_uri[256];		/* uriPrefix, default "/metrics" */
+	unsigned int exporter_update_ms;	/* updateInterval, ms, default 60000 */
+	char exporter_addr[64];		/* address: ours, default "127.0.0.1" */
+	/* p2pConfig: data GETs go to <address>/<actual url>, registry on failure */
+	bool p2p_enable;
+	char p2p_address[1024];
+	/* prefetchConfig */
+	unsigned int prefetch_concurrency;	/* concurrency, default 16 */
 	/* certConfig: TLS client certificate; caFile is ours (private registry CA) */
 	char cert_file[PATH_MAX];	/* certFile */
 	char key_file[PATH_MAX];	/* keyFile */
@@ -55,6 +106,8 @@ struct fetchd_config {
 	 *   maxConcurrent   HTTP transfers at once (default 32)
 	 *   syncIntervalMs  durability batch: fdatasync + bitmap every this many ms (default 100)
 	 *   readaheadMB     largest sequential readahead window, MiB; 0 turns it off (default 8)
+	 *   proxy           libcurl's CURLOPT_PROXY for registry GETs ("" = none, default)
+	 *   noProxy         libcurl's CURLOPT_NOPROXY
 	 */
 	unsigned int request_timeout_s;
 	unsigned int connect_timeout_s;
@@ -62,6 +115,8 @@ struct fetchd_config {
 	unsigned int max_concurrent;
 	unsigned int sync_interval_ms;
 	unsigned int readahead_mb;
+	char proxy[1024];
+	char no_proxy[1024];
 };
 
 void fetchd_config_defaults(struct fetchd_config *c);
@@ -80,6 +135,14 @@ int fetchd_config_parse(const char *json, size_t len, struct fetchd_config *c,
 			char *err, size_t errlen);
 
 /*
+ * A download{} object (o) over the defaults in *dl; prefix names it in
+ * errors ("download", "<config.v1.json>: download"). 0 or -EINVAL. Shared
+ * with obd attach, which reads an image's own download{}.
+ */
+int fetchd_download_parse(struct json_object *o, const char *prefix, struct fetchd_download *dl,
+			  char *err, size_t errlen);
+
+/*
  * Defaults, then the file at path. must_exist false: a missing file means
  * the defaults (the default path need not exist). Errors name the file:
  * "<path>: <key>: <what>". 0 or -errno.
@@ -95,7 +158,6 @@ int fetchd_config_load(const char *path, bool must_exist, struct fetchd_config *
  * 0, or -EINVAL with err "invalid JSON at offset N: <why>" (never quoting
  * the input: it may be cred.json). -ENOMEM.
  */
-struct json_object;
 int fetchd_json_parse(const char *text, size_t len, struct json_object **out, char *err,
 		      size_t errlen);
 

@@ -221,11 +221,40 @@ static int match_auths(json_object *root, const struct reg_url *u, struct reg_cr
 	return rc;
 }
 
-int cred_match_json(const char *json, size_t len, const char *url, struct reg_cred *cred,
-		    char *err, size_t errlen)
+/*
+ * A credential server's answer: {"traceId":..,"success":true,"data":{...}},
+ * data holding what cred.json holds: *data, or an error (-EACCES: refused).
+ * traceId (not a secret) goes into the error, cut and cleaned: it is what
+ * the server's operators look up.
+ */
+static int answer_data(json_object *root, json_object **data, char *err, size_t errlen)
 {
+	json_object *v;
+	char tb[80], trace[100] = "";
+
+	if (!json_object_is_type(root, json_type_object))
+		return reg_errf(err, errlen, -EINVAL, "answer: expected an object");
+	if (json_object_object_get_ex(root, "traceId", &v) && !json_object_is_type(v, json_type_null))
+		snprintf(trace, sizeof(trace), " (traceId %s)",
+			 key_name(json_object_get_string(v), tb, sizeof(tb)));
+	if (!json_object_object_get_ex(root, "success", &v) ||
+	    !json_object_is_type(v, json_type_boolean))
+		return reg_errf(err, errlen, -EINVAL, "answer: no boolean \"success\"%s", trace);
+	if (!json_object_get_boolean(v))
+		return reg_errf(err, errlen, -EACCES, "answer: success is false%s", trace);
+	if (!json_object_object_get_ex(root, "data", data) ||
+	    !json_object_is_type(*data, json_type_object))
+		return reg_errf(err, errlen, -EINVAL, "answer: success without a \"data\" object%s",
+				trace);
+	return 0;
+}
+
+/* server: match data of the answer, else the whole text as cred.json. */
+static int match_text(const char *json, size_t len, const char *url, bool server,
+		      struct reg_cred *cred, char *err, size_t errlen)
+{
+	json_object *root, *holder = NULL;
 	struct reg_url u;
-	json_object *root;
 	char uerr[256];
 	int rc;
 
@@ -236,12 +265,33 @@ int cred_match_json(const char *json, size_t len, const char *url, struct reg_cr
 	rc = fetchd_json_parse(json, len, &root, err, errlen);
 	if (rc)
 		return rc;
-	rc = match_auths(root, &u, cred, err, errlen);
+	if (server)
+		rc = answer_data(root, &holder, err, errlen);
+	else
+		holder = root;
+	if (!rc)
+		rc = match_auths(holder, &u, cred, err, errlen);
 	if (rc)
 		cred_wipe(cred);
+	/* a server's data may hold secrets even when the answer is refused */
 	wipe_tree(root);
+	if (server && json_object_is_type(root, json_type_object) &&
+	    json_object_object_get_ex(root, "data", &holder))
+		wipe_tree(holder);
 	json_object_put(root);
 	return rc;
+}
+
+int cred_match_json(const char *json, size_t len, const char *url, struct reg_cred *cred,
+		    char *err, size_t errlen)
+{
+	return match_text(json, len, url, false, cred, err, errlen);
+}
+
+int cred_match_answer(const char *json, size_t len, const char *url, struct reg_cred *cred,
+		      char *err, size_t errlen)
+{
+	return match_text(json, len, url, true, cred, err, errlen);
 }
 
 int cred_lookup(const char *path, const char *url, struct reg_cred *cred, char *err,

@@ -27,6 +27,16 @@ struct reg_cred {
 int cred_match_json(const char *json, size_t len, const char *url, struct reg_cred *cred,
 		    char *err, size_t errlen);
 
+/*
+ * The same for a credential server's answer (modes http, https, uds; spec
+ * 6.4): {"traceId": .., "success": true, "data": { "auths": {...} }}, data
+ * matched exactly as cred.json is. -EACCES when success is false, -EINVAL
+ * when the answer is not of that shape; err names the traceId, never a
+ * secret.
+ */
+int cred_match_answer(const char *json, size_t len, const char *url, struct reg_cred *cred,
+		      char *err, size_t errlen);
+
 /* Read path (re-read on every call: credentials may change) and match. A
  * missing file is anonymous; "" path is anonymous. Errors name the file. */
 int cred_lookup(const char *path, const char *url, struct reg_cred *cred, char *err,

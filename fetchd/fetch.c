@@ -46,18 +46,33 @@ static void fetch_free(struct fetchd *d, struct fetch *f)
 		free(f->buf);
 		d->mem_in_use -= f->len;
 	}
-	if (f->has_slot)
-		d->nactive--;
+	fetch_release_slot(d, f);
 	d->nfetches--;
 	b->fetches--;
 	free(f);
 	blob_maybe_free(d, b);
 }
 
+void fetch_release_slot(struct fetchd *d, struct fetch *f)
+{
+	if (!f->has_slot)
+		return;
+	f->has_slot = false;
+	d->nactive--;
+	d->nbg_active -= f->background && !f->prefetch;
+	d->npf_active -= f->prefetch;
+}
+
 /* Tell every waiting request; err 0 means [f->off, +f->len) is present. */
 static void fetch_finish(struct fetchd *d, struct fetch *f, int err)
 {
 	struct list *p, *t;
+
+	/* nobody's DONE will carry this range: tell the kernel it is there */
+	if (!err && list_empty(&f->attached))
+		chan_send_have(d, f->blob, f->off, f->len);
+	if (f->on_done)
+		f->on_done(d, f, err);
 
 	list_for_each_safe(p, t, &f->attached) {
 		struct attach *a = container_of(p, struct attach, node);
@@ -172,12 +187,47 @@ int64_t fetch_next_due(struct fetchd *d)
 	return due;
 }
 
+#define BG_SCAN_MAX	64	/* background fetches looked at per pick */
+
+/*
+ * The next queued fetch to start: misses first; background ones only when
+ * none waits, the oldest whose class (prefetch, download) has room.
+ */
+static struct fetch *fetch_next_queued(struct fetchd *d)
+{
+	bool pf_room = d->npf_active < d->cfg.prefetch_concurrency;
+	bool dl_room = d->nbg_active < FETCHD_BG_MAX_ACTIVE;
+	struct list *p;
+	unsigned int n = 0;
+
+	if (!list_empty(&d->queue))
+		return container_of(d->queue.next, struct fetch, node);
+	for (p = d->bg_queue.next; p != &d->bg_queue && n < BG_SCAN_MAX; p = p->next, n++) {
+		struct fetch *f = container_of(p, struct fetch, node);
+
+		if (f->prefetch ? pf_room : dl_room)
+			return f;
+	}
+	return NULL;
+}
+
+/* A miss waits for a queued background fetch: it runs as a miss's now. */
+static void fetch_promote(struct fetchd *d, struct fetch *f)
+{
+	if (!f->background || f->state != F_QUEUED || f->has_slot)
+		return;
+	list_del(&f->node);
+	list_add_tail(&f->node, &d->queue);
+	f->background = f->prefetch = false;
+	d->st.fetch_promoted++;
+}
+
 /* Start queued fetches while there are transfer slots and buffer memory. */
 void fetch_pump(struct fetchd *d)
 {
-	while (!list_empty(&d->queue) && d->nactive < d->cfg.max_concurrent && !d->stopping) {
-		struct fetch *f = container_of(d->queue.next, struct fetch, node);
+	struct fetch *f;
 
+	while (d->nactive < d->cfg.max_concurrent && !d->stopping && (f = fetch_next_queued(d))) {
 		if (d->nactive && d->mem_in_use + f->len > FETCHD_MEM_BUDGET)
 			break;
 		list_del(&f->node);
@@ -194,6 +244,8 @@ void fetch_pump(struct fetchd *d)
 		d->mem_in_use += f->len;
 		f->has_slot = true;
 		d->nactive++;
+		d->nbg_active += f->background && !f->prefetch;
+		d->npf_active += f->prefetch;
 		if (reg_start(d, f))
 			fetch_fail(d, f, -EIO);
 	}
@@ -269,7 +321,8 @@ static struct fetch *fetch_new(struct fetchd *d, struct blob *b, uint64_t off, u
  * a blob never overlap each other (each new one fills a gap), so one walk
  * over the sorted list does it.
  */
-static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, uint64_t end)
+static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, uint64_t end,
+		 bool prefetch)
 {
 	struct list *p = b->flist.next;
 	struct fetch *f;
@@ -286,6 +339,8 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 		if (f && f->off <= cur) {
 			if (r && attach(f, r))
 				return -ENOMEM;
+			if (r && !prefetch)
+				fetch_promote(d, f);
 			d->st.fetch_merged += r != NULL;
 			cur = f->off + f->len;
 			continue;
@@ -298,6 +353,12 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 		f = fetch_new(d, b, cur, gap_end - cur);
 		if (!f)
 			return -ENOMEM;
+		if (prefetch) {
+			/* behind the misses: fetch_new put it on their queue */
+			list_del(&f->node);
+			list_add_tail(&f->node, &d->bg_queue);
+			f->background = f->prefetch = true;
+		}
 		if (!r)
 			d->st.ahead_fetches++;
 		else if (attach(f, r))
@@ -318,6 +379,49 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
  * miss elsewhere resets it. Readahead fetches queue behind the misses
  * already waiting, and only while the fetch table has room.
  */
+struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len,
+			       fetch_done_fn fn, void *owner, uint64_t *next_off)
+{
+	uint64_t end = off + len < b->size ? off + len : b->size, stop;
+	struct list *p;
+	struct fetch *f;
+
+	while (off < end && granule_present(b, off))
+		off += OBD_GRANULE_SIZE;
+	*next_off = off < end ? off : end;
+	if (off >= end || d->nfetches >= FETCHD_MAX_FETCHES)
+		return NULL;
+	/* in flight already (a miss got there first): look after it */
+	for (p = b->flist.next; p != &b->flist; p = p->next) {
+		f = container_of(p, struct fetch, bnode);
+		if (f->off <= off && f->off + f->len > off) {
+			*next_off = f->off + f->len;
+			return NULL;
+		}
+		if (f->off > off) {
+			if (f->off < end)
+				end = f->off;
+			break;
+		}
+	}
+	stop = off;
+	while (stop < end && !granule_present(b, stop))
+		stop += OBD_GRANULE_SIZE;
+	if (stop > end)
+		stop = end;
+	f = fetch_new(d, b, off, stop - off);
+	if (!f)
+		return NULL;
+	/* behind the misses: fetch_new put it on the miss queue */
+	list_del(&f->node);
+	list_add_tail(&f->node, &d->bg_queue);
+	f->background = true;
+	f->on_done = fn;
+	f->owner = owner;
+	*next_off = stop;
+	return f;
+}
+
 static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t we)
 {
 	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
@@ -341,12 +445,13 @@ static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t
 	we = b->ahead_end;
 	while (we < end && granule_present(b, we))
 		we += OBD_GRANULE_SIZE;
-	if (we < end && !cover(d, b, NULL, we, end))
+	if (we < end && !cover(d, b, NULL, we, end, false))
 		b->ahead_end = end;
 }
 
-void fetch_read(struct fetchd *d, struct req *r, bool refetch)
+void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 {
+	bool refetch = flags & OBD_READ_F_REFETCH, prefetch = flags & OBD_READ_F_PREFETCH;
 	struct blob *b = r->blob;
 	uint64_t end = r->off + r->len, R = d->cfg.refill_size, ws, we;
 	int ret;
@@ -362,7 +467,8 @@ void fetch_read(struct fetchd *d, struct req *r, bool refetch)
 		r->done_off = r->off;
 		r->done_end = end;
 		/* a stream reading what readahead brought: keep the window ahead */
-		fetch_ahead(d, b, r->off, end);
+		if (!prefetch)
+			fetch_ahead(d, b, r->off, end);
 		return req_complete(d, r);
 	}
 	ws = align_down(r->off, R);
@@ -379,8 +485,11 @@ void fetch_read(struct fetchd *d, struct req *r, bool refetch)
 	/* the request waits on one extra "wait" while we attach it, so an
 	 * attach failing halfway cannot complete it under our feet */
 	r->waits++;
-	ret = cover(d, b, r, ws, we);
-	if (!ret)
+	if (prefetch)
+		d->st.reads_prefetch++;
+	ret = cover(d, b, r, ws, we, prefetch);
+	/* a prefetch is no stream: no readahead behind it */
+	if (!ret && !prefetch)
 		fetch_ahead(d, b, r->off, we);
 	if (ret) {
 		pr_err("blob %llu: READ %llu: %s", (unsigned long long)b->id,

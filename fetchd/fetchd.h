@@ -41,6 +41,7 @@
 #define FETCHD_SHUTDOWN_GRACE_MS 3000
 #define FETCHD_RING_MAX_INFLIGHT 256
 #define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
+#define FETCHD_BG_MAX_ACTIVE	2	/* background fetches at once: misses keep the other slots */
 
 /*----- intrusive doubly-linked list ------------------------------------*/
 struct list {
@@ -88,10 +89,37 @@ struct fetchd_stats {
 	uint64_t fsyncs, verify_ok, verify_bad;
 	uint64_t ahead_fetches;		/* fetches made by sequential readahead */
 	uint64_t handed_back;		/* left unanswered at exit for the next daemon */
+	uint64_t haves;			/* HAVE messages sent (ranges filled without a miss) */
+	uint64_t reads_prefetch;	/* READs flagged OBD_READ_F_PREFETCH */
+	uint64_t fetch_promoted;	/* background fetches a miss then waited for */
+	/* background download (download.c) */
+	uint64_t dl_bytes;		/* bytes fetched by it */
+	uint64_t dl_blobs_done;		/* blobs it completed and verified */
+	uint64_t dl_attempts_bad;	/* attempts that ended in a digest mismatch */
+	uint64_t dl_blobs_failed;	/* blobs that used up tryCnt */
+	/* eviction (evict.c) */
+	uint64_t evictions, evicted_bytes, evict_runs;
+	uint64_t p2p_requests, p2p_fallbacks;	/* data GETs through the peer; peer failed */
+};
+
+/*
+ * Gauges: what is true now, for the exporter and the exit summary.
+ * Set by their owners; read by exporter.c.
+ */
+struct fetchd_gauges {
+	uint64_t cache_bytes;		/* on disk in cacheDir (evict.c's last scan) */
+	uint64_t cache_limit;		/* cacheSizeGB in bytes */
+	uint64_t cache_entries;
+	uint64_t fs_free_bytes;		/* free on the cache's file system */
+	uint64_t blobs_complete;	/* open blobs with every byte present */
+	uint64_t dl_total_bytes;	/* bytes of the blobs the download queue holds */
+	uint64_t dl_present_bytes;	/* ... of which present */
+	uint64_t dl_queued;		/* blobs waiting for or in background download */
 };
 
 /*----- objects -----------------------------------------------------------*/
 struct fetch;
+struct fetchd;
 
 /*
  * A request status meaning "not answered: the kernel sends it again to the
@@ -106,6 +134,8 @@ struct blob {
 	uint64_t size;
 	uint8_t digest[OBD_SHA256_LEN];
 	char path[OBD_MSG_PATH_MAX];
+	uint64_t ino;			/* the cache file the kernel has open (OPEN) */
+	uint32_t dev;
 	char url[OBD_CACHE_URL_MAX];
 	bool opened;			/* ce is valid */
 	bool broken;			/* READs get -EIO, reason logged */
@@ -134,6 +164,9 @@ struct blob {
 	/* sha256 check once everything is present */
 	bool verify_inflight;
 	bool verified;
+	bool complete;			/* OBD_CACHE_F_COMPLETE is on disk */
+	bool want_complete;		/* verified: set the flag once every bit is durable */
+	struct dl_job *dl;		/* download.c's job for it, if any */
 	uint64_t verify_off;
 	uint64_t verify_gen;
 	void *verify_ctx;		/* EVP_MD_CTX */
@@ -145,6 +178,7 @@ struct req {
 	uint64_t blob_id;		/* for the DONE: the blob may be gone by then */
 	struct blob *blob;
 	uint64_t off, len;		/* requested */
+	int64_t t_start_ms;		/* when it came in: latency */
 	uint64_t done_off, done_end;	/* hull of what the fetches brought */
 	unsigned int waits;		/* fetches still to complete */
 	int status;			/* first error seen */
@@ -166,7 +200,9 @@ enum fetch_state {
 	F_WRITING,			/* ring write of the body in flight */
 };
 
-enum xfer_kind { X_DATA, X_TOKEN };
+/* X_CRED: a credential server request (credq.c); X_PROBE: the auth/redirect
+ * probe before a data GET goes to the P2P peer (spec 6.3) */
+enum xfer_kind { X_DATA, X_TOKEN, X_CRED, X_PROBE };
 
 /* One curl easy transfer: a data GET attempt or a token GET. */
 struct xfer {
@@ -183,13 +219,19 @@ struct xfer {
 	uint64_t body_cap, body_len;
 	bool overflow;			/* more body than asked */
 	bool sent_authz;
+	bool via_peer;			/* X_DATA sent to the P2P peer */
+	bool peer_trial;		/* ... as the one probe of a peer backed off */
 	struct fetch *fetch;		/* X_DATA, or the fetch a token is for */
 	struct blob *blob;		/* X_TOKEN */
 	char url[OBD_CACHE_URL_MAX];	/* this hop */
 };
 
+struct fetch;
+/* Told when a background fetch ends: err 0, its range is in the page cache. */
+typedef void (*fetch_done_fn)(struct fetchd *d, struct fetch *f, int err);
+
 struct fetch {
-	struct list node;		/* fetchd.queue / .backoff / .active / .writing / blob auth_wait */
+	struct list node;		/* fetchd.queue / .bg_queue / .backoff / .active / .writing / blob auth_wait */
 	struct list all;		/* fetchd.fetches */
 	struct list bnode;		/* blob.flist */
 	bool has_slot;			/* counted in fetchd.nactive */
@@ -197,6 +239,10 @@ struct fetch {
 	uint64_t off, len;
 	enum fetch_state state;
 	struct list attached;		/* struct attach */
+	bool background;		/* download/prefetch: only when no miss waits */
+	bool prefetch;			/* ... a prefetch (trace replay): its own cap */
+	fetch_done_fn on_done;		/* background: its owner */
+	void *owner;
 	unsigned int attempts;		/* HTTP attempts (retries + 1) */
 	unsigned int auth_rounds;	/* authentications after a 401/403 */
 	unsigned int hops;		/* redirects in this attempt */
@@ -206,6 +252,7 @@ struct fetch {
 	struct xfer *x;			/* F_ACTIVE */
 	char cur_url[OBD_CACHE_URL_MAX];	/* after redirects */
 	bool cross_host;		/* a redirect left the blob's host: no Authorization */
+	bool p2p_skip;			/* this attempt bypasses the P2P peer (it failed) */
 	/* what to say when it fails */
 	long last_status;
 	CURLcode last_curl;
@@ -224,7 +271,24 @@ struct ring_op {
 	uint64_t len, done;
 };
 
-enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK };
+enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK, EP_WATCH };
+
+/*
+ * An fd of another part of the daemon (the exporter's sockets) in the one
+ * epoll set: fn runs for its events. Slots are few and fixed.
+ */
+#define FETCHD_MAX_WATCHES	64
+struct fetchd;
+typedef void (*loop_watch_fn)(struct fetchd *d, void *ctx, int fd, uint32_t events);
+struct loop_watch {
+	int fd;				/* -1: free */
+	loop_watch_fn fn;
+	void *ctx;
+};
+
+struct exporter;
+struct download;
+struct evict;
 
 struct fetchd {
 	struct fetchd_config cfg;
@@ -247,7 +311,10 @@ struct fetchd {
 	unsigned int nreqs;
 	struct req *outq_head, *outq_tail;	/* DONEs the channel had no room for */
 	struct list fetches;		/* every fetch */
-	struct list queue;		/* F_QUEUED, FIFO */
+	struct list queue;		/* F_QUEUED, FIFO: misses and readahead */
+	struct list bg_queue;		/* F_QUEUED background fetches, behind queue */
+	unsigned int nbg_active;	/* download fetches holding a slot */
+	unsigned int npf_active;	/* prefetch fetches holding a slot (prefetchConfig.concurrency) */
 	struct list backoff;		/* F_BACKOFF */
 	unsigned int nfetches, nactive;
 	uint64_t mem_in_use;
@@ -256,6 +323,11 @@ struct fetchd {
 	int64_t next_sync_ms;		/* 0 = nothing dirty */
 	uint64_t fetch_chunk;		/* largest fetch */
 	struct fetchd_stats st;
+	struct fetchd_gauges g;
+	struct loop_watch watches[FETCHD_MAX_WATCHES];
+	struct exporter *exp;		/* exporter.c, NULL when disabled */
+	struct download *dl;		/* download.c */
+	struct evict *ev;		/* evict.c */
 };
 
 extern struct fetchd *fd_g;
@@ -266,6 +338,30 @@ int loop_init(struct fetchd *d);
 int loop_run(struct fetchd *d);
 void loop_fini(struct fetchd *d);
 void loop_update_chan_events(struct fetchd *d);
+/* fd into the loop; the slot (>= 0) or -errno (no slot free: -EMFILE). */
+int loop_watch_add(struct fetchd *d, int fd, uint32_t events, loop_watch_fn fn, void *ctx);
+int loop_watch_mod(struct fetchd *d, int slot, uint32_t events);
+void loop_watch_del(struct fetchd *d, int slot);	/* does not close the fd */
+
+/*----- exporter.c: Prometheus metrics (exporterConfig) ------------------*/
+int exporter_init(struct fetchd *d);		/* 0 when disabled too */
+void exporter_fini(struct fetchd *d);
+int64_t exporter_tick(struct fetchd *d);	/* next due ms, 0 = none */
+void metrics_observe_latency(struct fetchd *d, int64_t ms, int status);
+
+/*----- download.c: background download (download{}) -----------------------*/
+int download_init(struct fetchd *d);
+void download_fini(struct fetchd *d);
+void download_blob_opened(struct fetchd *d, struct blob *b);
+void download_blob_closed(struct fetchd *d, struct blob *b);
+void download_blob_verified(struct fetchd *d, struct blob *b, bool ok);
+int64_t download_tick(struct fetchd *d);	/* next due ms, 0 = none */
+
+/*----- evict.c: cacheSizeGB and the free-disk floor ----------------------*/
+int evict_init(struct fetchd *d);
+void evict_fini(struct fetchd *d);
+int64_t evict_tick(struct fetchd *d);		/* next due ms, 0 = none */
+void evict_note_written(struct fetchd *d, uint64_t bytes);
 
 /*----- channel.c ---------------------------------------------------------*/
 int chan_open(struct fetchd *d);
@@ -275,11 +371,12 @@ void chan_flush_out(struct fetchd *d);
 /* Answer req (exactly once) and free it. */
 void req_complete(struct fetchd *d, struct req *r);
 void chan_fail_all_reqs(struct fetchd *d, int status);
+void chan_send_have(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len);
 
 /*----- cache.c -----------------------------------------------------------*/
 struct blob *blob_find(struct fetchd *d, uint64_t id);
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
-	       const char *path);
+	       const char *path, uint64_t ino, uint32_t dev);
 void blob_close(struct fetchd *d, struct blob *b);
 void blob_maybe_free(struct fetchd *d, struct blob *b);
 void blob_free_all(struct fetchd *d);
@@ -290,10 +387,12 @@ void cache_reap(struct fetchd *d);
 void cache_sync_due(struct fetchd *d, bool force);
 bool cache_busy(struct fetchd *d);
 void cache_final_sync(struct fetchd *d);
+/* Verified: mark the entry complete once every bit is durable (now or after the sync). */
+void cache_try_complete(struct fetchd *d, struct blob *b);
 void ring_flush_wait(struct fetchd *d);
 
 /*----- fetch.c -----------------------------------------------------------*/
-void fetch_read(struct fetchd *d, struct req *r, bool refetch);
+void fetch_read(struct fetchd *d, struct req *r, uint32_t flags);
 void fetch_pump(struct fetchd *d);
 void fetch_written(struct fetchd *d, struct fetch *f, int err);
 void fetch_fail(struct fetchd *d, struct fetch *f, int err);
@@ -302,6 +401,16 @@ void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char 
 void fetch_backoff_due(struct fetchd *d);
 int64_t fetch_next_due(struct fetchd *d);
 void fetch_abort_all(struct fetchd *d);
+/* The transfer is over (the body is being written): its slot goes to the next. */
+void fetch_release_slot(struct fetchd *d, struct fetch *f);
+/*
+ * A background fetch of the first stretch of [off, off + len) of b that is
+ * neither present nor in flight, at most len bytes: queued behind every
+ * miss. NULL when there is nothing to fetch there now (*next_off: where to
+ * look next) or no memory.
+ */
+struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len,
+			       fetch_done_fn fn, void *owner, uint64_t *next_off);
 
 /*----- registry.c --------------------------------------------------------*/
 int reg_init(struct fetchd *d);

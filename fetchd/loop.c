@@ -7,7 +7,9 @@
  *   ring_efd              io_uring_register_eventfd: CQEs are ready
  *   sig_fd                SIGTERM, SIGINT (blocked, read as data)
  *   tick_tfd              one-shot: the next backoff retry, durability
- *                         batch or shutdown deadline, re-armed every turn
+ *                         batch, download/eviction/exporter step or
+ *                         shutdown deadline, re-armed every turn
+ *   watches               other parts' fds (the exporter's sockets)
  */
 #include <errno.h>
 #include <signal.h>
@@ -64,6 +66,52 @@ void loop_update_chan_events(struct fetchd *d)
 		pr_err("epoll_ctl channel: %s", strerror(errno));
 	d->chan_in_epoll = want_in;
 	d->chan_out_wanted = want_out;
+}
+
+int loop_watch_add(struct fetchd *d, int fd, uint32_t events, loop_watch_fn fn, void *ctx)
+{
+	struct epoll_event ev = { .events = events };
+	int i;
+
+	for (i = 0; i < FETCHD_MAX_WATCHES; i++)
+		if (d->watches[i].fd < 0)
+			break;
+	if (i == FETCHD_MAX_WATCHES)
+		return -EMFILE;
+	ev.data.u64 = EP_DATA(EP_WATCH, i);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	d->watches[i] = (struct loop_watch){ .fd = fd, .fn = fn, .ctx = ctx };
+	return i;
+}
+
+int loop_watch_mod(struct fetchd *d, int slot, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = EP_DATA(EP_WATCH, slot) };
+
+	if (slot < 0 || slot >= FETCHD_MAX_WATCHES || d->watches[slot].fd < 0)
+		return -EINVAL;
+	return epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->watches[slot].fd, &ev) < 0 ? -errno : 0;
+}
+
+void loop_watch_del(struct fetchd *d, int slot)
+{
+	if (slot < 0 || slot >= FETCHD_MAX_WATCHES || d->watches[slot].fd < 0)
+		return;
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->watches[slot].fd, NULL);
+	d->watches[slot].fd = -1;
+}
+
+static void on_watch(struct fetchd *d, int slot, uint32_t events)
+{
+	struct loop_watch *w;
+
+	if (slot < 0 || slot >= FETCHD_MAX_WATCHES)
+		return;
+	w = &d->watches[slot];
+	/* deleted earlier in this batch of events */
+	if (w->fd >= 0)
+		w->fn(d, w->ctx, w->fd, events);
 }
 
 static int make_timerfd(struct fetchd *d, enum ep_tag tag)
@@ -145,10 +193,13 @@ int loop_init(struct fetchd *d)
 	list_init(&d->blobs);
 	list_init(&d->fetches);
 	list_init(&d->queue);
+	list_init(&d->bg_queue);
 	list_init(&d->backoff);
 	list_init(&d->ring_wait);
 	for (i = 0; i < sizeof(d->req_hash) / sizeof(d->req_hash[0]); i++)
 		list_init(&d->req_hash[i]);
+	for (i = 0; i < FETCHD_MAX_WATCHES; i++)
+		d->watches[i].fd = -1;
 	/* the biggest single fetch: refillSize, at least a few MiB */
 	d->fetch_chunk = d->cfg.refill_size;
 	while (d->fetch_chunk < FETCHD_FETCH_MIN_CHUNK)
@@ -166,11 +217,18 @@ int loop_init(struct fetchd *d)
 		return -1;
 	if (make_ring(d))
 		return -1;
-	return reg_init(d);
+	if (reg_init(d))
+		return -1;
+	if (evict_init(d) || download_init(d) || exporter_init(d))
+		return -1;
+	return 0;
 }
 
 void loop_fini(struct fetchd *d)
 {
+	exporter_fini(d);
+	download_fini(d);
+	evict_fini(d);
 	blob_free_all(d);
 	reg_fini(d);
 	if (d->ring_ok)
@@ -277,6 +335,9 @@ static void on_event(struct fetchd *d, const struct epoll_event *ev)
 	case EP_CURL_SOCK:
 		on_curl_sock(d, fd, ev->events);
 		break;
+	case EP_WATCH:
+		on_watch(d, fd, ev->events);
+		break;
 	}
 }
 
@@ -302,22 +363,34 @@ static bool stop_step(struct fetchd *d)
 	return true;
 }
 
+/* The periodic parts: each does what is due and says when it is next. */
+static int64_t services_tick(struct fetchd *d)
+{
+	int64_t due = evict_tick(d);
+
+	due = earliest(due, download_tick(d));
+	return earliest(due, exporter_tick(d));
+}
+
 int loop_run(struct fetchd *d)
 {
 	struct epoll_event evs[64];
+	int64_t svc_due;
 	int n, i;
 
 	for (;;) {
 		if ((d->stopping || d->chan_eof) && stop_step(d))
 			break;
+		svc_due = d->stopping ? 0 : services_tick(d);
 		fetch_backoff_due(d);
 		fetch_pump(d);
 		cache_sync_due(d, false);
 		ring_flush_wait(d);
 		io_uring_submit(&d->ring);
 		loop_update_chan_events(d);
-		arm_tick(d, earliest(earliest(fetch_next_due(d), d->next_sync_ms),
-				     d->stop_deadline_ms ? d->stop_deadline_ms : 0));
+		arm_tick(d, earliest(earliest(earliest(fetch_next_due(d), d->next_sync_ms),
+					      d->stop_deadline_ms ? d->stop_deadline_ms : 0),
+				     svc_due));
 		n = epoll_wait(d->epfd, evs, 64, d->stopping ? 100 : -1);
 		if (n < 0) {
 			if (errno == EINTR)

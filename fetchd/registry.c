@@ -6,9 +6,18 @@
  * range) with exactly that many body bytes. Redirects are followed here,
  * not by curl, so the Authorization header can be dropped when the host
  * changes. Auth (spec 6.3): anonymous first; a 401/403 with a challenge
- * gets credentials (re-read from cred.json every time), Basic directly or
+ * gets credentials (credq.c: cred.json re-read every time, or a credential
+ * server asked on the multi handle, its answer cached), Basic directly or
  * a Bearer token from the realm (cached per scope until it expires), and
- * one retry; a second refusal fails the fetch with EACCES.
+ * one retry; a second refusal fails the fetch with EACCES. A blob known to
+ * need auth authenticates before its GETs.
+ *
+ * P2P (p2p.c): with p2pConfig enabled, a data GET goes to the peer as
+ * "<address>/<actual url>": a probe (Range 0-0, to the registry) first
+ * resolves auth and the redirect, cached per blob URL; a peer GET that
+ * fails is made again to the registry at once (same attempt, counted in
+ * p2p_fallbacks). Token, probe and credential requests never go to the
+ * peer. Every transfer gets fetchConfig.proxy / noProxy (reg_curl_proxy).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,8 +27,8 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
-#include "fetchd.h"
-#include "cred.h"
+#include "registry.h"
+#include "cred_server.h"
 
 #define TOKEN_CACHE_SLOTS	16
 #define TOKEN_MIN_TTL_S		10
@@ -91,16 +100,25 @@ int reg_init(struct fetchd *d)
 	return 0;
 }
 
-static void xfer_free(struct fetchd *d, struct xfer *x)
+void xfer_free(struct fetchd *d, struct xfer *x)
 {
 	list_del(&x->node);
 	if (x->easy) {
 		curl_multi_remove_handle(d->multi, x->easy);
 		curl_easy_cleanup(x->easy);
 	}
-	curl_slist_free_all(x->hdrs);	/* may hold an Authorization value */
-	if (x->kind == X_TOKEN)
+	for (struct curl_slist *h = x->hdrs; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));	/* an Authorization value */
+	curl_slist_free_all(x->hdrs);
+	if (x->kind == X_TOKEN || x->kind == X_CRED) {	/* a token, credentials */
+		if (x->body)
+			explicit_bzero(x->body, x->body_cap);
 		free(x->body);
+	}
+	if (x->kind == X_CRED)
+		credq_xfer_gone(x);
+	if (x->peer_trial)
+		p2p_trial_gone();
 	explicit_bzero(x, sizeof(*x));
 	free(x);
 }
@@ -113,6 +131,8 @@ void reg_fini(struct fetchd *d)
 		curl_multi_cleanup(d->multi);
 	d->multi = NULL;
 	explicit_bzero(tokens, sizeof(tokens));
+	credq_fini(d);
+	p2p_fini();
 	curl_global_cleanup();
 }
 
@@ -209,7 +229,7 @@ static size_t data_write_cb(char *p, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-static size_t token_write_cb(char *p, size_t size, size_t nmemb, void *userp)
+size_t xfer_small_write_cb(char *p, size_t size, size_t nmemb, void *userp)
 {
 	struct xfer *x = userp;
 	size_t n = size * nmemb;
@@ -223,13 +243,20 @@ static size_t token_write_cb(char *p, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* A probe's body (a byte, or a whole blob from a server ignoring Range): dropped, bounded. */
+static size_t probe_write_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+	struct xfer *x = userp;
+	size_t n = size * nmemb;
+
+	x->body_len += n;
+	return x->body_len > FETCHD_SMALL_BODY_MAX ? 0 : n;
+}
+
 /*----- starting transfers ------------------------------------------------------------*/
-static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *url,
-			     int64_t deadline_ms)
+struct xfer *xfer_alloc(struct fetchd *d, enum xfer_kind kind, const char *url)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
-	int64_t left = deadline_ms - now_ms();
-	const struct fetchd_config *c = &d->cfg;
 	CURL *e;
 
 	if (!x)
@@ -242,10 +269,28 @@ static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *
 		xfer_free(d, x);
 		return NULL;
 	}
-	curl_easy_setopt(e, CURLOPT_URL, x->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	return x;
+}
+
+/* A registry (or peer) request: the registry's TLS, timeouts, proxy. */
+static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *url,
+			     int64_t deadline_ms)
+{
+	struct xfer *x = xfer_alloc(d, kind, url);
+	int64_t left = deadline_ms - now_ms();
+	const struct fetchd_config *c = &d->cfg;
+	CURL *e;
+
+	if (!x)
+		return NULL;
+	e = x->easy;
+	curl_easy_setopt(e, CURLOPT_URL, x->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	/* the deadline covers every attempt: each gets what is left of it */
@@ -261,9 +306,7 @@ static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *
 		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
 	if (c->key_file[0])
 		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	reg_curl_proxy(e, c);
 	return x;
 }
 
@@ -278,7 +321,7 @@ static int xfer_add_header(struct xfer *x, const char *h)
 	return 0;
 }
 
-static int xfer_go(struct fetchd *d, struct xfer *x)
+int xfer_go(struct fetchd *d, struct xfer *x)
 {
 	CURLMcode mc = curl_multi_add_handle(d->multi, x->easy);
 
@@ -290,43 +333,117 @@ static int xfer_go(struct fetchd *d, struct xfer *x)
 	return 0;
 }
 
-/* One HTTP request of the current attempt (f->cur_url: after redirects). */
-static int start_data(struct fetchd *d, struct fetch *f)
+/* The blob's Authorization on x, unless a redirect left its host. */
+static int add_authz(struct fetch *f, struct xfer *x)
 {
 	struct blob *b = f->blob;
-	char range[64];
-	struct xfer *x;
 
-	if (now_ms() >= f->deadline_ms) {
-		d->st.err_timeout++;
-		fetch_fail_logged(d, f, -EIO, "requestTimeout reached");
-		return 0;
-	}
-	x = xfer_new(d, X_DATA, f->cur_url, f->deadline_ms);
-	if (!x)
-		return -ENOMEM;
-	x->fetch = f;
-	x->body = f->buf;
-	x->body_cap = f->len;
-	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)f->off,
-		 (unsigned long long)(f->off + f->len - 1));
-	curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, data_write_cb);
 	if (b->authz[0] && b->authz_expiry_ms && now_ms() >= b->authz_expiry_ms)
 		b->authz[0] = 0;
-	if (b->authz[0] && !f->cross_host) {
-		if (xfer_add_header(x, b->authz)) {
-			xfer_free(d, x);
-			return -ENOMEM;
-		}
-		x->sent_authz = true;
-	}
+	if (!b->authz[0] || f->cross_host)
+		return 0;
+	if (xfer_add_header(x, b->authz))
+		return -ENOMEM;
+	x->sent_authz = true;
+	return 0;
+}
+
+/* x becomes f's running transfer. */
+static int run_for(struct fetchd *d, struct fetch *f, struct xfer *x)
+{
 	if (xfer_go(d, x))
 		return -EIO;
 	f->x = x;
 	f->state = F_ACTIVE;
 	d->st.http_requests++;
 	return 0;
+}
+
+/*
+ * Where the data of f's blob is (spec 6.3 "resolve"), before a GET goes to
+ * the peer: one byte from the registry, with the blob's auth, redirects not
+ * followed. probe_done() records the answer and calls start_data() again.
+ */
+static int start_probe(struct fetchd *d, struct fetch *f)
+{
+	struct xfer *x = xfer_new(d, X_PROBE, f->cur_url, f->deadline_ms);
+
+	if (!x)
+		return -ENOMEM;
+	x->fetch = f;
+	curl_easy_setopt(x->easy, CURLOPT_RANGE, "0-0");
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, probe_write_cb);
+	if (add_authz(f, x)) {
+		xfer_free(d, x);
+		return -ENOMEM;
+	}
+	return run_for(d, f, x);
+}
+
+/* The ranged GET of f at url: the registry's (f->cur_url) or the peer's. */
+static int start_get(struct fetchd *d, struct fetch *f, const char *url, bool peer, bool trial)
+{
+	struct xfer *x = xfer_new(d, X_DATA, url, f->deadline_ms);
+	long total_ms, connect_ms;
+	char range[64];
+	int ret;
+
+	if (!x) {
+		if (trial)
+			p2p_trial_gone();
+		return -ENOMEM;
+	}
+	x->fetch = f;
+	x->body = f->buf;
+	x->body_cap = f->len;
+	x->via_peer = peer;
+	x->peer_trial = trial;
+	snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)f->off,
+		 (unsigned long long)(f->off + f->len - 1));
+	curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, data_write_cb);
+	if (peer) {
+		/* a dead or slow peer may cost a part of the deadline, not all of it */
+		p2p_timeouts(d, f->deadline_ms - now_ms(), &total_ms, &connect_ms);
+		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, total_ms);
+		curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	}
+	/* to the peer too: it fetches the actual URL from the registry for us */
+	if (add_authz(f, x)) {
+		xfer_free(d, x);
+		return -ENOMEM;
+	}
+	ret = run_for(d, f, x);
+	if (!ret && peer)
+		d->st.p2p_requests++;
+	return ret;
+}
+
+/*
+ * One HTTP request of the current attempt (f->cur_url: after redirects).
+ * The attempt's first GET goes to the P2P peer when there is one that is
+ * not backed off, once the blob's actual URL is known (else a probe first).
+ */
+static int start_data(struct fetchd *d, struct fetch *f)
+{
+	char actual[OBD_CACHE_URL_MAX], purl[OBD_CACHE_URL_MAX];
+	bool cross, trial;
+
+	if (now_ms() >= f->deadline_ms) {
+		d->st.err_timeout++;
+		fetch_fail_logged(d, f, -EIO, "requestTimeout reached");
+		return 0;
+	}
+	if (!f->p2p_skip && !f->hops && p2p_usable(d)) {
+		if (!p2p_actual_get(f->blob->url, actual, sizeof(actual), &cross))
+			return start_probe(d, f);
+		if (!p2p_url(d, actual, purl, sizeof(purl)) && p2p_take(d, &trial)) {
+			snprintf(f->cur_url, sizeof(f->cur_url), "%s", actual);
+			f->cross_host = cross;
+			return start_get(d, f, purl, true, trial);
+		}
+	}
+	return start_get(d, f, f->cur_url, false, false);
 }
 
 static void token_key(const struct auth_challenge *ch, char *out, size_t outlen)
@@ -354,81 +471,154 @@ static void token_forget(const struct auth_challenge *ch)
 		explicit_bzero(t, sizeof(*t));
 }
 
-static int start_token(struct fetchd *d, struct blob *b, int64_t deadline_ms)
+/* A cached token of b's challenge into b->authz. */
+static bool token_use(struct blob *b)
 {
-	char url[OBD_CACHE_URL_MAX], err[256], hdr[2400];
-	struct reg_cred cred;
+	struct token_slot *t = token_find(&b->chal);
+
+	if (!t)
+		return false;
+	memcpy(b->authz, t->authz, sizeof(b->authz));
+	b->authz_expiry_ms = t->expiry_ms;
+	return true;
+}
+
+/* The deadline of b's first waiting fetch: the token request's. */
+static int64_t auth_deadline(struct fetchd *d, struct blob *b)
+{
+	if (list_empty(&b->auth_wait))
+		return now_ms() + (int64_t)d->cfg.request_timeout_s * 1000;
+	return container_of(b->auth_wait.next, struct fetch, node)->deadline_ms;
+}
+
+/* The token request of b's challenge, with cred (Basic) when not anonymous. */
+static int start_token(struct fetchd *d, struct blob *b, const struct reg_cred *cred)
+{
+	char url[OBD_CACHE_URL_MAX], hdr[2400];
 	struct xfer *x;
 	int ret;
 
 	ret = auth_token_url(&b->chal, url, sizeof(url));
 	if (ret)
 		return ret;
-	ret = cred_lookup(d->cfg.cred_path, b->url, &cred, err, sizeof(err));
-	if (ret) {
-		pr_err("blob %llu: credentials: %s", (unsigned long long)b->id, err);
-		return -EACCES;
-	}
-	x = xfer_new(d, X_TOKEN, url, deadline_ms);
-	if (!x) {
-		cred_wipe(&cred);
+	x = xfer_new(d, X_TOKEN, url, auth_deadline(d, b));
+	if (!x)
 		return -ENOMEM;
-	}
 	x->blob = b;
 	x->body = malloc(FETCHD_SMALL_BODY_MAX);
 	x->body_cap = x->body ? FETCHD_SMALL_BODY_MAX : 0;
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, token_write_cb);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, xfer_small_write_cb);
 	ret = 0;
-	if (cred.user[0]) {
+	if (cred->user[0]) {
 		memcpy(hdr, "Authorization: ", 15);
-		ret = auth_basic_header(&cred, hdr + 15, sizeof(hdr) - 15);
+		ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
 		if (!ret)
 			ret = xfer_add_header(x, hdr);
 		explicit_bzero(hdr, sizeof(hdr));
 	}
-	cred_wipe(&cred);
 	if (ret || !x->body) {
 		xfer_free(d, x);
 		return ret ? ret : -ENOMEM;
 	}
 	if (xfer_go(d, x))
 		return -EIO;
-	b->token_inflight = true;
 	d->st.token_requests++;
 	return 0;
 }
 
-/* Park f until its blob has a token. */
-static int wait_token(struct fetchd *d, struct fetch *f)
+/*
+ * Every fetch waiting on b's auth: go on (err 0), retry later (-EAGAIN) or
+ * fail (why). status/rc (status < 0: keep) are what the failure line shows.
+ * Then b's auth is over.
+ */
+static void auth_wake(struct fetchd *d, struct blob *b, int err, const char *why, long status,
+		      CURLcode rc)
+{
+	struct list *p, *q;
+
+	list_for_each_safe(p, q, &b->auth_wait) {
+		struct fetch *f = container_of(p, struct fetch, node);
+
+		list_del(&f->node);
+		if (status >= 0) {
+			f->last_status = status;
+			f->last_curl = rc;
+		}
+		if (!err) {
+			if (start_data(d, f))
+				fetch_fail(d, f, -EIO);
+		} else if (err == -EAGAIN) {
+			fetch_retry_or_fail(d, f, -EIO, why);
+		} else {
+			fetch_fail_logged(d, f, -EACCES, why);
+		}
+	}
+	/* only now: while set, the loop above cannot free the blob under us */
+	b->token_inflight = false;
+	blob_maybe_free(d, b);
+}
+
+/*
+ * Park f until its blob is authenticated (credentials, then a token for
+ * Bearer); start that unless it is running. The answer may come at once
+ * (cred.json, a cached answer): f may be gone when this returns.
+ */
+static void auth_begin(struct fetchd *d, struct fetch *f)
 {
 	struct blob *b = f->blob;
-	int ret;
 
-	if (!b->token_inflight) {
-		ret = start_token(d, b, f->deadline_ms);
-		if (ret)
-			return ret;
-	}
 	f->state = F_AUTH;
 	list_add_tail(&f->node, &b->auth_wait);
-	return 0;
+	if (b->token_inflight)
+		return;
+	b->token_inflight = true;	/* auth under way; also keeps b alive */
+	credq_request(d, b);
+}
+
+void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cred, int err,
+		    const char *why)
+{
+	char msg[800], hdr[2400];
+	int ret;
+
+	if (err) {
+		snprintf(msg, sizeof(msg), "credentials: %s", why);
+		return auth_wake(d, b, err, msg, -1, CURLE_OK);
+	}
+	if (b->chal.scheme == AUTH_BEARER) {
+		ret = start_token(d, b, cred);
+		if (ret)
+			auth_wake(d, b, -EACCES, "cannot request a token", -1, CURLE_OK);
+		return;	/* token_done() goes on */
+	}
+	if (!cred->user[0])
+		return auth_wake(d, b, -EACCES, "Basic auth asked, no credentials for it", -1,
+				 CURLE_OK);
+	memcpy(hdr, "Authorization: ", 15);
+	ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
+	if (!ret)
+		snprintf(b->authz, sizeof(b->authz), "%s", hdr);
+	explicit_bzero(hdr, sizeof(hdr));
+	b->authz_expiry_ms = 0;
+	auth_wake(d, b, ret ? -EACCES : 0, "credentials too long", -1, CURLE_OK);
 }
 
 int reg_start(struct fetchd *d, struct fetch *f)
 {
 	struct blob *b = f->blob;
-	struct token_slot *t;
 
 	f->attempts++;
 	f->hops = 0;
 	f->cross_host = false;
+	f->p2p_skip = false;
 	snprintf(f->cur_url, sizeof(f->cur_url), "%s", b->url);
-	if (b->chal.scheme == AUTH_BEARER && !b->authz[0]) {
-		t = token_find(&b->chal);
-		if (!t)
-			return wait_token(d, f) ? -EIO : 0;
-		memcpy(b->authz, t->authz, sizeof(b->authz));
-		b->authz_expiry_ms = t->expiry_ms;
+	if (b->authz[0] && b->authz_expiry_ms && now_ms() >= b->authz_expiry_ms)
+		b->authz[0] = 0;
+	/* a blob known to need auth authenticates first: no 401 round trip */
+	if (!b->authz[0] && ((b->chal.scheme == AUTH_BEARER && !token_use(b)) ||
+			     b->chal.scheme == AUTH_BASIC)) {
+		auth_begin(d, f);
+		return 0;
 	}
 	return start_data(d, f);
 }
@@ -501,16 +691,17 @@ static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
 static void on_auth(struct fetchd *d, struct fetch *f, struct xfer *x)
 {
 	struct blob *b = f->blob;
-	char err[256], hdr[2400];
 	struct auth_challenge ch;
-	struct reg_cred cred;
+	char err[256];
 	int ret;
 
 	d->st.err_auth++;
 	if (x->sent_authz) {
+		/* what we sent is stale (password changed, token revoked): ask again */
 		if (b->chal.scheme == AUTH_BEARER)
 			token_forget(&b->chal);
 		explicit_bzero(b->authz, sizeof(b->authz));
+		credq_forget(d, b->url);
 	}
 	if (f->auth_rounds >= 1 || f->cross_host)
 		return fetch_fail_logged(d, f, -EACCES, "refused after authenticating");
@@ -523,27 +714,13 @@ static void on_auth(struct fetchd *d, struct fetch *f, struct xfer *x)
 	b->chal = ch;
 	f->hops = 0;
 	snprintf(f->cur_url, sizeof(f->cur_url), "%s", b->url);
-	if (ch.scheme == AUTH_BEARER) {
-		ret = wait_token(d, f);
-		if (ret)
-			fetch_fail_logged(d, f, -EACCES, "cannot request a token");
+	/* another blob of the scope may have a token already */
+	if (ch.scheme == AUTH_BEARER && !x->sent_authz && token_use(b)) {
+		if (start_data(d, f))
+			fetch_fail_logged(d, f, -EIO, "cannot start the request");
 		return;
 	}
-	ret = cred_lookup(d->cfg.cred_path, b->url, &cred, err, sizeof(err));
-	if (ret)
-		return fetch_fail_logged(d, f, -EACCES, err);
-	if (!cred.user[0])
-		return fetch_fail_logged(d, f, -EACCES, "Basic auth asked, no credentials for it");
-	memcpy(hdr, "Authorization: ", 15);
-	ret = auth_basic_header(&cred, hdr + 15, sizeof(hdr) - 15);
-	cred_wipe(&cred);
-	if (ret)
-		return fetch_fail_logged(d, f, -EACCES, "credentials too long");
-	snprintf(b->authz, sizeof(b->authz), "%s", hdr);
-	explicit_bzero(hdr, sizeof(hdr));
-	b->authz_expiry_ms = 0;
-	if (start_data(d, f))
-		fetch_fail_logged(d, f, -EIO, "cannot start the request");
+	auth_begin(d, f);
 }
 
 static void on_206(struct fetchd *d, struct fetch *f, struct xfer *x)
@@ -564,11 +741,70 @@ static void on_206(struct fetchd *d, struct fetch *f, struct xfer *x)
 	}
 	d->st.bytes_fetched += f->len;
 	/* the transfer slot is free; the buffer stays until the write's CQE */
-	f->has_slot = false;
-	d->nactive--;
+	fetch_release_slot(d, f);
 	f->state = F_WRITING;
 	if (cache_write_fetch(d, f))
 		fetch_fail_logged(d, f, -ENOMEM, "out of memory for the write");
+}
+
+/* Why a peer's answer is no good (NULL: it is; a 200 is made to look like a 206). */
+static const char *peer_verdict(struct fetch *f, struct xfer *x, CURLcode rc, char *buf,
+				size_t len)
+{
+	if (x->overflow)
+		return "body longer than asked";
+	if (rc != CURLE_OK) {
+		snprintf(buf, len, "curl: %s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+		return buf;
+	}
+	if (x->status == 200 && !f->off && f->len == f->blob->size) {
+		x->got_range = true;
+		x->cr_first = 0;
+		x->cr_last = f->len - 1;
+		x->cr_total = f->len;
+	} else if (x->status != 206) {
+		snprintf(buf, len, "HTTP %ld", x->status);
+		return buf;
+	}
+	if (!x->got_range || x->cr_first != f->off || x->cr_last != f->off + f->len - 1 ||
+	    (x->cr_total && x->cr_total != f->blob->size))
+		return "Content-Range does not match the request";
+	if (x->body_len < f->len)
+		return "short body";
+	return NULL;
+}
+
+/*
+ * A GET through the peer ended. Good: written as any. Otherwise the same
+ * attempt goes to the registry at once (p2p_skip), and the peer's health
+ * hears of it: an auth refusal passed on is ours (stale Authorization),
+ * anything else is the peer's.
+ */
+static void peer_done(struct fetchd *d, struct fetch *f, struct xfer *x, CURLcode rc)
+{
+	char buf[CURL_ERROR_SIZE + 16], what[OBD_CACHE_URL_MAX];
+	const char *why = peer_verdict(f, x, rc, buf, sizeof(buf));
+	bool trial = x->peer_trial;
+
+	x->peer_trial = false;
+	f->x = NULL;
+	p2p_result(d, trial, !why, x->status != 401 && x->status != 403, why);
+	if (!why) {
+		f->last_status = x->status;
+		f->last_curl = rc;
+		return on_206(d, f, x);
+	}
+	d->st.p2p_fallbacks++;
+	/* spec 6.2: a failure drops the actual URL, so it is resolved again */
+	p2p_actual_drop(f->blob->url);
+	pr_debug("blob %llu: peer GET of %s failed (%s); from the registry",
+		 (unsigned long long)f->blob->id, log_url(f->cur_url, what, sizeof(what)), why);
+	f->p2p_skip = true;
+	f->hops = 0;
+	f->cross_host = false;
+	snprintf(f->cur_url, sizeof(f->cur_url), "%s", f->blob->url);
+	if (start_data(d, f))
+		fetch_fail_logged(d, f, -EIO, "cannot start the request");
 }
 
 static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
@@ -576,6 +812,8 @@ static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	struct fetch *f = x->fetch;
 	long st = x->status;
 
+	if (x->via_peer)
+		return peer_done(d, f, x, rc);
 	f->x = NULL;
 	f->last_status = st;
 	f->last_curl = rc;
@@ -620,6 +858,49 @@ static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	fetch_fail_logged(d, f, -EIO, "unexpected HTTP status");
 }
 
+/* The probe's answer: where the data is (then start_data again), or why not. */
+static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
+{
+	struct fetch *f = x->fetch;
+	long st = x->status;
+	char *loc = NULL;
+
+	f->x = NULL;
+	f->last_status = st;
+	f->last_curl = rc;
+	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
+	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && st >= 200 && st < 300)) {
+		if (rc == CURLE_OPERATION_TIMEDOUT)
+			d->st.err_timeout++;
+		else
+			d->st.err_net++;
+		if (curl_retryable(rc))
+			return fetch_retry_or_fail(d, f, -EIO, "probe failed");
+		return fetch_fail_logged(d, f, -EIO, "probe failed");
+	}
+	if (st >= 200 && st < 300) {
+		p2p_actual_set(f->blob->url, f->cur_url, f->cross_host);
+	} else if (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) {
+		curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
+		if (!loc || !loc[0] || strlen(loc) >= sizeof(f->cur_url))
+			return fetch_fail_logged(d, f, -EIO, "probe: redirect without a usable Location");
+		d->st.redirects++;
+		p2p_actual_set(f->blob->url, loc, !same_host(f->blob->url, loc));
+	} else if (st == 401 || st == 403) {
+		return on_auth(d, f, x);
+	} else if (st == 404) {
+		d->st.err_notfound++;
+		return fetch_fail_logged(d, f, -ENOENT, "not found");
+	} else {
+		d->st.err_http++;
+		if (st == 429 || st >= 500)
+			return fetch_retry_or_fail(d, f, -EIO, "server busy or failing");
+		return fetch_fail_logged(d, f, -EIO, "probe: unexpected HTTP status");
+	}
+	if (start_data(d, f))
+		fetch_fail_logged(d, f, -EIO, "cannot start the request");
+}
+
 static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct blob *b = x->blob;
@@ -627,7 +908,6 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	struct token_slot *t;
 	long expires = 0, st = x->status;
 	bool retry = false;
-	struct list *p, *q;
 	int ret = -EACCES;
 
 	if (rc == CURLE_OK && st == 200) {
@@ -648,28 +928,14 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		}
 	} else {
 		retry = curl_retryable(rc) || st == 429 || st >= 500;
+		if (st == 401 || st == 403)	/* the credentials are refused: ask again next time */
+			credq_forget(d, b->url);
 		pr_err("blob %llu: token request to %s failed: HTTP %ld, curl: %s",
 		       (unsigned long long)b->id, log_url(x->url, ubuf, sizeof(ubuf)), st,
 		       rc ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "ok");
 	}
-	list_for_each_safe(p, q, &b->auth_wait) {
-		struct fetch *f = container_of(p, struct fetch, node);
-
-		list_del(&f->node);
-		f->last_status = st;
-		f->last_curl = rc;
-		if (!ret) {
-			if (start_data(d, f))
-				fetch_fail(d, f, -EIO);
-		} else if (retry) {
-			fetch_retry_or_fail(d, f, -EIO, "token request failed");
-		} else {
-			fetch_fail_logged(d, f, -EACCES, "no token");
-		}
-	}
-	/* only now: while set, the loop above cannot free the blob under us */
-	b->token_inflight = false;
-	blob_maybe_free(d, b);
+	auth_wake(d, b, ret ? (retry ? -EAGAIN : -EACCES) : 0,
+		  retry ? "token request failed" : "no token", st, rc);
 }
 
 void reg_check_done(struct fetchd *d)
@@ -685,6 +951,10 @@ void reg_check_done(struct fetchd *d)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		if (x->kind == X_DATA)
 			data_done(d, x, msg->data.result);
+		else if (x->kind == X_PROBE)
+			probe_done(d, x, msg->data.result);
+		else if (x->kind == X_CRED)
+			credq_done(d, x, msg->data.result);
 		else
 			token_done(d, x, msg->data.result);
 		xfer_free(d, x);

@@ -81,6 +81,9 @@ static void verify_finish(struct fetchd *d, struct blob *b)
 		d->st.verify_ok++;
 		pr_info("blob %llu (%s): complete, sha256 verified", (unsigned long long)b->id,
 			b->path);
+		b->want_complete = true;
+		cache_try_complete(d, b);
+		download_blob_verified(d, b, true);
 		return;
 	}
 	d->st.verify_bad++;
@@ -89,6 +92,7 @@ static void verify_finish(struct fetchd *d, struct blob *b)
 	pr_err("blob %llu (%s): sha256 mismatch: got %s, expected %s; clearing the cache entry",
 	       (unsigned long long)b->id, b->path, got, want);
 	blob_refetch_clear(d, b, 0, b->size);
+	download_blob_verified(d, b, false);
 }
 
 void verify_read_done(struct fetchd *d, struct ring_op *op, int res)

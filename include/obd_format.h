@@ -218,9 +218,24 @@ struct obd_cache_hdr {			/* 2176 bytes, padded to 4096 on disk */
 	__le32 url_len;			/* 80: strlen(url), 0 .. URL_MAX - 1 */
 	__le32 hdr_crc;			/* 84: obd_crc32c(0) of the 4096-byte block,
 					 *     this field taken as 0 */
-	__u8 reserved[40];		/* 88: 0 */
+	/*
+	 * 88: background download policy of the image that attached this blob
+	 * last (config.v1.json "download", spec 5.4); used by overlaybd-fetchd
+	 * instead of its own default when OBD_CACHE_DL_SET.
+	 */
+	__le32 dl_flags;		/* 88: OBD_CACHE_DL_*; unknown bits => reject */
+	__le32 dl_delay;		/* 92: s */
+	__le32 dl_delay_extra;		/* 96: s */
+	__le32 dl_max_mbps;		/* 100: MiB/s, 0 = unthrottled */
+	__le32 dl_try_cnt;		/* 104: >= 1 when set */
+	__le32 dl_block_size;		/* 108: bytes, multiple of 4096 when set */
+	__u8 reserved[16];		/* 112: 0 */
 	char url[OBD_CACHE_URL_MAX];	/* 128: blob URL, NUL padded */
 };
+
+#define OBD_CACHE_DL_SET	0x1u	/* the dl_* fields hold a policy */
+#define OBD_CACHE_DL_ENABLE	0x2u	/* ... which says: download it */
+#define OBD_CACHE_DL_ALL	0x3u
 
 /* File-scope size asserts: the build fails if the layout drifts. */
 _Static_assert(sizeof(struct obd_lsmt_ht) == OBD_LSMT_HT_SIZE, "lsmt ht size");
@@ -238,5 +253,6 @@ _Static_assert(sizeof(struct obd_cache_hdr) == 2176, "cache hdr size");
 _Static_assert(__builtin_offsetof(struct obd_cache_hdr, blob_size) == 24, "cache blob_size");
 _Static_assert(__builtin_offsetof(struct obd_cache_hdr, hdr_crc) == 84, "cache hdr_crc");
 _Static_assert(__builtin_offsetof(struct obd_cache_hdr, url) == 128, "cache url");
+_Static_assert(__builtin_offsetof(struct obd_cache_hdr, reserved) == 112, "cache reserved");
 
 #endif /* OBD_FORMAT_H */

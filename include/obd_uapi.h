@@ -11,12 +11,17 @@
  *   kernel -> daemon, read(2): exactly one message per call; the buffer must
  *     hold OBD_MSG_MAX bytes (else EINVAL). O_NONBLOCK gives EAGAIN when
  *     nothing is queued; poll(2) reports POLLIN when something is.
- *       OBD_MSG_OPEN   a blob is in use: id, size, sha256, cache file path.
- *                      Sent once per daemon connection, before any READ of
- *                      that blob.
+ *       OBD_MSG_OPEN   a blob is in use: id, size, sha256, cache file path
+ *                      and the inode the kernel has open (the daemon must
+ *                      write to that very file, not one put at the same
+ *                      path since). Sent once per daemon connection for
+ *                      every blob in use (at connect, and when a table
+ *                      loads one), before any READ of that blob.
  *       OBD_MSG_READ   bytes [offset, offset + length) of the blob are
  *                      wanted (a miss). Granule aligned, the end may be the
- *                      blob's end. flags: OBD_READ_F_REFETCH.
+ *                      blob's end. flags: OBD_READ_F_REFETCH,
+ *                      OBD_READ_F_PREFETCH (nobody waits yet: serve misses
+ *                      first).
  *       OBD_MSG_CLOSE  no device uses the blob any more.
  *   daemon -> kernel, write(2): exactly sizeof(struct obd_msg_done) bytes,
  *     one completion per call.
@@ -27,6 +32,10 @@
  *                      daemon's business, see obd_cache.h). status < 0: a
  *                      negative errno, the request failed and the readers
  *                      waiting for it get EIO.
+ *       OBD_MSG_HAVE   (same struct, id 0, status 0) the daemon filled
+ *                      [offset, offset + length) of an OPENed blob on its
+ *                      own (background download, prefetch): the kernel
+ *                      takes it as present from now on, no miss needed.
  *     Anything else (wrong size, magic, version, opcode, unknown id, a
  *     range that is unaligned, outside the blob or does not cover the
  *     request, a status that is not 0 or -1..-4095) is refused with EINVAL
@@ -44,7 +53,7 @@
 
 #define OBD_DEV_NAME		"overlaybd"	/* /dev/overlaybd */
 #define OBD_MSG_MAGIC		0x3144424fu	/* "OBD1" */
-#define OBD_MSG_VERSION		1
+#define OBD_MSG_VERSION		2	/* 2: OPEN carries the inode; HAVE */
 
 /* Presence is tracked in granules of this many bytes (also obd_cache.h). */
 #define OBD_GRANULE_SHIFT	12
@@ -55,6 +64,7 @@ enum obd_msg_opcode {
 	OBD_MSG_CLOSE = 2,	/* kernel -> daemon */
 	OBD_MSG_READ = 3,	/* kernel -> daemon */
 	OBD_MSG_DONE = 16,	/* daemon -> kernel */
+	OBD_MSG_HAVE = 17,	/* daemon -> kernel */
 };
 
 /* 24 bytes, at the start of every message. */
@@ -69,7 +79,7 @@ struct obd_msg_hdr {
 
 #define OBD_SHA256_LEN		32
 /* Room for the cache file path in an OPEN message, NUL included. */
-#define OBD_MSG_PATH_MAX	4016
+#define OBD_MSG_PATH_MAX	4000
 
 /* 4096 bytes. */
 struct obd_msg_open {
@@ -79,6 +89,9 @@ struct obd_msg_open {
 	__u8 digest[OBD_SHA256_LEN];	/* sha256 of the blob, raw bytes */
 	__le32 path_len;	/* strlen(path), 1 .. OBD_MSG_PATH_MAX - 1 */
 	__le32 flags;		/* 0 */
+	__le64 ino;		/* the cache file's inode number ... */
+	__le32 dev;		/* ... and its st_dev, new_encode_dev() form (makedev) */
+	__le32 reserved;	/* 0 */
 	char path[OBD_MSG_PATH_MAX];	/* cache file, NUL-terminated and -padded */
 };
 
@@ -91,7 +104,9 @@ struct obd_msg_close {
 /* The range was read before and found bad (a ZFile CRC error): drop what
  * is cached there and fetch it again; do not answer from the cache. */
 #define OBD_READ_F_REFETCH	0x1u
-#define OBD_READ_F_ALL		0x1u
+/* A prefetch (trace replay): nobody waits for it yet; serve misses first. */
+#define OBD_READ_F_PREFETCH	0x2u
+#define OBD_READ_F_ALL		0x3u
 
 /* 56 bytes. */
 struct obd_msg_read {
@@ -103,9 +118,9 @@ struct obd_msg_read {
 	__le32 reserved;
 };
 
-/* 56 bytes. */
+/* 56 bytes. DONE and HAVE. */
 struct obd_msg_done {
-	struct obd_msg_hdr hdr;	/* id: the request being answered */
+	struct obd_msg_hdr hdr;	/* id: the request being answered; HAVE: 0 */
 	__le64 blob_id;		/* that of the request */
 	__le64 offset;		/* status 0: range now present (see above) */
 	__le64 length;
@@ -121,7 +136,8 @@ _Static_assert(sizeof(struct obd_msg_open) == 4096, "obd_msg_open size");
 _Static_assert(sizeof(struct obd_msg_close) == 32, "obd_msg_close size");
 _Static_assert(sizeof(struct obd_msg_read) == 56, "obd_msg_read size");
 _Static_assert(sizeof(struct obd_msg_done) == 56, "obd_msg_done size");
-_Static_assert(__builtin_offsetof(struct obd_msg_open, path) == 80, "obd_msg_open path");
+_Static_assert(__builtin_offsetof(struct obd_msg_open, path) == 96, "obd_msg_open path");
+_Static_assert(__builtin_offsetof(struct obd_msg_open, ino) == 80, "obd_msg_open ino");
 _Static_assert(__builtin_offsetof(struct obd_msg_done, status) == 48, "obd_msg_done status");
 
 #endif /* OBD_UAPI_H */

@@ -25,6 +25,7 @@
 #include "compat.h"
 #include "obd_kmod.h"
 #include "obd_remote.h"
+#include "obd_trace.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -69,6 +70,7 @@ struct obd_target {
 	struct workqueue_struct *wq;
 	struct obd_stats __percpu *stats;
 	struct obd_kctx *reserve;	/* when every shared context is busy */
+	struct obd_trace trace;		/* trace recording (dm messages) */
 };
 
 /* Per-bio data (ti->per_io_data_size). */
@@ -376,6 +378,8 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
 			DMERR_LIMIT("%s: layer %s: read error %d at layer sector %llu",
 				    obd_name(wk->t), dl->path, r, moff);
+		if (!r)
+			obd_trace_read(&wk->t->trace, m->tag, moff << SECTOR_SHIFT, bytes);
 	}
 	iov_iter_advance(&wk->iter, bytes);
 	return r;
@@ -516,6 +520,7 @@ static void obd_dtr(struct dm_target *ti)
 		kfree(dl->path);
 	}
 	kfree(t->layers);
+	obd_trace_free(&t->trace);
 	kfree(t);
 	ti->private = NULL;
 }
@@ -708,6 +713,7 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	t->ti = ti;
 	ti->private = t;
+	obd_trace_init(&t->trace);
 
 	r = dm_read_arg(&layers_arg, &as, &t->nlayers, &ti->error);
 	if (r)
@@ -869,14 +875,61 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	limits->max_hw_discard_sectors = 0;
 }
 
+/*
+ * Prefetch [off, off + count) of layer `layer`'s LSMT stream: the blob
+ * bytes holding it (the ZFile blocks, inside the tar window) are asked of
+ * the daemon behind every miss. Local layers have nothing to fetch.
+ */
+static int obd_prefetch_layer(void *ctx, u32 layer, u64 off, u64 count)
+{
+	struct obd_target *t = ctx;
+	struct obd_dev_layer *dl = &t->layers[layer];
+	struct obd_layer *l = &dl->sl->layer;
+	u64 b0, b1, start, end;
+
+	if (!dl->blob)
+		return 0;
+	if (!(l->wrap & OBD_WRAP_ZFILE)) {
+		if (off >= l->window.io.size)
+			return 0;
+		count = min(count, l->window.io.size - off);
+		return obd_blob_prefetch(dl->blob, l->window.off + off, count);
+	}
+	if (!l->zf.info.nblocks)
+		return 0;
+	b0 = off / l->zf.info.block_size;
+	b1 = (off + count - 1) / l->zf.info.block_size;
+	if (b0 >= l->zf.info.nblocks)
+		return 0;
+	b1 = min(b1, l->zf.info.nblocks - 1);
+	start = obd_zfile_block_start(&l->zf, b0);
+	end = obd_zfile_block_start(&l->zf, b1 + 1);
+	return obd_blob_prefetch(dl->blob, l->window.off + start, end - start);
+}
+
+static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, char *result,
+		       unsigned int maxlen)
+{
+	struct obd_target *t = ti->private;
+	const char *why = NULL;
+	int r;
+
+	r = obd_trace_message(&t->trace, argc, argv, result, maxlen, t->nlayers,
+			      obd_prefetch_layer, t, &why);
+	if (r < 0 && r != -EBUSY)
+		DMWARN_LIMIT("%s: message refused: %s", obd_name(t), why);
+	return r;
+}
+
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 3, 0},
+	.version = {1, 4, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,
 	.map = obd_map,
 	.status = obd_status,
+	.message = obd_message,
 	.io_hints = obd_io_hints,
 };
 

@@ -329,6 +329,7 @@ struct obd_blob *obd_blob_get(const struct obd_remote_spec *rs, char **error,
 	b->id = obd_blob_next_id++;
 	b->refs = 1;
 	list_add(&b->list, &obd_blobs);
+	__obd_miss_blob_new(b);
 	goto out_unlock;
 
 out_free:
@@ -356,6 +357,30 @@ void obd_blob_put(struct obd_blob *b)
 	mutex_lock(&obd_remote_mutex);
 	__obd_blob_put(b);
 	mutex_unlock(&obd_remote_mutex);
+}
+
+/* A blob not yet OPENed on connection gen, if any. NOTE: caller holds obd_remote_mutex. */
+struct obd_blob *__obd_blob_unopened(u32 gen)
+{
+	struct obd_blob *b;
+
+	lockdep_assert_held(&obd_remote_mutex);
+	list_for_each_entry(b, &obd_blobs, list)
+		if (b->open_gen != gen)
+			return b;
+	return NULL;
+}
+
+/* NOTE: caller holds obd_remote_mutex. */
+struct obd_blob *__obd_blob_by_id(u64 id)
+{
+	struct obd_blob *b;
+
+	lockdep_assert_held(&obd_remote_mutex);
+	list_for_each_entry(b, &obd_blobs, list)
+		if (b->id == id)
+			return b;
+	return NULL;
 }
 
 /* Module exit: dm core refuses to unload while a device exists. */

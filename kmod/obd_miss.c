@@ -61,6 +61,7 @@ struct obd_req {
 	struct obd_blob *blob;		/* holds a blob ref */
 	u32 id;
 	u32 flags;			/* OBD_READ_F_* */
+	bool prefetch;			/* made by obd_blob_prefetch: counted there */
 	u64 g0, g1;			/* granules [g0, g1) */
 	enum obd_req_state state;
 	int status;			/* when DONE */
@@ -80,6 +81,11 @@ static LIST_HEAD(obd_closes);		/* CLOSE messages for the daemon */
 static bool obd_connected;
 static u32 obd_conn_gen;		/* bumped by every open of the device */
 static unsigned long obd_gone_at;	/* jiffies: last daemon gone (or load) */
+static bool obd_open_pending;		/* some blob may still need its OPEN */
+/* prefetch requests (OBD_READ_F_PREFETCH, made by obd_blob_prefetch) */
+static unsigned int obd_prefetch_inflight;
+static u64 obd_prefetch_done, obd_prefetch_failed;
+#define OBD_PREFETCH_MAX_INFLIGHT	4096u
 
 static DECLARE_WAIT_QUEUE_HEAD(obd_poll_wq);	/* the daemon's read/poll */
 
@@ -118,6 +124,13 @@ static void __obd_req_finish(struct obd_req *req, int status)
 	if (req->state == OBD_REQ_NEW)
 		list_del(&req->queue_node);
 	req->status = status;
+	if (req->prefetch) {
+		obd_prefetch_inflight--;
+		if (status)
+			obd_prefetch_failed++;
+		else
+			obd_prefetch_done++;
+	}
 	WRITE_ONCE(req->state, OBD_REQ_DONE);
 	wake_up_all(&req->blob->wq);
 	__obd_req_put(req);
@@ -180,6 +193,9 @@ static struct obd_req *__obd_issue(struct obd_blob *b, u64 g0, u64 g1, u32 flags
 			break;
 		req = __obd_req_covering(b, g);
 		if (req) {
+			/* a reader waits for it now: not a prefetch any more, if not yet sent */
+			if (req->state == OBD_REQ_NEW && !(flags & OBD_READ_F_PREFETCH))
+				req->flags &= ~OBD_READ_F_PREFETCH;
 			first = first ?: req;
 			g = req->g1;
 			continue;
@@ -301,10 +317,99 @@ int obd_blob_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_
 	return obd_fetch(b, off, len, o, 0);
 }
 
+/*
+ * Ask for the absent, not yet requested runs of [off, off + len) with
+ * OBD_READ_F_PREFETCH and nobody waiting: the daemon fetches them behind
+ * every miss, the answers make them present. Only with a daemon connected
+ * (a request nobody waits for is dropped when the daemon goes), and at
+ * most OBD_PREFETCH_MAX_INFLIGHT at once: -EBUSY, try again later.
+ */
+int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len)
+{
+	u64 g, g1, e;
+	int r = 0;
+
+	if (!len || off >= b->size)
+		return 0;
+	len = min(len, b->size - off);
+	g = off >> OBD_GRANULE_SHIFT;
+	g1 = DIV_ROUND_UP_ULL(off + len, OBD_GRANULE_SIZE);
+	mutex_lock(&obd_remote_mutex);
+	if (!obd_connected)
+		goto out;
+	while (g < g1) {
+		struct obd_req *req;
+
+		g = find_next_zero_bit(b->present, g1, g);
+		if (g >= g1)
+			break;
+		req = __obd_req_covering(b, g);
+		if (req) {
+			g = req->g1;
+			continue;
+		}
+		if (obd_prefetch_inflight >= OBD_PREFETCH_MAX_INFLIGHT) {
+			r = -EBUSY;
+			break;
+		}
+		e = g + 1;
+		while (e < g1 && e - g < OBD_REQ_MAX_GRANULES && !test_bit(e, b->present) &&
+		       !__obd_req_covering(b, e))
+			e++;
+		req = __obd_req_new(b, g, e, OBD_READ_F_PREFETCH);
+		if (IS_ERR(req)) {
+			r = PTR_ERR(req);
+			break;
+		}
+		req->prefetch = true;
+		obd_prefetch_inflight++;
+		g = e;
+	}
+out:
+	mutex_unlock(&obd_remote_mutex);
+	return r;
+}
+
+/* Module-wide: prefetch requests not yet read by the daemon, being fetched, answered. */
+void obd_prefetch_counts(u64 *queued, u64 *running, u64 *done, u64 *failed)
+{
+	struct obd_req *req;
+	unsigned long idx;
+
+	*queued = *running = 0;
+	mutex_lock(&obd_remote_mutex);
+	xa_for_each(&obd_reqs, idx, req) {
+		if (!req->prefetch)
+			continue;
+		if (req->state == OBD_REQ_NEW)
+			(*queued)++;
+		else if (req->state == OBD_REQ_SENT)
+			(*running)++;
+	}
+	*done = obd_prefetch_done;
+	*failed = obd_prefetch_failed;
+	mutex_unlock(&obd_remote_mutex);
+}
+
 /* The range was found bad: forget it and fetch it again. */
 int obd_blob_refetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o)
 {
 	return obd_fetch(b, off, len, o, OBD_READ_F_REFETCH);
+}
+
+/*
+ * A table loaded a new blob: the daemon hears of it at once (not only at
+ * its first miss), so it knows every blob in use: it must never evict
+ * those, and it may download them in the background.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+void __obd_miss_blob_new(struct obd_blob *b)
+{
+	lockdep_assert_held(&obd_remote_mutex);
+	if (!obd_connected)
+		return;
+	obd_open_pending = true;
+	wake_up_interruptible(&obd_poll_wq);
 }
 
 /* The blob's last ref went. NOTE: caller holds obd_remote_mutex. */
@@ -366,15 +471,6 @@ static int __obd_done(const struct obd_msg_done *d)
 	s32 status = (s32)le32_to_cpu(d->status);
 	struct obd_req *req;
 
-	if (le32_to_cpu(d->hdr.magic) != OBD_MSG_MAGIC ||
-	    le16_to_cpu(d->hdr.version) != OBD_MSG_VERSION ||
-	    le16_to_cpu(d->hdr.opcode) != OBD_MSG_DONE ||
-	    le32_to_cpu(d->hdr.size) != sizeof(*d) || d->hdr.reserved || d->reserved) {
-		obd_chan_err("malformed message (magic 0x%08x version %u opcode %u size %u)",
-			     le32_to_cpu(d->hdr.magic), le16_to_cpu(d->hdr.version),
-			     le16_to_cpu(d->hdr.opcode), le32_to_cpu(d->hdr.size));
-		return -EINVAL;
-	}
 	req = (id && id <= U32_MAX) ? xa_load(&obd_reqs, (unsigned long)id) : NULL;
 	if (!req || req->state != OBD_REQ_SENT) {
 		obd_chan_err("answer to unknown request id %llu", id);
@@ -407,6 +503,54 @@ static int __obd_done(const struct obd_msg_done *d)
 	return 0;
 }
 
+/*
+ * HAVE: the daemon filled a range of an OPENed blob on its own.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static int __obd_have(const struct obd_msg_done *d)
+{
+	u64 bid = le64_to_cpu(d->blob_id), off = le64_to_cpu(d->offset);
+	u64 len = le64_to_cpu(d->length), end;
+	struct obd_blob *b;
+
+	if (d->hdr.id || d->status) {
+		obd_chan_err("HAVE with id %llu status %d (both must be 0)",
+			     le64_to_cpu(d->hdr.id), (s32)le32_to_cpu(d->status));
+		return -EINVAL;
+	}
+	b = __obd_blob_by_id(bid);
+	if (!b || b->open_gen != obd_conn_gen) {
+		obd_chan_err("HAVE for unknown blob id %llu", bid);
+		return -EINVAL;
+	}
+	end = off + len;
+	if (!len || off > b->size || len > b->size - off || off % OBD_GRANULE_SIZE ||
+	    (end % OBD_GRANULE_SIZE && end != b->size)) {
+		obd_chan_err("HAVE for blob %llu: bad range %llu+%llu of a %llu-byte blob", bid,
+			     off, len, b->size);
+		return -EINVAL;
+	}
+	__obd_done_apply(b, off, len);
+	return 0;
+}
+
+/* One message from the daemon. NOTE: caller holds obd_remote_mutex. */
+static int __obd_answer(const struct obd_msg_done *d)
+{
+	u16 op = le16_to_cpu(d->hdr.opcode);
+
+	if (le32_to_cpu(d->hdr.magic) != OBD_MSG_MAGIC ||
+	    le16_to_cpu(d->hdr.version) != OBD_MSG_VERSION ||
+	    (op != OBD_MSG_DONE && op != OBD_MSG_HAVE) ||
+	    le32_to_cpu(d->hdr.size) != sizeof(*d) || d->hdr.reserved || d->reserved) {
+		obd_chan_err("malformed message (magic 0x%08x version %u opcode %u size %u)",
+			     le32_to_cpu(d->hdr.magic), le16_to_cpu(d->hdr.version), op,
+			     le32_to_cpu(d->hdr.size));
+		return -EINVAL;
+	}
+	return op == OBD_MSG_HAVE ? __obd_have(d) : __obd_done(d);
+}
+
 /*----------------------------------------------------------------
  * Messages to the daemon
  *--------------------------------------------------------------*/
@@ -432,6 +576,8 @@ static size_t obd_msg_open(void *buf, struct obd_blob *b)
 	m->blob_size = cpu_to_le64(b->size);
 	memcpy(m->digest, b->digest, OBD_SHA256_LEN);
 	m->path_len = cpu_to_le32((u32)plen);	/* < OBD_MSG_PATH_MAX: obd_remote_parse */
+	m->ino = cpu_to_le64(b->ino);
+	m->dev = cpu_to_le32(new_encode_dev(b->sdev));
 	memcpy(m->path, b->path, plen);
 	return sizeof(*m);
 }
@@ -453,7 +599,7 @@ static size_t obd_msg_read(void *buf, struct obd_req *req)
 
 /* What the next message changed, to undo if it cannot be copied out. */
 struct obd_msg_undo {
-	struct obd_blob *open;		/* OPEN: its open_gen was set */
+	u64 open_id;			/* OPEN: that blob's open_gen was set */
 	u32 read_id;			/* READ: moved to SENT */
 };
 
@@ -475,13 +621,22 @@ static size_t __obd_next_msg(void *buf, struct obd_msg_undo *u)
 		kfree(c);
 		return sizeof(*m);
 	}
+	if (obd_open_pending) {
+		struct obd_blob *b = __obd_blob_unopened(obd_conn_gen);
+
+		if (b) {
+			b->open_gen = obd_conn_gen;
+			u->open_id = b->id;
+			return obd_msg_open(buf, b);
+		}
+		obd_open_pending = false;
+	}
 	req = list_first_entry_or_null(&obd_queue, struct obd_req, queue_node);
 	if (!req)
 		return 0;
 	if (req->blob->open_gen != obd_conn_gen) {
-		/* the request pins the blob until the undo or the READ */
 		req->blob->open_gen = obd_conn_gen;
-		u->open = req->blob;
+		u->open_id = req->blob->id;
 		return obd_msg_open(buf, req->blob);
 	}
 	list_del(&req->queue_node);
@@ -495,8 +650,13 @@ static void __obd_msg_undo(const struct obd_msg_undo *u)
 {
 	struct obd_req *req;
 
-	if (u->open) {
-		u->open->open_gen = 0;
+	if (u->open_id) {
+		/* looked up again: without a request, nothing pinned the blob */
+		struct obd_blob *b = __obd_blob_by_id(u->open_id);
+
+		if (b)
+			b->open_gen = 0;
+		obd_open_pending = true;
 		return;
 	}
 	req = u->read_id ? xa_load(&obd_reqs, u->read_id) : NULL;
@@ -508,7 +668,8 @@ static void __obd_msg_undo(const struct obd_msg_undo *u)
 
 static bool obd_have_msg(void)
 {
-	return !list_empty_careful(&obd_queue) || !list_empty_careful(&obd_closes);
+	return READ_ONCE(obd_open_pending) || !list_empty_careful(&obd_queue) ||
+	       !list_empty_careful(&obd_closes);
 }
 
 /*----------------------------------------------------------------
@@ -534,6 +695,7 @@ static int obd_dev_open(struct inode *inode, struct file *f)
 	obd_connected = true;
 	/* a new connection: every blob gets an OPEN again before its READs */
 	obd_conn_gen = obd_conn_gen + 1 ?: 1;
+	obd_open_pending = true;
 	xa_for_each(&obd_reqs, idx, req)
 		WARN_ON_ONCE(req->state != OBD_REQ_NEW);
 	mutex_unlock(&obd_remote_mutex);
@@ -622,7 +784,7 @@ static ssize_t obd_dev_write(struct file *f, const char __user *ubuf, size_t cou
 	if (copy_from_user(&d, ubuf, sizeof(d)))
 		return -EFAULT;
 	mutex_lock(&obd_remote_mutex);
-	r = __obd_done(&d);
+	r = __obd_answer(&d);
 	mutex_unlock(&obd_remote_mutex);
 	return r ? r : (ssize_t)count;
 }

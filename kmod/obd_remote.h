@@ -80,11 +80,16 @@ void __obd_blob_put(struct obd_blob *b);	/* caller holds obd_remote_mutex */
 bool obd_blob_present(struct obd_blob *b, u64 off, u64 len);
 u64 obd_blob_present_prefix(struct obd_blob *b, u64 off, u64 len);
 void obd_blob_exit(void);
+struct obd_blob *__obd_blob_unopened(u32 gen);	/* caller holds obd_remote_mutex */
+struct obd_blob *__obd_blob_by_id(u64 id);	/* caller holds obd_remote_mutex */
 
 /* obd_miss.c */
 int obd_blob_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o);
 int obd_blob_refetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o);
+int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len);
+void obd_prefetch_counts(u64 *queued, u64 *running, u64 *done, u64 *failed);
 void __obd_miss_blob_gone(struct obd_blob *b);	/* caller holds obd_remote_mutex */
+void __obd_miss_blob_new(struct obd_blob *b);	/* caller holds obd_remote_mutex */
 bool obd_daemon_connected(void);
 unsigned long obd_hold_default(void);		/* jiffies, module parameter */
 int obd_miss_init(void);

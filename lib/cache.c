@@ -25,6 +25,20 @@ static u32 obd_cache_hdr_crc(const u8 *blk)
 	return obd_crc32c(crc, blk + 88, OBD_CACHE_HDR_SPACE - 88);
 }
 
+/* 0 for a sane policy: known flags; when set, tries >= 1, blocks of 4 KiB..64 MiB. */
+static int obd_cache_dl_check(const struct obd_cache_dl *dl)
+{
+	if (dl->flags & ~OBD_CACHE_DL_ALL)
+		return -EINVAL;
+	if (!(dl->flags & OBD_CACHE_DL_SET))
+		return dl->flags || dl->delay || dl->delay_extra || dl->max_mbps || dl->try_cnt ||
+		       dl->block_size ? -EINVAL : 0;
+	if (!dl->try_cnt || dl->try_cnt > 100 || !dl->block_size || dl->block_size % 4096 ||
+	    dl->block_size > (64u << 20))
+		return -EINVAL;
+	return 0;
+}
+
 int obd_cache_hdr_decode(const void *blk, const char *name, struct obd_cache_info *ci,
 			 struct obd_err *err)
 {
@@ -85,6 +99,16 @@ int obd_cache_hdr_decode(const void *blk, const char *name, struct obd_cache_inf
 			return obd_errf(err, -EFSCORRUPTED,
 					"%s: cache header: url byte %u is 0x%02x", name, i, c);
 	}
+	ci->dl.flags = le32_to_cpu(h->dl_flags);
+	ci->dl.delay = le32_to_cpu(h->dl_delay);
+	ci->dl.delay_extra = le32_to_cpu(h->dl_delay_extra);
+	ci->dl.max_mbps = le32_to_cpu(h->dl_max_mbps);
+	ci->dl.try_cnt = le32_to_cpu(h->dl_try_cnt);
+	ci->dl.block_size = le32_to_cpu(h->dl_block_size);
+	if (obd_cache_dl_check(&ci->dl))
+		return obd_errf(err, -EFSCORRUPTED,
+				"%s: cache header: bad download policy (flags 0x%x, tries %u, block size %u)",
+				name, ci->dl.flags, ci->dl.try_cnt, ci->dl.block_size);
 	for (i = 0; i < sizeof(h->reserved); i++)
 		if (h->reserved[i])
 			return obd_errf(err, -EFSCORRUPTED,
@@ -113,6 +137,8 @@ int obd_cache_hdr_encode(const struct obd_cache_info *ci, void *blk, struct obd_
 				ulen, OBD_CACHE_URL_MAX - 1);
 	if (ci->flags & ~OBD_CACHE_F_ALL)
 		return obd_errf(err, -EINVAL, "cache header: unknown flags 0x%x", ci->flags);
+	if (obd_cache_dl_check(&ci->dl))
+		return obd_errf(err, -EINVAL, "cache header: bad download policy");
 	memset(blk, 0, OBD_CACHE_HDR_SPACE);
 	memcpy(h->magic, OBD_CACHE_MAGIC, 8);
 	h->version = cpu_to_le32(OBD_CACHE_VERSION);
@@ -123,6 +149,12 @@ int obd_cache_hdr_encode(const struct obd_cache_info *ci, void *blk, struct obd_
 	memcpy(h->digest, ci->digest, OBD_CACHE_DIGEST_LEN);
 	h->bitmap_off = cpu_to_le64(OBD_CACHE_HDR_SPACE);
 	h->bitmap_bytes = cpu_to_le64(obd_cache_bitmap_bytes(ci->blob_size));
+	h->dl_flags = cpu_to_le32(ci->dl.flags);
+	h->dl_delay = cpu_to_le32(ci->dl.delay);
+	h->dl_delay_extra = cpu_to_le32(ci->dl.delay_extra);
+	h->dl_max_mbps = cpu_to_le32(ci->dl.max_mbps);
+	h->dl_try_cnt = cpu_to_le32(ci->dl.try_cnt);
+	h->dl_block_size = cpu_to_le32(ci->dl.block_size);
 	h->url_len = cpu_to_le32((u32)ulen);
 	memcpy(h->url, ci->url, ulen);
 	h->hdr_crc = cpu_to_le32(obd_cache_hdr_crc(blk));

@@ -388,6 +388,9 @@ struct obd_cache_info {		/* a decoded, validated header */
 	u8 digest[OBD_CACHE_DIGEST_LEN];
 	u64 bitmap_off;		/* bytes into the .meta file */
 	u64 bitmap_bytes;
+	struct obd_cache_dl {		/* download policy, OBD_CACHE_DL_* in flags */
+		u32 flags, delay, delay_extra, max_mbps, try_cnt, block_size;
+	} dl;
 	char url[OBD_CACHE_URL_MAX];
 };
 

@@ -27,6 +27,8 @@ PKGS=(
 	python3 curl ca-certificates
 	# remote layers: a real registry, its clients, htpasswd and a test CA
 	docker-registry skopeo apache2-utils openssl
+	# the exporter test: promtool check metrics
+	prometheus
 )
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages)"

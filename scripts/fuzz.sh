@@ -22,7 +22,8 @@
 # Every lib/*.c is compiled with clang -fsanitize=fuzzer-no-link,address,undefined;
 # a file that does not compile fails the build (nothing is skipped). fuzz_config
 # links the tools' config.v1.json parser (cli_config_load, tools/cli_stack.c)
-# and what it reaches of tools/*.c (an archive), fetchd/ and curl. The registry targets (REG_TARGETS:
+# and what it reaches of tools/*.c (an archive), fetchd/ and curl; fuzz_manifest
+# (imageref_manifest_parse, tools/cli_imageref.c) is linked the same way. The registry targets (REG_TARGETS:
 # fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token) link the pure registry
 # helpers fetchd/{config,cred,auth,url}.c, compiled the same way with -Ifetchd.
 set -u
@@ -73,10 +74,10 @@ build() {
 	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
 	# The registry helpers (fetchd/, libobdreg.a in the Makefile): REG_SRCS,
 	# pure, json-c only, linked into the registry targets; the rest of
-	# libobdreg.a (cache_entry.c) only where the tools' files need it.
+	# libobdreg.a (cache_entry.c, cred_server.c: curl) only where the tools' files need it.
 	local robjs=() eobjs=()
 	mkdir -p "$OUT/obj/fetchd"
-	for f in $REG_SRCS fetchd/cache_entry.c; do
+	for f in $REG_SRCS fetchd/cache_entry.c fetchd/cred_server.c; do
 		[ -e "$f" ] || continue
 		o=$OUT/obj/fetchd/$(basename "${f%.c}").o
 		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
@@ -110,7 +111,7 @@ build() {
 		if [ -z "${REG_TARGETS##* $t *}" ]; then
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" \
 				"${robjs[@]}" "${objs[@]}" $LIBS || die "building $t failed"
-		elif [ "$t" = fuzz_config ]; then
+		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
 				"${robjs[@]}" "${eobjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto ||

@@ -5,7 +5,8 @@
 # root file system mounted read-only and the same working directory.
 #
 #   scripts/vm-run.sh [--kernel 6.1|6.12] [--mem MB] [--smp N] [--timeout S]
-#                     [--share DIR] [--env NAME=VALUE]... [--scratch-disk MB]... [--keep] -- <command...>
+#                     [--share DIR] [--env NAME=VALUE]... [--scratch-disk MB]... [--boots N]
+#                     [--keep] -- <command...>
 #
 # In the guest: the command runs as root via bash in the host's current directory
 # (same absolute path, so build outputs are visible, read-only). /tmp, /run, /dev/shm
@@ -17,6 +18,14 @@
 # I/O): OBD_VM_DISKS lists them as /dev/vda... in order (the guest must modprobe
 # virtio_blk). The console (command output, kernel warnings) streams to stdout.
 #
+# --boots N (crash tests): the command runs in N boots on the same scratch disks and
+# share, with OBD_VM_BOOT=1..N and OBD_VM_BOOTS=N in its environment. Each boot but
+# the last must print a line with OBD-VM-KILL-NOW [MAX_MS] (lib.sh: vm_kill_now):
+# the host then kills QEMU with SIGKILL, at once or after a random 0..MAX_MS ms
+# (seed printed; OBD_SEED=<n> replays; the guest gets it as OBD_VM_SEED), and boots
+# again. A boot that ends by itself before the last one ends the run with its status
+# (1 if it was 0). --timeout is per boot.
+#
 # Afterwards the guest's dmesg is scanned for BUG, WARNING, Oops, KASAN, refcount,
 # hung task, leak and Call Trace. Exit status: the command's; 99 if it succeeded but
 # dmesg had a hit; 124 on timeout; 125 if the guest gave no status (panic, init error).
@@ -25,7 +34,8 @@
 # OBD_VM_TCG (TCG options, default thread=single; thread=multi for MTTCG),
 # OBD_KCACHE (kernel cache, see kernels.sh), OBD_VM_CACHE (initramfs cache, default
 # /var/cache/dm-overlaybd/initramfs), OBD_VM_DMESG_IGNORE (extra ERE of dmesg lines
-# a test expects), OBD_VM_KEEP=1 (same as --keep: keep the temp share).
+# a test expects), OBD_VM_KEEP=1 (same as --keep: keep the temp share), OBD_SEED
+# (seed of the kill delays of --boots).
 set -euo pipefail
 
 # One compound command: bash parses it whole before running, so editing this file
@@ -47,6 +57,7 @@ SHARE=
 KEEP=${OBD_VM_KEEP:-0}
 ENVS=()
 DISKS=()
+BOOTS=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) KERNEL=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
@@ -56,6 +67,7 @@ while [ $# -gt 0 ]; do
 	--share) SHARE=${2:?--share needs a directory}; shift 2 ;;
 	--env) ENVS+=("${2:?--env needs NAME=VALUE}"); shift 2 ;;
 	--scratch-disk) DISKS+=("${2:?--scratch-disk needs a size in MiB}"); shift 2 ;;
+	--boots) BOOTS=${2:?--boots needs a count}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -64,13 +76,16 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 case "$KERNEL" in 6.1|6.12) ;; *) die "--kernel must be 6.1 or 6.12, not '$KERNEL'" ;; esac
-for n in "$MEM" "$SMP" "$TIMEOUT" ${DISKS[@]+"${DISKS[@]}"}; do
+for n in "$MEM" "$SMP" "$TIMEOUT" "$BOOTS" ${DISKS[@]+"${DISKS[@]}"}; do
 	case "$n" in ''|*[!0-9]*) die "not a number: '$n'" ;; esac
 done
 for e in ${ENVS[@]+"${ENVS[@]}"}; do
 	case "$e" in [A-Za-z_]*=*) ;; *) die "--env wants NAME=VALUE, got '$e'" ;; esac
 done
 [ "${#DISKS[@]}" -le 26 ] || die "at most 26 scratch disks"
+[ "$BOOTS" -ge 1 ] || die "--boots must be at least 1"
+SEED=${OBD_SEED:-$((RANDOM << 15 | RANDOM))}
+case "$SEED" in ''|*[!0-9]*) die "OBD_SEED must be a number, not '$SEED'" ;; esac
 DISK_ARGS=()
 DISK_FILES=()
 GUEST_DISKS=
@@ -201,6 +216,9 @@ printf 'OBD_VM_MODDIR=%q\n' "$MODDIR" >"$C/env"
 		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
 	done
 	printf 'export OBD_KVER=%q OBD_KERNEL=%q OBD_VM_DISKS=%q\n' "$KVER" "$KERNEL" "$GUEST_DISKS"
+	printf 'export OBD_VM_BOOTS=%q OBD_VM_SEED=%q\n' "$BOOTS" "$SEED"
+	printf 'read -r OBD_VM_BOOT </mnt/share/.obd-vm/boot || exit 126\n'
+	printf 'export OBD_VM_BOOT\n'
 	printf 'cd %q || exit 126\n' "$CWD"
 	printf 'exec'
 	printf ' %q' "$@"
@@ -232,33 +250,9 @@ QEMU=(qemu-system-x86_64 "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nographic -no-rebo
 	-fsdev "local,id=s,path=$SHARE,security_model=none,multidevs=remap"
 	-device virtio-9p-pci,fsdev=s,mount_tag=share ${DISK_ARGS[@]+"${DISK_ARGS[@]}"})
 
-echo "$ME: kernel $KVER, $MEM MB, $SMP cpu, timeout ${TIMEOUT}s, share $SHARE" >&2
-t0=$(date +%s.%N)
-set +e
-timeout -k 5 "$TIMEOUT" "${QEMU[@]}" </dev/null 2>"$C/qemu.stderr" |
-	sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$C/console.log"
-st=("${PIPESTATUS[@]}")
-set -e
-t1=$(date +%s.%N)
-qst=${st[0]}
-
-# ---------------------------------------------------------------------------
-fail=0
-rc=
-if [ "$qst" = 124 ] || [ "$qst" = 137 ]; then
-	echo "$ME: FAIL: timed out after ${TIMEOUT}s (qemu killed)" >&2
-	rc=124
-elif [ ! -r "$C/status" ]; then
-	if grep -q '^obd-vm: init start' "$C/console.log"; then
-		echo "$ME: FAIL: the guest gave no exit status (qemu status $qst; panic or init failure, see the console above)" >&2
-	else
-		echo "$ME: FAIL: the kernel died before /init ran (qemu status $qst): a boot problem, not the command's" >&2
-	fi
-	[ ! -s "$C/qemu.stderr" ] || sed 's/^/qemu: /' "$C/qemu.stderr" >&2
-	rc=125
-else
-	rc=$(cat "$C/status")
-fi
+BOOTMSG=
+[ "$BOOTS" -eq 1 ] || BOOTMSG=", $BOOTS boots (kill seed $SEED)"
+echo "$ME: kernel $KVER, $MEM MB, $SMP cpu, timeout ${TIMEOUT}s$BOOTMSG, share $SHARE" >&2
 
 # Lines matched by the scan that are known not to be defects of the code under test.
 # - "Spectre V2 : WARNING: Unprivileged eBPF ..." and CPU-bug notices ("... data leak
@@ -266,12 +260,97 @@ fi
 BENIGN='Unprivileged eBPF is enabled|data leak possible|SMT on, data leak|Vulnerable'
 [ -z "${OBD_VM_DMESG_IGNORE:-}" ] || BENIGN="$BENIGN|$OBD_VM_DMESG_IGNORE"
 SCAN='BUG|WARNING|Oops|KASAN|refcount|hung task|leak|Call Trace'
+scan_hits() { cat "$@" 2>/dev/null | grep -E "$SCAN" | grep -vE "$BENIGN" || true; }
+
+# watch_console KILL: the console, line by line, to stdout. With KILL=1 the first
+# line holding OBD-VM-KILL-NOW [MAX_MS] arms a SIGKILL of QEMU (pid from -pidfile)
+# after 0..MAX_MS ms, drawn from the seed and the boot number, so OBD_SEED replays.
+watch_console() {
+	local line ms max
+	while IFS= read -r line || [ -n "$line" ]; do
+		printf '%s\n' "$line"
+		[ "$1" = 1 ] || continue
+		[ ! -e "$C/killed" ] || continue
+		[[ $line =~ OBD-VM-KILL-NOW( ([0-9]+))? ]] || continue
+		max=${BASH_REMATCH[2]:-0}
+		# one 64-bit LCG step (bash arithmetic wraps) of seed and boot: replayable
+		ms=$(( SEED + boot * 7919 ))
+		ms=$(( ((ms * 6364136223846793005 + 1442695040888963407) >> 33 & 0x7fffffff) % (max + 1) ))
+		echo "$ms" >"$C/killed"
+		(
+			[ "$ms" = 0 ] || sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+			[ -e "$C/status" ] || kill -KILL "$(cat "$C/qemu.pid")" 2>/dev/null
+		) &
+	done
+}
+
+fail=0
+rc=
+t0=$(date +%s.%N)
+boot=1
+while :; do
+	rm -f "$C/status" "$C/dmesg" "$C/killed" "$C/qemu.pid"
+	echo "$boot" >"$C/boot"
+	kill_ok=0
+	[ "$boot" -ge "$BOOTS" ] || kill_ok=1
+	[ "$BOOTS" -eq 1 ] || echo "$ME: boot $boot of $BOOTS" >&2
+	tb=$(date +%s.%N)
+	set +e
+	# In a subshell that outlives it: a QEMU killed on purpose is no "Killed" job report.
+	(timeout -k 5 "$TIMEOUT" "${QEMU[@]}" -pidfile "$C/qemu.pid" </dev/null 2>"$C/qemu.stderr"
+		e=$?; exit "$e") 2>>"$C/qemu.stderr" |
+		sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$C/console.log" |
+		watch_console "$kill_ok"
+	st=("${PIPESTATUS[@]}")
+	set -e
+	qst=${st[0]}
+	if [ "$kill_ok" = 1 ] && [ -r "$C/killed" ] && [ ! -r "$C/status" ]; then
+		# Killed as asked: not a failure. What the kernel said up to the kill: the
+		# dmesg vm_kill_now saved, and the kernel lines of the console after it.
+		hits=$(scan_hits "$C/dmesg.boot$boot" <(grep -E '^\[ *[0-9]+\.[0-9]+\]' "$C/console.log"))
+		if [ -n "$hits" ]; then
+			echo "$ME: FAIL: boot $boot: guest dmesg has suspicious lines:" >&2
+			printf '%s\n' "$hits" | head -n 50 | sed 's/^/  /' >&2
+			fail=1
+		fi
+		mv "$C/console.log" "$C/console.boot$boot.log"
+		echo "$ME: $KVER: boot $boot of $BOOTS killed (SIGKILL) $(cat "$C/killed") ms after" \
+			"OBD-VM-KILL-NOW (seed $SEED: OBD_SEED=$SEED replays), $(awk -v a="$tb" \
+			-v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s" >&2
+		boot=$((boot + 1))
+		continue
+	fi
+	break
+done
+t1=$(date +%s.%N)
+
+# ---------------------------------------------------------------------------
+if [ -r "$C/status" ]; then
+	rc=$(cat "$C/status")
+elif [ "$qst" = 124 ] || [ "$qst" = 137 ]; then
+	echo "$ME: FAIL: timed out after ${TIMEOUT}s (qemu killed)" >&2
+	rc=124
+else
+	if grep -q '^obd-vm: init start' "$C/console.log"; then
+		echo "$ME: FAIL: the guest gave no exit status (qemu status $qst; panic or init failure, see the console above)" >&2
+	else
+		echo "$ME: FAIL: the kernel died before /init ran (qemu status $qst): a boot problem, not the command's" >&2
+	fi
+	[ ! -s "$C/qemu.stderr" ] || sed 's/^/qemu: /' "$C/qemu.stderr" >&2
+	rc=125
+fi
+if [ "$boot" -lt "$BOOTS" ] && [ "$rc" != 124 ] && [ "$rc" != 125 ]; then
+	echo "$ME: FAIL: boot $boot of $BOOTS ended by itself (status $rc) instead of being killed" \
+		"after an OBD-VM-KILL-NOW line" >&2
+	[ "$rc" != 0 ] || rc=1
+fi
+
 # Without a dmesg (timeout, panic) the console still has every message of loglevel
 # <= 4 (warnings, oopses, hung task reports).
 LOGF=$C/dmesg
 [ -r "$LOGF" ] || LOGF=$C/console.log
 if [ -r "$LOGF" ]; then
-	hits=$(grep -E "$SCAN" "$LOGF" | grep -vE "$BENIGN" || true)
+	hits=$(scan_hits "$LOGF")
 	if [ -n "$hits" ]; then
 		echo "$ME: FAIL: guest dmesg has suspicious lines:" >&2
 		printf '%s\n' "$hits" | head -n 50 | sed 's/^/  /' >&2
@@ -290,6 +369,7 @@ timing=$(awk -v a="${up_start:-}" -v b="${up_end:-}" -v t0="$t0" -v t1="$t1" 'BE
 	if (a != "") s = s sprintf(", boot %.1fs", a)
 	if (a != "" && b != "") s = s sprintf(", command %.1fs", b - a)
 	print s }')
+[ "$BOOTS" -eq 1 ] || timing="boot $boot of $BOOTS, $timing"
 echo "$ME: $KVER: status $rc, $timing" >&2
 
 if [ "$rc" = 0 ] && [ "$fail" = 1 ]; then
@@ -297,7 +377,7 @@ if [ "$rc" = 0 ] && [ "$fail" = 1 ]; then
 fi
 if [ "$TMPSHARE" = 1 ]; then
 	if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
-		echo "$ME: logs kept in $C (console.log, dmesg, qemu.stderr)" >&2
+		echo "$ME: logs kept in $C (console.log, dmesg, qemu.stderr; console.bootN.log, dmesg.bootN of killed boots)" >&2
 	else
 		rm -rf "$SHARE"
 	fi

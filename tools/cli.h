@@ -50,6 +50,8 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 /* Compat entry points, dispatched on basename(argv[0]). */
 int compat_overlaybd_create(int argc, char **argv);
@@ -172,6 +174,9 @@ struct cli_stack {
  * Returns 0 or -errno.
  */
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags);
+
+/* mkdir -p dir, 0755 (the cache directory); errors reported naming the path. 0 or -errno. */
+int cli_make_dirs(const char *dir);
 void cli_stack_close(struct cli_stack *s);
 /* Read nsect sectors of the merged disk at lba into buf. */
 int cli_stack_read(struct cli_stack *s, void *buf, u64 lba, u64 nsect);

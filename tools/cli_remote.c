@@ -94,27 +94,6 @@ static struct reg_client *client_for(const struct reg_url *u)
 	return &c->rc;
 }
 
-/* mkdir -p for the cache directory. */
-static int make_dirs(const char *dir)
-{
-	char p[PATH_MAX];
-	size_t i, n = strlen(dir);
-
-	if (n >= sizeof(p))
-		return -ENAMETOOLONG;
-	memcpy(p, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i])
-			continue;
-		p[i] = 0;
-		if (mkdir(p, 0755) && errno != EEXIST) {
-			cli_err(p, "cannot make the cache directory: %s", strerror(errno));
-			return -errno;
-		}
-		p[i] = dir[i];
-	}
-	return 0;
-}
 
 /* ------------------------------------------------------------------------
  * Reads
@@ -207,7 +186,7 @@ static int remote_locate(struct cli_remote *r, const char *cfgfile, const char *
 }
 
 int cli_remote_open(struct cli_remote **out, const char *cfgfile, const char *repo_blob_url,
-		    const char *digest, u64 size)
+		    const char *digest, u64 size, const struct obd_cache_dl *dl)
 {
 	u8 raw[OBD_CACHE_DIGEST_LEN];
 	char path[PATH_MAX], err[1024];
@@ -251,7 +230,7 @@ int cli_remote_open(struct cli_remote **out, const char *cfgfile, const char *re
 		}
 	}
 	r->size = size;
-	rc = make_dirs(remote_cfg.cache_dir);
+	rc = cli_make_dirs(remote_cfg.cache_dir);
 	if (rc)
 		goto out_free;
 	rc = cache_entry_path(remote_cfg.cache_dir, digest, path, sizeof(path));
@@ -260,8 +239,11 @@ int cli_remote_open(struct cli_remote **out, const char *cfgfile, const char *re
 		goto out_free;
 	}
 	rc = cache_entry_open(&r->ce, path, size, raw, r->url, err, sizeof(err));
+	if (!rc && dl && dl->flags)
+		rc = cache_entry_set_download(&r->ce, dl, err, sizeof(err));
 	if (rc) {
 		cli_err(NULL, "%s", err);
+		cache_entry_close(&r->ce);
 		goto out_free;
 	}
 	r->io.read = remote_read;

@@ -21,10 +21,12 @@ void cli_remote_teardown(void);
 /*
  * Open (creating if absent) the cache entry of blob digest at
  * repo_blob_url + "/" + digest. size 0: asked of the registry (HEAD).
- * cfgfile names the config in messages. Reports errors. 0 or -errno.
+ * cfgfile names the config in messages. dl (NULL or flags 0: leave as
+ * is): the image's download policy, stored in the entry for the daemon.
+ * Reports errors. 0 or -errno.
  */
 int cli_remote_open(struct cli_remote **out, const char *cfgfile, const char *repo_blob_url,
-		    const char *digest, u64 size);
+		    const char *digest, u64 size, const struct obd_cache_dl *dl);
 void cli_remote_close(struct cli_remote *r);
 
 struct obd_io *cli_remote_io(struct cli_remote *r);

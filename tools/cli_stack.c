@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "cli_remote.h"
+#include "config.h"
 
 const char *cli_kind_name(enum cli_layer_kind k)
 {
@@ -89,7 +90,37 @@ struct cfg_remote {
 	char *repo_blob_url;
 	char **digests;
 	u64 *sizes;
+	struct obd_cache_dl dl;		/* the image's download{}; flags 0 when absent */
 };
+
+/*
+ * config.v1.json "download" (spec 5.1/5.4): parsed over the reference's
+ * defaults and kept in each remote entry's .meta for overlaybd-fetchd.
+ * Absent: nothing stored, the daemon's own download{} applies.
+ */
+static int config_download(const char *path, json_object *root, struct obd_cache_dl *out)
+{
+	struct fetchd_config defaults;
+	struct fetchd_download dl;
+	json_object *o;
+	char err[512];
+
+	memset(out, 0, sizeof(*out));
+	if (!json_object_object_get_ex(root, "download", &o) || json_object_is_type(o, json_type_null))
+		return 0;
+	fetchd_config_defaults(&defaults);
+	dl = defaults.download;
+	if (fetchd_download_parse(o, "download", &dl, err, sizeof(err))) {
+		cli_err(path, "%s", err);
+		return -EINVAL;
+	}
+	*out = (struct obd_cache_dl){
+		.flags = OBD_CACHE_DL_SET | (dl.enable ? OBD_CACHE_DL_ENABLE : 0),
+		.delay = dl.delay_s, .delay_extra = dl.delay_extra_s, .max_mbps = dl.max_mbps,
+		.try_cnt = dl.try_cnt, .block_size = dl.block_size,
+	};
+	return 0;
+}
 
 static void cfg_remote_free(struct cfg_remote *rem, unsigned int n)
 {
@@ -141,6 +172,39 @@ static int remote_lower(const char *path, json_object *l, size_t i, const char *
 	return get_size(path, l, i, &rem->sizes[i]);
 }
 
+/*
+ * accelerationLayer (spec 5.1): the last lower holds the image's trace
+ * (replayed by tools/cli_prefetch.c), not data: it is left out of the
+ * stack. Combined with recordTracePath it is an error, as in the reference.
+ */
+static int config_accel_layer(const char *path, json_object *root, size_t *cnt)
+{
+	const char *rec;
+	json_object *v;
+
+	if (!json_object_object_get_ex(root, "accelerationLayer", &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		cli_err(path, "accelerationLayer: expected true or false");
+		return -EINVAL;
+	}
+	if (!json_object_get_boolean(v))
+		return 0;
+	if (get_str(path, root, "recordTracePath", &rec, ""))
+		return -EINVAL;
+	if (rec) {
+		cli_err(path, "recordTracePath: cannot record a trace of an image with an acceleration layer (accelerationLayer is true)");
+		return -EINVAL;
+	}
+	if (!*cnt) {
+		cli_err(path, "accelerationLayer: true, but lowers is empty");
+		return -EINVAL;
+	}
+	(*cnt)--;
+	return 0;
+}
+
 static int config_load(const char *path, char ***paths, unsigned int *n,
 		       char **upper_data, char **upper_index, struct cfg_remote *rem)
 {
@@ -182,6 +246,8 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		goto out_put;
 	}
 	cnt = lowers ? json_object_array_length(lowers) : 0;
+	if (config_accel_layer(path, root, &cnt))
+		goto out_put;
 	if (cnt > OBD_MAX_LAYERS) {
 		cli_err(path, "lowers: %zu layers, at most %d supported", cnt, OBD_MAX_LAYERS);
 		goto out_put;
@@ -195,6 +261,8 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		const char *rbu;
 
 		if (get_str(path, root, "repoBlobUrl", &rbu, ""))
+			goto out_free;
+		if (config_download(path, root, &rem->dl))
 			goto out_free;
 		rem->repo_blob_url = rbu ? strdup(rbu) : NULL;
 		rem->digests = calloc(cnt + 1, sizeof(*rem->digests));
@@ -532,7 +600,8 @@ static int stack_open_remote(struct cli_layer *l, const char *cfg, struct cfg_re
 	struct cli_remote *r;
 	int rc;
 
-	rc = cli_remote_open(&r, cfg, rem->repo_blob_url, rem->digests[i], rem->sizes[i]);
+	rc = cli_remote_open(&r, cfg, rem->repo_blob_url, rem->digests[i], rem->sizes[i],
+			     &rem->dl);
 	if (rc)
 		return rc;
 	return cli_layer_open_remote(l, r, flags & ~CLI_STACK_ALLOW_RW);
@@ -541,7 +610,7 @@ static int stack_open_remote(struct cli_layer *l, const char *cfg, struct cfg_re
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags)
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
-	struct cfg_remote rem = { NULL, NULL, NULL };
+	struct cfg_remote rem = { 0 };
 	unsigned int ncfg = 0, i;
 	int rc = 0, a;
 

@@ -3,10 +3,13 @@
  * Error reporting, option parsing helpers, progress bar, full-length I/O.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -237,4 +240,25 @@ bool cli_same_file(const char *a, const char *b)
 	if (!a || !b || stat(a, &sa) || stat(b, &sb))
 		return false;
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cli_make_dirs(const char *dir)
+{
+	char p[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i])
+			continue;
+		p[i] = 0;
+		if (mkdir(p, 0755) && errno != EEXIST) {
+			cli_err(p, "cannot make the cache directory: %s", strerror(errno));
+			return -errno;
+		}
+		p[i] = dir[i];
+	}
+	return 0;
 }

@@ -6,7 +6,8 @@
  * (digest, no local copy) remote:<blob size>:sha256:<hex>:<cache file>.
  * Every layer is opened and validated with the format core first, so a
  * bad file is reported by name here and not as a bare EINVAL from the
- * kernel.
+ * kernel. An image reference (REF, as for obd push, or @sha256:<hex>) is
+ * turned into a config.v1.json by cli_imageref.c and attached as one.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 
 #include "cli.h"
 #include "cli_dm.h"
+#include "cli_imageref.h"
+#include "cli_prefetch.h"
 #include "cli_remote.h"
 
 /*
@@ -84,76 +87,34 @@ out_free:
 	return rc;
 }
 
-int cmd_attach(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "direct-io", no_argument, NULL, 'D' },
-		{ "no-verify", no_argument, NULL, 'V' },
-		{ "table", no_argument, NULL, 'T' },
-		{ "service-config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool direct_io = false, no_verify = false, table_only = false;
-	char namebuf[32], *params = NULL;
-	const char *name = NULL, *svc = NULL;
-	struct dm_task *dmt = NULL;
-	uint32_t cookie = 0;
-	struct cli_stack s;
-	int opt, i, ret = EXIT_FAIL;
+struct attach_opts {
+	const char *name, *svc;
+	bool direct_io, no_verify, table_only;
+};
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'n': name = optarg; break;
-		case 'D': direct_io = true; break;
-		case 'V': no_verify = true; break;
-		case 'T': table_only = true; break;
-		case 'c': svc = optarg; break;
-		case 'h': return cli_help("attach");
-		default: return cli_usage_err("attach", "bad option");
-		}
+/* "obdN": the first free name. */
+static const char *free_name(char *buf, size_t len)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		snprintf(buf, len, "obd%d", i);
+		if (!cli_dm_exists(buf))
+			break;
 	}
-	if (optind >= argc)
-		return cli_usage_err("attach", "no layer given");
-	if (name && (!*name || strlen(name) >= 128 || strchr(name, '/')))
-		return cli_usage_err("attach", "bad device name '%s'", name);
-	/* the merge too: what the kernel would refuse is reported here */
-	if (svc && cli_remote_setup(svc))
-		return EXIT_FAIL;
-	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_REMOTE)) {
-		cli_remote_teardown();
-		return EXIT_FAIL;
-	}
-	if (!s.vsize) {
-		cli_err(s.layers[s.n - 1].path, "virtual size is 0");
-		goto out_close;
-	}
-	if (build_params(&s, direct_io, no_verify, &params))
-		goto out_close;
-	if (table_only) {
-		printf("0 %llu %s %s\n", (unsigned long long)(s.vsize >> OBD_SECTOR_SHIFT),
-		       OBD_DM_TARGET, params);
-		ret = EXIT_OK;
-		goto out_close;
-	}
-	if (cli_dm_init())
-		goto out_close;
-	if (!name) {
-		for (i = 0; i < 1000; i++) {
-			snprintf(namebuf, sizeof(namebuf), "obd%d", i);
-			if (!cli_dm_exists(namebuf))
-				break;
-		}
-		name = namebuf;
-	} else if (cli_dm_exists(name)) {
-		cli_err(name, "a device-mapper device of this name exists");
-		goto out_close;
-	}
+	return buf;
+}
+
+/* DM_DEVICE_CREATE of name with one overlaybd target; prints /dev/mapper/name. */
+static int create_device(const char *name, u64 vsize, const char *params)
+{
+	struct dm_task *dmt;
+	uint32_t cookie = 0;
+	int ret = EXIT_FAIL;
+
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt || !dm_task_set_name(dmt, name) || !dm_task_set_ro(dmt) ||
-	    !dm_task_add_target(dmt, 0, s.vsize >> OBD_SECTOR_SHIFT, OBD_DM_TARGET, params) ||
+	    !dm_task_add_target(dmt, 0, vsize >> OBD_SECTOR_SHIFT, OBD_DM_TARGET, params) ||
 	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE)) {
 		cli_err(name, "%s", cli_dm_last_error());
 		goto out_task;
@@ -180,11 +141,111 @@ int cmd_attach(int argc, char **argv)
 out_task:
 	if (dmt)
 		dm_task_destroy(dmt);
+	return ret;
+}
+
+/* The one attach path: layer files, or a config (given, or derived from a REF). */
+static int attach_stack(const struct attach_opts *o, int nargs, char **args)
+{
+	char namebuf[32], *params = NULL;
+	const char *name = o->name;
+	struct cli_stack s;
+	int ret = EXIT_FAIL;
+
+	/* the merge too: what the kernel would refuse is reported here */
+	if (o->svc && cli_remote_setup(o->svc))
+		return EXIT_FAIL;
+	if (cli_stack_open(&s, nargs, args, CLI_STACK_REMOTE)) {
+		cli_remote_teardown();
+		return EXIT_FAIL;
+	}
+	if (!s.vsize) {
+		cli_err(s.layers[s.n - 1].path, "virtual size is 0");
+		goto out_close;
+	}
+	if (build_params(&s, o->direct_io, o->no_verify, &params))
+		goto out_close;
+	if (o->table_only) {
+		printf("0 %llu %s %s\n", (unsigned long long)(s.vsize >> OBD_SECTOR_SHIFT),
+		       OBD_DM_TARGET, params);
+		ret = EXIT_OK;
+		goto out_close;
+	}
+	if (cli_dm_init())
+		goto out_close;
+	if (!name) {
+		name = free_name(namebuf, sizeof(namebuf));
+	} else if (cli_dm_exists(name)) {
+		cli_err(name, "a device-mapper device of this name exists");
+		goto out_close;
+	}
+	ret = create_device(name, s.vsize, params);
+	if (ret == EXIT_OK)
+		cli_prefetch_attached(name, nargs, args, o->svc);	/* spec 5.1, 6.7 */
 out_close:
 	free(params);
 	cli_stack_close(&s);
 	cli_remote_teardown();
 	return ret;
+}
+
+/*
+ * One argument that names no file and does not end in .json is an image
+ * reference: resolved into a config under <cacheDir>/images, then attached
+ * as that config. Anything else goes to attach_stack as given.
+ */
+static int attach_args(const struct attach_opts *o, int nargs, char **args)
+{
+	char err[512], cfg[PATH_MAX], *cfgv[1] = { cfg };
+	struct imageref ref;
+	struct stat st;
+	size_t n = strlen(args[0]);
+	int rc;
+
+	if (nargs != 1 || !stat(args[0], &st) || (n >= 5 && !strcmp(args[0] + n - 5, ".json")))
+		return attach_stack(o, nargs, args);
+	rc = errno;
+	if (imageref_parse(args[0], &ref, err, sizeof(err))) {
+		cli_err(args[0], "not a layer or config file (%s), nor an image reference (%s)",
+			strerror(rc), err);
+		return EXIT_FAIL;
+	}
+	if (imageref_resolve(args[0], &ref, o->svc, cfg, sizeof(cfg)))
+		return EXIT_FAIL;
+	return attach_stack(o, 1, cfgv);
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "direct-io", no_argument, NULL, 'D' },
+		{ "no-verify", no_argument, NULL, 'V' },
+		{ "table", no_argument, NULL, 'T' },
+		{ "service-config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct attach_opts o = { NULL, NULL, false, false, false };
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "n:c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n': o.name = optarg; break;
+		case 'D': o.direct_io = true; break;
+		case 'V': o.no_verify = true; break;
+		case 'T': o.table_only = true; break;
+		case 'c': o.svc = optarg; break;
+		case 'h': return cli_help("attach");
+		default: return cli_usage_err("attach", "bad option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_err("attach", "no layer, config or image reference given");
+	if (o.name && (!*o.name || strlen(o.name) >= 128 || strchr(o.name, '/')))
+		return cli_usage_err("attach", "bad device name '%s'", o.name);
+	return attach_args(&o, argc - optind, argv + optind);
 }
 
 int cmd_detach(int argc, char **argv)
@@ -216,6 +277,7 @@ int cmd_detach(int argc, char **argv)
 		cli_err(name, "no such device-mapper device");
 		return EXIT_FAIL;
 	}
+	cli_prefetch_detach(name);	/* a recording device writes its trace first */
 	dmt = dm_task_create(DM_DEVICE_REMOVE);
 	if (!dmt || !dm_task_set_name(dmt, name) ||
 	    (dm_udev_get_sync_support() && !dm_task_set_cookie(dmt, &cookie, 0)) ||

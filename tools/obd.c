@@ -107,12 +107,17 @@ static const struct cli_cmd cmds[] = {
 	  "verify layers" },
 	{ "attach", cmd_attach,
 	  "obd attach [--name NAME] [--direct-io] [--no-verify] [--table]\n"
-	  "           [--service-config FILE] LAYER... | CONFIG.v1.json",
+	  "           [--service-config FILE] LAYER... | CONFIG.v1.json | REF",
 	  "Create a dm-overlaybd device over the layers (bottom first) and print\n"
 	  "its /dev/mapper path. Layers are validated first. Config lowers with a\n"
 	  "digest and no local copy are remote (repoBlobUrl + \"/\" + digest): their\n"
 	  "cache entries are made in cacheConfig.cacheDir and the ranges obd reads\n"
 	  "to validate them are fetched into the cache.\n"
+	  "REF ([http://|https://]HOST[:PORT]/REPO[:TAG|@sha256:HEX], as for push;\n"
+	  "an argument that is no file and does not end in .json) names an overlaybd\n"
+	  "image in a registry: its manifest (an index: the linux/amd64 one) gives the\n"
+	  "lowers from the overlaybd layer annotations; the config is written to\n"
+	  "<cacheDir>/images/sha256:<manifest hex>.config.v1.json and attached.\n"
 	  "  -n, --name NAME        device name (default: obd-<pid>)\n"
 	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
 	  "      --direct-io        read layer files with direct I/O\n"
@@ -141,6 +146,60 @@ static const struct cli_cmd cmds[] = {
 	  "      --chunk-size N     blobs larger than N go in PATCH chunks of N (16M)\n"
 	  PROGRESS_HELP,
 	  "upload layers to a registry" },
+	{ "cache", cmd_cache,
+	  "obd cache [--service-config FILE] [--dir DIR] [--json]\n"
+	  "       obd cache prune [--service-config FILE] [--dir DIR] [--all | --to SIZE]\n"
+	  "                       [--grace S] [--dry-run] [--force] [--json]",
+	  "List the entries of the registry cache (cacheConfig.cacheDir): blob size,\n"
+	  "bytes cached, state (complete, partial or broken, with the reason), last\n"
+	  "use, the dm devices using it (from the overlaybd tables; \"unknown\" without\n"
+	  "device-mapper), then the usage against cacheConfig.cacheSizeGB.\n"
+	  "prune removes entries no device uses, least recently used first (broken\n"
+	  "ones first of all): down to the water mark of cacheSizeGB\n"
+	  "(max(90 %, size - 50 GiB), as overlaybd-fetchd evicts), to SIZE, or all.\n"
+	  "Entries used in the last S seconds (default evictGraceSec, 60) are kept.\n"
+	  "If the dm tables cannot be read, prune refuses unless --force.\n"
+	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
+	  "      --dir DIR          the cache directory instead of cacheConfig.cacheDir\n"
+	  "  -j, --json             JSON output\n"
+	  "      --all              prune: every unused entry\n"
+	  "      --to SIZE          prune: down to SIZE bytes on disk (512M, 0.5G)\n"
+	  "      --grace S          prune: keep entries used in the last S seconds\n"
+	  "      --dry-run          prune: print what would be removed, remove nothing\n"
+	  "      --force            prune even when device use is unknown\n",
+	  "list and prune the registry cache" },
+	{ "trace", cmd_trace,
+	  "obd trace record [--no-watch] [-f] NAME FILE | obd trace stop NAME\n"
+	  "       obd trace show|dump [--json] [--records] FILE...\n"
+	  "       obd trace replay [--concurrency N] [--wait [--timeout S]] NAME FILE\n"
+	  "       obd trace files [--concurrency N] NAME LIST\n"
+	  "       obd trace build OUT [TEXT|-]",
+	  "Record the reads of device NAME into a trace file, the overlaybd reference's\n"
+	  "format (spec 6.7), and replay one: its ranges are prefetched by the module\n"
+	  "(through overlaybd-fetchd for remote layers) behind the device's own misses.\n"
+	  "  record   start recording: FILE (made empty if missing) and FILE.lock; a\n"
+	  "           background watcher writes the trace once FILE.lock is deleted\n"
+	  "  stop     stop, write FILE (and FILE.ok, FILE.lock removed), free the records\n"
+	  "  show     validate FILE (a trace, or a tar holding one file `trace`: an\n"
+	  "           acceleration layer) and print records and per-layer totals\n"
+	  "  replay   send FILE's reads to NAME as prefetch requests\n"
+	  "  files    dynamic mode: mount NAME read-only, map the files of LIST\n"
+	  "           (absolute paths; a trailing / or * walks a directory) with FIEMAP\n"
+	  "           and read their extents from the device\n"
+	  "  build    write the trace OUT from text lines \"[R|W] LAYER OFFSET COUNT\"\n"
+	  "obd attach honours a config's recordTracePath (missing: off; empty: record;\n"
+	  "a trace: replay; anything else: a file list) and accelerationLayer; obd\n"
+	  "detach of a recording device writes its trace first.\n"
+	  "  -j, --json             show: JSON output\n"
+	  "  -r, --records          show: every record too\n"
+	  "  -c, --concurrency N    replay: batches of 64 ranges queued ahead (16);\n"
+	  "                         files: reader threads (16)\n"
+	  "  -w, --wait             replay: until the module's prefetch queue is idle\n"
+	  "  -t, --timeout S        replay --wait: give up after S seconds (600)\n"
+	  "      --no-watch         record: no background watcher\n"
+	  "  -f, --force            record: over a non-empty FILE\n"
+	  PROGRESS_HELP,
+	  "record and replay start-up traces" },
 	{ "help", cmd_help, "obd help [CMD]", "Show help for obd or for CMD.\n",
 	  "show help" },
 	{ "version", cmd_version, "obd version", "Print the version.\n",

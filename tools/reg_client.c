@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "cli.h"
 #include "cred.h"
+#include "cred_server.h"
 #include "reg_client.h"
 
 #define REG_MAX_HOPS	8
@@ -29,6 +30,7 @@ struct reg_req {
 	const char *method;		/* GET HEAD POST PATCH PUT */
 	const char *url;
 	const char *content_type;	/* request body type */
+	const char *accept;		/* "Accept:" value, or NULL */
 	char range[64];			/* "Range: bytes=a-b" header line or "" */
 	char content_range[64];		/* PATCH: "Content-Range: a-b" or "" */
 	bool no_auth;			/* never send c->auth (the token request) */
@@ -49,6 +51,7 @@ struct reg_req {
 	char location[REG_URL_MAX];
 	char www_auth[2048];
 	char resp_content_range[128];
+	char resp_content_type[160];
 	uint64_t content_length;
 	bool has_content_length;
 	char final_url[REG_URL_MAX];	/* after redirects */
@@ -217,6 +220,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	if (len >= 5 && !memcmp(buf, "HTTP/", 5)) {
 		/* a new response (after 100 Continue): forget the last one's */
 		r->location[0] = r->www_auth[0] = r->resp_content_range[0] = 0;
+		r->resp_content_type[0] = 0;
 		r->has_content_length = false;
 		return len;
 	}
@@ -236,6 +240,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		snprintf(r->www_auth, sizeof(r->www_auth), "%.*s", (int)vlen, v);
 	else if (HDR("content-range"))
 		snprintf(r->resp_content_range, sizeof(r->resp_content_range), "%.*s", (int)vlen, v);
+	else if (HDR("content-type"))
+		snprintf(r->resp_content_type, sizeof(r->resp_content_type), "%.*s", (int)vlen, v);
 	else if (HDR("content-length")) {
 		char tmp[32];
 
@@ -338,7 +344,7 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 {
 	const struct fetchd_config *cfg = c->cfg;
 	struct curl_slist *hdrs = NULL;
-	char ebuf[CURL_ERROR_SIZE] = "", disp[1024], ct[160];
+	char ebuf[CURL_ERROR_SIZE] = "", disp[1024], ct[160], acc[512];
 	CURL *h = c->curl;
 	CURLcode cc;
 	int rc = 0;
@@ -366,6 +372,7 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(cfg->request_timeout_s ?
 							   cfg->request_timeout_s : 30));
 	set_tls(c, h);
+	reg_curl_proxy(h, cfg);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -383,6 +390,10 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 			snprintf(ct, sizeof(ct), "Content-Type: %s", r->content_type);
 			hdrs = curl_slist_append(hdrs, ct);
 		}
+	}
+	if (r->accept) {
+		snprintf(acc, sizeof(acc), "Accept: %s", r->accept);
+		hdrs = curl_slist_append(hdrs, acc);
 	}
 	if (r->range[0])
 		hdrs = curl_slist_append(hdrs, r->range);
@@ -581,6 +592,21 @@ out:
 	return rc;
 }
 
+/*
+ * The blob URL credentials are asked for: the request's own when it is a
+ * blob GET or HEAD (a credential server sees the blob, spec 6.4), else one
+ * of the repository (an upload: any blob URL of it matches the same keys).
+ */
+static const char *cred_url_for(const struct reg_client *c, const struct reg_req *r)
+{
+	struct reg_url u;
+	char err[128];
+
+	if (r->url && !url_parse_blob(r->url, &u, err, sizeof(err)))
+		return r->url;
+	return c->cred_url;
+}
+
 static int authenticate(struct reg_client *c, struct reg_req *r)
 {
 	struct auth_challenge ch;
@@ -594,10 +620,10 @@ static int authenticate(struct reg_client *c, struct reg_req *r)
 		cli_err(where, "HTTP 401: WWW-Authenticate: %s", err);
 		return rc;
 	}
-	rc = cred_lookup(c->cfg->cred_path, c->cred_url, &cred, err, sizeof(err));
+	rc = cred_get(c->cfg, cred_url_for(c, r), &cred, err, sizeof(err));
 	if (rc) {
 		cli_err(NULL, "%s", err);
-		return rc;
+		return rc == -EAGAIN ? -EIO : rc;
 	}
 	if (ch.scheme == AUTH_BASIC) {
 		if (!cred.user[0]) {
@@ -837,6 +863,60 @@ int reg_manifest_put(struct reg_client *c, const char *ref, const char *body, si
 	rc = do_req(c, &r);
 	if (!rc && r.status != 201 && r.status != 200)
 		rc = http_fail(&r, "manifest: ");
+	req_free(&r);
+	return rc;
+}
+
+/* The media type of a Content-Type value: parameters and blanks dropped. */
+static void media_type_of(const char *v, char *out, size_t outlen)
+{
+	size_t n = strcspn(v, ";");
+
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	snprintf(out, outlen, "%.*s", (int)n, v);
+}
+
+int reg_manifest_get(struct reg_client *c, const char *ref, const char *accept, size_t max,
+		     char **body, size_t *len, char *ctype, size_t ctlen)
+{
+	struct reg_req r = { .method = "GET", .accept = accept, .out_cap = max };
+	char url[2048], disp[1024];
+	int rc;
+
+	*body = NULL;
+	*len = 0;
+	if (ctlen)
+		ctype[0] = 0;
+	if (snprintf(url, sizeof(url), "%s/v2/%s/manifests/%s", c->origin, c->reg.repo, ref) >=
+	    (int)sizeof(url))
+		return -ENAMETOOLONG;
+	/* one byte more than max: a body of max + 1 bytes is "too large", not cut */
+	r.out = malloc(max + 1);
+	if (!r.out)
+		return -ENOMEM;
+	r.url = url;
+	rc = do_req(c, &r);
+	if (rc)
+		goto out;
+	if (r.status != 200) {
+		rc = http_fail(&r, "manifest: ");
+		goto out;
+	}
+	if (r.overflow) {
+		cli_err(reg_url_display(r.final_url, disp, sizeof(disp)),
+			"manifest larger than %zu bytes", max);
+		rc = -EFBIG;
+		goto out;
+	}
+	((char *)r.out)[r.out_len] = 0;
+	*body = r.out;
+	*len = (size_t)r.out_len;
+	r.out = NULL;
+	if (ctlen)
+		media_type_of(r.resp_content_type, ctype, ctlen);
+out:
+	free(r.out);
 	req_free(&r);
 	return rc;
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * A small blocking registry client for obd (libcurl easy): the spec 6.3
- * auth flow (anonymous, Basic, Bearer tokens from cred.json), ranged blob
+ * auth flow (anonymous, Basic, Bearer tokens; credentials from cred.json or
+ * a credential server, credentialConfig.mode), ranged blob
  * GETs, blob HEAD, blob upload (monolithic or chunked) and manifest PUT.
  *
  * Redirects are followed by hand (at most 8 hops); the Authorization
  * header goes only to the registry's own origin. TLS is always verified.
+ * fetchConfig.proxy / noProxy apply to every request (reg_curl_proxy).
  * Errors are reported on stderr as "obd: <url>: HTTP 404 ..." with the
  * URL's user info and query left out; credentials and tokens are never
  * printed. Every function returns 0 (or the documented positive value)
@@ -68,6 +70,16 @@ int reg_blob_upload_buf(struct reg_client *c, const char *digest, const void *bu
 
 /* PUT <origin>/v2/<repo>/manifests/<ref> (an OCI image manifest). */
 int reg_manifest_put(struct reg_client *c, const char *ref, const char *body, size_t len);
+
+/*
+ * GET <origin>/v2/<repo>/manifests/<ref> (a tag or a digest) with
+ * "Accept: <accept>". On a 200 of at most max bytes: *body (malloc'd,
+ * NUL-terminated, *len bytes without the NUL) and the response's media
+ * type (Content-Type without parameters, "" if none) in ctype. A larger
+ * body is -EFBIG, a non-200 -ENOENT (404), -EPERM ... (all reported).
+ */
+int reg_manifest_get(struct reg_client *c, const char *ref, const char *accept, size_t max,
+		     char **body, size_t *len, char *ctype, size_t ctlen);
 
 /* url with "user:pass@" and the query removed, for messages. */
 const char *reg_url_display(const char *url, char *out, size_t outlen);

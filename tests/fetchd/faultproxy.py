@@ -17,6 +17,7 @@ Control (answered here, never forwarded):
       reset           close the connection without an answer (RST)
       badrange        206 with a Content-Range shifted by 4096
       long            206 with 100 bytes more body than the range
+      corrupt         one byte of the body flipped (the status and length kept)
       none            clear
   GET /__auth?mode=bearer&user=U&pass=P   require a Bearer token (served
       at /token, Basic U:P checked); mode=basic: require Basic U:P itself;
@@ -247,6 +248,8 @@ class H(BaseHTTPRequestHandler):
             out.append(("Content-Range", "bytes %d-%d/%s" % (int(a) + 4096, int(b) + 4096, tot)))
         if f == "long" and code == 206:
             body = body + b"x" * 100
+        if f == "corrupt" and body:
+            body = bytes([body[0] ^ 0xff]) + body[1:]
         with lock:
             state["bytes"] += len(body)
         if f == "trunc":

@@ -11,7 +11,8 @@ The script: {"socket": path, "daemon": [argv...], "timeout": s,
   "blobs": [{"id": 1, "cache": path, "data": blobfile, "size"?: n, "digest"?: hex}],
   "steps": [ {"read": [[blob, off, len, flags?], ...], "expect": "ok"|"err"|"any",
               "repeat"?: n, "check_bytes"?: true},
-             {"sleep": s}, {"close": blob}, {"sigterm": true} ]}
+             {"sleep": s}, {"close": blob}, {"sigterm": true},
+             {"exec": "shell command"} (its status and stdout: "rc", "out") ]}
 Every step's reads go out at once; the step waits for all their DONEs.
 Each DONE is checked: known id, answered once, same blob, status 0 or
 -1..-4095, a status-0 range granule aligned, inside the blob, covering the
@@ -23,8 +24,8 @@ any violation.
 """
 import hashlib, json, os, signal, socket, struct, subprocess, sys, time, zlib
 
-MAGIC, VERSION = 0x3144424F, 1
-OPEN, CLOSE, READ, DONE = 1, 2, 3, 16
+MAGIC, VERSION = 0x3144424F, 2
+OPEN, CLOSE, READ, DONE, HAVE = 1, 2, 3, 16, 17
 GRAN = 4096
 HDR = "<IHHIIQ"  # magic version opcode size reserved id
 
@@ -72,12 +73,30 @@ def meta_bits(path, size):
     g = (size + GRAN - 1) // GRAN
     return [i for i in range(g) if bm[i // 8] >> (i % 8) & 1]
 
+def meta_flags(cache):
+    """flags and dl_flags of an entry's header"""
+    with open(cache + ".meta", "rb") as f:
+        h = f.read(128)
+    return dict(flags=struct.unpack_from("<I", h, 20)[0], dl_flags=struct.unpack_from("<I", h, 88)[0])
+
+def set_download(cache, enable, delay=0, extra=0, mbps=0, tries=5, bs=262144):
+    """write a download policy into an entry's header (as obd attach does), crc updated"""
+    with open(cache + ".meta", "r+b") as f:
+        h = bytearray(f.read(4096))
+        struct.pack_into("<6I", h, 88, 1 | (2 if enable else 0), delay, extra, mbps, tries, bs)
+        struct.pack_into("<I", h, 84, 0)
+        struct.pack_into("<I", h, 84, crc32c_raw(bytes(h)))
+        f.seek(0)
+        f.write(h)
+
 def hdr(op, size, rid=0):
     return struct.pack(HDR, MAGIC, VERSION, op, size, 0, rid)
 
 def msg_open(bid, size, digest, path):
     p = path.encode()
-    m = hdr(OPEN, 4096) + struct.pack("<QQ32sII", bid, size, digest, len(p), 0) + p
+    st = os.stat(path)  # the daemon checks it writes to the file "the kernel" has
+    m = hdr(OPEN, 4096) + struct.pack("<QQ32sIIQII", bid, size, digest, len(p), 0, st.st_ino,
+                                      st.st_dev & 0xffffffff, 0) + p
     return m + bytes(4096 - len(m))
 
 def msg_read(rid, bid, off, ln, flags=0):
@@ -93,6 +112,7 @@ class Stub:
         self.next_id = 1000
         self.pending = {}     # id -> (blob, off, len)
         self.answered = {}    # id -> done dict
+        self.haves = []       # (blob, off, len) of HAVE messages
         self.blobs = {}
         for b in sc["blobs"]:
             data = open(b["data"], "rb").read() if b.get("data") else None
@@ -129,6 +149,9 @@ class Stub:
             self.err("DONE of %d bytes" % len(m))
             return "bad"
         magic, ver, op, size, res, rid, bid, off, ln, status, res2 = struct.unpack("<IHHIIQQQQiI", m)
+        if (magic, ver, op, size, res, rid, status, res2) == (MAGIC, VERSION, HAVE, 56, 0, 0, 0, 0):
+            self.haves.append((bid, off, ln))
+            return "have"
         if (magic, ver, op, size, res, res2) != (MAGIC, VERSION, DONE, 56, 0, 0):
             self.err("bad DONE header id %d: %r" % (rid, (magic, ver, op, size, res, res2)))
         if rid in self.answered:
@@ -244,6 +267,10 @@ class Stub:
                 out["steps"].append({})
             elif "sigterm" in st:
                 out["steps"].append(self.step_sigterm(st))
+            elif "exec" in st:
+                # a shell command at this point of the script (the exporter test scrapes here)
+                p = subprocess.run(st["exec"], shell=True, stdout=subprocess.PIPE, text=True)
+                out["steps"].append(dict(rc=p.returncode, out=p.stdout))
             elif "alive" in st:
                 out["steps"].append(dict(alive=self.proc.poll() is None))
                 if self.proc.poll() is not None:
@@ -251,6 +278,9 @@ class Stub:
         if not self.stopped:
             out["steps"].append(self.step_sigterm({}))
         out["errors"] = self.errors
+        out["haves"] = self.haves
+        out["flags"] = {str(bid): meta_flags(b["cache"]) if os.path.exists(b["cache"] + ".meta") else None
+                        for bid, b in self.blobs.items()}
         out["meta"] = {str(bid): meta_bits(b["cache"], b["size"]) if os.path.exists(b["cache"] + ".meta") else []
                        for bid, b in self.blobs.items()}
         return out
@@ -258,6 +288,9 @@ class Stub:
 def main():
     if sys.argv[1] == "mkentry":
         mkentry(sys.argv[2], sys.argv[3], sys.argv[4])
+        return 0
+    if sys.argv[1] == "set-download":  # set-download CACHE ENABLE [DELAY EXTRA MBPS TRIES BS]
+        set_download(sys.argv[2], sys.argv[3] == "1", *[int(v) for v in sys.argv[4:9]])
         return 0
     if sys.argv[1] == "run":
         sc = json.load(open(sys.argv[2]))

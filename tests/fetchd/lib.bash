@@ -135,11 +135,12 @@ mkentry() {	# mkentry URL FILE -> prints the cache file path
 }
 
 # write_config FETCH [TOP]: service config with the given fetchConfig JSON
-# members (and TOP: more top-level members, e.g. a certConfig)
+# members (and TOP: more top-level members, e.g. a certConfig); CACHE_MORE:
+# more cacheConfig members
 write_config() {
 	cat > "$T/overlaybd.json" <<-JSON
 	{ ${2:+$2,} "logConfig": { "logLevel": ${LOGLEVEL:-1} },
-	  "cacheConfig": { "cacheDir": "$T/cache", "refillSize": 262144 },
+	  "cacheConfig": { "cacheDir": "$T/cache", "refillSize": 262144 ${CACHE_MORE:+, $CACHE_MORE} },
 	  "credentialConfig": { "mode": "file", "path": "$T/cred.json" },
 	  "fetchConfig": { $1 } }
 	JSON

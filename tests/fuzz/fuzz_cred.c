@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: cred.json matching, cred_match_json() (fetchd/cred.c),
- * against a few fixed blob URLs (host, host:port, deep repository, IPv6).
+ * and a credential server's answer, cred_match_answer() (the same input
+ * as {"success":..,"data":..}), against a few fixed blob URLs (host,
+ * host:port, deep repository, IPv6).
  * A short input is also tried as a blob URL and as an image reference
  * (fetchd/url.c). Credentials accepted must be usable as a Basic header
  * that decodes back to user:pass; a failure must leave no credential.
@@ -94,6 +96,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(memchr(err, 0, sizeof(err)) && err[0], "error without a message");
 			FUZZ_CHECK(!cr.user[0] && !cr.pass[0], "credentials left after an error");
 			/* the json error path must not have kept going to the next url */
+			continue;
+		}
+		check_cred(&cr);
+		cred_wipe(&cr);
+	}
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		memset(&cr, 0x41, sizeof(cr));
+		memset(err, 0x55, sizeof(err));
+		rc = cred_match_answer((const char *)data, size, urls[i], &cr, err, sizeof(err));
+		FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -EACCES || rc == -ENOMEM, "answer rc %d", rc);
+		if (rc) {
+			FUZZ_CHECK(memchr(err, 0, sizeof(err)) && err[0], "answer error without a message");
+			FUZZ_CHECK(!cr.user[0] && !cr.pass[0], "credentials left after a refused answer");
 			continue;
 		}
 		check_cred(&cr);

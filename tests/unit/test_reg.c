@@ -150,9 +150,9 @@ static void test_config_errors(void)
 	cfg_bad("{\"cacheConfig\":{\"cacheSizeGB\":true}}", "cacheConfig.cacheSizeGB: expected a number",
 		"got true");
 	cfg_bad("{\"cacheConfig\":{\"cacheSizeGB\":1e300}}", "cacheConfig.cacheSizeGB:", NULL);
-	cfg_bad("{\"credentialConfig\":{\"mode\":\"http\",\"path\":\"http://x\"}}",
-		"credentialConfig.mode:", "not supported");
-	cfg_bad("{\"credentialConfig\":{\"mode\":\"uds\"}}", "credentialConfig.mode:", "\"uds\"");
+	cfg_bad("{\"credentialConfig\":{\"mode\":\"ftp\",\"path\":\"http://x\"}}",
+		"credentialConfig.mode:", "\"ftp\"");
+	cfg_bad("{\"credentialConfig\":{\"mode\":\"uds\"}}", "credentialConfig.path:", "required");
 	cfg_bad("{\"credentialConfig\":{\"mode\":1}}", "credentialConfig.mode: expected a string", NULL);
 	cfg_bad("{\"credentialConfig\":{\"path\":[]}}", "credentialConfig.path: expected a string", NULL);
 	cfg_bad("{\"credentialConfig\":\"file\"}", "credentialConfig: expected an object", NULL);

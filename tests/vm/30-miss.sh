@@ -275,5 +275,81 @@ check_eq "and nothing was fetched again" "$(reads_in d15.log)" 0
 dmsetup remove obd-d
 stop_daemon
 
+# --- HAVE: the daemon fills a blob unasked; then no daemon is needed ------------
+tb=$(entry base.commit)
+start_daemon d16.log --have || bail "no stand-in daemon"
+check "create over a cold entry the daemon fills at OPEN" \
+	dmsetup create obd-v --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+check "the blob was OPENed and announced with HAVE" bash -c "grep -q '^OPEN ' d16.log && grep -q '^HAVE ' d16.log"
+stop_daemon
+check_eq "status: daemon 0" "$(stat_field obd-v daemon)" 0
+check_eq "every byte reads with no daemon (HAVE made it present)" "$(devsha obd-v)" "$want"
+check_eq "no I/O error" "$(stat_field obd-v io_errors)" 0
+dmsetup remove obd-v
+# a table loaded with a daemon connected: OPEN at load, before any miss
+tb=$(entry base.commit)
+$PY -c "
+import sys; sys.path.insert(0, '$OBD_TOP/tests/vm'); import remote_lib as r
+p = '${tb#remote:*:sha256:*:}'
+sz = __import__('os').path.getsize(p)
+with open(p + '.meta', 'r+b') as f:
+    h = bytearray(f.read(4096)); f.seek(0)
+    bits = bytes([0xff]) * r.bitmap_bytes(sz)
+    h[20] = 1; h[84:88] = b'\0' * 4
+    h[84:88] = r.crc32c_raw(bytes(h)).to_bytes(4, 'little')
+    f.write(h); f.write(bits)
+with open(p, 'r+b') as f:
+    f.write(open('base.commit', 'rb').read())
+" || not_ok "mark the entry complete"
+start_daemon d17.log || bail "no stand-in daemon"
+check "create over a complete entry" \
+	dmsetup create obd-w --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+for _ in $(seq 50); do grep -q '^OPEN ' d17.log && break; sleep 0.1; done
+check "the daemon hears OPEN at table load though nothing misses" grep -q '^OPEN ' d17.log
+check_eq "a complete entry sends no READ" "$(reads_in d17.log)" 0
+check_eq "complete entry reads right" "$(devsha obd-w)" "$want"
+dmsetup remove obd-w
+for _ in $(seq 50); do grep -q '^CLOSE ' d17.log && break; sleep 0.1; done
+check "CLOSE when the last device goes" grep -q '^CLOSE ' d17.log
+stop_daemon
+
+# --- prefetch and trace messages ----------------------------------------------------
+tb=$(entry base.commit)
+start_daemon d18.log || bail "no stand-in daemon"
+check "create for prefetch" dmsetup create obd-p --readonly --table "0 16384 overlaybd 2 $tb $d/up.zfile"
+check "prefetch of 1 MiB of the remote layer is accepted" dmsetup message obd-p 0 prefetch 0 1048576 1048576
+for _ in $(seq 50); do
+	dmsetup message obd-p 0 prefetch_status 2>/dev/null | grep -q 'queued=0 running=0' && break
+	sleep 0.1
+done
+check "the daemon got READs flagged PREFETCH" bash -c "awk '\$1 == \"READ\" && \$6 == 2' d18.log | grep -q ."
+check "prefetch_status: all done" bash -c "dmsetup message obd-p 0 prefetch_status | grep -Eq 'queued=0 running=0 done=[1-9]'"
+check "a prefetch of the local layer is accepted (nothing to fetch)" dmsetup message obd-p 0 prefetch 1 0 4096
+for m in "prefetch 2 0 4096" "prefetch 0 0 0" "prefetch 0 1" "prefetch 0 x 1" "trace start relative/path" \
+	"trace stop" "trace dump x 1" "bogus"; do
+	# shellcheck disable=SC2086
+	check "message '$m' refused" bash -c "! dmsetup message obd-p 0 $m 2>/dev/null"
+done
+check "trace start" dmsetup message obd-p 0 trace start "$d/t.trace"
+check "a second trace start is refused" bash -c "! dmsetup message obd-p 0 trace start $d/t2 2>/dev/null"
+dd if=/dev/mapper/obd-p of=/dev/null bs=64K count=4 iflag=direct status=none
+check "trace stop" dmsetup message obd-p 0 trace stop
+dump=$(dmsetup message obd-p 0 trace dump 0 100000)
+check "the dump names the trace file and holds records" bash -c \
+	"grep -q 'recording=0 total=[1-9][0-9]* dropped=0 path=$d/t.trace start=0 count=[1-9]' <<< '$dump'"
+tot=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<< "$dump")
+check_eq "the dump's count lines are all there" "$(tail -n +2 <<< "$dump" | grep -c '^[01] [0-9]* [0-9]*$')" "$tot"
+# what was read maps to the layers: the device's first 256 KiB, through obd's own index walk
+want_bytes=$(tail -n +2 <<< "$dump" | awk '{ s += $3 } END { print s }')
+check "records hold the bytes read ($want_bytes)" test "$want_bytes" -gt 0
+check "trace dump 0 1 gives one record" bash -c \
+	"dmsetup message obd-p 0 trace dump 0 1 | head -1 | grep -q 'start=0 count=1'"
+check "trace dump from the end gives none" bash -c \
+	"dmsetup message obd-p 0 trace dump $tot 5 | head -1 | grep -q 'start=$tot count=0'"
+check "trace clear" dmsetup message obd-p 0 trace clear
+check "after clear: total 0" bash -c "dmsetup message obd-p 0 trace dump 0 10 | grep -q 'total=0 .*path=-'"
+dmsetup remove obd-p
+stop_daemon
+
 vm_dmesg_check 30-miss
 tap_done

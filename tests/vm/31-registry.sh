@@ -15,91 +15,19 @@
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-obd=$OBD_TOP/build/obd
-fetchd=$OBD_TOP/build/overlaybd-fetchd
 ref=$OBD_TOP/tests/data/overlaybd-ref
-PY=/usr/bin/python3
 sha_l1l2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
-[ -x "$obd" ] || bail "$obd missing: run make first"
-[ -x "$fetchd" ] || bail "$fetchd missing: run make first"
-[ -x /usr/bin/docker-registry ] || bail "docker-registry missing: scripts/deps.sh installs it"
-vm_dmesg_mark 31-registry
-ip link set lo up || bail "ip link set lo up"
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
-d=$(vm_tmpdir)
-vm_on_exit rm -rf "$d"
-cd "$d" || bail "cd $d"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
-
-REG=5000
-PX=5001
-wait_port() {
-	local i
-	for i in $(seq 150); do
-		$PY -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null &&
-			return 0
-		sleep 0.1
-	done
-	return 1
-}
-mkdir -p reg cache
-cat > reg.yml <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $d/reg
-http:
-  addr: 127.0.0.1:$REG
-YML
-/usr/bin/docker-registry serve reg.yml > reg.log 2>&1 &
-vm_on_exit kill $!
-wait_port $REG || bail "registry did not start: $(tail -3 reg.log)"
-$PY "$OBD_TOP/tests/fetchd/faultproxy.py" $PX $REG > proxy.log 2>&1 &
-vm_on_exit kill $!
-wait_port $PX || bail "proxy did not start"
-ok "docker-registry and the counting proxy on 127.0.0.1"
-px_bytes() { curl -s "http://127.0.0.1:$PX/__stats" | $PY -c 'import json, sys; print(json.load(sys.stdin)["bytes"])'; }
-
+# shellcheck source=tests/vm/registry_lib.sh
+. "$OBD_TOP/tests/vm/registry_lib.sh"
+reg_test_begin 31-registry
 cat > svc.json <<JSON
 { "logConfig": { "logLevel": 1 },
   "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
   "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
 JSON
 
-fetchd_pid=
-start_fetchd() {
-	local i
-	stop_fetchd
-	"$fetchd" --service-config svc.json >>fetchd.log 2>&1 < /dev/null &
-	fetchd_pid=$!
-	for i in $(seq 100); do
-		[ "$(dmsetup status 2>/dev/null | grep -c 'daemon 1')" -gt 0 ] && return 0
-		grep -q 'holds /dev/overlaybd\|listening\|connected' fetchd.log 2>/dev/null && return 0
-		kill -0 "$fetchd_pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 0
-}
-stop_fetchd() {
-	[ -n "$fetchd_pid" ] || return 0
-	kill "$fetchd_pid" 2>/dev/null
-	wait "$fetchd_pid" 2>/dev/null
-	fetchd_pid=
-}
-vm_on_exit stop_fetchd
-# through the proxy, so the registry's bytes are counted
-via_proxy() { sed "s|127.0.0.1:$REG/|127.0.0.1:$PX/|" "$1" > "$2"; }
-devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
-
 # not through check: its $(...) would wait for the daemon's output to close
-if start_fetchd; then ok "overlaybd-fetchd starts"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
+if fetchd_start; then ok "overlaybd-fetchd starts"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
 sleep 0.5
 second=$(timeout 10 "$fetchd" --service-config svc.json 2>&1)
 rc=$?
@@ -197,7 +125,7 @@ via_proxy gen2.json gen2-px.json
 # the blobs are cached already: a fresh cache dir for a cold device
 sed -i "s|$d/cache|$d/cache2|" svc.json
 mkdir -p cache2
-start_fetchd || bail "fetchd with cache2"
+fetchd_start || bail "fetchd with cache2"
 check "attach cold (cache2)" "$obd" attach --service-config svc.json --name r-kill gen2-px.json
 vm_on_exit dmsetup remove r-kill
 curl -s "http://127.0.0.1:$PX/__fault?mode=slow&n=1000&ms=300" > /dev/null
@@ -214,7 +142,7 @@ fetchd_pid=
 ok "kill -9 of overlaybd-fetchd during 4 parallel readers"
 sleep 1
 curl -s "http://127.0.0.1:$PX/__fault?mode=none" > /dev/null
-if start_fetchd; then ok "a new daemon starts"; else not_ok "a new daemon starts"; fi
+if fetchd_start; then ok "a new daemon starts"; else not_ok "a new daemon starts"; fi
 wait "${readers[@]}"
 good=0
 for w in 0 1 2 3; do
@@ -230,10 +158,10 @@ sleep 1	# the daemon's sync interval has passed
 for n in r-ref r-gen r-mix r-kill; do dmsetup remove "$n" 2>/dev/null; done
 umount mnt 2>/dev/null
 dmsetup remove r-fs 2>/dev/null
-stop_fetchd
+fetchd_stop
 check "module reloads with no device left" bash -c "rmmod dm_overlaybd"
 vm_load_module || bail "reload"
-start_fetchd || bail "fetchd after reload"
+fetchd_start || bail "fetchd after reload"
 # the first cache dir: its daemon was stopped with SIGTERM, so all it
 # fetched is durable (cache2 lost what the killed daemon had not synced yet:
 # that is fetched again, by design)
@@ -249,7 +177,7 @@ check_eq "same bytes (ext4)" "$(devsha r-fs2)" "$("$obd" cat fs.tar | sha256sum 
 check_eq "nothing fetched again after a daemon restart and a module reload" "$(( $(px_bytes) - b1 ))" 0
 dmsetup remove r-again
 dmsetup remove r-fs2
-stop_fetchd
+fetchd_stop
 check "the daemon stopped cleanly (SIGTERM)" bash -c "! grep -qi 'assert\|sanitizer\|segv' fetchd.log"
 
 vm_dmesg_check 31-registry

@@ -12,6 +12,9 @@
 #      the whole image with curl
 #   3. warm reads of the fully fetched image against the same layer as a
 #      local file (both in the page cache)
+#   4. the start-up workload of 2 with and without a trace recorded on a
+#      first run (obd trace record/stop, replayed at attach with obd trace
+#      replay): time to read the workload and bytes served, as ratios
 # Each case runs REPEAT times (median, with the per-run range). Bytes served
 # are counted from the registry's access log (every GET of a blob).
 . "$(dirname "$0")/lib.sh"
@@ -205,6 +208,46 @@ dmsetup status b-warm
 dmsetup remove b-warm
 dmsetup remove b-local
 stop_fetchd
+
+echo "== 4. start-up with and without a recorded trace"
+# record: one start-up run with the trace on
+rm -rf cache3; svc "$w/cache3"
+start_fetchd svc.json
+"$obd" attach --service-config svc.json --name b-rec fs.json > /dev/null
+"$obd" trace record b-rec "$w/startup.trace" > /dev/null
+mount -t ext4 -o ro,noload /dev/mapper/b-rec mnt
+(cd mnt && xargs cat < ../startup.list > /dev/null)
+umount mnt
+"$obd" trace stop b-rec
+dmsetup remove b-rec
+stop_fetchd
+n_t=() n_b=() t_t=() t_b=()
+for r in $(seq "$REPEAT"); do
+	for mode in plain trace; do
+		sync; echo 3 > /proc/sys/vm/drop_caches
+		rm -rf cache4; svc "$w/cache4"
+		start_fetchd svc.json
+		l0=$(loglines)
+		t0=$(now)
+		"$obd" attach --service-config svc.json --name b-st fs.json > /dev/null
+		# the replay runs beside the workload, as at a container's start
+		[ "$mode" = trace ] && "$obd" trace replay b-st "$w/startup.trace" > /dev/null 2>&1 &
+		mount -t ext4 -o ro,noload /dev/mapper/b-st mnt
+		(cd mnt && xargs cat < ../startup.list > /dev/null)
+		t1=$(now)
+		wait
+		el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+		by=$(served_since "$l0")
+		if [ "$mode" = trace ]; then t_t+=("$el"); n_t+=("$by"); else t_b+=("$el"); n_b+=("$by"); fi
+		umount mnt
+		dmsetup remove b-st
+		stop_fetchd
+	done
+done
+tt=$(echo "${t_t[*]}" | median); tb=$(echo "${t_b[*]}" | median)
+bt=$(echo "${n_t[*]}" | median); bb=$(echo "${n_b[*]}" | median)
+echo "start-up without a trace: ${tb}s ($(echo "${t_b[*]}" | range)), $bb bytes; with: ${tt}s ($(echo "${t_t[*]}" | range)), $bt bytes"
+echo "RESULT startup with trace / without: time $(ratio "$tt" "$tb"), bytes $(ratio "$bt" "$bb")"
 kill "$regpid"
 cd /
 umount "$w"

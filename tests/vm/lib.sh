@@ -21,10 +21,14 @@
 #   vm_dmesg_mark NAME         write a marker line to the kernel log
 #   vm_dmesg_since NAME        kernel log after that marker
 #   vm_dmesg_check NAME        one TAP line: no BUG/WARNING/... since the marker
+#   vm_disk [N]                the Nth (default 1st) scratch disk, once its node exists
+#   vm_kill_now [MAX_MS]       crash tests: end this boot by a SIGKILL of QEMU (below)
 #
 # Environment from vm-run.sh: OBD_VM=1, OBD_KVER (the release requested),
 # OBD_KERNEL (6.1|6.12), OBD_SHARE=/mnt/share (writable, visible on the host),
-# DM_DISABLE_UDEV=1 (no udev in the guest: libdevmapper makes /dev/mapper nodes).
+# DM_DISABLE_UDEV=1 (no udev in the guest: libdevmapper makes /dev/mapper nodes),
+# OBD_VM_DISKS (scratch disks), OBD_VM_BOOT / OBD_VM_BOOTS (this boot, 1..N, of
+# a "# vm-boots: N" test) and OBD_VM_SEED (the run's seed, printed by vm-run.sh).
 
 set -uo pipefail
 
@@ -177,4 +181,61 @@ vm_dmesg_check() {
 		diag "$hits"
 		return 1
 	fi
+}
+
+# vm_disk [N]: the Nth scratch disk (vm-run.sh --scratch-disk, "# vm-disk-mb: MB"),
+# after modprobe virtio_blk and waiting for its node; fails if there is none.
+vm_disk() {
+	local n=${1:-1} vd i
+	# shellcheck disable=SC2086
+	set -- ${OBD_VM_DISKS:-}
+	vd=${!n:-}
+	[ -n "$vd" ] || { echo "no scratch disk $n (OBD_VM_DISKS='${OBD_VM_DISKS:-}')" >&2; return 1; }
+	modprobe virtio_blk 2>/dev/null
+	for i in $(seq 100); do
+		[ -b "$vd" ] && { echo "$vd"; return 0; }
+		sleep 0.1
+	done
+	echo "$vd did not appear" >&2
+	return 1
+}
+
+# vm_kill_now [MAX_MS]: ends this boot of a crash test (tests with "# vm-boots: N",
+# vm-run.sh --boots N) by a hard reset. Prints this boot's TAP totals (so
+# run-tests.sh counts its checks), saves the dmesg so far for the host's scan, and
+# prints the OBD-VM-KILL-NOW line: the host kills QEMU with SIGKILL, at once or
+# after a random 0..MAX_MS ms, during which whatever the test left running in the
+# background goes on. Never returns. A boot with a failure exits instead (tap_done:
+# the run fails, no further boot); so does the last boot, which has nobody to kill it.
+vm_kill_now() {
+	local max=${1:-0}
+	if [ "${OBD_VM_BOOT:-1}" -ge "${OBD_VM_BOOTS:-1}" ]; then
+		bail "vm_kill_now in boot ${OBD_VM_BOOT:-1} of ${OBD_VM_BOOTS:-1}: the test needs '# vm-boots: N' (vm-run.sh --boots N)"
+	fi
+	[ "$_tap_fail" -eq 0 ] || tap_done
+	echo "# passed: $((_tap_n - _tap_fail - _tap_skip)) failed: $_tap_fail skipped: $_tap_skip (boot $OBD_VM_BOOT of $OBD_VM_BOOTS, a hard reset follows)"
+	dmesg >"${OBD_SHARE:-/mnt/share}/.obd-vm/dmesg.boot$OBD_VM_BOOT" 2>/dev/null
+	echo "OBD-VM-KILL-NOW $max"
+	trap - EXIT
+	while :; do sleep 10; done
+}
+
+# vm_crash_dir SUBDIR: for crash tests ("# vm-boots: N"): the first scratch disk,
+# made ext4 in boot 1 and mounted at /mnt/disk in every boot (a boot after a
+# hard reset replays the journal), SUBDIR made there and set in CRASH_DIR (not
+# a $(...): the checks count in this shell). Bails without a disk or with a
+# single boot.
+vm_crash_dir() {
+	local vd mnt=/mnt/disk
+	vd=$(vm_disk) || bail "no scratch disk (run with '--scratch-disk MB --boots N')"
+	[ "${OBD_VM_BOOTS:-1}" -ge 2 ] || bail "needs vm-run.sh --boots N (header '# vm-boots: N')"
+	mkdir -p "$mnt"
+	modprobe ext4 2>/dev/null
+	if [ "${OBD_VM_BOOT:-1}" = 1 ]; then
+		check "mkfs.ext4 on $vd" mkfs.ext4 -q -F "$vd" || bail "mkfs"
+	fi
+	check "mount $vd (boot ${OBD_VM_BOOT:-1})" mount -t ext4 "$vd" "$mnt" || bail "mount"
+	vm_on_exit umount "$mnt"
+	CRASH_DIR=$mnt/$1
+	mkdir -p "$CRASH_DIR"
 }

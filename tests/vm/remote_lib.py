@@ -28,10 +28,10 @@ import sys
 import time
 
 MAGIC = 0x3144424F
-VERSION = 1
-OP_OPEN, OP_CLOSE, OP_READ, OP_DONE = 1, 2, 3, 16
+VERSION = 2
+OP_OPEN, OP_CLOSE, OP_READ, OP_DONE, OP_HAVE = 1, 2, 3, 16, 17
 HDR = struct.Struct("<IHHIIQ")  # 24
-OPEN = struct.Struct("<QQ32sII4016s")
+OPEN = struct.Struct("<QQ32sIIQII4000s")
 READ = struct.Struct("<QQQII")
 DONE = struct.Struct("<IHHIIQQQQiI")  # 56
 GRANULE = 4096
@@ -106,9 +106,13 @@ def hdr(op, size, rid=0):
     return HDR.pack(MAGIC, VERSION, op, size, 0, rid)
 
 
-def done_msg(rid, blob_id, off, length, status=0):
-    return DONE.pack(MAGIC, VERSION, OP_DONE, DONE.size, 0, rid, blob_id, off, length,
+def done_msg(rid, blob_id, off, length, status=0, op=OP_DONE):
+    return DONE.pack(MAGIC, VERSION, op, DONE.size, 0, rid, blob_id, off, length,
                      status, 0)
+
+
+def have_msg(blob_id, off, length):
+    return done_msg(0, blob_id, off, length, op=OP_HAVE)
 
 
 class Daemon:
@@ -131,12 +135,19 @@ class Daemon:
         self.log.write(line + "\n")
 
     def on_open(self, body):
-        blob_id, size, dg, plen, _flags, path = OPEN.unpack_from(body)
+        blob_id, size, dg, plen, _flags, _ino, _dev, _res, path = OPEN.unpack_from(body)
         path = path[:plen].decode()
         src = os.path.join(self.a.srcdir, "sha256:" + dg.hex())
         self.blobs[blob_id] = dict(size=size, path=path, src=open(src, "rb").read(),
                                    fd=os.open(path, os.O_RDWR), mfd=os.open(path + ".meta", os.O_RDWR))
         self.msg("OPEN %d %d %s" % (blob_id, size, path))
+        if self.a.have:
+            # a background download done at once: the whole blob, announced unasked
+            b = self.blobs[blob_id]
+            os.pwrite(b["fd"], b["src"], 0)
+            self.dirty.setdefault(blob_id, set()).update(range((size + GRANULE - 1) // GRANULE))
+            os.write(self.fd, have_msg(blob_id, 0, size))
+            self.msg("HAVE %d 0 %d" % (blob_id, size))
 
     def answer(self, rid, blob_id, off, length, flags):
         b = self.blobs[blob_id]
@@ -253,6 +264,9 @@ def garbage():
         "positive status": done_msg(1, 1, 0, GRANULE, 5),
         "huge negative status": done_msg(1, 1, 0, GRANULE, -100000),
         "reserved set": good[:-4] + b"\1\0\0\0",
+        "HAVE for an unknown blob": have_msg(0xFFFF, 0, GRANULE),
+        "HAVE with a request id": done_msg(7, 1, 0, GRANULE, op=OP_HAVE),
+        "HAVE with a status": done_msg(0, 1, 0, GRANULE, -5, op=OP_HAVE),
     }
     bad = 0
     for name, m in cases.items():
@@ -298,6 +312,8 @@ def main():
     d.add_argument("--corrupt", type=int, default=0,
                    help="serve each refill unit XOR-ed this many times first")
     d.add_argument("--fail", action="store_true", help="answer every READ with -EIO")
+    d.add_argument("--have", action="store_true",
+                   help="at OPEN fill the whole blob and send HAVE for it")
     d.add_argument("--silent", action="store_true", help="never answer")
     d.add_argument("--exit-after", type=int, default=0, help="kill -9 self after N READs")
     sub.add_parser("garbage")
