@@ -315,6 +315,15 @@ static struct fetch *fetch_new(struct fetchd *d, struct blob *b, uint64_t off, u
 	return f;
 }
 
+/* A fresh fetch (fetch_new queues it as a miss's) goes behind every miss instead. */
+static void fetch_to_background(struct fetchd *d, struct fetch *f, bool prefetch)
+{
+	list_del(&f->node);
+	list_add_tail(&f->node, &d->bg_queue);
+	f->background = true;
+	f->prefetch = prefetch;
+}
+
 /*
  * Cover [cur, end) of b with fetches r waits on (r NULL: readahead, nobody
  * waits). The in-flight fetches of
@@ -353,12 +362,8 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 		f = fetch_new(d, b, cur, gap_end - cur);
 		if (!f)
 			return -ENOMEM;
-		if (prefetch) {
-			/* behind the misses: fetch_new put it on their queue */
-			list_del(&f->node);
-			list_add_tail(&f->node, &d->bg_queue);
-			f->background = f->prefetch = true;
-		}
+		if (prefetch)
+			fetch_to_background(d, f, true);
 		if (!r)
 			d->st.ahead_fetches++;
 		else if (attach(f, r))
@@ -369,16 +374,6 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 	return 0;
 }
 
-/*
- * Sequential readahead. A miss that follows on from the blob's previous one
- * (a cold sequential read: an image copied, a big file read) is a stream:
- * fetch the window after it too, with nobody waiting, so transfers run back
- * to back instead of one round trip per refill unit; the kernel's next
- * misses then find the bytes present or in flight. The window doubles with
- * every miss that follows on, from the second, up to fetchConfig.readaheadMB; a
- * miss elsewhere resets it. Readahead fetches queue behind the misses
- * already waiting, and only while the fetch table has room.
- */
 struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len,
 			       fetch_done_fn fn, void *owner, uint64_t *next_off)
 {
@@ -412,16 +407,23 @@ struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, u
 	f = fetch_new(d, b, off, stop - off);
 	if (!f)
 		return NULL;
-	/* behind the misses: fetch_new put it on the miss queue */
-	list_del(&f->node);
-	list_add_tail(&f->node, &d->bg_queue);
-	f->background = true;
+	fetch_to_background(d, f, false);
 	f->on_done = fn;
 	f->owner = owner;
 	*next_off = stop;
 	return f;
 }
 
+/*
+ * Sequential readahead. A miss that follows on from the blob's previous one
+ * (a cold sequential read: an image copied, a big file read) is a stream:
+ * fetch the window after it too, with nobody waiting, so transfers run back
+ * to back instead of one round trip per refill unit; the kernel's next
+ * misses then find the bytes present or in flight. The window doubles with
+ * every miss that follows on, from the second, up to fetchConfig.readaheadMB; a
+ * miss elsewhere resets it. Readahead fetches queue behind the misses
+ * already waiting, and only while the fetch table has room.
+ */
 static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t we)
 {
 	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
