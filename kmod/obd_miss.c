@@ -176,6 +176,21 @@ static struct obd_req *__obd_req_covering(struct obd_blob *b, u64 g)
 }
 
 /*
+ * The end of the run from g (absent, no request covering it) one request
+ * asks for: up to g1, at most OBD_REQ_MAX_GRANULES granules.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static u64 __obd_run_end(struct obd_blob *b, u64 g, u64 g1)
+{
+	u64 e = g + 1;
+
+	while (e < g1 && e - g < OBD_REQ_MAX_GRANULES && !test_bit(e, b->present) &&
+	       !__obd_req_covering(b, e))
+		e++;
+	return e;
+}
+
+/*
  * Make requests for every absent run of [g0, g1) that no request covers
  * (coalescing), and return the request covering the first absent granule
  * with a waiter ref, NULL if nothing is absent, or an ERR_PTR.
@@ -200,10 +215,7 @@ static struct obd_req *__obd_issue(struct obd_blob *b, u64 g0, u64 g1, u32 flags
 			g = req->g1;
 			continue;
 		}
-		e = g + 1;
-		while (e < g1 && e - g < OBD_REQ_MAX_GRANULES && !test_bit(e, b->present) &&
-		       !__obd_req_covering(b, e))
-			e++;
+		e = __obd_run_end(b, g, g1);
 		req = __obd_req_new(b, g, e, flags);
 		if (IS_ERR(req)) {
 			if (first)
@@ -352,10 +364,7 @@ int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len)
 			r = -EBUSY;
 			break;
 		}
-		e = g + 1;
-		while (e < g1 && e - g < OBD_REQ_MAX_GRANULES && !test_bit(e, b->present) &&
-		       !__obd_req_covering(b, e))
-			e++;
+		e = __obd_run_end(b, g, g1);
 		req = __obd_req_new(b, g, e, OBD_READ_F_PREFETCH);
 		if (IS_ERR(req)) {
 			r = PTR_ERR(req);
