@@ -120,9 +120,13 @@ static void fetch_log_failure(const struct fetch *f, const char *why)
 	char what[OBD_CACHE_URL_MAX + 128];
 	const char *cerr = f->last_err[0] ? f->last_err : curl_easy_strerror(f->last_curl);
 
-	pr_err("%s failed: %s (HTTP %ld, curl: %s) after %u attempt%s",
+	/* a TLS refusal stays in the line even when a later attempt saw only a reset */
+	bool tls_earlier = f->tls_err[0] && strcmp(f->tls_err, cerr);
+
+	pr_err("%s failed: %s (HTTP %ld, curl: %s%s%s) after %u attempt%s",
 	       fetch_what(f, what, sizeof(what)), why, f->last_status,
-	       f->last_curl ? cerr : "ok", f->attempts, f->attempts == 1 ? "" : "s");
+	       f->last_curl ? cerr : "ok", tls_earlier ? "; earlier attempt: " : "",
+	       tls_earlier ? f->tls_err : "", f->attempts, f->attempts == 1 ? "" : "s");
 }
 
 void fetch_fail_logged(struct fetchd *d, struct fetch *f, int err, const char *why)

@@ -257,6 +257,12 @@ struct fetch {
 	long last_status;
 	CURLcode last_curl;
 	char last_err[CURL_ERROR_SIZE];
+	/*
+	 * The first TLS error of this fetch: with TLS 1.3 a server's refusal
+	 * (no client certificate) arrives after the handshake, so a retry may
+	 * end in a reset instead, and the reason would be lost from the log.
+	 */
+	char tls_err[CURL_ERROR_SIZE];
 };
 
 enum ring_op_kind { OP_WRITE, OP_FSYNC, OP_VERIFY_READ };

@@ -807,6 +807,38 @@ static void peer_done(struct fetchd *d, struct fetch *f, struct xfer *x, CURLcod
 		fetch_fail_logged(d, f, -EIO, "cannot start the request");
 }
 
+static bool curl_tls_error(CURLcode rc, const char *msg)
+{
+	switch (rc) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return true;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* TLS 1.3 alerts after the handshake come as read errors */
+		return strstr(msg, "SSL") || strstr(msg, "alert");
+	default:
+		return false;
+	}
+}
+
+/* What the attempt ended with, for the failure line (the first TLS error kept). */
+static void fetch_note_result(struct fetch *f, const struct xfer *x, CURLcode rc)
+{
+	f->last_status = x->status;
+	f->last_curl = rc;
+	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
+	if (!f->tls_err[0] && curl_tls_error(rc, x->errbuf))
+		snprintf(f->tls_err, sizeof(f->tls_err), "%s",
+			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+}
+
 static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct fetch *f = x->fetch;
@@ -815,9 +847,7 @@ static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	if (x->via_peer)
 		return peer_done(d, f, x, rc);
 	f->x = NULL;
-	f->last_status = st;
-	f->last_curl = rc;
-	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
+	fetch_note_result(f, x, rc);
 	if (x->overflow) {
 		d->st.err_proto++;
 		return fetch_fail_logged(d, f, -EIO, "body longer than asked");
@@ -866,9 +896,7 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	char *loc = NULL;
 
 	f->x = NULL;
-	f->last_status = st;
-	f->last_curl = rc;
-	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
+	fetch_note_result(f, x, rc);
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && st >= 200 && st < 300)) {
 		if (rc == CURLE_OPERATION_TIMEDOUT)
 			d->st.err_timeout++;
