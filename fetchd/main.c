@@ -54,6 +54,20 @@ static void log_summary(const struct fetchd_stats *s)
 		(unsigned long long)s->verify_bad, (unsigned long long)s->msgs_bad);
 }
 
+/* The node-side counters (prefetch, background download, eviction, P2P). */
+static void log_summary_node(const struct fetchd_stats *s)
+{
+	pr_info("summary: prefetch reads %llu (promoted by a miss %llu), haves %llu, "
+		"download %llu bytes, blobs verified %llu, bad attempts %llu, failed %llu, "
+		"evictions %llu (%llu bytes, %llu runs), p2p requests %llu (fallbacks %llu)",
+		(unsigned long long)s->reads_prefetch, (unsigned long long)s->fetch_promoted,
+		(unsigned long long)s->haves, (unsigned long long)s->dl_bytes,
+		(unsigned long long)s->dl_blobs_done, (unsigned long long)s->dl_attempts_bad,
+		(unsigned long long)s->dl_blobs_failed, (unsigned long long)s->evictions,
+		(unsigned long long)s->evicted_bytes, (unsigned long long)s->evict_runs,
+		(unsigned long long)s->p2p_requests, (unsigned long long)s->p2p_fallbacks);
+}
+
 static int parse_level(const char *s, int *out)
 {
 	char *end;
@@ -135,6 +149,7 @@ int main(int argc, char **argv)
 		d.cfg.sync_interval_ms);
 	ret = loop_run(&d);
 	log_summary(&d.st);
+	log_summary_node(&d.st);
 	loop_fini(&d);
 	log_flush_suppressed();
 	return ret ? 1 : 0;

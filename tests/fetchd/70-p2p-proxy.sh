@@ -53,6 +53,8 @@ run_stub p2p500 "$BLOBS" "[ $steps ]"
 ok $? "peer answering 500: all 6 reads succeed from the registry"
 is "peer answering 500: backed off after 3 failures (3 peer requests for 6 fetches)" "$(pstat 'j["requests"]')" 3
 is "peer answering 500: 3 fallbacks logged" "$(runlog p2p500 | grep -c 'peer GET of .* failed (HTTP 500); from the registry')" 3
+is "peer answering 500: the exit summary counts 3 peer requests, 3 fallbacks" \
+	"$(runlog p2p500 | grep -c 'summary: .*p2p requests 3 (fallbacks 3)')" 1
 is "peer answering 500: one line saying it is backed off" "$(runlog p2p500 | grep -c 'p2p: peer http://127.0.0.1:'"$PP"'/dadip2p/access failed 3 times in a row')" 1
 
 peer "/__mode?m=short" > /dev/null
