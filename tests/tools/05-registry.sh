@@ -8,37 +8,11 @@
 
 CHECK="python3 $top/tests/tools/cache-check.py"
 
-if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then
-	echo "1..0 # SKIP docker-registry or skopeo missing (scripts/deps.sh)"
-	echo "# passed: 0 failed: 0"
-	exit 0
-fi
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+skip_without docker-registry skopeo
 
 PORT=$(free_port)
-cat > reg.yml <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/store
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$PORT
-EOF
-docker-registry serve reg.yml > reg.log 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null; wait $REG_PID 2>/dev/null; rm -rf "$T"' EXIT
-up=1
-for _ in $(seq 100); do
-	curl -s "http://127.0.0.1:$PORT/v2/" >/dev/null && { up=0; break; }
-	sleep 0.1
-done
+start_registry reg "$PORT"
+up=$?
 ok $up "registry answers on 127.0.0.1:$PORT"
 [ $up -eq 0 ] || done_testing
 
@@ -214,27 +188,11 @@ fails "attach: bad service config names the key" 1 "badsvc.json.*refillSize" \
 if command -v htpasswd >/dev/null; then
 	P2=$(free_port)
 	htpasswd -Bbc htpasswd obduser 's3cret pass' 2>/dev/null
-	cat > reg2.yml <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/store2
-http:
-  addr: 127.0.0.1:$P2
-auth:
+	start_registry reg2 "$P2" "auth:
   htpasswd:
     realm: obd-test
-    path: $T/htpasswd
-EOF
-	docker-registry serve reg2.yml > reg2.log 2>&1 &
-	REG2_PID=$!
-	trap 'kill $REG_PID $REG2_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-	for _ in $(seq 100); do
-		curl -s "http://127.0.0.1:$P2/v2/" >/dev/null && break
-		sleep 0.1
-	done
+    path: $T/htpasswd"
+	ok $? "Basic-auth registry answers on 127.0.0.1:$P2"
 	printf '{"auths": {"127.0.0.1:%s/test": {"username": "obduser", "password": "s3cret pass"}}}\n' \
 		"$P2" > cred.json
 	printf '{"credentialConfig": {"mode": "file", "path": "%s/cred.json"}, "cacheConfig": {"cacheDir": "%s/cache3"}}\n' \

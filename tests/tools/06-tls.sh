@@ -9,44 +9,9 @@
 . "$(dirname "$0")/common.bash"
 
 PROXY=$top/tests/fetchd/faultproxy.py
-if ! command -v docker-registry >/dev/null || ! command -v openssl >/dev/null; then
-	echo "1..0 # SKIP docker-registry or openssl missing (scripts/deps.sh)"
-	echo "# passed: 0 failed: 0"
-	exit 0
-fi
+skip_without docker-registry openssl
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"' EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-	for _ in $(seq 100); do
-		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null &&
-			return 0
-		sleep 0.1
-	done
-	return 1
-}
-# registry NAME PORT [YAML_TAIL]: docker-registry on 127.0.0.1:PORT, YAML_TAIL under http:
-registry() {
-	cat > "$1.yml" <<-EOF
-	version: 0.1
-	log:
-	  level: info
-	storage:
-	  filesystem:
-	    rootdirectory: $T/$1
-	http:
-	  addr: 127.0.0.1:$2
-	${3:-}
-	EOF
-	docker-registry serve "$1.yml" > "$1.log" 2>&1 &
-	pids+=("$!")
-	wait_port "$2"
-}
 cert() {	# cert NAME SAN EKU: NAME.pem + NAME.key signed by the test CA
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" \
 		-subj "/CN=$1" >> openssl.log 2>&1 &&
@@ -76,7 +41,7 @@ L2=$REF/l2.commit.lz4.zfile.tar
 # ---------------------------------------------------------------------------
 # TLS, server certificate only
 P1=$(free_port)
-registry tls "$P1" "  tls:
+start_registry tls "$P1" "  tls:
     certificate: $T/server.pem
     key: $T/server.key"
 ok $? "TLS registry on 127.0.0.1:$P1"
@@ -113,7 +78,7 @@ fails "push with a caFile that does not exist: exit 1, the file named" 1 "no-suc
 # ---------------------------------------------------------------------------
 # client certificates required
 P2=$(free_port)
-registry mtls "$P2" "  tls:
+start_registry mtls "$P2" "  tls:
     certificate: $T/server.pem
     key: $T/server.key
     clientcas:
@@ -131,7 +96,7 @@ fails "push without a client certificate: exit 1" 1 "obd: $R2/" \
 # ---------------------------------------------------------------------------
 # Bearer tokens through the fault proxy, with cred.json
 P3=$(free_port)
-registry plain "$P3"
+start_registry plain "$P3"
 ok $? "plain registry on 127.0.0.1:$P3"
 PX=$(free_port)
 python3 "$PROXY" "$PX" "$P3" > proxy.log 2>&1 &

@@ -10,15 +10,8 @@
 # naming the reference and the field.
 . "$(dirname "$0")/common.bash"
 
-if ! command -v docker-registry >/dev/null; then
-	echo "1..0 # SKIP docker-registry missing (scripts/deps.sh)"
-	echo "# passed: 0 failed: 0"
-	exit 0
-fi
+skip_without docker-registry
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_http() {	# wait_http URL: 0 once it answers
 	local _
 	for _ in $(seq 100); do
@@ -29,18 +22,8 @@ wait_http() {	# wait_http URL: 0 once it answers
 }
 
 PORT=$(free_port)
-cat > reg.yml <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/store
-http:
-  addr: 127.0.0.1:$PORT
-EOF
-docker-registry serve reg.yml > reg.log 2>&1 &
-REG_PID=$!
+start_registry reg "$PORT"
+ok $? "registry answers on 127.0.0.1:$PORT"
 
 # the stub: GET /v2/<repo>/manifests/<name> answers stub/<name> (Content-Type
 # from stub/<name>.ct, default OCI manifest), anything else 404
@@ -72,9 +55,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
 python3 stub.py "$SPORT" "$T/stub" > stub.log 2>&1 &
-STUB_PID=$!
-trap 'kill $REG_PID $STUB_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-wait_http "http://127.0.0.1:$PORT/v2/"; ok $? "registry answers on 127.0.0.1:$PORT"
+pids+=("$!")
 wait_http "http://127.0.0.1:$SPORT/"; ok $? "stub answers on 127.0.0.1:$SPORT"
 
 REG=127.0.0.1:$PORT

@@ -408,25 +408,9 @@ if ! command -v docker-registry >/dev/null; then
 	echo "# SKIP registry part: docker-registry missing (scripts/deps.sh)"
 	done_testing
 fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > reg.yml <<EOF
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $T/store
-http:
-  addr: 127.0.0.1:$PORT
-EOF
-docker-registry serve reg.yml > reg.log 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null; wait $REG_PID 2>/dev/null; rm -rf "$T"' EXIT
-up=1
-for _ in $(seq 100); do
-	curl -s "http://127.0.0.1:$PORT/v2/" >/dev/null && { up=0; break; }
-	sleep 0.1
-done
+PORT=$(free_port)
+start_registry reg "$PORT"
+up=$?
 ok $up "registry answers on 127.0.0.1:$PORT"
 [ $up -eq 0 ] || done_testing
 D=$T/rc

@@ -17,7 +17,9 @@ SHA_L1=2f0aaac9524d2897789b77575cd5c3145b9b634da4a5214c5cad92176545e75b
 SHA_L1L2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
 
 T=$(mktemp -d /tmp/obd-tools-test.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+# background servers (start_registry, stubs) are killed on exit
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T" || exit 1
 
 # the compat names, as symlinks (dispatch is on basename(argv[0]))
@@ -105,3 +107,53 @@ if [ ! -x "$OBD" ]; then
 	echo "# passed: 0 failed: 1"
 	exit 1
 fi
+
+# ---------------------------------------------------------------------------
+# servers on 127.0.0.1 (registry tests)
+
+# skip_without CMD...: the whole script is skipped when a command is missing
+skip_without() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null && continue
+		echo "1..0 # SKIP $c missing (scripts/deps.sh)"
+		echo "# passed: 0 failed: 0"
+		exit 0
+	done
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {	# wait_port PORT: 0 once something listens on 127.0.0.1:PORT
+	local _
+	for _ in $(seq 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_registry NAME PORT [YAML_TAIL]: Debian's docker-registry on
+# 127.0.0.1:PORT storing in $T/NAME, logging to NAME.log (info: the tests
+# count requests in it); YAML_TAIL follows "http: addr:" (indent it two
+# spaces for more http keys, none for top-level ones such as auth).
+# 0 once it answers.
+start_registry() {
+	cat > "$1.yml" <<-EOF
+	version: 0.1
+	log:
+	  level: info
+	storage:
+	  filesystem:
+	    rootdirectory: $T/$1
+	http:
+	  addr: 127.0.0.1:$2
+	${3:-}
+	EOF
+	docker-registry serve "$1.yml" > "$1.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$2"
+}
