@@ -52,6 +52,8 @@ int evict_init(struct fetchd *d)
 	cache_marks(ev->limit, &ev->water, &ev->risk);
 	ev->floor = (uint64_t)(d->cfg.min_free_gb * GIB);
 	ev->due_ms = now_ms() + 1000;	/* a first look soon after start */
+	/* never warned: the monotonic clock may be younger than EVICT_WARN_MS (a fresh boot) */
+	ev->warned_ms = now_ms() - EVICT_WARN_MS;
 	d->ev = ev;
 	d->g.cache_limit = ev->limit;
 	pr_info("cache %s: limit %llu bytes (evict past %llu down to %llu), keep %llu bytes free",
