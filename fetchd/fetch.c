@@ -419,34 +419,44 @@ struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, u
 }
 
 /*
- * Sequential readahead. A miss that follows on from the blob's previous one
- * (a cold sequential read: an image copied, a big file read) is a stream:
- * fetch the window after it too, with nobody waiting, so transfers run back
- * to back instead of one round trip per refill unit; the kernel's next
- * misses then find the bytes present or in flight. The window doubles with
- * every miss that follows on, from the second, up to fetchConfig.readaheadMB; a
- * miss elsewhere resets it. Readahead fetches queue behind the misses
- * already waiting, and only while the fetch table has room.
+ * Sequential readahead. A read that starts past the blob's previous one and
+ * at most a refill unit after what that stream read or fetched extends the
+ * stream (a cold sequential read: an image copied, a big file read); any
+ * other read starts a new one. Once a stream has read FETCHD_RA_MIN_RUN,
+ * the window after it is fetched too, with nobody waiting, so transfers run
+ * back to back instead of one round trip per refill unit, and the kernel's
+ * next misses find the bytes present or in flight. The window is as long as
+ * the stream so far, up to fetchConfig.readaheadMB: reading a file smaller
+ * than FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at most
+ * doubles what it has read. The window is topped up once less than half of
+ * it is left ahead. Readahead fetches queue behind the misses already
+ * waiting, and only while the fetch table has room.
  */
 static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t we)
 {
 	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
 
-	if (off > b->last_off && off <= b->ahead_end + R)
-		b->seq_n++;
-	else
-		b->seq_n = 0;
-	b->last_off = off;
-	if (we > b->ahead_end || !b->seq_n)
+	if (!(off > b->last_off && off <= b->ahead_end + R)) {
+		b->run_start = off;
 		b->ahead_end = we;
-	if (b->seq_n < 2 || !max || d->stopping || d->nfetches >= FETCHD_MAX_FETCHES)
+	}
+	b->last_off = off;
+	if (we > b->ahead_end)
+		b->ahead_end = we;
+	if (!max || we - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
+	    d->nfetches >= FETCHD_MAX_FETCHES)
 		return;
-	win = R << (b->seq_n < 12 ? b->seq_n - 1 : 11);
+	win = align_up(we - b->run_start, R);
 	if (win > max)
 		win = max;
-	end = we + win < b->size ? we + win : b->size;
-	if (end <= b->ahead_end)
+	/*
+	 * Refill the window in halves, not a read's worth at a time: each
+	 * GET then carries at least half a window (a registry answers few
+	 * large requests much faster than many small ones).
+	 */
+	if (b->ahead_end >= we + win / 2 || b->ahead_end >= b->size)
 		return;
+	end = we + win < b->size ? we + win : b->size;
 	/* skip what is present: the window usually starts past it */
 	we = b->ahead_end;
 	while (we < end && granule_present(b, we))

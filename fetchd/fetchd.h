@@ -42,6 +42,7 @@
 #define FETCHD_RING_MAX_INFLIGHT 256
 #define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
 #define FETCHD_BG_MAX_ACTIVE	2	/* background fetches at once: misses keep the other slots */
+#define FETCHD_RA_MIN_RUN	(1ull << 20)	/* readahead once a stream has read this */
 
 /*----- intrusive doubly-linked list ------------------------------------*/
 struct list {
@@ -149,9 +150,10 @@ struct blob {
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
 	unsigned int fetches;		/* fetch objects on this blob */
-	uint64_t last_off;		/* readahead: where the last miss started */
-	uint64_t ahead_end;		/* ... and the end of what it fetched or prefetched */
-	unsigned int seq_n;		/* misses in a row that followed on */
+	/* sequential readahead (fetch_ahead): the stream being read */
+	uint64_t last_off;		/* where its last read started */
+	uint64_t run_start;		/* where it started */
+	uint64_t ahead_end;		/* the end of what it read, fetched or prefetched */
 	struct list flist;		/* those fetches (fetch.bnode), by start */
 	unsigned int ops;		/* ring ops on this blob */
 	uint64_t gen;			/* bumped by every clear: stale verify */

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Sequential readahead (fetchConfig.readaheadMB, fetch_ahead in fetch.c)
+# with kstub.py standing in for the kernel and a counting proxy before the
+# registry: a whole blob read in 128 KiB steps fetches every byte once in
+# far fewer GETs than reads; a stream shorter than 1 MiB (a file) fetches
+# nothing past its refill units; a stream fetches at most about twice what
+# it read; readaheadMB 0 turns it off.
+. "$(dirname "$0")/lib.bash"
+
+K=131072
+R=262144
+MiB=1048576
+SZ=$((16 * MiB + 100))
+mkdir -p "$T/cache"
+start_registry reg
+start_proxy "$REG_PORT"
+mkblob "$T/a.bin" "$SZ"
+upload "$REG_PORT" test/repo "$T/a.bin"
+ok $? "blob uploaded to docker-registry"
+URL="http://127.0.0.1:$PX_PORT/v2/test/repo/blobs/sha256:$(sha256sum "$T/a.bin" | cut -d' ' -f1)"
+echo '{}' > "$T/cred.json"
+fresh() { rm -f "$T/cache/sha256:"*; A=$(mkentry "$URL" "$T/a.bin"); BLOBS="[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"}]"; }
+# stream OFF COUNT: COUNT reads of 128 KiB from OFF, one step each (each waits for its DONE)
+stream() {
+	local i o l s=""
+	for ((i = 0; i < $2; i++)); do
+		o=$(($1 + i * K)) l=$K
+		[ $((o + l)) -le "$SZ" ] || l=$((SZ - o))
+		s="$s${s:+,} {\"read\": [[1, $o, $l]]}"
+	done
+	echo "[ $s ]"
+}
+served() { px /__stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])'; }
+gets() { px /__stats | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["gets"]))'; }
+ahead() { runlog "$1" | sed -n 's/.*readahead fetches \([0-9]*\).*/\1/p'; }
+
+# --- the whole blob, front to back ---------------------------------------------------
+fresh
+write_config '"requestTimeout": 20, "readaheadMB": 8'
+px /__reset > /dev/null
+run_stub whole "$BLOBS" "$(stream 0 $(((SZ + K - 1) / K)))"
+ok $? "whole blob in 129 sequential reads: every READ answered, bytes right"
+is "whole blob: every byte fetched once" "$(served)" "$SZ"
+n=$(gets)
+[ "$n" -le 24 ]; ok $? "whole blob: $n GETs for 129 reads (readahead merged them; at most 24)"
+[ "$(ahead whole)" -ge 2 ]; ok $? "whole blob: readahead fetches counted ($(ahead whole))"
+
+# --- a file-sized stream: nothing past it ----------------------------------------------
+fresh
+px /__reset > /dev/null
+run_stub file "$BLOBS" "$(stream $((8 * MiB)) 6)"
+ok $? "768 KiB stream: reads answered"
+is "768 KiB stream: exactly its refill units fetched" "$(served)" $((3 * R))
+is "768 KiB stream: no readahead" "$(ahead file)" 0
+
+# --- a longer stream fetches at most about twice what it read -----------------------------
+fresh
+px /__reset > /dev/null
+run_stub mid "$BLOBS" "$(stream $((2 * MiB)) 24)"
+ok $? "3 MiB stream from 2 MiB: reads answered"
+s=$(served)
+[ "$s" -gt $((3 * MiB)) ] && [ "$s" -le $((6 * MiB + R)) ]
+ok $? "3 MiB stream: fetched $s bytes, more than it read (readahead) and at most twice + a refill unit"
+
+# --- readaheadMB 0 ------------------------------------------------------------------------
+fresh
+write_config '"requestTimeout": 20, "readaheadMB": 0'
+px /__reset > /dev/null
+run_stub off "$BLOBS" "$(stream 0 24)"
+ok $? "readaheadMB 0: reads answered"
+is "readaheadMB 0: only the refill units read" "$(served)" $((3 * MiB))
+is "readaheadMB 0: no readahead" "$(ahead off)" 0
+
+! grep -qE 'AddressSanitizer|runtime error' "$T/daemon.log"
+ok $? "no sanitizer report in the log"
+done_testing
