@@ -10,7 +10,8 @@
 #      start-up workload, warm remote vs local (tests/vm/bench-remote.sh).
 # OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2
 # and 3; OBD_BENCH_VM="fio remote" (default both) picks among them;
-# OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3;
+# OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3 and
+# OBD_BENCH_REMOTE_CASES ("1 2 3 4") picks its cases;
 # OBD_BENCH_MB (stack size), OBD_BENCH_RUNTIME (s per warm run) and
 # OBD_BENCH_REPEAT (runs per case, median reported) and OBD_BENCH_STACKS
 # ("plain lz4" or either) reach the guest.
@@ -27,7 +28,7 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	if [ -z "${vm_suites##*remote*}" ]; then
 		echo "== lazy images, kernel $k (tests/vm/bench-remote.sh)"
 		envs=()
-		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT; do
+		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES; do
 			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 		done
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 3000 \

@@ -301,12 +301,12 @@ fails "an index entry whose manifest has another digest is refused" 1 \
 python3 -c 'import json; j = json.load(open("index.json")); del j["mediaType"]; print(json.dumps(j))' > noidx.json
 stub noidx "$MT_IDX" < noidx.json
 t "no mediaType, Content-Type index: picks amd64" attach --table "http://$STUB/test/img:noidx"
-is "  table = the amd64 image's (stub URLs)" "$(sed "s/$SPORT/$PORT/g" "$T/.out")" "$(cat table.cfg)"
+is "  table = the amd64 image's (stub URLs)" "$(sed "s/127\.0\.0\.1:$SPORT/127.0.0.1:$PORT/g" "$T/.out")" "$(cat table.cfg)"
 stub noidx2 application/json < noidx.json
 t "no mediaType, plain JSON Content-Type: an index by its shape" attach --table "http://$STUB/test/img:noidx2"
 python3 -c 'import json; j = json.load(open("pushed.json")); del j["mediaType"]; print(json.dumps(j))' | stub nomt
 t "no mediaType, default Content-Type: an image manifest" attach --table "http://$STUB/test/img:nomt"
-is "  table = the image's" "$(sed "s/$SPORT/$PORT/g" "$T/.out")" "$(cat table.cfg)"
+is "  table = the image's" "$(sed "s/127\.0\.0\.1:$SPORT/127.0.0.1:$PORT/g" "$T/.out")" "$(cat table.cfg)"
 idx '"x"' | stub i-str
 stub_fails "an index entry not an object" "manifests\[1\]: expected an object, got string" i-str
 idx 'dict(E, platform="linux/amd64")' | stub i-plat
