@@ -19,8 +19,13 @@
 #define BLKGETSIZE64 _IOR(0x12, 114, size_t)
 #endif
 
+/* Unit tests: the Nth obd_zalloc from now fails (0: none). Single-threaded use only. */
+unsigned long obd_zalloc_fail_in;
+
 void *obd_zalloc(size_t size)
 {
+	if (obd_zalloc_fail_in && !--obd_zalloc_fail_in)
+		return NULL;
 	return calloc(1, size ? size : 1);
 }
 

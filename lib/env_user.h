@@ -44,4 +44,7 @@ void obd_mem_io_init(struct obd_mem_io *m, const void *buf, size_t len,
 /* liblz4 / libzstd block decoder; thread-safe (a zstd DCtx per thread). */
 extern struct obd_codec obd_user_codec;
 
+/* Unit tests: the Nth obd_zalloc from now returns NULL (0: never). */
+extern unsigned long obd_zalloc_fail_in;
+
 #endif /* OBD_ENV_USER_H */
