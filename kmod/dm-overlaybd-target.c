@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * dm-overlaybd: a read-only device-mapper target serving an overlaybd layer
- * stack (LSMT, ZFile(LSMT), tar(...) layer files) from the page cache of
- * the layer files. See Documentation: docs/dm-overlaybd.rst.
+ * dm-overlaybd: a device-mapper target serving an overlaybd layer stack
+ * (LSMT, ZFile(LSMT), tar(...) layer files) from the page cache of the
+ * layer files, read-only or with a writable upper layer (obd_upper.c).
+ * See Documentation: docs/dm-overlaybd.rst.
  *
  * Table: <#layers> <layer>... [<#opt args> <opt>...], layers bottom to top;
- * a layer is a path or remote:<size>:<digest>:<cache file> (obd_remote.h). Construction is all-or-nothing; obd_dtr() copes with a half-built
+ * a layer is a path or remote:<size>:<digest>:<cache file> (obd_remote.h);
+ * the option "upper <data> <index|->" adds the writable layer.
+ * Construction is all-or-nothing; obd_dtr() copes with a half-built
  * target (the dm-verity shape), so obd_ctr() has a single "bad" label.
  */
 #include <linux/kernel.h>
@@ -26,6 +29,7 @@
 #include "obd_kmod.h"
 #include "obd_remote.h"
 #include "obd_trace.h"
+#include "obd_upper.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -71,6 +75,8 @@ struct obd_target {
 	struct obd_stats __percpu *stats;
 	struct obd_kctx *reserve;	/* when every shared context is busy */
 	struct obd_trace trace;		/* trace recording (dm messages) */
+	struct obd_upper *upper;	/* the writable layer, or NULL: read-only */
+	char *upper_data, *upper_index;	/* as given in the table */
 };
 
 /* Per-bio data (ti->per_io_data_size). */
@@ -385,15 +391,86 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 	return r;
 }
 
+/* Sectors of the upper layer: its data file, or zeros for a zeroed map. */
+static int obd_upper_piece(struct obd_walk *wk, const struct obd_map *m)
+{
+	size_t bytes = (size_t)m->length << SECTOR_SHIFT;
+	struct iov_iter piece = wk->iter;
+	loff_t p = (loff_t)m->moffset << SECTOR_SHIFT;
+
+	iov_iter_truncate(&piece, bytes);
+	if (m->zeroed) {
+		if (iov_iter_zero(bytes, &piece) != bytes)
+			return -EIO;
+	}
+	while (iov_iter_count(&piece)) {
+		ssize_t r = obd_read_iter(wk->t->upper->data, &piece, &p, wk->nowait);
+
+		if (r < 0) {
+			if (wk->nowait) {
+				iov_iter_advance(&wk->iter, bytes - iov_iter_count(&piece));
+				return -EAGAIN;
+			}
+			DMERR_LIMIT("%s: upper %s: read error %zd at byte %lld", obd_name(wk->t),
+				    wk->t->upper_data, r, p);
+			iov_iter_advance(&wk->iter, bytes);
+			return (int)r;
+		}
+		if (r == 0) {
+			iov_iter_zero(iov_iter_count(&piece), &piece);
+			break;
+		}
+	}
+	iov_iter_advance(&wk->iter, bytes);
+	return 0;
+}
+
+#define OBD_UPPER_BATCH	16	/* upper maps looked up at once */
+
+/* The upper's maps over the range, the lower stack in the gaps between them. */
+static int obd_walk_upper(struct obd_walk *wk, u64 lba, u64 nsect)
+{
+	struct obd_map maps[OBD_UPPER_BATCH];
+	u64 pos = lba, end = lba + nsect;
+	int k, i, r;
+
+	while (pos < end) {
+		k = obd_upper_lookup(wk->t->upper, pos, end - pos, maps, OBD_UPPER_BATCH,
+				     wk->nowait);
+		if (k < 0)
+			return k;
+		for (i = 0; i < k; i++) {
+			if (maps[i].offset > pos) {
+				r = obd_index_walk(&wk->t->idx, pos, maps[i].offset - pos, obd_piece, wk);
+				if (r)
+					return r;
+			}
+			r = obd_upper_piece(wk, &maps[i]);
+			if (r)
+				return r;
+			pos = obd_map_end(&maps[i]);
+		}
+		if (k < OBD_UPPER_BATCH) {
+			if (pos < end)
+				return obd_index_walk(&wk->t->idx, pos, end - pos, obd_piece, wk);
+			break;
+		}
+	}
+	return 0;
+}
+
 /* Walk the part of the bio past ob->done. */
 static int obd_walk_bio(struct obd_bio *ob, struct bio *bio, struct obd_walk *wk)
 {
+	u64 lba = ob->lba + ob->done, n = bio_sectors(bio) - ob->done;
 	int r;
 
 	obd_bio_iter(bio, &wk->iter);
 	iov_iter_advance(&wk->iter, (size_t)ob->done << SECTOR_SHIFT);
-	r = obd_index_walk(&ob->t->idx, ob->lba + ob->done, bio_sectors(bio) - ob->done,
-			   obd_piece, wk);
+	if (ob->t->upper)
+		r = obd_walk_upper(wk, lba, n);
+	else
+		r = obd_index_walk(&ob->t->idx, lba, n, obd_piece, wk);
 	if (wk->kctx)
 		obd_kctx_release(wk->kctx);
 	return r;
@@ -412,12 +489,48 @@ static void obd_complete(struct obd_target *t, struct bio *bio, struct obd_walk 
 	bio_endio(bio);
 }
 
+/*
+ * Writes, discards, write zeroes and flushes of a device with an upper
+ * layer: REQ_PREFLUSH before the data, REQ_FUA after it.
+ */
+static void obd_write_work(struct obd_target *t, struct bio *bio, u64 lba)
+{
+	struct obd_upper *up = t->upper;
+	int r = 0;
+
+	if (bio->bi_opf & REQ_PREFLUSH)
+		r = obd_upper_flush(up);
+	if (!r && bio_sectors(bio)) {
+		switch (bio_op(bio)) {
+		case REQ_OP_WRITE:
+			r = obd_upper_write(up, bio, lba);
+			break;
+		case REQ_OP_DISCARD:
+			r = obd_upper_discard(up, lba, bio_sectors(bio), false);
+			break;
+		case REQ_OP_WRITE_ZEROES:
+			r = obd_upper_discard(up, lba, bio_sectors(bio), true);
+			break;
+		default:
+			r = -EOPNOTSUPP;
+			break;
+		}
+		if (!r && (bio->bi_opf & REQ_FUA))
+			r = obd_upper_flush(up);
+	}
+	if (r)
+		bio->bi_status = errno_to_blk_status(r);
+	bio_endio(bio);
+}
+
 static void obd_work(struct work_struct *w)
 {
 	struct obd_bio *ob = container_of(w, struct obd_bio, work);
 	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
 	struct obd_walk wk = { .t = ob->t };
 
+	if (bio_op(bio) != REQ_OP_READ)
+		return obd_write_work(ob->t, bio, ob->lba);
 	obd_complete(ob->t, bio, &wk, obd_walk_bio(ob, bio, &wk));
 }
 
@@ -453,9 +566,9 @@ static bool obd_read_inline(struct obd_bio *ob, struct bio *bio)
  *--------------------------------------------------------------*/
 
 /*
- * - empty flush: nothing is cached on our side, complete it;
- * - anything but a read (write, discard, write zeroes): the device is
- *   read-only, fail it;
+ * - without an upper layer: an empty flush completes at once (nothing is
+ *   cached on our side), anything but a read fails (read-only);
+ * - with one, writes, discards, write zeroes and flushes go to the worker;
  * - a read: owned by the target, served inline if the page cache has it
  *   all, else from the workqueue.
  */
@@ -465,22 +578,22 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	struct obd_bio *ob;
 	u64 lba;
 
-	if ((bio->bi_opf & REQ_PREFLUSH) && !bio_sectors(bio)) {
+	if (!t->upper && (bio->bi_opf & REQ_PREFLUSH) && !bio_sectors(bio)) {
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	if (bio_op(bio) != REQ_OP_READ) {
+	if (!t->upper && bio_op(bio) != REQ_OP_READ) {
 		bio->bi_status = errno_to_blk_status(-EROFS);
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
-	lba = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	lba = bio_sectors(bio) ? dm_target_offset(ti, bio->bi_iter.bi_sector) : 0;
 	if (lba + bio_sectors(bio) > ti->len) {
-		DMERR_LIMIT("%s: read beyond the end: sector %llu + %u > %llu", obd_name(t),
+		DMERR_LIMIT("%s: I/O beyond the end: sector %llu + %u > %llu", obd_name(t),
 			    lba, bio_sectors(bio), (u64)ti->len);
 		return DM_MAPIO_KILL;
 	}
-	if (!bio_sectors(bio)) {
+	if (bio_op(bio) == REQ_OP_READ && !bio_sectors(bio)) {
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	}
@@ -488,7 +601,7 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	ob->t = t;
 	ob->lba = lba;
 	ob->done = 0;
-	if (obd_read_inline(ob, bio))
+	if (bio_op(bio) == REQ_OP_READ && obd_read_inline(ob, bio))
 		return DM_MAPIO_SUBMITTED;
 	INIT_WORK(&ob->work, obd_work);
 	queue_work(t->wq, &ob->work);
@@ -504,6 +617,10 @@ static void obd_dtr(struct dm_target *ti)
 		return;
 	if (t->wq)
 		destroy_workqueue(t->wq);
+	if (t->upper)
+		obd_upper_close(t->upper);
+	kfree(t->upper_data);
+	kfree(t->upper_index);
 	if (t->pool_held)
 		obd_kctx_pool_put();
 	obd_kctx_free(t->reserve);
@@ -527,7 +644,7 @@ static void obd_dtr(struct dm_target *ti)
 
 static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char **error)
 {
-	static const struct dm_arg opt_arg = {0, 4, "Invalid number of optional arguments"};
+	static const struct dm_arg opt_arg = {0, 7, "Invalid number of optional arguments"};
 	unsigned int n;
 	int r;
 
@@ -552,6 +669,19 @@ static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char 
 			}
 			n--;
 			t->hold_set = true;
+		} else if (!strcasecmp(a, "upper")) {
+			/* upper <data> <index|->: the writable layer */
+			if (n < 2 || t->upper_data) {
+				*error = "Invalid upper (expected upper <data file> <index file or ->)";
+				return -EINVAL;
+			}
+			t->upper_data = kstrdup(dm_shift_arg(as), GFP_KERNEL);
+			t->upper_index = kstrdup(dm_shift_arg(as), GFP_KERNEL);
+			n -= 2;
+			if (!t->upper_data || !t->upper_index) {
+				*error = "Cannot allocate memory";
+				return -ENOMEM;
+			}
 		} else {
 			*error = "Unrecognized optional argument";
 			DMERR("%s: unrecognized optional argument '%s'", obd_name(t), a);
@@ -744,6 +874,17 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = obd_build_index(t, &ti->error);
 	if (r)
 		goto bad;
+	if (t->upper_data) {
+		if (!(dm_table_get_mode(ti->table) & OBD_MODE_WRITE)) {
+			ti->error = "A table with an upper layer must be read-write";
+			r = -EINVAL;
+			goto bad;
+		}
+		r = obd_upper_open(t->upper_data, t->upper_index, (u64)ti->len << SECTOR_SHIFT,
+				   &t->upper, &ti->error);
+		if (r)
+			goto bad;
+	}
 
 	r = obd_kctx_pool_get();
 	if (r) {
@@ -778,8 +919,9 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->per_io_data_size = sizeof(struct obd_bio);
 	ti->num_flush_bios = 1;
 	ti->flush_supported = true;
-	ti->num_discard_bios = 0;
-	ti->discards_supported = false;
+	ti->num_discard_bios = t->upper ? 1 : 0;
+	ti->discards_supported = !!t->upper;
+	ti->num_write_zeroes_bios = t->upper ? 1 : 0;
 	return 0;
 
 bad:
@@ -806,6 +948,27 @@ static u64 obd_fetched(struct obd_target *t)
 	return sum;
 }
 
+static void obd_status_upper(struct obd_target *t, char *result, unsigned int maxlen,
+			     unsigned int *psz)
+{
+	struct obd_upper *up = t->upper;
+	unsigned int sz = *psz;
+	u64 data, records, live, dead = 0;
+
+	if (!up)
+		return;		/* read-only devices keep the line they always had */
+	obd_upper_usage(up, &data, &records, &live);
+	live <<= SECTOR_SHIFT;
+	if (data > live)
+		dead = div64_u64((data - live) * 1000, data);
+	DMEMIT(" upper %s data %llu records %llu live %llu dead %llu writes %lld written %lld discards %lld flushes %lld write_errors %lld",
+	       up->sparse ? "sparse" : "append", data, records, live, dead,
+	       (long long)atomic64_read(&up->writes), (long long)atomic64_read(&up->written),
+	       (long long)atomic64_read(&up->discards), (long long)atomic64_read(&up->flushes),
+	       (long long)atomic64_read(&up->write_errors));
+	*psz = sz;
+}
+
 /*
  * INFO:  <#layers> reads <n> inline <n> resumed <n> bytes <n> zblocks <n> crc_errors <n>
  *        io_errors <n> remote <n> pending <n> fetched <n> daemon <0|1>
@@ -817,6 +980,14 @@ static u64 obd_fetched(struct obd_target *t)
  *   now; fetched: bytes the daemon made present in this device's remote
  *   blobs (shared blobs count for every device using them); daemon: 1 if
  *   a fetch daemon holds /dev/overlaybd.
+ *        [upper <append|sparse> data <bytes> records <n> live <bytes>
+ *        dead <permille> writes <n> written <bytes> discards <n> flushes <n>
+ *        write_errors <n>]  (with an upper layer only)
+ *   data: bytes of the upper's data file (append: past the header;
+ *   sparse: allocated); records: in the index file and the group commit
+ *   buffer (append), maps (sparse); live: bytes the upper's maps point at;
+ *   dead: the share of data no map points at any more, in permille (high:
+ *   time to commit).
  * TABLE: the constructor line, optional arguments recounted.
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
@@ -845,12 +1016,13 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 		       s.crc_errors, s.io_errors);
 		DMEMIT(" remote %u pending %d fetched %llu daemon %d", t->nremote,
 		       atomic_read(&t->pending), obd_fetched(t), obd_daemon_connected());
+		obd_status_upper(t, result, maxlen, &sz);
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
 		for (i = 0; i < t->nlayers; i++)
 			DMEMIT(" %s", t->layers[i].path);
-		nopt = t->direct_io + t->no_verify + 2 * t->hold_set;
+		nopt = t->direct_io + t->no_verify + 2 * t->hold_set + 3 * !!t->upper_data;
 		if (nopt)
 			DMEMIT(" %u", nopt);
 		if (t->direct_io)
@@ -859,20 +1031,52 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 			DMEMIT(" no_verify");
 		if (t->hold_set)
 			DMEMIT(" hold_timeout %u", t->hold_s);
+		if (t->upper_data)
+			DMEMIT(" upper %s %s", t->upper_data, t->upper_index);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",layers=%u,remote=%u,direct_io=%c,no_verify=%c;", t->nlayers, t->nremote,
-		       t->direct_io ? 'y' : 'n', t->no_verify ? 'y' : 'n');
+		DMEMIT(",layers=%u,remote=%u,direct_io=%c,no_verify=%c,upper=%c;", t->nlayers,
+		       t->nremote, t->direct_io ? 'y' : 'n', t->no_verify ? 'y' : 'n',
+		       t->upper ? 'y' : 'n');
 		break;
 	}
 }
 
 static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
+	struct obd_target *t = ti->private;
+
+	if (t->upper) {
+		/* any 512-byte range: zeroed records or punched holes */
+		limits->discard_granularity = SECTOR_SIZE;
+		limits->max_discard_sectors = UINT_MAX >> SECTOR_SHIFT;
+		limits->max_hw_discard_sectors = UINT_MAX >> SECTOR_SHIFT;
+		limits->max_write_zeroes_sectors = UINT_MAX >> SECTOR_SHIFT;
+		return;
+	}
 	/* Read-only: no discards (both fields, see KERNEL-COMPAT.md section 3). */
 	limits->max_discard_sectors = 0;
 	limits->max_hw_discard_sectors = 0;
+}
+
+/*
+ * No data devices (layers are files). Having the method at all matters:
+ * without it dm (6.1) skips io_hints and never enables discard or write
+ * zeroes for the table.
+ */
+static int obd_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
+{
+	return 0;
+}
+
+/* Suspended (no I/O in flight): what was written is durable before a table swap. */
+static void obd_postsuspend(struct dm_target *ti)
+{
+	struct obd_target *t = ti->private;
+
+	if (t->upper)
+		obd_upper_flush(t->upper);
 }
 
 /*
@@ -923,7 +1127,7 @@ static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, cha
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 4, 0},
+	.version = {1, 5, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,
@@ -931,6 +1135,8 @@ static struct target_type obd_target_type = {
 	.status = obd_status,
 	.message = obd_message,
 	.io_hints = obd_io_hints,
+	.postsuspend = obd_postsuspend,
+	.iterate_devices = obd_iterate_devices,
 };
 
 static int __init obd_init(void)

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * obd attach: a dm-overlaybd device over read-only layers (losetup-like).
- *   table: 0 <vsize/512> overlaybd <n> <layer>... [<#opt> direct_io no_verify]
+ * obd attach: a dm-overlaybd device over a layer stack (losetup-like),
+ * read-only, or writable when the top layer is a writable one (DATA INDEX,
+ * a sparse DATA, or a config's "upper").
+ *   table: 0 <vsize/512> overlaybd <n> <layer>... [<#opt> direct_io no_verify
+ *          upper <data> <index|->]
  * where <layer> is an absolute path, or for a remote lower of a config
  * (digest, no local copy) remote:<blob size>:sha256:<hex>:<cache file>.
  * Every layer is opened and validated with the format core first, so a
@@ -53,15 +56,64 @@ static int layer_token(const struct cli_layer *l, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+static bool layer_writable(const struct cli_layer *l)
+{
+	return l->kind == CLI_KIND_RW_APPEND || l->kind == CLI_KIND_RW_SPARSE;
+}
+
+/* The upper's words: "upper <data> <index|->", absolute paths. */
+static int upper_tokens(const struct cli_layer *l, char **data, char **index)
+{
+	struct cli_layer idx = { .path = l->index_path };
+
+	*index = NULL;
+	if (layer_token(l, data))
+		return -EINVAL;
+	if (!l->index_path) {
+		*index = strdup("-");
+		return *index ? 0 : -ENOMEM;
+	}
+	return layer_token(&idx, index);
+}
+
+/*
+ * The lowers' virtual size (the top-most non-zero one): the device's
+ * length, which a writable top layer must have too.
+ */
+static int check_upper(const struct cli_stack *s, unsigned int nlow)
+{
+	const struct cli_layer *up = &s->layers[nlow];
+	u64 vs = 0;
+	unsigned int i;
+
+	if (!nlow) {
+		cli_err(up->path, "a writable layer needs at least one layer below it to attach");
+		return -EINVAL;
+	}
+	for (i = nlow; i-- > 0 && !vs;)
+		vs = s->layers[i].info.virtual_size;
+	if (up->info.virtual_size != vs) {
+		cli_err(up->path, "virtual_size %llu differs from the lower layers' %llu",
+			(unsigned long long)up->info.virtual_size, (unsigned long long)vs);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, char **out)
 {
 	size_t cap = 64, len;
-	char *p, *abs[OBD_MAX_LAYERS];
-	unsigned int i, nopt = direct_io + no_verify;
+	char *p, *abs[OBD_MAX_LAYERS], *udata = NULL, *uindex = NULL;
+	bool upper = layer_writable(&s->layers[s->n - 1]);
+	unsigned int i, nlow = s->n - upper, nopt = direct_io + no_verify + 3 * upper;
 	int rc = -EINVAL;
 
 	memset(abs, 0, sizeof(abs));
-	for (i = 0; i < s->n; i++) {
+	if (upper && (check_upper(s, nlow) || upper_tokens(&s->layers[nlow], &udata, &uindex)))
+		goto out_free;
+	if (upper)
+		cap += strlen(udata) + strlen(uindex) + 16;
+	for (i = 0; i < nlow; i++) {
 		rc = layer_token(&s->layers[i], &abs[i]);
 		if (rc)
 			goto out_free;
@@ -73,17 +125,20 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	len = (size_t)sprintf(p, "%u", s->n);
-	for (i = 0; i < s->n; i++)
+	len = (size_t)sprintf(p, "%u", nlow);
+	for (i = 0; i < nlow; i++)
 		len += (size_t)sprintf(p + len, " %s", abs[i]);
 	if (nopt)
-		sprintf(p + len, " %u%s%s", nopt, direct_io ? " direct_io" : "",
-			no_verify ? " no_verify" : "");
+		sprintf(p + len, " %u%s%s%s%s%s%s", nopt, direct_io ? " direct_io" : "",
+			no_verify ? " no_verify" : "", upper ? " upper " : "", upper ? udata : "",
+			upper ? " " : "", upper ? uindex : "");
 	*out = p;
 	rc = 0;
 out_free:
-	for (i = 0; i < s->n; i++)
+	for (i = 0; i < nlow; i++)
 		free(abs[i]);
+	free(udata);
+	free(uindex);
 	return rc;
 }
 
@@ -105,15 +160,18 @@ static const char *free_name(char *buf, size_t len)
 	return buf;
 }
 
-/* DM_DEVICE_CREATE of name with one overlaybd target; prints /dev/mapper/name. */
-static int create_device(const char *name, u64 vsize, const char *params)
+/*
+ * DM_DEVICE_CREATE of name with one overlaybd target, read-only unless it
+ * has an upper layer; prints /dev/mapper/name.
+ */
+static int create_device(const char *name, u64 vsize, const char *params, bool writable)
 {
 	struct dm_task *dmt;
 	uint32_t cookie = 0;
 	int ret = EXIT_FAIL;
 
 	dmt = dm_task_create(DM_DEVICE_CREATE);
-	if (!dmt || !dm_task_set_name(dmt, name) || !dm_task_set_ro(dmt) ||
+	if (!dmt || !dm_task_set_name(dmt, name) || (!writable && !dm_task_set_ro(dmt)) ||
 	    !dm_task_add_target(dmt, 0, vsize >> OBD_SECTOR_SHIFT, OBD_DM_TARGET, params) ||
 	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE)) {
 		cli_err(name, "%s", cli_dm_last_error());
@@ -155,7 +213,7 @@ static int attach_stack(const struct attach_opts *o, int nargs, char **args)
 	/* the merge too: what the kernel would refuse is reported here */
 	if (o->svc && cli_remote_setup(o->svc))
 		return EXIT_FAIL;
-	if (cli_stack_open(&s, nargs, args, CLI_STACK_REMOTE)) {
+	if (cli_stack_open(&s, nargs, args, CLI_STACK_REMOTE | CLI_STACK_ALLOW_RW)) {
 		cli_remote_teardown();
 		return EXIT_FAIL;
 	}
@@ -179,7 +237,7 @@ static int attach_stack(const struct attach_opts *o, int nargs, char **args)
 		cli_err(name, "a device-mapper device of this name exists");
 		goto out_close;
 	}
-	ret = create_device(name, s.vsize, params);
+	ret = create_device(name, s.vsize, params, layer_writable(&s.layers[s.n - 1]));
 	if (ret == EXIT_OK)
 		cli_prefetch_attached(name, nargs, args, o->svc);	/* spec 5.1, 6.7 */
 out_close:

@@ -1,0 +1,720 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The writable upper layer (obd_upper.h), written as overlaybd's own
+ * LSMTFile / LSMTSparseFile write it (spec 2.6a, 2.6b), so that
+ * `obd commit` and the reference's overlaybd-commit read what we wrote.
+ *
+ * Append kind: each write chunk (at most OBD_UPPER_MAX_IO) is appended at
+ * the data file's end and gets one record {offset, length, moffset =
+ * append position}; discards get zeroed records whose moffset is the data
+ * end. Records go through a 4 KiB group commit buffer (256 records, padded
+ * with invalid records when written early, as the reference's
+ * do_group_commit_mappings), written when it fills and on every flush, in
+ * both cases after an fsync of the data file: an index record on disk
+ * always points at durable data.
+ *
+ * Sparse kind: the byte at LBA X lives at file offset 4096 + X; there is
+ * no index file; a discard punches a hole, so after a reopen (when the
+ * maps are rebuilt from the file's data extents) a discarded range shows
+ * the lower layers again, as with the reference. Write zeroes writes
+ * zeros, so it reads as zeros after a reopen too.
+ *
+ * Readers take the maps under a shared lock and read the data file
+ * outside it: an append never overwrites data a map points at, and a
+ * sparse write racing an overlapping read may show either version, as
+ * any disk does.
+ */
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/file.h>
+#include <linux/falloc.h>
+#include <linux/bio.h>
+#include <linux/uio.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/device-mapper.h>
+
+#include "obd_kmod.h"
+#include "obd_upper.h"
+#include "lsmt_rw.h"
+#include "compat.h"
+
+#define DM_MSG_PREFIX "overlaybd"
+
+#define OBD_SPARSE_EXTENTS_MAX	(1u << 22)	/* data extents of a sparse upper at open */
+
+/* Writing files from the I/O path: no reclaim that waits on I/O, no dirty throttling. */
+struct obd_io_scope {
+	unsigned int flags;
+};
+
+static void obd_io_scope_enter(struct obd_io_scope *s)
+{
+	s->flags = current->flags & (PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO);
+	current->flags |= PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO;
+}
+
+static void obd_io_scope_leave(const struct obd_io_scope *s)
+{
+	current->flags = (current->flags & ~(PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO)) | s->flags;
+}
+
+static ssize_t obd_upper_pwrite(struct file *f, struct iov_iter *it, loff_t pos)
+{
+	ssize_t done = 0;
+
+	while (iov_iter_count(it)) {
+		ssize_t r = obd_vfs_iter_write(f, it, &pos);
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return -EIO;
+		done += r;
+	}
+	return done;
+}
+
+static int obd_upper_write_buf(struct file *f, const void *buf, size_t len, loff_t pos)
+{
+	struct kvec kv = { .iov_base = (void *)buf, .iov_len = len };
+	struct iov_iter it;
+	ssize_t r;
+
+	iov_iter_kvec(&it, ITER_SOURCE, &kv, 1, len);
+	r = obd_upper_pwrite(f, &it, pos);
+	return r < 0 ? (int)r : 0;
+}
+
+/*----------------------------------------------------------------
+ * Opening
+ *--------------------------------------------------------------*/
+
+static struct file *obd_upper_file(const char *path, const char *what, char **error)
+{
+	struct file *f = filp_open(path, O_RDWR | O_LARGEFILE, 0);
+
+	if (IS_ERR(f)) {
+		DMERR("upper %s %s: cannot open read-write (error %ld)", what, path, PTR_ERR(f));
+		*error = PTR_ERR(f) == -EROFS || PTR_ERR(f) == -EACCES || PTR_ERR(f) == -EPERM ?
+			 "Upper layer file is read-only" : "Cannot open upper layer file";
+		return f;
+	}
+	if (!S_ISREG(file_inode(f)->i_mode)) {
+		DMERR("upper %s %s: not a regular file", what, path);
+		*error = "Upper layer is not a regular file";
+		fput(f);
+		return ERR_PTR(-EINVAL);
+	}
+	return f;
+}
+
+static int obd_upper_header(struct obd_upper *up, struct file *f, const char *path,
+			    struct obd_lsmt_info *li, char **error)
+{
+	struct obd_kfile_io k;
+	struct obd_err err = { "" };
+	int r;
+
+	obd_kfile_io_init(&k, f, path);
+	r = obd_lsmt_read_header(&k.io, li, &err);
+	if (r) {
+		DMERR("upper %s", err.msg);
+		*error = "Invalid upper layer header";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Rebuild a sparse upper's maps from the data extents of its file. */
+static int obd_upper_load_sparse(struct obd_upper *up, u64 size, struct obd_map **maps,
+				 u64 *n, char **error)
+{
+	struct obd_err err = { "" };
+	u64 *ext = NULL, next = 0, cap = 0;
+	loff_t pos = OBD_LSMT_HT_SPACE, b, e;
+	int r = 0;
+
+	while (pos < size) {
+		b = vfs_llseek(up->data, pos, SEEK_DATA);
+		if (b == -ENXIO)
+			break;
+		if (b < 0) {
+			r = (int)b;
+			goto seek_fail;
+		}
+		e = vfs_llseek(up->data, b, SEEK_HOLE);
+		if (e < 0) {
+			r = (int)e;
+			goto seek_fail;
+		}
+		if (next == cap) {
+			u64 *bigger;
+
+			if (cap >= OBD_SPARSE_EXTENTS_MAX) {
+				DMERR("upper %s: more than %u data extents", up->data_path,
+				      OBD_SPARSE_EXTENTS_MAX);
+				*error = "Sparse upper layer too fragmented";
+				r = -E2BIG;
+				goto out;
+			}
+			cap = cap ? cap * 2 : 256;
+			bigger = kvmalloc_array(cap, 2 * sizeof(*ext), GFP_KERNEL);
+			if (!bigger) {
+				r = -ENOMEM;
+				*error = "Cannot allocate memory";
+				goto out;
+			}
+			if (next)
+				memcpy(bigger, ext, next * 2 * sizeof(*ext));
+			kvfree(ext);
+			ext = bigger;
+		}
+		ext[2 * next] = b;
+		ext[2 * next + 1] = e;
+		next++;
+		pos = e;
+	}
+	r = obd_lsmt_sparse_maps(ext, next, size, up->data_path, maps, n, &err);
+	if (r) {
+		DMERR("upper %s", err.msg);
+		*error = "Invalid sparse upper layer";
+		r = -EINVAL;
+	}
+	goto out;
+seek_fail:
+	DMERR("upper %s: SEEK_DATA/SEEK_HOLE at %lld failed (error %d)", up->data_path, pos, r);
+	*error = "Cannot map the sparse upper layer";
+out:
+	kvfree(ext);
+	return r;
+}
+
+static int obd_upper_load_index(struct obd_upper *up, u64 data_size, struct obd_map **maps,
+				u64 *n, char **error)
+{
+	struct obd_err err = { "" };
+	struct obd_kfile_io k;
+	u64 isize = i_size_read(file_inode(up->index));
+	int r;
+
+	if ((isize - OBD_LSMT_HT_SPACE) % sizeof(struct obd_lsmt_mapping)) {
+		DMERR("upper %s: index size %llu is not 4096 + a multiple of 16 (torn record)",
+		      up->index_path, isize);
+		*error = "Torn upper layer index";
+		return -EINVAL;
+	}
+	obd_kfile_io_init(&k, up->index, up->index_path);
+	r = obd_lsmt_rw_load_index(&k.io, data_size, maps, n, &err);
+	if (r) {
+		DMERR("upper %s", err.msg);
+		*error = "Invalid upper layer index";
+		return -EINVAL;
+	}
+	up->index_records = (isize - OBD_LSMT_HT_SPACE) / sizeof(struct obd_lsmt_mapping);
+	up->index_end = isize;
+	return 0;
+}
+
+static int obd_upper_check_kind(struct obd_upper *up, const struct obd_lsmt_info *li,
+				const char *index, u64 vsize, char **error)
+{
+	bool has_index = index && strcmp(index, "-");
+
+	if (li->kind != OBD_LSMT_RW_DATA && li->kind != OBD_LSMT_RW_SPARSE) {
+		DMERR("upper %s: header flags 0x%x: not a writable data file (expected 0x03 or 0x13)",
+		      up->data_path, li->header_flags);
+		*error = "Upper layer is not a writable layer";
+		return -EINVAL;
+	}
+	up->sparse = li->kind == OBD_LSMT_RW_SPARSE;
+	if (!up->sparse && !has_index) {
+		DMERR("upper %s: an append-mode data file needs its index file", up->data_path);
+		*error = "Upper layer index missing";
+		return -EINVAL;
+	}
+	if (up->sparse && has_index) {
+		DMERR("upper %s: a sparse layer has no index file (%s given)", up->data_path, index);
+		*error = "Sparse upper layer takes no index";
+		return -EINVAL;
+	}
+	if (li->virtual_size != vsize) {
+		DMERR("upper %s: virtual_size %llu, the lower layers' is %llu", up->data_path,
+		      li->virtual_size, vsize);
+		*error = "Upper layer virtual size differs from the lower layers'";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int obd_upper_open_index(struct obd_upper *up, const char *index, char **error)
+{
+	struct obd_lsmt_info *li;
+	int r;
+
+	up->index_path = kstrdup(index, GFP_KERNEL);
+	li = kzalloc(sizeof(*li), GFP_KERNEL);
+	if (!up->index_path || !li) {
+		kfree(li);
+		*error = "Cannot allocate memory";
+		return -ENOMEM;
+	}
+	up->index = obd_upper_file(index, "index", error);
+	if (IS_ERR(up->index)) {
+		r = PTR_ERR(up->index);
+		up->index = NULL;
+		goto out;
+	}
+	r = obd_upper_header(up, up->index, index, li, error);
+	if (r)
+		goto out;
+	if (li->kind != OBD_LSMT_RW_INDEX) {
+		DMERR("upper %s: header flags 0x%x: not an index file (expected 0x01)", index,
+		      li->header_flags);
+		*error = "Upper layer index is not an index file";
+		r = -EINVAL;
+		goto out;
+	}
+	if (li->virtual_size != up->vsize) {
+		DMERR("upper %s: virtual_size %llu, the data file's is %llu", index,
+		      li->virtual_size, up->vsize);
+		*error = "Upper layer index virtual size differs";
+		r = -EINVAL;
+	}
+out:
+	kfree(li);
+	return r;
+}
+
+static int obd_upper_fill(struct obd_upper *up, const struct obd_map *maps, u64 n,
+			  char **error)
+{
+	u64 i;
+
+	for (i = 0; i < n; i++) {
+		/* sorted and disjoint: every insert appends */
+		int r = obd_memindex_insert(&up->mi, &maps[i]);
+
+		if (r) {
+			*error = r == -ENOMEM ? "Cannot allocate memory" : "Invalid upper layer map";
+			return r;
+		}
+	}
+	return 0;
+}
+
+int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
+		   char **error)
+{
+	struct obd_upper *up = kzalloc(sizeof(*up), GFP_KERNEL);
+	struct obd_lsmt_info *li = kzalloc(sizeof(*li), GFP_KERNEL);
+	struct obd_map *maps = NULL;
+	u64 n = 0, dsize;
+	int r = -ENOMEM;
+
+	if (!up || !li)
+		goto nomem;
+	init_rwsem(&up->lock);
+	mutex_init(&up->wlock);
+	obd_memindex_init(&up->mi);
+	up->vsize = vsize;
+	up->data_path = kstrdup(data, GFP_KERNEL);
+	up->gc = kcalloc(OBD_UPPER_GC_RECS, sizeof(*up->gc), GFP_KERNEL);
+	if (!up->data_path || !up->gc)
+		goto nomem;
+	up->data = obd_upper_file(data, "data", error);
+	if (IS_ERR(up->data)) {
+		r = PTR_ERR(up->data);
+		up->data = NULL;
+		goto bad;
+	}
+	r = obd_upper_header(up, up->data, data, li, error);
+	if (!r)
+		r = obd_upper_check_kind(up, li, index, vsize, error);
+	if (r)
+		goto bad;
+	dsize = i_size_read(file_inode(up->data));
+	if (up->sparse) {
+		r = obd_upper_load_sparse(up, dsize, &maps, &n, error);
+	} else {
+		r = obd_upper_open_index(up, index, error);
+		if (!r)
+			r = obd_upper_load_index(up, dsize, &maps, &n, error);
+		/* appends start at the first whole sector past what is there */
+		up->data_end = round_up(dsize, SECTOR_SIZE);
+	}
+	if (!r)
+		r = obd_upper_fill(up, maps, n, error);
+	obd_free(maps);
+	if (r)
+		goto bad;
+	kfree(li);
+	*out = up;
+	return 0;
+nomem:
+	*error = "Cannot allocate memory";
+bad:
+	kfree(li);
+	if (up)
+		obd_upper_close(up);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Records and flushes (append kind)
+ *--------------------------------------------------------------*/
+
+/* Write the buffered records (padded to the whole buffer). Caller holds wlock. */
+static int obd_upper_gc_write(struct obd_upper *up)
+{
+	struct obd_map pad = { .offset = OBD_MAP_INVALID_OFFSET };
+	size_t bytes = OBD_UPPER_GC_RECS * sizeof(*up->gc);
+	unsigned int i;
+	int r;
+
+	if (!up->ngc)
+		return 0;
+	for (i = up->ngc; i < OBD_UPPER_GC_RECS; i++)
+		obd_map_encode(&pad, &up->gc[i]);
+	/* the data the records point at first */
+	r = vfs_fsync(up->data, 1);
+	if (r)
+		return r;
+	r = obd_upper_write_buf(up->index, up->gc, bytes, up->index_end);
+	if ((r == -ENOSPC || r == -EDQUOT) &&
+	    !vfs_truncate(&up->index->f_path, up->index_end)) {
+		/* nothing half-written stays: the records wait in the buffer for space */
+		return r;
+	}
+	if (r) {
+		/* a torn block may be on disk: write nothing after it */
+		up->broken = r;
+		DMERR_LIMIT("upper %s: writing %u index records failed (error %d): the layer takes no more writes",
+			    up->index_path, up->ngc, r);
+		return r;
+	}
+	up->index_end += bytes;
+	up->index_records += OBD_UPPER_GC_RECS;
+	up->ngc = 0;
+	return 0;
+}
+
+/*
+ * Log one record (after its map is in the index; obd_upper_gc_room made
+ * room). A record that goes on from the previous buffered one joins it, as
+ * compress_raw_index would. Caller holds wlock.
+ */
+static int obd_upper_log(struct obd_upper *up, const struct obd_map *m)
+{
+	if (up->ngc) {
+		struct obd_map last;
+
+		obd_map_decode(&up->gc[up->ngc - 1], &last);
+		if (!last.zeroed && !m->zeroed && obd_map_end(&last) == m->offset &&
+		    obd_map_mend(&last) == m->moffset &&
+		    last.length + m->length < OBD_MAP_MAX_LENGTH) {
+			last.length += m->length;
+			obd_map_encode(&last, &up->gc[up->ngc - 1]);
+			return 0;
+		}
+	}
+	obd_map_encode(m, &up->gc[up->ngc++]);
+	return 0;
+}
+
+/*
+ * Room for one more record before a map goes in: a full buffer is written
+ * first, and if that fails (no space for the index) the write fails
+ * without having changed anything. Caller holds wlock.
+ */
+static int obd_upper_gc_room(struct obd_upper *up)
+{
+	if (up->broken)
+		return up->broken;
+	return up->ngc < OBD_UPPER_GC_RECS ? 0 : obd_upper_gc_write(up);
+}
+
+static int obd_upper_insert(struct obd_upper *up, const struct obd_map *m)
+{
+	int r;
+
+	down_write(&up->lock);
+	r = obd_memindex_insert(&up->mi, m);
+	up_write(&up->lock);
+	return r;
+}
+
+int obd_upper_flush(struct obd_upper *up)
+{
+	struct obd_io_scope s;
+	int r;
+
+	obd_io_scope_enter(&s);
+	mutex_lock(&up->wlock);
+	atomic64_inc(&up->flushes);
+	if (up->sparse) {
+		r = vfs_fsync(up->data, 1);
+	} else {
+		r = up->broken;
+		if (!r)
+			r = obd_upper_gc_write(up);
+		/* the records written when the buffer filled need the index synced too */
+		if (!r)
+			r = vfs_fsync(up->data, 1);
+		if (!r)
+			r = vfs_fsync(up->index, 1);
+	}
+	mutex_unlock(&up->wlock);
+	obd_io_scope_leave(&s);
+	if (r)
+		DMERR_LIMIT("upper %s: flush failed (error %d)", up->data_path, r);
+	return r;
+}
+
+void obd_upper_close(struct obd_upper *up)
+{
+	if (up->data && (up->sparse || up->index))
+		obd_upper_flush(up);
+	if (up->index)
+		fput(up->index);
+	if (up->data)
+		fput(up->data);
+	obd_memindex_free(&up->mi);
+	kfree(up->gc);
+	kfree(up->index_path);
+	kfree(up->data_path);
+	kfree(up);
+}
+
+/*----------------------------------------------------------------
+ * Reads, writes, discards
+ *--------------------------------------------------------------*/
+
+int obd_upper_lookup(struct obd_upper *up, u64 lba, u64 nsect, struct obd_map *out, u32 max,
+		     bool nowait)
+{
+	u64 n;
+
+	if (nowait) {
+		if (!down_read_trylock(&up->lock))
+			return -EAGAIN;
+	} else {
+		down_read(&up->lock);
+	}
+	n = obd_memindex_lookup(&up->mi, lba, nsect, out, max);
+	up_read(&up->lock);
+	return (int)n;
+}
+
+/* A bvec iterator over len bytes of the bio from byte skip. */
+static void obd_upper_bio_iter(struct bio *bio, struct iov_iter *it, size_t skip, size_t len)
+{
+	struct bvec_iter bi;
+	struct bio_vec bv;
+	unsigned long nr = 0;
+
+	bio_for_each_bvec(bv, bio, bi)
+		nr++;
+	iov_iter_bvec(it, ITER_SOURCE, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
+		      bio->bi_iter.bi_size);
+	it->iov_offset = bio->bi_iter.bi_bvec_done;
+	iov_iter_advance(it, skip);
+	iov_iter_truncate(it, len);
+}
+
+/* One chunk of an append-mode write: data at the end, then its map and record. */
+static int obd_upper_append(struct obd_upper *up, struct iov_iter *it, u64 lba)
+{
+	size_t len = iov_iter_count(it);
+	struct obd_map m = { .offset = lba, .length = (u32)(len >> SECTOR_SHIFT) };
+	ssize_t w;
+	u64 pos;
+	int r;
+
+	mutex_lock(&up->wlock);
+	r = up->broken;
+	pos = up->data_end;
+	if (!r)
+		up->data_end += len;
+	mutex_unlock(&up->wlock);
+	if (r)
+		return r;
+	/* outside the lock: writers append in parallel, each into its own range */
+	w = obd_upper_pwrite(up->data, it, pos);
+	if (w < 0)
+		return (int)w;
+	m.moffset = pos >> SECTOR_SHIFT;
+	mutex_lock(&up->wlock);
+	/* the map goes in with its record, so the log has the index's order */
+	r = obd_upper_gc_room(up);
+	if (!r)
+		r = obd_upper_insert(up, &m);
+	if (!r)
+		r = obd_upper_log(up, &m);
+	mutex_unlock(&up->wlock);
+	return r;
+}
+
+static int obd_upper_sparse_write(struct obd_upper *up, struct iov_iter *it, u64 lba)
+{
+	struct obd_map m = {
+		.offset = lba, .length = (u32)(iov_iter_count(it) >> SECTOR_SHIFT),
+		.moffset = lba + (OBD_LSMT_HT_SPACE >> SECTOR_SHIFT),
+	};
+	ssize_t w = obd_upper_pwrite(up->data, it, OBD_LSMT_HT_SPACE + (lba << SECTOR_SHIFT));
+
+	if (w < 0)
+		return (int)w;
+	return obd_upper_insert(up, &m);
+}
+
+int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
+{
+	size_t total = bio->bi_iter.bi_size, done = 0;
+	struct obd_io_scope s;
+	int r = 0;
+
+	obd_io_scope_enter(&s);
+	while (done < total && !r) {
+		size_t len = min_t(size_t, total - done, OBD_UPPER_MAX_IO);
+		struct iov_iter it;
+		u64 at = lba + (done >> SECTOR_SHIFT);
+
+		obd_upper_bio_iter(bio, &it, done, len);
+		r = up->sparse ? obd_upper_sparse_write(up, &it, at) : obd_upper_append(up, &it, at);
+		done += len;
+	}
+	obd_io_scope_leave(&s);
+	if (r) {
+		atomic64_inc(&up->write_errors);
+		if (r != -ENOSPC)
+			DMERR_LIMIT("upper %s: write of sectors %llu+%zu failed (error %d)",
+				    up->data_path, lba, total >> SECTOR_SHIFT, r);
+		return r;
+	}
+	atomic64_inc(&up->writes);
+	atomic64_add(total, &up->written);
+	return 0;
+}
+
+/* Zeros through the page cache, a page at a time (sparse write zeroes). */
+static int obd_upper_write_zeros(struct obd_upper *up, loff_t pos, u64 bytes)
+{
+	struct bio_vec bv[16];
+	struct iov_iter it;
+	unsigned int i;
+	ssize_t w;
+
+	for (i = 0; i < ARRAY_SIZE(bv); i++) {
+		bv[i].bv_page = ZERO_PAGE(0);
+		bv[i].bv_len = PAGE_SIZE;
+		bv[i].bv_offset = 0;
+	}
+	while (bytes) {
+		size_t len = min_t(u64, bytes, ARRAY_SIZE(bv) * PAGE_SIZE);
+
+		iov_iter_bvec(&it, ITER_SOURCE, bv, ARRAY_SIZE(bv), len);
+		w = obd_upper_pwrite(up->data, &it, pos);
+		if (w < 0)
+			return (int)w;
+		pos += len;
+		bytes -= len;
+		cond_resched();
+	}
+	return 0;
+}
+
+static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes)
+{
+	loff_t pos = OBD_LSMT_HT_SPACE + (lba << SECTOR_SHIFT);
+	u64 done = 0;
+	int r;
+
+	if (zeroes)
+		r = obd_upper_write_zeros(up, pos, nsect << SECTOR_SHIFT);
+	else
+		r = vfs_fallocate(up->data, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, pos,
+				  nsect << SECTOR_SHIFT);
+	/* reads see zeros now; after a reopen a punched range shows the lowers */
+	while (!r && done < nsect) {
+		struct obd_map m = {
+			.offset = lba + done, .zeroed = !zeroes,
+			.length = (u32)min_t(u64, nsect - done, OBD_MAP_MAX_LENGTH),
+			.moffset = lba + done + (OBD_LSMT_HT_SPACE >> SECTOR_SHIFT),
+		};
+
+		r = obd_upper_insert(up, &m);
+		done += m.length;
+	}
+	return r;
+}
+
+/*
+ * Zeroed records, at most 16383 sectors each, moffset the data end (spec
+ * 2.6a): the file's size, not the reserved append position, which appends
+ * in flight or failed may have moved past it (a record past the file's end
+ * would make the index invalid after a reopen).
+ */
+static int obd_upper_append_discard(struct obd_upper *up, u64 lba, u64 nsect)
+{
+	u64 done = 0, mo;
+	int r;
+
+	mutex_lock(&up->wlock);
+	r = up->broken;
+	mo = (u64)i_size_read(file_inode(up->data)) >> SECTOR_SHIFT;
+	while (!r && done < nsect) {
+		struct obd_map m = {
+			.offset = lba + done, .zeroed = 1,
+			.length = (u32)min_t(u64, nsect - done, OBD_MAP_MAX_LENGTH),
+			.moffset = mo,
+		};
+
+		r = obd_upper_gc_room(up);
+		if (!r)
+			r = obd_upper_insert(up, &m);
+		if (!r)
+			r = obd_upper_log(up, &m);
+		done += m.length;
+	}
+	mutex_unlock(&up->wlock);
+	return r;
+}
+
+int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes)
+{
+	struct obd_io_scope s;
+	int r;
+
+	obd_io_scope_enter(&s);
+	r = up->sparse ? obd_upper_sparse_discard(up, lba, nsect, zeroes) :
+	    obd_upper_append_discard(up, lba, nsect);
+	obd_io_scope_leave(&s);
+	if (r) {
+		atomic64_inc(&up->write_errors);
+		if (r != -ENOSPC)
+			DMERR_LIMIT("upper %s: %s of sectors %llu+%llu failed (error %d)",
+				    up->data_path, zeroes ? "write zeroes" : "discard", lba, nsect, r);
+		return r;
+	}
+	atomic64_inc(&up->discards);
+	return 0;
+}
+
+void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors)
+{
+	mutex_lock(&up->wlock);
+	if (up->sparse) {
+		*data_bytes = (u64)file_inode(up->data)->i_blocks << 9;
+		*records = 0;
+	} else {
+		*data_bytes = up->data_end - OBD_LSMT_HT_SPACE;
+		*records = up->index_records + up->ngc;
+	}
+	mutex_unlock(&up->wlock);
+	down_read(&up->lock);
+	*live_sectors = up->mi.blocks;
+	if (up->sparse)
+		*records = up->mi.count;
+	up_read(&up->lock);
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The writable upper layer of a dm-overlaybd device (obd_upper.c), in
+ * overlaybd's own on-disk layout (spec 2.6): the append-mode pair (data +
+ * index, records appended in write order, group commit) or the sparse
+ * file (data at 4096 + LBA byte, no index). Reads see the upper over the
+ * lowers through obd_upper_lookup.
+ */
+#ifndef OBD_UPPER_H
+#define OBD_UPPER_H
+
+#include <linux/types.h>
+#include <linux/fs.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/atomic.h>
+
+#include "memindex.h"
+
+/* Writes are split into records of at most this (the reference's MAX_IO_SIZE). */
+#define OBD_UPPER_MAX_IO	(4u << 20)
+/* Records buffered before they are written to the index (group commit, 4 KiB). */
+#define OBD_UPPER_GC_RECS	256u
+
+struct obd_upper {
+	struct file *data;
+	struct file *index;		/* NULL: sparse */
+	char *data_path, *index_path;
+	bool sparse;
+	u64 vsize;			/* bytes */
+	/* the maps: lookups shared, inserts exclusive */
+	struct rw_semaphore lock;
+	struct obd_memindex mi;
+	/*
+	 * Writers: the append position, the record log and its group commit
+	 * buffer, and flushes. Records reach the index file only after the
+	 * data they point at is durable, so a crash never leaves a record
+	 * over bytes that were not written.
+	 */
+	struct mutex wlock;
+	u64 data_end;			/* bytes: the next append */
+	u64 index_end;			/* bytes: the next record block */
+	struct obd_lsmt_mapping *gc;	/* OBD_UPPER_GC_RECS */
+	unsigned int ngc;
+	u64 index_records;		/* records in the index file (padding included) */
+	int broken;			/* a failed index write: further writes fail */
+	atomic64_t writes, written, discards, flushes, write_errors;
+};
+
+/*
+ * Open the upper layer: DATA's header says the kind; INDEX is needed for
+ * the append kind and refused for a sparse one (NULL or "-": none). vsize
+ * (bytes) must equal the header's. Messages name the file and the field.
+ */
+int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
+		   char **error);
+/* Write what is buffered, make it durable, close. */
+void obd_upper_close(struct obd_upper *up);
+
+/*
+ * The upper's maps overlapping [lba, lba + nsect): at most max into out,
+ * trimmed to the range. nowait: -EAGAIN rather than wait for a writer.
+ */
+int obd_upper_lookup(struct obd_upper *up, u64 lba, u64 nsect, struct obd_map *out, u32 max,
+		     bool nowait);
+
+/* Write the bio's data at lba (sectors); 0 or a -errno (-ENOSPC kept). */
+int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba);
+/* Discard (zeroed records / punched holes) or write zeroes of [lba, lba + nsect). */
+int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes);
+/* Everything completed so far durable: data, then the buffered records, then the index. */
+int obd_upper_flush(struct obd_upper *up);
+
+/* For status: data bytes, records, live data sectors. */
+void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors);
+
+#endif /* OBD_UPPER_H */
