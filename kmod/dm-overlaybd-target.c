@@ -111,20 +111,6 @@ static const char *obd_name(struct obd_target *t)
  * Read path
  *--------------------------------------------------------------*/
 
-/* A bvec iterator over the bio's own pages: no bounce buffer. */
-static void obd_bio_iter(struct bio *bio, struct iov_iter *it)
-{
-	struct bvec_iter bi;
-	struct bio_vec bv;
-	unsigned long nr = 0;
-
-	bio_for_each_bvec(bv, bio, bi)
-		nr++;
-	iov_iter_bvec(it, ITER_DEST, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
-		      bio->bi_iter.bi_size);
-	it->iov_offset = bio->bi_iter.bi_bvec_done;
-}
-
 /*
  * Uncompressed data: read from the layer file straight into the bio pages.
  * An O_DIRECT read that the file system refuses for alignment (-EINVAL)
@@ -465,7 +451,7 @@ static int obd_walk_bio(struct obd_bio *ob, struct bio *bio, struct obd_walk *wk
 	u64 lba = ob->lba + ob->done, n = bio_sectors(bio) - ob->done;
 	int r;
 
-	obd_bio_iter(bio, &wk->iter);
+	obd_bio_iov(bio, ITER_DEST, &wk->iter);
 	iov_iter_advance(&wk->iter, (size_t)ob->done << SECTOR_SHIFT);
 	if (ob->t->upper)
 		r = obd_walk_upper(wk, lba, n);

@@ -10,6 +10,7 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 #include <linux/uio.h>
+#include <linux/bio.h>
 #include <linux/crc32.h>
 #include <linux/lz4.h>
 #include <linux/zstd.h>
@@ -274,6 +275,19 @@ void obd_kctx_release(struct obd_kctx *c)
  * allocate. The caller checked FMODE_NOWAIT, and the file is O_NOATIME so
  * that file_accessed() does not dirty the inode.
  */
+void obd_bio_iov(struct bio *bio, unsigned int dir, struct iov_iter *it)
+{
+	struct bvec_iter bi;
+	struct bio_vec bv;
+	unsigned long nr = 0;
+
+	bio_for_each_bvec(bv, bio, bi)
+		nr++;
+	iov_iter_bvec(it, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
+		      bio->bi_iter.bi_size);
+	it->iov_offset = bio->bi_iter.bi_bvec_done;
+}
+
 ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos)
 {
 	struct kiocb kiocb;

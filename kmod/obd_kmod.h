@@ -19,6 +19,7 @@
  *--------------------------------------------------------------*/
 
 struct obd_blob;
+struct bio;
 struct obd_fetch_opts;
 
 /*
@@ -68,6 +69,9 @@ void obd_kctx_free(struct obd_kctx *c);
 struct obd_kctx *obd_kctx_acquire(struct obd_kctx *reserve);
 struct obd_kctx *obd_kctx_tryacquire(struct obd_kctx *reserve);
 void obd_kctx_release(struct obd_kctx *c);
+
+/* A bvec iterator over the bio's own pages (no bounce buffer); dir ITER_DEST or ITER_SOURCE. */
+void obd_bio_iov(struct bio *bio, unsigned int dir, struct iov_iter *it);
 
 ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos);
 /* obd_read_nowait, or a plain vfs_iter_read that may wait. */

@@ -506,22 +506,6 @@ int obd_upper_lookup(struct obd_upper *up, u64 lba, u64 nsect, struct obd_map *o
 	return (int)n;
 }
 
-/* A bvec iterator over len bytes of the bio from byte skip. */
-static void obd_upper_bio_iter(struct bio *bio, struct iov_iter *it, size_t skip, size_t len)
-{
-	struct bvec_iter bi;
-	struct bio_vec bv;
-	unsigned long nr = 0;
-
-	bio_for_each_bvec(bv, bio, bi)
-		nr++;
-	iov_iter_bvec(it, ITER_SOURCE, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
-		      bio->bi_iter.bi_size);
-	it->iov_offset = bio->bi_iter.bi_bvec_done;
-	iov_iter_advance(it, skip);
-	iov_iter_truncate(it, len);
-}
-
 /* One chunk of an append-mode write: data at the end, then its map and record. */
 static int obd_upper_append(struct obd_upper *up, struct iov_iter *it, u64 lba)
 {
@@ -580,7 +564,10 @@ int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
 		struct iov_iter it;
 		u64 at = lba + (done >> SECTOR_SHIFT);
 
-		obd_upper_bio_iter(bio, &it, done, len);
+		/* len bytes of the bio's pages from byte done */
+		obd_bio_iov(bio, ITER_SOURCE, &it);
+		iov_iter_advance(&it, done);
+		iov_iter_truncate(&it, len);
 		r = up->sparse ? obd_upper_sparse_write(up, &it, at) : obd_upper_append(up, &it, at);
 		done += len;
 	}

@@ -623,14 +623,7 @@ static void test_tree_sizes(void)
 
 int main(void)
 {
-	const char *e = getenv("OBD_SEED");
-	u64 seed = e ? strtoull(e, NULL, 0) : (u64)time(NULL) ^ ((u64)clock() << 32);
-
-	if (!seed)
-		seed = 1;
-	rng_state = seed;
-	printf("# OBD_SEED=%llu\n", (unsigned long long)seed);
-
+	test_seed();
 	test_edges();
 	test_tree_sizes();
 	test_random_stacks();

@@ -11,22 +11,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "memindex.h"
 #include "lsmt_rw.h"
 #include "env_user.h"
 #include "tap.h"
-
-static u64 rng_state;
-
-static u64 rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
+#include "testutil.h"
 
 static u64 below(u64 n)
 {
@@ -348,13 +338,7 @@ static void test_enomem(void)
 
 int main(void)
 {
-	const char *e = getenv("OBD_SEED");
-	u64 seed = e ? strtoull(e, NULL, 0) : (u64)time(NULL) ^ ((u64)clock() << 32);
-
-	if (!seed)
-		seed = 1;
-	rng_state = seed;
-	printf("# OBD_SEED=%llu\n", (unsigned long long)seed);
+	test_seed();
 	random_run(1, 64, 300);
 	random_run(2, 1000, 3000);
 	random_run(3, 20000, 6000);

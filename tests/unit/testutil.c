@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -47,4 +48,15 @@ u64 rnd(void)
 u64 rnd_in(u64 lo, u64 hi)
 {
 	return lo + rnd() % (hi - lo + 1);
+}
+
+void test_seed(void)
+{
+	const char *e = getenv("OBD_SEED");
+	u64 seed = e ? strtoull(e, NULL, 0) : (u64)time(NULL) ^ ((u64)clock() << 32);
+
+	if (!seed)
+		seed = 1;
+	rng_state = seed;
+	printf("# OBD_SEED=%llu\n", (unsigned long long)seed);
 }

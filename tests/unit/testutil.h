@@ -23,5 +23,7 @@ u64 splitmix(u64 *s);
 u64 rnd(void);
 /* uniform in [lo, hi] */
 u64 rnd_in(u64 lo, u64 hi);
+/* Seed the global generator from OBD_SEED (else the clock) and print "# OBD_SEED=<n>". */
+void test_seed(void);
 
 #endif
