@@ -235,6 +235,12 @@ void fetch_pump(struct fetchd *d)
 		if (d->nactive && d->mem_in_use + f->len > FETCHD_MEM_BUDGET)
 			break;
 		list_del(&f->node);
+		/*
+		 * Background work (prefetch, download) waits behind the misses by
+		 * design, and nobody waits for it: its requestTimeout starts now.
+		 */
+		if (f->background && !f->attempts)
+			f->deadline_ms = now_ms() + (int64_t)d->cfg.request_timeout_s * 1000;
 		if (now_ms() >= f->deadline_ms) {
 			d->st.err_timeout++;
 			fetch_fail_logged(d, f, -EIO, "requestTimeout reached in the queue");

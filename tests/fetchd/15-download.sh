@@ -136,6 +136,18 @@ ok $? "run 5: the miss (DONE line $fg) answered before the prefetch queued ahead
 [ -n "$p4" ] && [ "$p4" -le "$fg" ]
 ok $? "run 5: the prefetch it needed was promoted and answered with it"
 
+# prefetch waits in its queue by design: requestTimeout counts from when a fetch starts
+rm -f "$E" "$E.meta"; E=$(mkentry "$(url "$T/d.bin")" "$T/d.bin")
+px /__reset > /dev/null
+px "/__fault?mode=slow&n=6&ms=1000" > /dev/null
+write_config '"requestTimeout": 3, "maxConcurrent": 1, "readaheadMB": 0' '"prefetchConfig": { "concurrency": 1 }'
+steps=""
+for i in 0 1 2 3 4 5; do steps="$steps${steps:+, }[5, $((i * M)), $M, 2]"; done
+run_stub r6 "[{\"id\":5,\"cache\":\"$E\",\"data\":\"$T/d.bin\"}]" "[ {\"read\": [ $steps ]} ]"
+ok $? "run 6: 6 prefetch READs taking 1 s each, one at a time, all answered under a 3 s requestTimeout"
+runlog r6 | grep -q 'requestTimeout reached'
+ok $((! $?)) "run 6: none timed out in the queue"
+
 # --- bad download config values are refused, naming the key ------------------------
 dl_config '{ "enable": true, "blockSize": 1000 }'
 "$FETCHD" --service-config "$T/overlaybd.json" --device "$T/none" 2> "$T/bad.log"
