@@ -50,6 +50,7 @@ void fetchd_config_defaults(struct fetchd_config *c)
 	c->max_concurrent = 32;
 	c->sync_interval_ms = 100;
 	c->readahead_mb = 8;
+	c->isolated_refill_kb = 64;
 	c->min_free_gb = 1;
 	c->evict_interval_ms = 10000;
 	c->evict_grace_s = 60;
@@ -556,6 +557,7 @@ static int parse_fetch(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 		{ "maxConcurrent", 1, 1024, offsetof(struct fetchd_config, max_concurrent) },
 		{ "syncIntervalMs", 1, 60000, offsetof(struct fetchd_config, sync_interval_ms) },
 		{ "readaheadMB", 0, 64, offsetof(struct fetchd_config, readahead_mb) },
+		{ "isolatedRefillKB", 0, 65536, offsetof(struct fetchd_config, isolated_refill_kb) },
 	};
 	json_object *o;
 	int rc;
@@ -566,6 +568,11 @@ static int parse_fetch(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 	rc = get_uint_keys(x, o, "fetchConfig", keys, sizeof(keys) / sizeof(keys[0]), c);
 	if (rc < 0)
 		return rc;
+	if (c->isolated_refill_kb && (c->isolated_refill_kb < 4 ||
+				      (c->isolated_refill_kb & (c->isolated_refill_kb - 1))))
+		return reg_errf(x->err, x->errlen, -EINVAL,
+				"fetchConfig.isolatedRefillKB: expected 0 or a power of two from 4 to 65536, got %u",
+				c->isolated_refill_kb);
 	rc = get_str(x, o, "fetchConfig.proxy", "proxy", c->proxy, sizeof(c->proxy), STR_NOCTL);
 	if (rc >= 0)
 		rc = get_str(x, o, "fetchConfig.noProxy", "noProxy", c->no_proxy, sizeof(c->no_proxy),

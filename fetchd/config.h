@@ -106,6 +106,9 @@ struct fetchd_config {
 	 *   maxConcurrent   HTTP transfers at once (default 32)
 	 *   syncIntervalMs  durability batch: fdatasync + bitmap every this many ms (default 100)
 	 *   readaheadMB     largest sequential readahead window, MiB; 0 turns it off (default 8)
+	 *   isolatedRefillKB  a miss that continues no stream is widened to this (KiB,
+	 *                   a power of two 4..65536; default 64), not to refillSize;
+	 *                   0: refillSize for every miss, as the reference does
 	 *   proxy           libcurl's CURLOPT_PROXY for registry GETs ("" = none, default)
 	 *   noProxy         libcurl's CURLOPT_NOPROXY
 	 */
@@ -115,6 +118,7 @@ struct fetchd_config {
 	unsigned int max_concurrent;
 	unsigned int sync_interval_ms;
 	unsigned int readahead_mb;
+	unsigned int isolated_refill_kb;
 	char proxy[1024];
 	char no_proxy[1024];
 };

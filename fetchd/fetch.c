@@ -425,44 +425,54 @@ struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, u
 }
 
 /*
- * Sequential readahead. A read that starts past the blob's previous one and
- * at most a refill unit after what that stream read or fetched extends the
- * stream (a cold sequential read: an image copied, a big file read); any
- * other read starts a new one. Once a stream has read FETCHD_RA_MIN_RUN,
- * the window after it is fetched too, with nobody waiting, so transfers run
- * back to back instead of one round trip per refill unit, and the kernel's
- * next misses find the bytes present or in flight. The window is as long as
- * the stream so far, up to fetchConfig.readaheadMB: reading a file smaller
- * than FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at most
- * doubles what it has read. The window is topped up once less than half of
- * it is left ahead. Readahead fetches queue behind the misses already
- * waiting, and only while the fetch table has room.
+ * The blob's read stream. A read that starts inside the stream's span, or
+ * at most a refill unit before it or past what it read or fetched,
+ * continues it (the parallel bios of one sequential reader reach us out of
+ * order); any other read starts a new one. True if the read continued the
+ * stream.
  */
-static void fetch_ahead(struct fetchd *d, struct blob *b, uint64_t off, uint64_t we)
+static bool stream_note(struct blob *b, uint64_t off, uint64_t end, uint64_t slack)
 {
-	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
-
-	if (!(off > b->last_off && off <= b->ahead_end + R)) {
+	if (!b->ahead_end || off + slack < b->run_start || off > b->ahead_end + slack) {
 		b->run_start = off;
-		b->ahead_end = we;
+		b->run_end = end;
+		b->ahead_end = end;
+		return false;
 	}
-	b->last_off = off;
-	if (we > b->ahead_end)
-		b->ahead_end = we;
-	if (!max || we - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
+	if (off < b->run_start)
+		b->run_start = off;
+	if (end > b->run_end)
+		b->run_end = end;
+	if (end > b->ahead_end)
+		b->ahead_end = end;
+	return true;
+}
+
+/*
+ * Sequential readahead (a cold sequential read: an image copied, a big
+ * file read). Once a stream has read FETCHD_RA_MIN_RUN, the window past
+ * what it read is fetched too, with nobody waiting, so transfers run back
+ * to back instead of one round trip per refill unit, and the kernel's next
+ * misses find the bytes present or in flight. The window is as long as the
+ * stream so far, up to fetchConfig.readaheadMB: reading a file smaller than
+ * FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at most doubles
+ * what it has read. The window is topped up once less than half of it is
+ * left ahead, so each GET is large. Readahead fetches queue behind the
+ * misses already waiting, and only while the fetch table has room.
+ */
+static void fetch_ahead(struct fetchd *d, struct blob *b)
+{
+	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end, we;
+
+	if (!max || b->run_end - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
 	    d->nfetches >= FETCHD_MAX_FETCHES)
 		return;
-	win = align_up(we - b->run_start, R);
+	win = align_up(b->run_end - b->run_start, R);
 	if (win > max)
 		win = max;
-	/*
-	 * Refill the window in halves, not a read's worth at a time: each
-	 * GET then carries at least half a window (a registry answers few
-	 * large requests much faster than many small ones).
-	 */
-	if (b->ahead_end >= we + win / 2 || b->ahead_end >= b->size)
+	if (b->ahead_end >= b->run_end + win / 2 || b->ahead_end >= b->size)
 		return;
-	end = we + win < b->size ? we + win : b->size;
+	end = b->run_end + win < b->size ? b->run_end + win : b->size;
 	/* skip what is present: the window usually starts past it */
 	we = b->ahead_end;
 	while (we < end && granule_present(b, we))
@@ -475,9 +485,13 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 {
 	bool refetch = flags & OBD_READ_F_REFETCH, prefetch = flags & OBD_READ_F_PREFETCH;
 	struct blob *b = r->blob;
-	uint64_t end = r->off + r->len, R = d->cfg.refill_size, ws, we;
+	uint64_t end = r->off + r->len, R = d->cfg.refill_size, unit, ws, we;
+	bool stream = false;
 	int ret;
 
+	/* a prefetch is no stream: it neither continues one nor reads ahead */
+	if (!prefetch)
+		stream = stream_note(b, r->off, end, R);
 	if (refetch) {
 		d->st.reads_refetch++;
 		if (blob_refetch_clear(d, b, r->off, r->len)) {
@@ -489,12 +503,21 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 		r->done_off = r->off;
 		r->done_end = end;
 		/* a stream reading what readahead brought: keep the window ahead */
-		if (!prefetch)
-			fetch_ahead(d, b, r->off, end);
+		if (stream)
+			fetch_ahead(d, b);
 		return req_complete(d, r);
 	}
-	ws = align_down(r->off, R);
-	we = align_up(end, R);
+	/*
+	 * Widen to refill units when the read continues a stream (the next
+	 * bytes are wanted too); a lone read (a small file, a metadata block)
+	 * gets fetchConfig.isolatedRefillKB: most of a refill unit around it
+	 * would be fetched for nothing.
+	 */
+	unit = (uint64_t)d->cfg.isolated_refill_kb << 10;
+	if (stream || prefetch || !unit || unit > R)
+		unit = R;
+	ws = align_down(r->off, unit);
+	we = align_up(end, unit);
 	if (we > b->size)
 		we = b->size;
 	/* a missing granule inside the request stops both trims */
@@ -510,9 +533,12 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 	if (prefetch)
 		d->st.reads_prefetch++;
 	ret = cover(d, b, r, ws, we, prefetch);
-	/* a prefetch is no stream: no readahead behind it */
-	if (!ret && !prefetch)
-		fetch_ahead(d, b, r->off, we);
+	if (!ret && !prefetch) {
+		if (we > b->ahead_end)
+			b->ahead_end = we;
+		if (stream)
+			fetch_ahead(d, b);
+	}
 	if (ret) {
 		pr_err("blob %llu: READ %llu: %s", (unsigned long long)b->id,
 		       (unsigned long long)r->id, ret == -EBUSY ? "too many fetches" : "out of memory");

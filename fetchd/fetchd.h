@@ -150,10 +150,10 @@ struct blob {
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
 	unsigned int fetches;		/* fetch objects on this blob */
-	/* sequential readahead (fetch_ahead): the stream being read */
-	uint64_t last_off;		/* where its last read started */
+	/* the stream being read (stream_note, fetch_ahead) */
 	uint64_t run_start;		/* where it started */
-	uint64_t ahead_end;		/* the end of what it read, fetched or prefetched */
+	uint64_t run_end;		/* the end of what it read */
+	uint64_t ahead_end;		/* the end of what it read or fetched */
 	struct list flist;		/* those fetches (fetch.bnode), by start */
 	unsigned int ops;		/* ring ops on this blob */
 	uint64_t gen;			/* bumped by every clear: stale verify */

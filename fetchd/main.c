@@ -58,7 +58,7 @@ static void log_summary(const struct fetchd_stats *s)
 static void log_summary_node(const struct fetchd_stats *s)
 {
 	pr_info("summary: prefetch reads %llu (promoted by a miss %llu), haves %llu, "
-		"download %llu bytes, blobs verified %llu, bad attempts %llu, failed %llu, "
+		"download %llu bytes, blobs verified %llu, bad attempts %llu, given up %llu, "
 		"evictions %llu (%llu bytes, %llu runs), p2p requests %llu (fallbacks %llu)",
 		(unsigned long long)s->reads_prefetch, (unsigned long long)s->fetch_promoted,
 		(unsigned long long)s->haves, (unsigned long long)s->dl_bytes,

@@ -25,7 +25,8 @@ ASZ=$((3 * 1048576 + 1234))
 BLOBS="[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"},{\"id\":2,\"cache\":\"$B\",\"data\":\"$T/b.bin\"},
 	{\"id\":3,\"cache\":\"$C\",\"data\":\"$T/c.bin\"}]"
 echo '{}' > "$T/cred.json"
-write_config '"requestTimeout": 10, "syncIntervalMs": 100'
+# isolatedRefillKB 0: every miss widened to refillSize, the reference's rule these cases check
+write_config '"requestTimeout": 10, "syncIntervalMs": 100, "isolatedRefillKB": 0'
 
 # --- run 1: cold reads --------------------------------------------------------
 run_stub r1 "$BLOBS" "[

@@ -6,7 +6,9 @@
 # registry: a whole blob read in 128 KiB steps fetches every byte once in
 # far fewer GETs than reads; a stream shorter than 1 MiB (a file) fetches
 # nothing past its refill units; a stream fetches at most about twice what
-# it read; readaheadMB 0 turns it off.
+# it read; readaheadMB 0 turns it off. A lone read is widened to
+# isolatedRefillKB (64 KiB), one continuing it to refillSize; bios of one
+# stream arriving out of order still count as the stream.
 . "$(dirname "$0")/lib.bash"
 
 K=131072
@@ -72,6 +74,36 @@ run_stub off "$BLOBS" "$(stream 0 24)"
 ok $? "readaheadMB 0: reads answered"
 is "readaheadMB 0: only the refill units read" "$(served)" $((3 * MiB))
 is "readaheadMB 0: no readahead" "$(ahead off)" 0
+
+# --- lone reads: isolatedRefillKB; a read continuing one: refillSize ---------------------
+fresh
+write_config '"requestTimeout": 20, "readaheadMB": 8'
+px /__reset > /dev/null
+run_stub lone "$BLOBS" "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]}, {\"read\": [[1, $((9 * MiB)), 4096]]},
+	{\"read\": [[1, $((9 * MiB + 65536)), 8192]]} ]"
+ok $? "lone reads and a read continuing one: answered"
+is "lone 4 KiB reads: 64 KiB each; the one continuing the second: its 256 KiB refill unit" \
+	"$(px /__stats | python3 -c 'import json,sys; print(" ".join(g[1] for g in json.load(sys.stdin)["gets"]))')" \
+	"bytes=$((5 * MiB))-$((5 * MiB + 65535)) bytes=$((9 * MiB))-$((9 * MiB + 65535)) bytes=$((9 * MiB + 65536))-$((9 * MiB + R - 1))"
+write_config '"requestTimeout": 20, "readaheadMB": 8, "isolatedRefillKB": 0'
+fresh
+px /__reset > /dev/null
+run_stub lone0 "$BLOBS" "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]} ]"
+ok $? "isolatedRefillKB 0: read answered"
+is "isolatedRefillKB 0: a lone read gets its refill unit, as the reference does" "$(served)" "$R"
+
+# --- one stream's reads out of order (parallel bios) ---------------------------------------
+fresh
+write_config '"requestTimeout": 20, "readaheadMB": 8'
+px /__reset > /dev/null
+steps=""
+for ((i = 0; i < 64; i += 2)); do
+	steps="$steps${steps:+,} {\"read\": [[1, $(((i + 1) * K)), $K], [1, $((i * K)), $K]]}"
+done
+run_stub shuffled "$BLOBS" "[ $steps ]"
+ok $? "8 MiB read as pairs of 128 KiB reads, the second of each pair first: answered"
+[ "$(ahead shuffled)" -ge 1 ] && [ "$(gets)" -le 24 ]
+ok $? "out-of-order reads still a stream: readahead ran ($(ahead shuffled) fetches), $(gets) GETs"
 
 ! grep -qE 'AddressSanitizer|runtime error' "$T/daemon.log"
 ok $? "no sanitizer report in the log"

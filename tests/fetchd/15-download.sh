@@ -27,7 +27,7 @@ C=$(mkentry "$(url "$T/c.bin")" "$T/c.bin")
 D=$(mkentry "$(url "$T/d.bin")" "$T/d.bin")
 echo '{}' > "$T/cred.json"
 dl_config() {	# dl_config DOWNLOAD_JSON
-	write_config '"requestTimeout": 20, "syncIntervalMs": 50, "readaheadMB": 0' "\"download\": $1"
+	write_config '"requestTimeout": 20, "syncIntervalMs": 50, "readaheadMB": 0, "isolatedRefillKB": 0' "\"download\": $1"
 }
 granules() { echo $(( ($1 + K - 1) / K )); }
 all_bits() { python3 -c "print(list(range($(granules "$1"))))"; }

@@ -20,7 +20,7 @@ A=$(mkentry "http://127.0.0.1:$PX_PORT/v2/test/repo/blobs/sha256:$dig" "$T/a.bin
 BLOBS="[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"}]"
 echo '{}' > "$T/cred.json"
 # readahead off: the cases count requests and reuse blobs across steps
-write_config '"requestTimeout": 5, "maxRetries": 8, "syncIntervalMs": 100, "readaheadMB": 0'
+write_config '"requestTimeout": 5, "maxRetries": 8, "syncIntervalMs": 100, "readaheadMB": 0, "isolatedRefillKB": 0'
 
 # One daemon run per fault: fault armed first, then a read of a fresh window.
 # fault NAME MODE N EXPECT WINDOW [MS]

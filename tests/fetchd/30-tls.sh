@@ -32,7 +32,7 @@ cert_config() {	# cert_config KEY=FILE...: a certConfig member for write_config
 	echo "\"certConfig\": { $m }"
 }
 # readahead off: each case counts its own requests and log lines
-FC='"requestTimeout": 5, "maxRetries": 3, "syncIntervalMs": 100, "readaheadMB": 0'
+FC='"requestTimeout": 5, "maxRetries": 3, "syncIntervalMs": 100, "readaheadMB": 0, "isolatedRefillKB": 0'
 
 # --- server certificate for 127.0.0.1 --------------------------------------------
 tls_yml "$T/tls.yml" server

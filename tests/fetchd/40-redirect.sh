@@ -25,7 +25,7 @@ stat() { jget /dev/stdin "$1" < <(px /__stats); }
 cat > "$T/cred.json" <<-JSON
 { "auths": { "127.0.0.1:$PX_PORT": { "username": "alice", "password": "r3dir-Secret" } } }
 JSON
-write_config '"requestTimeout": 5, "maxRetries": 2, "syncIntervalMs": 100'
+write_config '"requestTimeout": 5, "maxRetries": 2, "syncIntervalMs": 100, "isolatedRefillKB": 0'
 
 # redirect NAME AUTH HOST: one daemon run of three reads, auth asked at the first hop
 redirect() {

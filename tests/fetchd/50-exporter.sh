@@ -33,7 +33,7 @@ echo '{}' > "$T/cred.json"
 EP=$(free_port)
 # readahead off: every fetch is one a test READ asked for, so the counts are exact
 exporter_config() {	# exporter_config ENABLE PORT [ADDRESS]
-	write_config '"requestTimeout": 10, "syncIntervalMs": 100, "readaheadMB": 0' \
+	write_config '"requestTimeout": 10, "syncIntervalMs": 100, "readaheadMB": 0, "isolatedRefillKB": 0' \
 		"\"exporterConfig\": { \"enable\": $1, \"port\": $2, \"uriPrefix\": \"/metrics\",
 		  \"updateInterval\": 1000${3:+, \"address\": \"$3\"} }"
 }

@@ -27,7 +27,7 @@ pids+=("$PEER")
 wait_port "$PP" || bail "peer did not start"
 peer() { curl -sS "http://127.0.0.1:$PP$1"; }
 pstat() { peer /__stats | python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
-FC='"requestTimeout": 8, "maxRetries": 3, "readaheadMB": 0'
+FC='"requestTimeout": 8, "maxRetries": 3, "readaheadMB": 0, "isolatedRefillKB": 0'
 P2P="\"p2pConfig\": { \"enable\": true, \"address\": \"http://127.0.0.1:$PP/dadip2p/access\" }"
 
 # --- through the peer -------------------------------------------------------------
