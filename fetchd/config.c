@@ -49,7 +49,7 @@ void fetchd_config_defaults(struct fetchd_config *c)
 	c->max_retries = 8;
 	c->max_concurrent = 32;
 	c->sync_interval_ms = 100;
-	c->readahead_mb = 8;
+	c->readahead_mb = 32;
 	c->isolated_refill_kb = 64;
 	c->min_free_gb = 1;
 	c->evict_interval_ms = 10000;

@@ -105,7 +105,7 @@ struct fetchd_config {
 	 *   maxRetries      attempts after the first (default 8)
 	 *   maxConcurrent   HTTP transfers at once (default 32)
 	 *   syncIntervalMs  durability batch: fdatasync + bitmap every this many ms (default 100)
-	 *   readaheadMB     largest sequential readahead window, MiB; 0 turns it off (default 8)
+	 *   readaheadMB     largest sequential readahead window, MiB; 0 turns it off (default 32)
 	 *   isolatedRefillKB  a miss that continues no stream is widened to this (KiB,
 	 *                   a power of two 4..65536; default 64), not to refillSize;
 	 *                   0: refillSize for every miss, as the reference does

@@ -453,10 +453,10 @@ static bool stream_note(struct blob *b, uint64_t off, uint64_t end, uint64_t sla
  * file read). Once a stream has read FETCHD_RA_MIN_RUN, the window past
  * what it read is fetched too, with nobody waiting, so transfers run back
  * to back instead of one round trip per refill unit, and the kernel's next
- * misses find the bytes present or in flight. The window is as long as the
- * stream so far, up to fetchConfig.readaheadMB: reading a file smaller than
- * FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at most doubles
- * what it has read. The window is topped up once less than half of it is
+ * misses find the bytes present or in flight. The window is twice as long
+ * as the stream so far, up to fetchConfig.readaheadMB: reading a file
+ * smaller than FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at
+ * most triples what it has read. The window is topped up once less than half of it is
  * left ahead, so each GET is large. Readahead fetches queue behind the
  * misses already waiting, and only while the fetch table has room.
  */
@@ -467,7 +467,7 @@ static void fetch_ahead(struct fetchd *d, struct blob *b)
 	if (!max || b->run_end - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
 	    d->nfetches >= FETCHD_MAX_FETCHES)
 		return;
-	win = align_up(b->run_end - b->run_start, R);
+	win = align_up(2 * (b->run_end - b->run_start), R);
 	if (win > max)
 		win = max;
 	if (b->ahead_end >= b->run_end + win / 2 || b->ahead_end >= b->size)

@@ -33,7 +33,7 @@
 #define FETCHD_MAX_REQS		4096	/* outstanding READs */
 #define FETCHD_MAX_FETCHES	4096	/* fetch objects, queued or active */
 #define FETCHD_MEM_BUDGET	(256ull << 20)	/* bytes of fetch buffers at once */
-#define FETCHD_FETCH_MIN_CHUNK	(4ull << 20)	/* a big miss is split in chunks of this */
+#define FETCHD_FETCH_MIN_CHUNK	(8ull << 20)	/* a big miss or a readahead window is split in chunks of this (a registry answers few large GETs faster than many small ones) */
 #define FETCHD_MAX_REDIRECTS	8
 #define FETCHD_BACKOFF_MIN_MS	100
 #define FETCHD_BACKOFF_MAX_MS	5000

@@ -10,7 +10,10 @@
 #   - cache limits: the cache filled past cacheSizeGB by detached images
 #     while an attached one keeps reading: usage comes back under the
 #     limit, only detached entries go, the attached image reads right;
-#   - obd cache agrees (entries in use, complete).
+#   - obd cache agrees (entries in use, complete);
+#   - the Prometheus exporter (promtool check metrics) agrees with dmsetup
+#     status (daemon, pending, remote layers) and obd cache (entries,
+#     complete blobs).
 #   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/34-node.sh
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -39,8 +42,10 @@ check "push image A (two layers), B, C, E" bash -c "
 want_a=$("$obd" cat a1.commit a2.commit | sha256sum | cut -d' ' -f1)
 
 # --- background download ---------------------------------------------------------
+EXP=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > svc.json <<JSON
 { "logConfig": { "logLevel": 1 },
+  "exporterConfig": { "enable": true, "port": $EXP, "updateInterval": 200 },
   "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 65536, "cacheSizeGB": 1,
                    "minFreeGB": 0, "evictIntervalMs": 500, "evictGraceSec": 2 },
   "download": { "enable": false },
@@ -125,6 +130,22 @@ sys.exit(0 if all(\"n-a\" in use.get(\"sha256:\" + d, []) for d in sys.argv[1:])
 	$(for l in a1 a2; do sha256sum "$l.commit" | cut -d' ' -f1; done | tr '\n' ' ')"
 check "B attaches again after its eviction" "$obd" attach --service-config svc.json --name n-b B.json
 check_eq "and reads right" "$(devsha n-b)" "$("$obd" cat --no-progress b.commit | sha256sum | cut -d' ' -f1)"
+
+# --- the exporter agrees with dmsetup status and obd cache ---------------------------------
+sleep 1.5	# an eviction pass (500 ms) and an exporter update (200 ms) since the attach
+curl -s "http://127.0.0.1:$EXP/metrics" > metrics.txt
+check "the exporter answers, promtool check metrics is clean" bash -c "test -s metrics.txt && promtool check metrics < metrics.txt"
+metric() { awk -v n="overlaybd_fetchd_$1" '$1 == n { print $2 }' metrics.txt; }
+check_eq "connected = dmsetup status daemon" "$(metric connected)" "$(stat_field n-a daemon)"
+check_eq "pending_requests = the devices' pending (at rest)" "$(metric pending_requests)" \
+	"$(($(stat_field n-a pending) + $(stat_field n-b pending)))"
+check_eq "blobs_open = the remote layers of the attached devices" "$(metric blobs_open)" \
+	"$(($(stat_field n-a remote) + $(stat_field n-b remote)))"
+"$obd" cache --service-config svc.json --json > cache.json
+check_eq "cache_entries = obd cache's entries" "$(metric cache_entries)" \
+	"$($PY -c 'import json; print(len(json.load(open("cache.json"))["entries"]))')"
+check_eq "blobs_complete = obd cache's complete entries in use" "$(metric blobs_complete)" \
+	"$($PY -c 'import json; print(sum(1 for e in json.load(open("cache.json"))["entries"] if e["complete"] and e["inUse"]))')"
 dmsetup remove n-b
 dmsetup remove n-a
 fetchd_stop
