@@ -510,11 +510,12 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 	/*
 	 * Widen to refill units when the read continues a stream (the next
 	 * bytes are wanted too); a lone read (a small file, a metadata block)
-	 * gets fetchConfig.isolatedRefillKB: most of a refill unit around it
+	 * and a prefetch (a trace names exactly what will be read) get
+	 * fetchConfig.isolatedRefillKB: most of a refill unit around them
 	 * would be fetched for nothing.
 	 */
 	unit = (uint64_t)d->cfg.isolated_refill_kb << 10;
-	if (stream || prefetch || !unit || unit > R)
+	if (stream || !unit || unit > R)
 		unit = R;
 	ws = align_down(r->off, unit);
 	we = align_up(end, unit);

@@ -1,0 +1,126 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 41-upper-crash.sh: hard resets (QEMU killed) during write workloads on
+# writable devices, both upper kinds, and what survives. Three boots on one
+# scratch disk (by hand:
+#   scripts/vm-run.sh --kernel 6.1 --scratch-disk 256 --boots 3 -- bash tests/vm/41-upper-crash.sh)
+# Boot 1: on the disk's ext4, an append-mode upper and a sparse upper over
+# the reference stack, and a third (append) device with ext4 made on it.
+# Random 4 KiB-unit writes run on the first two (upper_crash.py: every
+# write's intent logged and synced before it is issued, flush
+# acknowledgements logged after fsync returns), files are written and synced
+# on the ext4 one, then the kill at a random moment.
+# Boots 2 and 3: the tables load again (valid layers), every unit holds the
+# last write a completed flush acknowledged or a later one, never anything
+# else; ext4 mounts (journal replay), fsck.ext4 -fn is clean and every file
+# synced before the crash reads back intact; `obd commit` of each upper gives
+# the bytes the device showed. Boot 2 writes on and is killed again.
+# vm-disk-mb: 256
+# vm-boots: 3
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+obd=$OBD_TOP/build/obd
+PY=/usr/bin/python3
+CR="$PY $OBD_TOP/tests/vm/upper_crash.py"
+REF=$OBD_TOP/tests/data/overlaybd-ref
+L1=$REF/l1.commit
+L2=$REF/l2.commit.lz4.zfile.tar
+len=131072
+vm_dmesg_mark "41-upper-crash-boot$OBD_VM_BOOT"
+diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
+vm_crash_dir u
+d=$CRASH_DIR
+cd "$d" || bail "cd $d"
+vm_load_module || bail "cannot load dm-overlaybd"
+vm_on_exit vm_unload_module
+modprobe ext4 2>/dev/null
+seed=${OBD_VM_SEED:-7}
+table() { echo "0 $len overlaybd 2 $L1 $L2 3 upper $d/$1 $d/$2"; }
+shaof() { sha256sum "$1" | cut -d' ' -f1; }
+
+open_all() {
+	check "load the append upper (boot $OBD_VM_BOOT)" dmsetup create c41a --table "$(table a.data a.index)" || bail "append"
+	vm_on_exit dmsetup remove c41a
+	check "load the sparse upper" dmsetup create c41s --table "0 $len overlaybd 2 $L1 $L2 3 upper $d/s.data -" || bail "sparse"
+	vm_on_exit dmsetup remove c41s
+	check "load the ext4 device's upper" dmsetup create c41f --table "$(table f.data f.index)" || bail "ext4"
+	vm_on_exit dmsetup remove c41f
+}
+
+# start the workloads (writes numbered from $1, $2 for the two raw devices)
+workload() {
+	$CR write /dev/mapper/c41a a.log "$seed" "$1" 2>>w.err &
+	$CR write /dev/mapper/c41s s.log "$((seed + 1))" "$2" 2>>w.err &
+	(
+		i=$3
+		while :; do
+			head -c $((4096 * (1 + RANDOM % 32))) /dev/urandom > mnt/f$i &&
+				sync mnt/f$i && echo "$i $(shaof mnt/f$i)" >> fs.log && sync fs.log
+			rm -f mnt/f$((i - 40))
+			i=$((i + 1))
+		done
+	) 2>>w.err &
+}
+
+verify() {
+	local out
+	touch w.err
+	check_eq "the writers saw no I/O error before the crash" "$(grep -c . w.err)" 0 ||
+		diag "$(head -5 w.err)"
+	out=$($CR check /dev/mapper/c41a a.log "$seed" lower.raw 2>&1)
+	check "append upper: every unit the last acknowledged write or a later one ($(head -1 <<<"$out"))" \
+		grep -q '^ok ' <<<"$out" || diag "$out"
+	next_a=$(sed -n 's/^next //p' <<<"$out")
+	out=$($CR check /dev/mapper/c41s s.log "$((seed + 1))" lower.raw 2>&1)
+	check "sparse upper: the same ($(head -1 <<<"$out"))" grep -q '^ok ' <<<"$out" || diag "$out"
+	next_s=$(sed -n 's/^next //p' <<<"$out")
+	check "ext4: mount replays the journal" mount -t ext4 /dev/mapper/c41f mnt
+	local bad=0 n=0 i h
+	while read -r i h; do
+		[ -e "mnt/f$i" ] || continue	# removed by the workload later
+		n=$((n + 1))
+		[ "$(shaof "mnt/f$i")" = "$h" ] || bad=$((bad + 1))
+	done < <(tail -n 40 fs.log)
+	check_eq "ext4: every file synced before the crash reads back intact ($n checked)" "$bad" 0
+	i=$(tail -n 1 fs.log | cut -d' ' -f1)
+	next_f=$((${i:--1} + 1))
+	umount mnt
+	check "ext4: fsck.ext4 -fn clean" fsck.ext4 -fn /dev/mapper/c41f
+	check "append: obd commit of what the crash left" bash -c \
+		"dmsetup suspend c41a && '$obd' commit --no-progress a.data a.index a.commit; r=\$?; dmsetup resume c41a; exit \$r"
+	check_eq "append: the committed layer shows the device's bytes" \
+		"$("$obd" cat --no-progress "$L1" "$L2" a.commit | sha256sum | cut -d' ' -f1)" "$(shaof /dev/mapper/c41a)"
+	rm -f a.commit
+}
+
+if [ "$OBD_VM_BOOT" = 1 ]; then
+	check "obd cat of the lower stack" "$obd" cat --no-progress -o lower.raw "$L1" "$L2"
+	check "obd create: append, sparse and ext4 uppers on the disk" bash -c "
+		'$obd' create a.data a.index 64M && '$obd' create -s s.data 64M &&
+		'$obd' create f.data f.index 64M" || bail "create"
+	open_all
+	mkdir -p mnt
+	check "mkfs.ext4 on the third device" mkfs.ext4 -q -F -E nodiscard /dev/mapper/c41f || bail "mkfs"
+	check "mount it" mount -t ext4 /dev/mapper/c41f mnt || bail "mount"
+	: > fs.log
+	sync
+	workload 0 0 0
+	sleep 3
+	diag "before the kill: $(grep -c '^a' a.log) + $(grep -c '^a' s.log) flushes acknowledged, $(wc -l < fs.log) files synced"
+	vm_kill_now 3000
+fi
+
+mkdir -p mnt
+open_all
+verify
+if [ "$OBD_VM_BOOT" -lt "$OBD_VM_BOOTS" ]; then
+	check "mount ext4 again for more writes" mount -t ext4 /dev/mapper/c41f mnt || bail "mount"
+	workload "$next_a" "$next_s" "$next_f"
+	sleep 3
+	vm_kill_now 3000
+fi
+check_eq "no write errors on the append device" "$(dmsetup status c41a | grep -o 'write_errors [0-9]*')" "write_errors 0"
+vm_dmesg_check "41-upper-crash-boot$OBD_VM_BOOT"
+tap_done
