@@ -345,7 +345,7 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 {
 	struct list *p = b->flist.next;
 	struct fetch *f;
-	uint64_t gap_end;
+	uint64_t gap_end, e;
 
 	while (cur < end) {
 		f = NULL;
@@ -364,9 +364,19 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 			cur = f->off + f->len;
 			continue;
 		}
+		/* present granules (an earlier, narrower fetch) are not fetched again */
+		if (granule_present(b, cur)) {
+			cur = align_down(cur, OBD_GRANULE_SIZE) + OBD_GRANULE_SIZE;
+			continue;
+		}
 		gap_end = f && f->off < end ? f->off : end;
 		if (gap_end - cur > d->fetch_chunk)
 			gap_end = cur + d->fetch_chunk;
+		e = align_down(cur, OBD_GRANULE_SIZE) + OBD_GRANULE_SIZE;
+		while (e < gap_end && !granule_present(b, e))
+			e += OBD_GRANULE_SIZE;
+		if (e < gap_end)
+			gap_end = e;
 		if (d->nfetches >= 2 * FETCHD_MAX_FETCHES)
 			return -EBUSY;
 		f = fetch_new(d, b, cur, gap_end - cur);
