@@ -466,13 +466,14 @@ static bool stream_note(struct blob *b, uint64_t off, uint64_t end, uint64_t sla
  * misses find the bytes present or in flight. The window is twice as long
  * as the stream so far, up to fetchConfig.readaheadMB: reading a file
  * smaller than FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at
- * most triples what it has read. The window is topped up once less than half of it is
- * left ahead, so each GET is large. Readahead fetches queue behind the
- * misses already waiting, and only while the fetch table has room.
+ * most triples what it has read. The window is topped up once less than
+ * half of it is left ahead, so each GET is large. Readahead fetches queue
+ * behind the misses already waiting, and only while the fetch table has
+ * room.
  */
 static void fetch_ahead(struct fetchd *d, struct blob *b)
 {
-	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end, we;
+	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
 
 	if (!max || b->run_end - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
 	    d->nfetches >= FETCHD_MAX_FETCHES)
@@ -483,11 +484,8 @@ static void fetch_ahead(struct fetchd *d, struct blob *b)
 	if (b->ahead_end >= b->run_end + win / 2 || b->ahead_end >= b->size)
 		return;
 	end = b->run_end + win < b->size ? b->run_end + win : b->size;
-	/* skip what is present: the window usually starts past it */
-	we = b->ahead_end;
-	while (we < end && granule_present(b, we))
-		we += OBD_GRANULE_SIZE;
-	if (we < end && !cover(d, b, NULL, we, end, false))
+	/* cover() skips what is present or in flight */
+	if (!cover(d, b, NULL, b->ahead_end, end, false))
 		b->ahead_end = end;
 }
 

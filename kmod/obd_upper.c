@@ -109,8 +109,8 @@ static struct file *obd_upper_file(const char *path, const char *what, char **er
 	return f;
 }
 
-static int obd_upper_header(struct obd_upper *up, struct file *f, const char *path,
-			    struct obd_lsmt_info *li, char **error)
+static int obd_upper_header(struct file *f, const char *path, struct obd_lsmt_info *li,
+			    char **error)
 {
 	struct obd_kfile_io k;
 	struct obd_err err = { "" };
@@ -265,7 +265,7 @@ static int obd_upper_open_index(struct obd_upper *up, const char *index, char **
 		up->index = NULL;
 		goto out;
 	}
-	r = obd_upper_header(up, up->index, index, li, error);
+	r = obd_upper_header(up->index, index, li, error);
 	if (r)
 		goto out;
 	if (li->kind != OBD_LSMT_RW_INDEX) {
@@ -328,7 +328,7 @@ int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_up
 		up->data = NULL;
 		goto bad;
 	}
-	r = obd_upper_header(up, up->data, data, li, error);
+	r = obd_upper_header(up->data, data, li, error);
 	if (!r)
 		r = obd_upper_check_kind(up, li, index, vsize, error);
 	if (r)
@@ -455,12 +455,16 @@ int obd_upper_flush(struct obd_upper *up)
 	if (up->sparse) {
 		r = vfs_fsync(up->data, 1);
 	} else {
+		/*
+		 * Every completed write has its record logged, and writing
+		 * records fsyncs the data first; with no record buffered, the
+		 * data of every record was synced when its buffer was written.
+		 * The index needs syncing either way (buffers written when they
+		 * filled).
+		 */
 		r = up->broken;
 		if (!r)
 			r = obd_upper_gc_write(up);
-		/* the records written when the buffer filled need the index synced too */
-		if (!r)
-			r = vfs_fsync(up->data, 1);
 		if (!r)
 			r = vfs_fsync(up->index, 1);
 	}

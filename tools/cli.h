@@ -174,6 +174,7 @@ struct cli_stack {
  * Returns 0 or -errno.
  */
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags);
+u64 cli_stack_vsize(const struct cli_stack *s, unsigned int n);
 
 /* mkdir -p dir, 0755 (the cache directory); errors reported naming the path. 0 or -errno. */
 int cli_make_dirs(const char *dir);

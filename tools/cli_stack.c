@@ -607,6 +607,15 @@ static int stack_open_remote(struct cli_layer *l, const char *cfg, struct cfg_re
 	return cli_layer_open_remote(l, r, flags & ~CLI_STACK_ALLOW_RW);
 }
 
+/* The virtual size of the bottom n layers: the top-most non-zero one (spec 2.8). */
+u64 cli_stack_vsize(const struct cli_stack *s, unsigned int n)
+{
+	while (n-- > 0)
+		if (s->layers[n].info.virtual_size)
+			return s->layers[n].info.virtual_size;
+	return 0;
+}
+
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags)
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
@@ -692,13 +701,7 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 		rc = -EINVAL;
 		goto out_close;
 	}
-	/* vsize: the top-most non-zero virtual_size (spec 2.8) */
-	for (i = s->n; i-- > 0;) {
-		if (s->layers[i].info.virtual_size) {
-			s->vsize = s->layers[i].info.virtual_size;
-			break;
-		}
-	}
+	s->vsize = cli_stack_vsize(s, s->n);
 	{
 		struct obd_err err;
 

@@ -83,15 +83,12 @@ static int upper_tokens(const struct cli_layer *l, char **data, char **index)
 static int check_upper(const struct cli_stack *s, unsigned int nlow)
 {
 	const struct cli_layer *up = &s->layers[nlow];
-	u64 vs = 0;
-	unsigned int i;
+	u64 vs = cli_stack_vsize(s, nlow);
 
 	if (!nlow) {
 		cli_err(up->path, "a writable layer needs at least one layer below it to attach");
 		return -EINVAL;
 	}
-	for (i = nlow; i-- > 0 && !vs;)
-		vs = s->layers[i].info.virtual_size;
 	if (up->info.virtual_size != vs) {
 		cli_err(up->path, "virtual_size %llu differs from the lower layers' %llu",
 			(unsigned long long)up->info.virtual_size, (unsigned long long)vs);

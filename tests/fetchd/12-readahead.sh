@@ -38,12 +38,12 @@ stream() {
 served() { px /__stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])'; }
 gets() { px /__stats | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["gets"]))'; }
 ahead() { runlog "$1" | sed -n 's/.*readahead fetches \([0-9]*\).*/\1/p'; }
+# trial NAME STEPS: the stub's STEPS on a cold cache, the proxy's counts reset
+trial() { fresh; px /__reset > /dev/null; run_stub "$1" "$BLOBS" "$2"; }
 
 # --- the whole blob, front to back ---------------------------------------------------
-fresh
 write_config '"requestTimeout": 20, "readaheadMB": 8'
-px /__reset > /dev/null
-run_stub whole "$BLOBS" "$(stream 0 $(((SZ + K - 1) / K)))"
+trial whole "$(stream 0 $(((SZ + K - 1) / K)))"
 ok $? "whole blob in 129 sequential reads: every READ answered, bytes right"
 is "whole blob: every byte fetched once" "$(served)" "$SZ"
 n=$(gets)
@@ -51,57 +51,45 @@ n=$(gets)
 [ "$(ahead whole)" -ge 2 ]; ok $? "whole blob: readahead fetches counted ($(ahead whole))"
 
 # --- a file-sized stream: nothing past it ----------------------------------------------
-fresh
-px /__reset > /dev/null
-run_stub file "$BLOBS" "$(stream $((8 * MiB)) 6)"
+trial file "$(stream $((8 * MiB)) 6)"
 ok $? "768 KiB stream: reads answered"
 is "768 KiB stream: exactly its refill units fetched" "$(served)" $((3 * R))
 is "768 KiB stream: no readahead" "$(ahead file)" 0
 
 # --- a longer stream fetches at most about twice what it read -----------------------------
-fresh
-px /__reset > /dev/null
-run_stub mid "$BLOBS" "$(stream $((2 * MiB)) 24)"
+trial mid "$(stream $((2 * MiB)) 24)"
 ok $? "3 MiB stream from 2 MiB: reads answered"
 s=$(served)
 [ "$s" -gt $((3 * MiB)) ] && [ "$s" -le $((9 * MiB + R)) ]
 ok $? "3 MiB stream: fetched $s bytes, more than it read (readahead) and at most three times + a refill unit"
 
 # --- readaheadMB 0 ------------------------------------------------------------------------
-fresh
 write_config '"requestTimeout": 20, "readaheadMB": 0'
-px /__reset > /dev/null
-run_stub off "$BLOBS" "$(stream 0 24)"
+trial off "$(stream 0 24)"
 ok $? "readaheadMB 0: reads answered"
 is "readaheadMB 0: only the refill units read" "$(served)" $((3 * MiB))
 is "readaheadMB 0: no readahead" "$(ahead off)" 0
 
 # --- lone reads: isolatedRefillKB; a read continuing one: refillSize ---------------------
-fresh
 write_config '"requestTimeout": 20, "readaheadMB": 8'
-px /__reset > /dev/null
-run_stub lone "$BLOBS" "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]}, {\"read\": [[1, $((9 * MiB)), 4096]]},
+trial lone "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]}, {\"read\": [[1, $((9 * MiB)), 4096]]},
 	{\"read\": [[1, $((9 * MiB + 65536)), 8192]]} ]"
 ok $? "lone reads and a read continuing one: answered"
 is "lone 4 KiB reads: 64 KiB each; the one continuing the second: its 256 KiB refill unit" \
 	"$(px /__stats | python3 -c 'import json,sys; print(" ".join(g[1] for g in json.load(sys.stdin)["gets"]))')" \
 	"bytes=$((5 * MiB))-$((5 * MiB + 65535)) bytes=$((9 * MiB))-$((9 * MiB + 65535)) bytes=$((9 * MiB + 65536))-$((9 * MiB + R - 1))"
 write_config '"requestTimeout": 20, "readaheadMB": 8, "isolatedRefillKB": 0'
-fresh
-px /__reset > /dev/null
-run_stub lone0 "$BLOBS" "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]} ]"
+trial lone0 "[ {\"read\": [[1, $((5 * MiB + 4096)), 4096]]} ]"
 ok $? "isolatedRefillKB 0: read answered"
 is "isolatedRefillKB 0: a lone read gets its refill unit, as the reference does" "$(served)" "$R"
 
 # --- one stream's reads out of order (parallel bios) ---------------------------------------
-fresh
 write_config '"requestTimeout": 20, "readaheadMB": 8'
-px /__reset > /dev/null
 steps=""
 for ((i = 0; i < 64; i += 2)); do
 	steps="$steps${steps:+,} {\"read\": [[1, $(((i + 1) * K)), $K], [1, $((i * K)), $K]]}"
 done
-run_stub shuffled "$BLOBS" "[ $steps ]"
+trial shuffled "[ $steps ]"
 ok $? "8 MiB read as pairs of 128 KiB reads, the second of each pair first: answered"
 [ "$(ahead shuffled)" -ge 1 ] && [ "$(gets)" -le 32 ]
 ok $? "out-of-order reads still a stream: readahead ran ($(ahead shuffled) fetches), $(gets) GETs"

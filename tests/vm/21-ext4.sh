@@ -23,14 +23,9 @@ PY=/usr/bin/python3
 param=/sys/module/dm_overlaybd/parameters/layers_parsed
 docs=${OBD_DOCS:-/usr/share/doc}
 [ -x "$obd" ] || bail "$obd missing: run make first"
-vm_dmesg_mark 21-ext4
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_test_begin 21-ext4
 modprobe ext4 2>/dev/null
 modprobe loop 2>/dev/null
-d=$(vm_tmpdir)
-vm_on_exit rm -rf "$d"
-cd "$d" || bail "cd $d"
 mkdir src mnt mb mu
 t0=$SECONDS
 

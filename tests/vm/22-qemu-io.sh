@@ -18,12 +18,7 @@ obd=$OBD_TOP/build/obd
 param=/sys/module/dm_overlaybd/parameters/layers_parsed
 [ -x "$obd" ] || bail "$obd missing: run make first"
 command -v qemu-io >/dev/null && command -v qemu-img >/dev/null || bail "qemu-io / qemu-img missing"
-vm_dmesg_mark 22-qemu
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
-d=$(vm_tmpdir)
-vm_on_exit rm -rf "$d"
-cd "$d" || bail "cd $d"
+vm_test_begin 22-qemu
 
 fill() { head -c "$2" /dev/zero | tr '\0' "\\$(printf '%03o' "$1")"; }
 K=1024 M=$((1024 * 1024))

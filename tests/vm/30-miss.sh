@@ -24,12 +24,7 @@ R="$PY $OBD_TOP/tests/vm/remote_lib.py"
 sha_l1l2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
 len=131072	# 64 MiB in sectors
 [ -x "$obd" ] || bail "$obd missing: run make first"
-vm_dmesg_mark 30-miss
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
-d=$(vm_tmpdir)
-vm_on_exit rm -rf "$d"
-cd "$d" || bail "cd $d"
+vm_test_begin 30-miss
 mkdir -p src cache
 
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }

@@ -26,14 +26,9 @@ fsx="$PY $OBD_TOP/tests/vm/upper_fsx.py"
 REF=$OBD_TOP/tests/data/overlaybd-ref
 len=131072	# 64 MiB in sectors
 [ -x "$obd" ] || bail "$obd missing: run make first"
-vm_dmesg_mark 40-upper
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_test_begin 40-upper
 modprobe ext4 2>/dev/null
 modprobe loop 2>/dev/null
-d=$(vm_tmpdir)
-vm_on_exit rm -rf "$d"
-cd "$d" || bail "cd $d"
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
 L1=$REF/l1.commit

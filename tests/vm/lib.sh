@@ -156,6 +156,17 @@ vm_tmpdir() {
 	mktemp -d /tmp/obd-test.XXXXXX
 }
 
+# vm_test_begin NAME: mark the log for NAME, load the module (unloaded at
+# exit), make a scratch directory $d (removed at exit) and enter it.
+vm_test_begin() {
+	vm_dmesg_mark "$1"
+	vm_load_module || bail "cannot load dm-overlaybd"
+	vm_on_exit vm_unload_module
+	d=$(vm_tmpdir)
+	vm_on_exit rm -rf "$d"
+	cd "$d" || bail "cd $d"
+}
+
 vm_loop_attach() {
 	local file=$1 ro=${2:-}
 	modprobe loop 2>/dev/null || true

@@ -25,12 +25,7 @@ export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
 reg_test_begin() {
 	[ -x "$obd" ] && [ -x "$fetchd" ] || bail "build/obd or build/overlaybd-fetchd missing: run make first"
 	[ -x /usr/bin/docker-registry ] || bail "docker-registry missing: scripts/deps.sh installs it"
-	vm_dmesg_mark "$1"
-	vm_load_module || bail "cannot load dm-overlaybd"
-	vm_on_exit vm_unload_module
-	d=$(vm_tmpdir)
-	vm_on_exit rm -rf "$d"
-	cd "$d" || bail "cd $d"
+	vm_test_begin "$1"
 	mkdir -p cache
 	reg_start
 	ok "docker-registry and the counting proxy on 127.0.0.1"
