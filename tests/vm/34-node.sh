@@ -21,15 +21,9 @@
 . "$OBD_TOP/tests/vm/registry_lib.sh"
 reg_test_begin 34-node
 
-# layer FILE MiB SEED: an uncompressed layer of random data
-layer() {
-	$PY -c "import random; random.seed($3); open('$1.raw', 'wb').write(random.randbytes($2 << 20))" &&
-	"$obd" create "$1.data" "$1.index" "$2M" && "$obd" import --no-progress "$1.data" "$1.index" "$1.raw" &&
-	"$obd" commit --no-progress "$1.data" "$1.index" "$1.commit"
-}
 check "make five layers (2+1, 3, 3, 2 MiB)" bash -c "
-	$(declare -f layer); obd='$obd' PY='$PY'
-	layer a1 2 1 && layer a2 1 2 && layer b 3 3 && layer c 3 4 && layer e 2 5"
+	$(declare -f rand_layer); obd='$obd' PY='$PY'
+	rand_layer a1 2 1 && rand_layer a2 1 2 && rand_layer b 3 3 && rand_layer c 3 4 && rand_layer e 2 5"
 push() {	# push NAME LAYER...: the config.v1.json through the proxy in NAME.json
 	local n=$1
 	shift

@@ -8,12 +8,15 @@
 #   reg_test_begin NAME          the usual start: binaries there, dmesg mark, module
 #                                loaded, a private directory $d (cwd, with cache/),
 #                                registry and proxy up
-#   reg_start [PORT PROXY_PORT]   sets REG, PX; bails when either does not come up
+#   reg_start [PORT PROXY_PORT]   sets REG, PX; bails when either does not come up;
+#                                with REG_USER and REG_PASS set, the registry wants them
+#                                (htpasswd in $d/htpasswd)
 #   reg_down / reg_up            stop / start the registry again (faults)
 #   px_bytes / px_fault MODE [N [MS]]   proxy byte count; arm a fault
 #   via_proxy IN OUT             a config.v1.json whose repoBlobUrl goes through the proxy
 #   fetchd_start [SVC]           the daemon on /dev/overlaybd (log: fetchd.log), SVC default svc.json
 #   fetchd_stop                  SIGTERM and wait
+#   rand_layer FILE MiB SEED      FILE.commit: a layer of random data
 # Background daemons are never started inside check: its $(...) would wait
 # for their output to close.
 obd=$OBD_TOP/build/obd
@@ -58,6 +61,10 @@ reg_start() {
 	http:
 	  addr: 127.0.0.1:$REG
 	YML
+	if [ -n "${REG_USER:-}" ]; then
+		htpasswd -Bbn "$REG_USER" "$REG_PASS" > "$d/htpasswd" 2>/dev/null || bail "htpasswd"
+		printf 'auth:\n  htpasswd:\n    realm: obd-test\n    path: %s\n' "$d/htpasswd" >> "$d/reg.yml"
+	fi
 	reg_up
 	wait_port "$REG" || bail "registry did not start: $(tail -3 "$d/reg.log")"
 	$PY "$OBD_TOP/tests/fetchd/faultproxy.py" "$PX" "$REG" > "$d/proxy.log" 2>&1 &
@@ -110,3 +117,9 @@ devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # meta_flags CACHEFILE: the entry header's flags word (1 = complete)
 meta_flags() { $PY -c "import struct,sys; print(struct.unpack_from('<I', open(sys.argv[1] + '.meta','rb').read(24), 20)[0])" "$1"; }
+# rand_layer FILE MiB SEED: FILE.commit, an uncompressed layer of MiB MiB of random data
+rand_layer() {
+	$PY -c "import random; random.seed($3); open('$1.raw', 'wb').write(random.randbytes($2 << 20))" &&
+	"$obd" create "$1.data" "$1.index" "$2M" && "$obd" import --no-progress "$1.data" "$1.index" "$1.raw" &&
+	"$obd" commit --no-progress "$1.data" "$1.index" "$1.commit"
+}
