@@ -11,6 +11,8 @@
 #     while an attached one keeps reading: usage comes back under the
 #     limit, only detached entries go, the attached image reads right;
 #   - obd cache agrees (entries in use, complete);
+#   - a byte corrupted in a background download's GET: the sha256 check
+#     catches it, the blob is fetched again, complete and right;
 #   - the Prometheus exporter (promtool check metrics) agrees with dmsetup
 #     status (daemon, pending, remote layers) and obd cache (entries,
 #     complete blobs).
@@ -141,6 +143,28 @@ check_eq "cache_entries = obd cache's entries" "$(metric cache_entries)" \
 check_eq "blobs_complete = obd cache's complete entries in use" "$(metric blobs_complete)" \
 	"$($PY -c 'import json; print(sum(1 for e in json.load(open("cache.json"))["entries"] if e["complete"] and e["inUse"]))')"
 dmsetup remove n-b
+
+# --- a corrupted byte in a background download: the digest catches it ----------------------
+$PY - <<'PYEOF' || bail "cannot write E-dl.json"
+import json
+c = json.load(open("E.json"))
+c["download"] = {"enable": True, "delay": 1, "delayExtra": 0, "maxMBps": 0, "blockSize": 262144}
+json.dump(c, open("E-dl.json", "w"))
+PYEOF
+ent_e=$d/cache/sha256:$(sha256sum e.commit | cut -d' ' -f1)
+check "attach E with download{} (1 s delay)" "$obd" attach --service-config svc.json --name n-e E-dl.json
+px_fault corrupt 1	# the download's first GET: one byte of its body flipped
+for _ in $(seq 240); do
+	[ "$(meta_flags "$ent_e")" = 1 ] && break
+	sleep 0.5
+done
+check_eq "E downloaded and marked complete" "$(meta_flags "$ent_e")" 1
+check "the mismatch was caught and logged, attempt 2 done" bash -c \
+	"grep -q 'background download attempt 1 of [0-9]* failed: sha256 mismatch; trying again' fetchd.log &&
+	 grep -q 'background download done (attempt 2)' fetchd.log"
+check "E's cache file holds the layer" cmp -s "$ent_e" e.commit
+check_eq "E reads right" "$(devsha n-e)" "$("$obd" cat --no-progress e.commit | sha256sum | cut -d' ' -f1)"
+dmsetup remove n-e
 dmsetup remove n-a
 fetchd_stop
 check "the daemon stopped cleanly" bash -c "! grep -qi 'assert\|sanitizer\|segv' fetchd.log"
