@@ -8,13 +8,17 @@
 #      the flattened raw image of the same stack (tests/vm/bench-fio.sh).
 #   3. lazy images in the test VM: cold read vs curl of the same blob, a
 #      start-up workload, warm remote vs local (tests/vm/bench-remote.sh).
-# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2
-# and 3; OBD_BENCH_VM="fio remote" (default both) picks among them;
-# OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3 and
+#   4. writes in the test VM, both kernels: dm-overlaybd with an append and
+#      a sparse upper layer vs a loop device over a sparse file, durable
+#      4 KiB random and 1 MiB sequential writes (tests/vm/bench-upper.sh).
+# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2,
+# 3 and 4; OBD_BENCH_VM="fio remote upper" (the default: all three) picks
+# among them; OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3 and
 # OBD_BENCH_REMOTE_CASES ("1 2 3 4") picks its cases;
-# OBD_BENCH_MB (stack size), OBD_BENCH_RUNTIME (s per warm run) and
-# OBD_BENCH_REPEAT (runs per case, median reported) and OBD_BENCH_STACKS
-# ("plain lz4" or either) reach the guest.
+# OBD_BENCH_MB (stack / device size, 2 and 4), OBD_BENCH_RUNTIME (s per warm
+# run of 2, per random run of 4) and OBD_BENCH_REPEAT (runs per case, median
+# reported) reach the guest, as do OBD_BENCH_STACKS ("plain lz4" or either)
+# for 2 and OBD_BENCH_UPPERS ("append sparse" or either) for 4.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -22,7 +26,7 @@ make -s -j"$(nproc)" all
 echo "== lookup (build/bench/bench_lookup)"
 build/bench/bench_lookup
 [ "${OBD_BENCH_SKIP_VM:-0}" = 1 ] && exit 0
-vm_suites=${OBD_BENCH_VM:-fio remote}
+vm_suites=${OBD_BENCH_VM:-fio remote upper}
 for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
 	if [ -z "${vm_suites##*remote*}" ]; then
@@ -35,16 +39,30 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 			--scratch-disk $(( ${OBD_BENCH_REMOTE_MB:-64} * 4 + ${OBD_BENCH_FS_MB:-256} * 3 + 512 )) \
 			${envs[@]+"${envs[@]}"} -- bash tests/vm/bench-remote.sh
 	fi
-	[ -z "${vm_suites##*fio*}" ] || continue
-	echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
-	envs=()
-	for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_STACKS; do
-		[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
-	done
-	# The layer files and the flat image live on ext4 on this disk: a
-	# virtio disk over a host file takes parallel requests, as real
-	# storage does (a loop device over tmpfs would serialize them).
-	scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
-		--scratch-disk $(( ${OBD_BENCH_MB:-64} * 6 + 256 )) "${envs[@]}" -- \
-		bash tests/vm/bench-fio.sh
+	if [ -z "${vm_suites##*fio*}" ]; then
+		echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
+		envs=()
+		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_STACKS; do
+			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+		done
+		# The layer files and the flat image live on ext4 on this disk: a
+		# virtio disk over a host file takes parallel requests, as real
+		# storage does (a loop device over tmpfs would serialize them).
+		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
+			--scratch-disk $(( ${OBD_BENCH_MB:-64} * 6 + 256 )) ${envs[@]+"${envs[@]}"} -- \
+			bash tests/vm/bench-fio.sh
+	fi
+	if [ -z "${vm_suites##*upper*}" ]; then
+		echo "== writes to an upper layer, kernel $k (tests/vm/bench-upper.sh)"
+		envs=()
+		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_UPPERS; do
+			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+		done
+		# The lower layer, each run's upper files and the loop file on
+		# ext4 on this disk (a sparse host file: the size costs nothing;
+		# an append upper grows with every write of a run).
+		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
+			--scratch-disk $(( ${OBD_BENCH_MB:-64} * 6 + 2048 )) ${envs[@]+"${envs[@]}"} -- \
+			bash tests/vm/bench-upper.sh
+	fi
 done

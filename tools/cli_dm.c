@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libdevmapper glue for attach, detach and list: log capture, udev
- * handling, and the "is the module loaded" diagnosis.
+ * libdevmapper glue for attach, detach, list and snapshot: log capture,
+ * udev handling, the "is the module loaded" diagnosis, table reads and
+ * the suspend / reload / resume of a live table swap.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +98,83 @@ bool cli_dm_exists(const char *name)
 		r = info.exists;
 	dm_task_destroy(dmt);
 	return r;
+}
+
+int cli_dm_table(const char *name, uint64_t *len, char **params, bool *read_only)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
+	char *type = NULL, *p = NULL;
+	uint64_t start = 0, length = 0;
+	struct dm_info info;
+	void *next;
+	int rc = -ENODEV;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) && dm_task_get_info(dmt, &info) &&
+	    info.exists) {
+		next = dm_get_next_target(dmt, NULL, &start, &length, &type, &p);
+		rc = -EINVAL;
+		if (!next && !start && type && !strcmp(type, OBD_DM_TARGET) && p) {
+			*params = strdup(p);
+			*len = length;
+			if (read_only)
+				*read_only = info.read_only;
+			rc = *params ? 0 : -ENOMEM;
+		}
+	}
+	dm_task_destroy(dmt);
+	return rc;
+}
+
+/* One DM_DEVICE_* call on name; resume waits for udev when it runs. */
+static int dm_simple(int type, const char *name)
+{
+	struct dm_task *dmt = dm_task_create(type);
+	uint32_t cookie = 0;
+	int rc = -EIO;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name))
+		goto out;
+	if (type == DM_DEVICE_RESUME && dm_udev_get_sync_support() &&
+	    !dm_task_set_cookie(dmt, &cookie, 0))
+		goto out;
+	if (dm_task_run(dmt))
+		rc = 0;
+	if (cookie)
+		dm_udev_wait(cookie);
+out:
+	dm_task_destroy(dmt);
+	return rc;
+}
+
+int cli_dm_suspend(const char *name)
+{
+	return dm_simple(DM_DEVICE_SUSPEND, name);
+}
+
+int cli_dm_resume(const char *name)
+{
+	return dm_simple(DM_DEVICE_RESUME, name);
+}
+
+int cli_dm_clear(const char *name)
+{
+	return dm_simple(DM_DEVICE_CLEAR, name);
+}
+
+int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_RELOAD);
+	int rc = -EIO;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (dm_task_set_name(dmt, name) && (!read_only || dm_task_set_ro(dmt)) &&
+	    dm_task_add_target(dmt, 0, len, OBD_DM_TARGET, params) && dm_task_run(dmt))
+		rc = 0;
+	dm_task_destroy(dmt);
+	return rc;
 }

@@ -3,6 +3,7 @@
 #define OBD_CLI_DM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #define OBD_DM_TARGET	"overlaybd"
 
@@ -11,5 +12,19 @@ int cli_dm_init(void);
 const char *cli_dm_last_error(void);
 bool cli_dm_target_loaded(const char *name);
 bool cli_dm_exists(const char *name);
+
+/*
+ * The table of name, one overlaybd target from sector 0: its length in
+ * sectors and its parameters (malloc'd), and whether the device is
+ * read-only. -ENODEV: no such device; -EINVAL: not one overlaybd target.
+ */
+int cli_dm_table(const char *name, uint64_t *len, char **params, bool *read_only);
+/* Suspend (in-flight I/O completes, the target flushes), load an inactive
+ * table, drop it, resume (the loaded table, if any, goes live). 0 or -errno;
+ * cli_dm_last_error() says why. */
+int cli_dm_suspend(const char *name);
+int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only);
+int cli_dm_clear(const char *name);
+int cli_dm_resume(const char *name);
 
 #endif

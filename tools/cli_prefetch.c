@@ -126,23 +126,15 @@ static void msg_err(const char *name, const char *what, int rc)
 
 int cli_dm_nlayers(const char *name, unsigned int *n)
 {
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
-	char *type = NULL, *params = NULL;
-	uint64_t start, len;
-	int rc = -ENODEV;
+	char *params = NULL;
+	uint64_t len;
+	int rc = cli_dm_table(name, &len, &params, NULL);
 
-	if (!dmt)
-		return -ENOMEM;
-	if (dm_task_set_name(dmt, name) && dm_task_run(dmt)) {
-		dm_get_next_target(dmt, NULL, &start, &len, &type, &params);
-		if (type && !strcmp(type, OBD_DM_TARGET) && params) {
-			*n = (unsigned int)strtoul(params, NULL, 10);
-			rc = *n ? 0 : -EINVAL;
-		} else {
-			rc = -EINVAL;
-		}
+	if (!rc) {
+		*n = (unsigned int)strtoul(params, NULL, 10);
+		rc = *n ? 0 : -EINVAL;
 	}
-	dm_task_destroy(dmt);
+	free(params);
 	if (rc == -ENODEV)
 		cli_err(name, "no such device-mapper device");
 	else if (rc)

@@ -128,6 +128,19 @@ static const struct cli_cmd cmds[] = {
 	  "obd detach NAME",
 	  "Remove the dm-overlaybd device NAME.\n",
 	  "remove a device-mapper device" },
+	{ "snapshot", cmd_snapshot,
+	  "obd snapshot NAME [NEW_DATA NEW_INDEX]",
+	  "Live snapshot of the writable device NAME (append-mode upper): the upper's\n"
+	  "data file is sealed in place (the reference's close_seal) and becomes the\n"
+	  "top read-only layer, and a fresh upper (NEW_DATA NEW_INDEX, default\n"
+	  "<stem>.<k>.data/.index beside the old data file, k the first free number;\n"
+	  "parent uuid: the sealed layer's) goes on top, through a dm suspend, reload\n"
+	  "and resume. Writes completed before are in the sealed layer; writes issued\n"
+	  "meanwhile wait and go to the new upper. The old index file is no longer\n"
+	  "used. The sealed file commits with obd commit --commit_sealed. On failure\n"
+	  "the device goes on with its old table. Prints the sealed file and the new\n"
+	  "upper.\n",
+	  "seal the upper of a live device, stack a fresh one" },
 	{ "list", cmd_list,
 	  "obd list [--json]",
 	  "List the device-mapper devices with target overlaybd.\n"
