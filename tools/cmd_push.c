@@ -11,77 +11,22 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "cli.h"
+#include "cli_oci.h"
 #include "config.h"
 #include "reg_client.h"
 #include "url.h"
 
-#define PUSH_ANNOT		"containerd.io/snapshot/overlaybd/"
-#define PUSH_VERSION		"0.1.0-obd"
-#define MT_MANIFEST		"application/vnd.oci.image.manifest.v1+json"
-#define MT_CONFIG		"application/vnd.oci.image.config.v1+json"
-#define MT_LAYER		"application/vnd.oci.image.layer.v1.tar"
 #define PUSH_DEFAULT_CHUNK	(16ULL << 20)
 
 struct push_layer {
 	const char *path;
-	char digest[OBD_DIGEST_STR_LEN + 1];
-	u64 size;
+	struct oci_blob b;
 	bool uploaded;
 };
 
-static int digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1])
-{
-	u8 md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-		return -EIO;
-	obd_digest_format(md, out);
-	return 0;
-}
-
-/* sha256 and size of fd's bytes, reading it once. */
-static int digest_fd(int fd, const char *path, struct push_layer *pl)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const size_t bs = 1 << 20;
-	u8 *buf = malloc(bs), md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	u64 off = 0;
-	ssize_t n;
-	int rc = -EIO;
-
-	if (!ctx || !buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-		goto out;
-	while ((n = pread(fd, buf, bs, (off_t)off)) > 0) {
-		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
-			goto out;
-		off += (u64)n;
-	}
-	if (n < 0) {
-		rc = -errno;
-		cli_err(path, "read: %s", strerror(errno));
-		goto out;
-	}
-	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
-		goto out;
-	obd_digest_format(md, pl->digest);
-	pl->size = off;
-	rc = 0;
-out:
-	if (rc == -EIO)
-		cli_err(path, "sha256 failed");
-	free(buf);
-	EVP_MD_CTX_free(ctx);
-	return rc;
-}
 
 /* The file must be a read-only layer the format core accepts. */
 static int check_layer(const char *path)
@@ -111,24 +56,24 @@ static int push_layer(struct reg_client *c, struct push_layer *pl, u64 chunk)
 		cli_err(pl->path, "%s", strerror(errno));
 		return -errno;
 	}
-	rc = digest_fd(fd, pl->path, pl);
+	rc = oci_digest_fd(fd, pl->path, &pl->b);
 	if (rc)
 		goto out_close;
-	if (!pl->size) {
+	if (!pl->b.size) {
 		cli_err(pl->path, "empty file");
 		rc = -EINVAL;
 		goto out_close;
 	}
-	rc = reg_blob_head(c, pl->digest, &have);
+	rc = reg_blob_head(c, pl->b.digest, &have);
 	if (rc < 0)
 		goto out_close;
-	if (rc == 1 && have == pl->size) {
+	if (rc == 1 && have == pl->b.size) {
 		rc = 0;
 		goto out_close;
 	}
-	snprintf(what, sizeof(what), "push %.19s", pl->digest);
-	cli_progress_start(&p, what, pl->size);
-	rc = reg_blob_upload_fd(c, pl->digest, fd, pl->size, chunk, push_progress, &p);
+	snprintf(what, sizeof(what), "push %.19s", pl->b.digest);
+	cli_progress_start(&p, what, pl->b.size);
+	rc = reg_blob_upload_fd(c, pl->b.digest, fd, pl->b.size, chunk, push_progress, &p);
 	cli_progress_end(&p);
 	if (!rc)
 		pl->uploaded = true;
@@ -137,75 +82,10 @@ out_close:
 	return rc;
 }
 
-static json_object *jstr(const char *s)
-{
-	return json_object_new_string(s);
-}
 
-static const char *jtext(json_object *o)
-{
-	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-					      JSON_C_TO_STRING_NOSLASHESCAPE);
-}
 
-/* The OCI image config: amd64/linux, diff_ids = the layer digests. */
-static json_object *image_config(const struct push_layer *pls, int n)
-{
-	json_object *o = json_object_new_object(), *rootfs = json_object_new_object();
-	json_object *ids = json_object_new_array(), *hist = json_object_new_array();
-	int i;
 
-	for (i = 0; i < n; i++) {
-		json_object *h = json_object_new_object();
 
-		json_object_array_add(ids, jstr(pls[i].digest));
-		json_object_object_add(h, "created_by", jstr("obd push (overlaybd layer)"));
-		json_object_array_add(hist, h);
-	}
-	json_object_object_add(o, "architecture", jstr("amd64"));
-	json_object_object_add(o, "os", jstr("linux"));
-	json_object_object_add(rootfs, "type", jstr("layers"));
-	json_object_object_add(rootfs, "diff_ids", ids);
-	json_object_object_add(o, "rootfs", rootfs);
-	json_object_object_add(o, "history", hist);
-	return o;
-}
-
-static json_object *descriptor(const char *mt, const char *digest, u64 size)
-{
-	json_object *d = json_object_new_object();
-
-	json_object_object_add(d, "mediaType", jstr(mt));
-	json_object_object_add(d, "digest", jstr(digest));
-	json_object_object_add(d, "size", json_object_new_int64((int64_t)size));
-	return d;
-}
-
-static json_object *manifest(const struct push_layer *pls, int n, const char *cfg_digest,
-			     u64 cfg_size)
-{
-	json_object *m = json_object_new_object(), *layers = json_object_new_array();
-	int i;
-
-	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
-	json_object_object_add(m, "mediaType", jstr(MT_MANIFEST));
-	json_object_object_add(m, "config", descriptor(MT_CONFIG, cfg_digest, cfg_size));
-	for (i = 0; i < n; i++) {
-		json_object *d = descriptor(MT_LAYER, pls[i].digest, pls[i].size);
-		json_object *a = json_object_new_object();
-		char sz[24];
-
-		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)pls[i].size);
-		json_object_object_add(a, PUSH_ANNOT "blob-digest", jstr(pls[i].digest));
-		json_object_object_add(a, PUSH_ANNOT "blob-size", jstr(sz));
-		json_object_object_add(a, PUSH_ANNOT "blob-fs-type", jstr("ext4"));
-		json_object_object_add(a, PUSH_ANNOT "version", jstr(PUSH_VERSION));
-		json_object_object_add(d, "annotations", a);
-		json_object_array_add(layers, d);
-	}
-	json_object_object_add(m, "layers", layers);
-	return m;
-}
 
 /* config.v1.json for obd attach / overlaybd. */
 static json_object *attach_config(struct reg_client *c, const struct push_layer *pls, int n)
@@ -215,16 +95,16 @@ static json_object *attach_config(struct reg_client *c, const struct push_layer 
 	int i;
 
 	snprintf(url, sizeof(url), "%s/v2/%s/blobs", c->origin, c->reg.repo);
-	json_object_object_add(o, "repoBlobUrl", jstr(url));
+	json_object_object_add(o, "repoBlobUrl", json_object_new_string(url));
 	for (i = 0; i < n; i++) {
 		json_object *l = json_object_new_object();
 
-		json_object_object_add(l, "digest", jstr(pls[i].digest));
-		json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].size));
+		json_object_object_add(l, "digest", json_object_new_string(pls[i].b.digest));
+		json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].b.size));
 		json_object_array_add(lowers, l);
 	}
 	json_object_object_add(o, "lowers", lowers);
-	json_object_object_add(o, "resultFile", jstr(""));
+	json_object_object_add(o, "resultFile", json_object_new_string(""));
 	return o;
 }
 
@@ -235,7 +115,7 @@ static int push_json_blob(struct reg_client *c, const char *text, char digest[OB
 	u64 have = 0;
 	int rc;
 
-	rc = digest_buf(text, len, digest);
+	rc = oci_digest_buf(text, len, digest);
 	if (rc)
 		return rc;
 	rc = reg_blob_head(c, digest, &have);
@@ -250,29 +130,36 @@ static int push_image(struct reg_client *c, struct push_layer *pls, int n, u64 c
 		      char mdigest[OBD_DIGEST_STR_LEN + 1], u64 *msize)
 {
 	char cdigest[OBD_DIGEST_STR_LEN + 1];
+	struct oci_blob *blobs;
 	json_object *cfg, *man;
 	const char *text;
 	int i, rc;
 
+	blobs = calloc((size_t)n, sizeof(*blobs));
+	if (!blobs)
+		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		rc = push_layer(c, &pls[i], chunk);
 		if (rc)
-			return rc;
+			goto out;
+		blobs[i] = pls[i].b;
 	}
-	cfg = image_config(pls, n);
-	text = jtext(cfg);
+	cfg = oci_image_config(blobs, n);
+	text = oci_text(cfg);
 	rc = push_json_blob(c, text, cdigest);
-	man = manifest(pls, n, cdigest, strlen(text));
+	man = oci_manifest(blobs, n, cdigest, strlen(text));
 	json_object_put(cfg);
 	if (!rc) {
-		text = jtext(man);
+		text = oci_text(man);
 		*msize = strlen(text);
-		rc = digest_buf(text, *msize, mdigest);
+		rc = oci_digest_buf(text, *msize, mdigest);
 		if (!rc)
 			rc = reg_manifest_put(c, c->reg.tag[0] ? c->reg.tag : "latest", text,
 					      *msize);
 	}
 	json_object_put(man);
+out:
+	free(blobs);
 	return rc;
 }
 
@@ -290,16 +177,16 @@ static void print_result(struct reg_client *c, const struct push_layer *pls, int
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "manifest", descriptor(MT_MANIFEST, mdigest, msize));
+	json_object_object_add(o, "manifest", oci_descriptor(OCI_MT_MANIFEST, mdigest, msize));
 	{
 		json_object *ls = json_object_new_array();
 
 		for (i = 0; i < n; i++) {
 			json_object *l = json_object_new_object();
 
-			json_object_object_add(l, "file", jstr(pls[i].path));
-			json_object_object_add(l, "digest", jstr(pls[i].digest));
-			json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].size));
+			json_object_object_add(l, "file", json_object_new_string(pls[i].path));
+			json_object_object_add(l, "digest", json_object_new_string(pls[i].b.digest));
+			json_object_object_add(l, "size", json_object_new_int64((int64_t)pls[i].b.size));
 			json_object_object_add(l, "uploaded", json_object_new_boolean(pls[i].uploaded));
 			json_object_array_add(ls, l);
 		}
