@@ -49,6 +49,7 @@ int cmd_check(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
@@ -216,6 +217,16 @@ int cli_rw_write(struct cli_layer *l, const void *buf, u64 len, u64 off);
 int cli_rw_discard(struct cli_layer *l, u64 off, u64 len);
 int cli_rw_flush(struct cli_layer *l);
 int cli_rw_seal(struct cli_layer *l);
+
+/* obd commit of a writable (or sealed) layer to out, for build and convert. */
+struct cli_commit_opts {
+	bool zfile, tar;
+	u8 algo;		/* OBD_ZFILE_ALGO_* */
+	u32 bs;			/* ZFile block size, bytes */
+	const char *msg;	/* user tag, or NULL */
+};
+int cli_commit(const char *data, const char *index, const char *out,
+	       const struct cli_commit_opts *o);
 int cli_rw_open_args(struct cli_layer *l, int argc, char **argv, int *used);
 u64 cli_rw_vsize(const struct cli_layer *l);
 

@@ -178,3 +178,49 @@ int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_on
 	dm_task_destroy(dmt);
 	return rc;
 }
+
+int cli_dm_create(const char *name, uint64_t len, const char *params, bool read_only)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_CREATE);
+	uint32_t cookie = 0;
+	int rc = -EIO;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name) || (read_only && !dm_task_set_ro(dmt)) ||
+	    !dm_task_add_target(dmt, 0, len, OBD_DM_TARGET, params) ||
+	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE))
+		goto out;
+	/* with udevd running, wait for it to make the node (a cookie) */
+	if (dm_udev_get_sync_support() && !dm_task_set_cookie(dmt, &cookie, 0))
+		goto out;
+	if (dm_task_run(dmt))
+		rc = 0;
+	if (cookie)
+		dm_udev_wait(cookie);
+	else
+		dm_task_update_nodes();	/* no udev: make the node now, not at exit */
+out:
+	dm_task_destroy(dmt);
+	return rc;
+}
+
+int cli_dm_remove(const char *name)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
+	uint32_t cookie = 0;
+	int rc = -EIO;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (dm_task_set_name(dmt, name) &&
+	    (!dm_udev_get_sync_support() || dm_task_set_cookie(dmt, &cookie, 0)) &&
+	    dm_task_run(dmt))
+		rc = 0;
+	if (cookie)
+		dm_udev_wait(cookie);
+	else
+		dm_task_update_nodes();
+	dm_task_destroy(dmt);
+	return rc;
+}

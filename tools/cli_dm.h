@@ -26,5 +26,8 @@ int cli_dm_suspend(const char *name);
 int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only);
 int cli_dm_clear(const char *name);
 int cli_dm_resume(const char *name);
+/* Create name with one overlaybd target of len sectors (node made); remove it. */
+int cli_dm_create(const char *name, uint64_t len, const char *params, bool read_only);
+int cli_dm_remove(const char *name);
 
 #endif

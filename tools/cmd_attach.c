@@ -163,40 +163,16 @@ static const char *free_name(char *buf, size_t len)
  */
 static int create_device(const char *name, u64 vsize, const char *params, bool writable)
 {
-	struct dm_task *dmt;
-	uint32_t cookie = 0;
-	int ret = EXIT_FAIL;
-
-	dmt = dm_task_create(DM_DEVICE_CREATE);
-	if (!dmt || !dm_task_set_name(dmt, name) || (!writable && !dm_task_set_ro(dmt)) ||
-	    !dm_task_add_target(dmt, 0, vsize >> OBD_SECTOR_SHIFT, OBD_DM_TARGET, params) ||
-	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE)) {
-		cli_err(name, "%s", cli_dm_last_error());
-		goto out_task;
-	}
-	/* with udevd running, wait for it to make the node (a cookie) */
-	if (dm_udev_get_sync_support() && !dm_task_set_cookie(dmt, &cookie, 0)) {
-		cli_err(name, "%s", cli_dm_last_error());
-		goto out_task;
-	}
-	if (!dm_task_run(dmt)) {
-		if (cookie)
-			dm_udev_wait(cookie);
+	if (cli_dm_create(name, vsize >> OBD_SECTOR_SHIFT, params, !writable)) {
 		if (!cli_dm_target_loaded(OBD_DM_TARGET))
 			cli_err(name, "cannot create device: target '%s' not available (is dm-overlaybd loaded? modprobe dm-overlaybd)",
 				OBD_DM_TARGET);
 		else
 			cli_err(name, "cannot create device: %s (see dmesg)", cli_dm_last_error());
-		goto out_task;
+		return EXIT_FAIL;
 	}
-	if (cookie)
-		dm_udev_wait(cookie);
 	printf("/dev/mapper/%s\n", name);
-	ret = EXIT_OK;
-out_task:
-	if (dmt)
-		dm_task_destroy(dmt);
-	return ret;
+	return EXIT_OK;
 }
 
 /* The one attach path: layer files, or a config (given, or derived from a REF). */
@@ -309,10 +285,8 @@ int cmd_detach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dm_task *dmt;
-	uint32_t cookie = 0;
 	const char *name;
-	int opt, ret = EXIT_FAIL;
+	int opt;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -333,16 +307,9 @@ int cmd_detach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	cli_prefetch_detach(name);	/* a recording device writes its trace first */
-	dmt = dm_task_create(DM_DEVICE_REMOVE);
-	if (!dmt || !dm_task_set_name(dmt, name) ||
-	    (dm_udev_get_sync_support() && !dm_task_set_cookie(dmt, &cookie, 0)) ||
-	    !dm_task_run(dmt))
+	if (cli_dm_remove(name)) {
 		cli_err(name, "cannot remove: %s", cli_dm_last_error());
-	else
-		ret = EXIT_OK;
-	if (cookie)
-		dm_udev_wait(cookie);
-	if (dmt)
-		dm_task_destroy(dmt);
-	return ret;
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }

@@ -231,6 +231,15 @@ out_layer:
 	return ret;
 }
 
+int cli_commit(const char *data, const char *index, const char *out,
+	       const struct cli_commit_opts *o)
+{
+	struct commit_args a = { .msg = o->msg, .zfile = o->zfile, .tar = o->tar,
+				 .algo = o->algo, .bs = o->bs };
+
+	return do_commit(&a, data, index, out) ? -EIO : 0;
+}
+
 /*
  * Positionals: --seal DATA INDEX; --commit_sealed SEALED OUT; otherwise
  * by DATA's kind: append DATA INDEX OUT, sparse DATA [INDEX] OUT, sealed

@@ -146,6 +146,28 @@ static const struct cli_cmd cmds[] = {
 	  "List the device-mapper devices with target overlaybd.\n"
 	  "  -j, --json             JSON output\n",
 	  "list devices" },
+	{ "build", cmd_build,
+	  "obd build [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
+	  "          [-m MSG] [--tag TAG] DIR OUT",
+	  "Make an overlaybd image of the directory tree DIR in OUT (made if missing,\n"
+	  "else empty), as an OCI image layout: the device-mapper target writes it.\n"
+	  "A fresh upper is attached, mkfs.ext4 runs on the device, the tree is\n"
+	  "copied in with cp -a (owners, modes, times, xattrs, hard links, symlinks,\n"
+	  "device nodes), and the upper is committed (ZFile and tar unless turned\n"
+	  "off) to the layer blob in OUT/blobs/sha256/, with the image config and\n"
+	  "manifest obd push uploads for it, OUT/index.json (ref name TAG, default\n"
+	  "latest) and OUT/config.v1.json (the blob as a local lower, for obd attach).\n"
+	  "Prints the layer and manifest digests. Needs root and the dm-overlaybd\n"
+	  "module.\n"
+	  "  -s, --size SIZE        the file system's (virtual) size (default 64G)\n"
+	  "      --no-zfile         commit without ZFile compression\n"
+	  "      --no-tar           commit without the tar wrapping\n"
+	  "      --algorithm A      ZFile codec: lz4 (default) or zstd\n"
+	  "      --bs N             ZFile block size in KiB (default 4)\n"
+	  "  -m, --message MSG      the layer's user tag\n"
+	  "      --tag TAG          the image's ref name in index.json (default latest)\n"
+	  PROGRESS_HELP,
+	  "make an image of a directory tree" },
 	{ "push", cmd_push,
 	  "obd push [--service-config FILE] [--json] [--chunk-size N] REF LAYER...",
 	  "Upload the layers (bottom first) to the registry as an OCI image with the\n"
