@@ -26,7 +26,7 @@ PKGS=(
 	# tests, demo, bench drivers; kernels.sh needs apt + dpkg (always present)
 	python3 curl ca-certificates
 	# remote layers: a real registry, its clients, htpasswd and a test CA
-	docker-registry skopeo apache2-utils openssl
+	docker-registry skopeo umoci apache2-utils openssl
 	# the exporter test: promtool check metrics
 	prometheus
 )

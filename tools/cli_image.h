@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Making images through the kernel's writable upper (cli_image.c), for
+ * obd build and obd convert: layer after layer, a fresh upper is attached
+ * over an empty base and the layers committed so far, its file system is
+ * changed, and the upper committed into OUT, an OCI image layout.
+ */
+#ifndef OBD_CLI_IMAGE_H
+#define OBD_CLI_IMAGE_H
+
+#include <limits.h>
+
+#include "cli.h"
+#include "cli_oci.h"
+
+struct img_work {
+	const char *out;		/* absolute */
+	u64 vsize;
+	struct cli_commit_opts commit;
+	char name[64];			/* the dm device */
+	char work[PATH_MAX], base[PATH_MAX], data[PATH_MAX], index[PATH_MAX];
+	char mnt[PATH_MAX], dev[PATH_MAX];
+	struct oci_blob layers[OBD_MAX_LAYERS];	/* committed so far, bottom first */
+	unsigned int n;
+	bool attached, mounted;
+};
+
+/* "obd build" etc. in step lines and messages. */
+extern const char *img_cmd;
+
+/* Root and the module, else a message saying which is missing. */
+int img_preflight(void);
+/* OUT made if missing (an existing one must be empty), made absolute into buf. */
+int img_prepare_out(const char *out, char buf[PATH_MAX]);
+/* The work directory in OUT and the empty base layer. */
+int img_begin(struct img_work *w, const char *out, u64 vsize,
+	      const struct cli_commit_opts *commit);
+/* A fresh upper over the base and the layers so far, attached and mounted
+ * (mkfs.ext4 first when mkfs). */
+int img_layer_begin(struct img_work *w, bool mkfs);
+/* Unmount, remove the device (the upper flushed), commit it as layer n. */
+int img_layer_end(struct img_work *w);
+/* The image config, manifest, index.json, oci-layout and config.v1.json for
+ * the layers; prints the layer digests and the manifest digest on one line. */
+int img_write_layout(struct img_work *w, const char *tag);
+/* Unmount, detach, remove the work files (whatever state w is in). */
+void img_end(struct img_work *w);
+
+/* Options both commands take: --size, -m, --algorithm, --bs, --no-zfile,
+ * --no-tar, --progress. 1: handled, 0: not one of them, -1: bad (reported). */
+#define IMG_OPT_ALGO	0x2101
+#define IMG_OPT_BS	0x2102
+#define IMG_OPT_NOZ	0x2103
+#define IMG_OPT_NOTAR	0x2104
+#define IMG_COMMIT_DEFAULTS { .zfile = true, .tar = true, .algo = OBD_ZFILE_ALGO_LZ4, .bs = 4096 }
+int img_parse_opt(const char *cmd, int opt, u64 *vsize, struct cli_commit_opts *c);
+
+void img_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int img_run(char *const argv[]);
+int img_pathf(char buf[PATH_MAX], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
