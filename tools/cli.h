@@ -50,6 +50,7 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_build(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_cache(int argc, char **argv);

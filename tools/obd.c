@@ -168,6 +168,27 @@ static const struct cli_cmd cmds[] = {
 	  "      --tag TAG          the image's ref name in index.json (default latest)\n"
 	  PROGRESS_HELP,
 	  "make an image of a directory tree" },
+	{ "convert", cmd_convert,
+	  "obd convert [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
+	  "            [-m MSG] [--tag TAG] [--src-tls-verify=true|false] SOURCE OUTDIR",
+	  "Turn an OCI image into an overlaybd image in OUTDIR (made if missing, else\n"
+	  "empty), one overlaybd layer per OCI layer, as an OCI image layout like obd\n"
+	  "build's (layer blobs, image config and manifest for obd push, index.json,\n"
+	  "config.v1.json with the blobs as local lowers). SOURCE uses skopeo's\n"
+	  "transport names: oci:DIR[:TAG], docker-archive:FILE,\n"
+	  "docker://[HOST/]REPO:TAG (skopeo copies it first; its credentials apply).\n"
+	  "Each layer: a fresh upper over the layers so far is attached and mounted\n"
+	  "(mkfs.ext4 for the first), the layer's whiteouts are applied (.wh.NAME,\n"
+	  ".wh..wh..opq), the tar extracted with GNU tar (gzip, zstd; owners, modes,\n"
+	  "times, xattrs, hard links, symlinks, devices), and the upper committed.\n"
+	  "Prints the layer digests and the manifest digest. Needs root, the\n"
+	  "dm-overlaybd module, skopeo and GNU tar.\n"
+	  "  -s, --size SIZE        the file system's (virtual) size (default 64G)\n"
+	  "      --no-zfile, --no-tar, --algorithm, --bs, -m   as for obd commit\n"
+	  "      --tag TAG          the image's ref name in index.json (default latest)\n"
+	  "      --src-tls-verify B passed to skopeo (false: a plain-http registry)\n"
+	  PROGRESS_HELP,
+	  "convert an OCI image to overlaybd" },
 	{ "push", cmd_push,
 	  "obd push [--service-config FILE] [--json] [--chunk-size N] REF LAYER...",
 	  "Upload the layers (bottom first) to the registry as an OCI image with the\n"

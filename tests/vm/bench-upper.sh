@@ -27,6 +27,7 @@ SIZE_MB=${OBD_BENCH_MB:-64}
 RUNTIME=${OBD_BENCH_RUNTIME:-3}
 REPEAT=${OBD_BENCH_REPEAT:-5}
 UPPERS=${OBD_BENCH_UPPERS:-append sparse}
+CASES=${OBD_BENCH_UPPER_CASES:-1 2 3}	# 4K random QD1, QD32, 1M sequential
 for kind in $UPPERS; do
 	case $kind in append|sparse) ;; *) echo "OBD_BENCH_UPPERS: unknown upper '$kind' (append, sparse)" >&2; exit 2 ;; esac
 done
@@ -140,13 +141,15 @@ printf '# kernel %s, %d MiB device, %d repetitions per case (order alternates), 
 printf '# libaio, O_DIRECT, end_fsync=1 (the final flush counted); sequential: one pass, at most %ds\n' \
 	"$RUNTIME"
 printf '%-6s %-21s %9s %9s %6s %11s %6s\n' upper workload dm loop ratio range target
-statuses=()
+notes=()
 for kind in $UPPERS; do
-	for w in "randwrite 4k 1 0.8" "randwrite 4k 32 0.8" "write 1M 8 0.9"; do
-		# shellcheck disable=SC2086
-		set -- $w
-		target=$4
-		set -- "$1" "$2" "$3"
+	for c in $CASES; do
+		case $c in
+		1) set -- randwrite 4k 1; target=0.8 ;;
+		2) set -- randwrite 4k 32; target=0.8 ;;
+		3) set -- write 1M 8; target=0.9 ;;
+		*) echo "OBD_BENCH_UPPER_CASES: unknown case '$c' (1 2 3)" >&2; exit 2 ;;
+		esac
 		a=() b=()
 		for rep in $(seq "$REPEAT"); do
 			setup "$kind" || { echo "setup of a $kind upper failed" >&2; exit 1; }
@@ -164,13 +167,14 @@ for kind in $UPPERS; do
 			[ "$we" = 0 ] || echo "# WARNING: $kind $1 $2 QD$3 run $rep: write_errors ${we:-?}: $st"
 			teardown
 		done
-		statuses+=("$kind $1 $2 QD$3, last run: ${st#*upper }")
+		notes+=("runs $kind $1 $2 QD$3: dm ${a[*]}, loop ${b[*]}"
+			"status $kind $1 $2 QD$3, last run: ${st#*upper }")
 		unit=IOPS; [ "$1" = write ] && unit=MiB/s
 		read -r ma mb ratio range <<<"$(summary "${a[*]}" "${b[*]}")"
 		printf '%-6s %-21s %9s %9s %6s %11s %6s\n' "$kind" "$1 $2 QD$3 $unit" \
 			"$ma" "$mb" "$ratio" "$range" "$target"
 	done
 done
-printf '# status %s\n' "${statuses[@]}"
+printf '# %s\n' "${notes[@]}"
 errs=$(vm_dmesg_since bench-upper | grep -iE 'overlaybd.*(error|fail)|I/O error' || true)
 [ -z "$errs" ] || printf '# WARNING: dmesg: %s\n' "$errs"

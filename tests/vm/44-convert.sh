@@ -1,0 +1,151 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 44-convert.sh: obd convert SOURCE OUTDIR (issue #9), each layer written by
+# the kernel's upper over the layers before it.
+#   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/44-convert.sh
+#   - a three-layer OCI image made with umoci (Debian), not by our code:
+#     layer 1 a tree with odd modes, owners, setuid/sticky bits, symlinks,
+#     a hard-link group, devices, a FIFO, xattrs and set mtimes; layer 2
+#     (umoci repack) deletes files and a directory tree (whiteouts),
+#     changes files, modes and owners, turns a directory into a file and
+#     links a new name to a lower file; layer 3 (a GNU tar made by hand,
+#     umoci raw add-layer) makes a directory opaque (.wh..wh..opq)
+#   - the reference rootfs: umoci unpack (the layers applied the standard way)
+#   - obd convert of oci:DIR:TAG (gzip), of a zstd copy (skopeo
+#     --dest-compress-format zstd), of docker-archive:FILE and of
+#     docker://127.0.0.1 (docker-registry): three overlaybd layers each,
+#     fsck.ext4 -fn clean, the mounted tree lists exactly as the reference
+#     rootfs (tree_manifest.py: types, modes, owners, mtimes, sizes,
+#     sha256, link targets, devices, hard-link groups, xattrs)
+#   - skopeo inspect reads OUTDIR; obd push of its layers publishes the
+#     manifest OUTDIR holds
+#   - refused: a source skopeo cannot read, OUTDIR not empty
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/vm/registry_lib.sh
+. "$OBD_TOP/tests/vm/registry_lib.sh"
+manifest="$PY $OBD_TOP/tests/vm/tree_manifest.py"
+[ -x "$obd" ] || bail "$obd missing: run make first"
+command -v umoci > /dev/null || bail "umoci missing: scripts/deps.sh installs it"
+vm_test_begin 44-convert
+modprobe ext4 2>/dev/null
+mkdir -p tmp	# skopeo's temporary files (the guest's /var/tmp is read-only)
+skopeo() { command skopeo --insecure-policy --tmpdir "$d/tmp" "$@"; }
+
+# --- the OCI image, made with umoci -----------------------------------------------------
+check "umoci init, new, unpack" bash -c \
+	"umoci init --layout src && umoci new --image src:v1 && umoci unpack --image src:v1 bundle"
+R=$d/bundle/rootfs
+check "layer 1: a tree" $PY - "$R" <<'PYEOF'
+import os, random, sys
+r = random.Random(44)
+root = sys.argv[1]
+def p(x): return os.path.join(root, x)
+def w(x, data):
+    with open(p(x), "wb") as f:
+        f.write(data)
+for x in ("etc/conf.d", "usr/share/gone/sub", "usr/lib", "opq/old/deeper", "swap/inner", "var/tmp", "home/u"):
+    os.makedirs(p(x), exist_ok=True)
+w("etc/old.conf", b"to be deleted\n")
+w("etc/keep.conf", b"".join(b"keep %d\n" % i for i in range(2000)))
+w("etc/change.me", b"version 1\n")
+w("usr/share/gone/a", b"a"); w("usr/share/gone/sub/b", r.randbytes(5000))
+w("usr/lib/big.bin", r.randbytes(2 << 20))
+w("opq/old/deeper/x", b"hidden by the opaque directory\n"); w("opq/keepname", b"lower\n")
+w("swap/inner/f", b"a directory that becomes a file\n")
+w("usr/lib/hard1", b"hard link group\n")
+os.link(p("usr/lib/hard1"), p("usr/lib/hard2"))
+os.symlink("../usr/lib/big.bin", p("etc/big-link"))
+os.symlink("/nonexistent/target", p("dangling"))
+os.mknod(p("null"), 0o20666, os.makedev(1, 3))
+os.mknod(p("loop7"), 0o60660, os.makedev(7, 7))
+os.mkfifo(p("fifo"), 0o600)
+w("usr/lib/suid", r.randbytes(3000))
+for x, u, g in (("home/u", 1000, 1000), ("usr/lib/suid", 0, 50), ("etc/keep.conf", 33, 33)):
+    os.chown(p(x), u, g)
+os.chmod(p("usr/lib/suid"), 0o4755)
+os.chmod(p("var/tmp"), 0o1777)
+os.setxattr(p("etc/keep.conf"), "trusted.obd-conv", b"\x01\x02xattr")
+os.setxattr(p("usr/lib"), "trusted.on-dir", b"dir attr")
+for i, x in enumerate(("etc/keep.conf", "usr/lib/big.bin", "usr/lib")):
+    t = 1400000000_000000000 + i * 3600_000000000
+    os.utime(p(x), ns=(t, t))
+PYEOF
+check "umoci repack (layer 1)" umoci repack --refresh-bundle --image src:v1 bundle
+check "layer 2: deletions, changes, a directory turned into a file, a link to a lower file" bash -c "
+	rm '$R/etc/old.conf' && rm -r '$R/usr/share/gone' && echo 'version 2' > '$R/etc/change.me' &&
+	echo new > '$R/etc/new.conf' && rm -r '$R/swap' && echo 'now a file' > '$R/swap' &&
+	ln '$R/usr/lib/big.bin' '$R/usr/lib/big-hardlink' && chmod 600 '$R/etc/keep.conf' &&
+	chown 1001:1002 '$R/usr/lib/hard1' && touch -d @1450000000 '$R/etc/change.me'"
+check "umoci repack (layer 2)" umoci repack --refresh-bundle --image src:v1 bundle
+mkdir -p opq-layer/opq
+: > opq-layer/opq/.wh..wh..opq
+echo fresh > opq-layer/opq/fresh
+echo upper > opq-layer/opq/keepname
+check "layer 3: an opaque directory (GNU tar, umoci raw add-layer)" bash -c "
+	tar -C opq-layer -cf opq.tar opq && umoci raw add-layer --image src:v1 opq.tar"
+check "umoci unpack: the reference rootfs" umoci unpack --image src:v1 ref
+$manifest ref/rootfs > ref.manifest
+check "the reference has the opaque directory applied, the deletions done" bash -c "
+	test ! -e ref/rootfs/opq/old && test -e ref/rootfs/opq/fresh && test ! -e ref/rootfs/etc/old.conf &&
+	test ! -e ref/rootfs/usr/share/gone && test -f ref/rootfs/swap"
+
+# converted OUT NAME: attach OUT, fsck, mount, the tree = the reference
+converted() {
+	local out=$1 name=$2 n
+	n=$($PY -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["lowers"]))' "$out/config.v1.json")
+	check_eq "$name: three overlaybd layers" "$n" 3
+	check "$name: attaches" "$obd" attach --name "c-$name" "$out/config.v1.json"
+	check "$name: fsck.ext4 -fn is clean" fsck.ext4 -fn "/dev/mapper/c-$name"
+	mkdir -p mnt
+	check "$name: mounts read-only" mount -o ro,noload "/dev/mapper/c-$name" mnt
+	$manifest mnt > "$name.manifest"
+	check "$name: the tree lists exactly as umoci's rootfs ($(wc -l < ref.manifest) entries)" \
+		diff ref.manifest "$name.manifest"
+	umount mnt
+	"$obd" detach "c-$name"
+}
+
+# --- oci:DIR:TAG -----------------------------------------------------------------------------
+out=$("$obd" convert --size 256M "oci:$d/src:v1" "$d/o1" 2> conv.err)
+check "obd convert oci:DIR:TAG" test -n "$out" || diag "$(cat conv.err)"
+converted "$d/o1" oci
+man=${out##* }
+check_eq "skopeo inspect oci:OUTDIR: the printed manifest digest" \
+	"$(skopeo inspect --raw "oci:$d/o1:latest" | sha256sum | cut -d' ' -f1)" "${man#sha256:}"
+read -r -a layers <<< "${out% *}"
+
+# --- zstd, docker-archive, docker:// -------------------------------------------------------
+check "skopeo: a zstd copy" skopeo copy --quiet --dest-compress --dest-compress-format zstd \
+	"oci:$d/src:v1" "oci:$d/srcz:v1"
+check "the copy's layers are zstd" bash -c "skopeo inspect --raw 'oci:$d/srcz:v1' | grep -q 'tar+zstd'"
+check "obd convert of the zstd image" bash -c "'$obd' convert --size 256M 'oci:$d/srcz:v1' '$d/o2' > /dev/null"
+converted "$d/o2" zstd
+check "skopeo: a docker-archive" skopeo copy --quiet "oci:$d/src:v1" "docker-archive:$d/img.tar:conv/img:v1"
+check "obd convert docker-archive:FILE" bash -c "'$obd' convert --size 256M 'docker-archive:$d/img.tar' '$d/o3' > /dev/null"
+converted "$d/o3" archive
+reg_start
+ok "docker-registry on 127.0.0.1"
+check "skopeo: the image into the registry" skopeo copy --quiet --dest-tls-verify=false \
+	"oci:$d/src:v1" "docker://127.0.0.1:$REG/conv/src:v1"
+check "obd convert docker://127.0.0.1:PORT/REPO:TAG" bash -c \
+	"'$obd' convert --size 256M --src-tls-verify=false 'docker://127.0.0.1:$REG/conv/src:v1' '$d/o4' > /dev/null"
+converted "$d/o4" registry
+
+pushed=$("$obd" push --json "http://127.0.0.1:$REG/conv/obd:v1" \
+	"${layers[@]/#sha256:/$d/o1/blobs/sha256/}" 2> push.err |
+	$PY -c 'import json, sys; print(json.load(sys.stdin)["manifest"]["digest"])')
+check_eq "obd push of the converted layers publishes the manifest OUTDIR holds" "$pushed" "$man" ||
+	diag "$(cat push.err)"
+
+# --- refusals ---------------------------------------------------------------------------------
+out=$("$obd" convert "oci:$d/no-such-layout:v1" "$d/o5" 2>&1)
+rc=$?
+check "a source skopeo cannot read: refused, no image ($out)" test "$rc" -ne 0 -a ! -e "$d/o5/index.json"
+check "... with skopeo's message" grep -q "skopeo failed" <<< "$out"
+out=$("$obd" convert "oci:$d/src:v1" "$d/o1" 2>&1)
+check "OUTDIR not empty: refused" grep -q "exists and is not empty" <<< "$out"
+check "no device left behind" bash -c "! dmsetup ls | grep -q obd-convert"
+vm_dmesg_check 44-convert
+tap_done
