@@ -102,7 +102,8 @@ suite_fuzz() {
 # keeps one host core busy, so on 2 cores this halves the wall time.
 # Header lines of a test: "# vm-disk-mb: N" gets a scratch virtio disk of N MiB;
 # "# vm-boots: N" runs it in N boots on that disk, all but the last ended by
-# a SIGKILL of QEMU (a crash test, see docs/vm-testing.md).
+# a SIGKILL of QEMU (a crash test, see docs/vm-testing.md); "# vm-smp: N"
+# gives the guest N CPUs (default 2).
 # OBD_VM_TESTS="00-boot 32-reset" runs only those (names or globs, without .sh),
 # OBD_VM_KERNELS="6.12" only those kernels, OBD_VM_BUILD=0 skips the module
 # builds (kmod-check.sh) and dkms, using the .ko files already built.
@@ -117,7 +118,7 @@ vm_selected() {
 }
 
 suite_vm_kernel() {
-	local k=$1 t mb boots disk
+	local k=$1 t mb boots smp disk
 	for t in tests/vm/[0-9]*.sh; do
 		[ -f "$t" ] || continue
 		vm_selected "$(basename "$t" .sh)" || continue
@@ -126,6 +127,8 @@ suite_vm_kernel() {
 		[ -z "$mb" ] || disk=(--scratch-disk "$mb")
 		boots=$(sed -n 's/^# vm-boots: \([0-9]*\)$/\1/p' "$t")
 		[ -z "$boots" ] || disk+=(--boots "$boots")
+		smp=$(sed -n 's/^# vm-smp: \([0-9]*\)$/\1/p' "$t")
+		[ -z "$smp" ] || disk+=(--smp "$smp")
 		run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" \
 			${disk[@]+"${disk[@]}"} -- bash "$t"
 	done

@@ -10,6 +10,7 @@
 #     reader) shows the same bytes; a reopen shows them again (a sparse
 #     upper's discards show the lowers, as documented); `obd commit` of the
 #     upper stacks read-only under the lowers to the same bytes
+#   (45-upper-shared.sh: four threads over the whole device on 4 vCPUs)
 #   - ext4 made on the writable device, a tree copied in, fsck clean, the
 #     tree intact after a reopen
 #   - bad uppers refused with a message naming the file: a read-only layer

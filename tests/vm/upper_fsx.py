@@ -3,9 +3,13 @@
 """
 fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
 
-  upper_fsx.py run DEV LOWER.raw MODEL.out SEED OPS [--align A] [--threads T]
+  upper_fsx.py run DEV LOWER.raw MODEL.out SEED OPS [--align A] [--threads T] [--shared]
       random writes, discards, write zeroes, flushes and reads on DEV (O_DIRECT),
-      each thread in its own stripe of the device so that threads never overlap;
+      each thread in its own stripe of the device so that threads never overlap,
+      or with --shared every thread over the whole device: an operation holds
+      its byte range (a range lock) from before its I/O until the model has it,
+      so ranges that overlap take turns (their order is the model's) while the
+      others run at once, in the same 4 KiB blocks and index records;
       every read is checked against the model (the lower image with the writes
       applied); at the end the whole device is compared and the model written to
       MODEL.out. A: alignment and granularity of writes and discards (512 for
@@ -44,18 +48,46 @@ def pwrite_dev(fd, off, data):
     assert got == len(data), "short write %d of %d at %d" % (got, len(data), off)
 
 
-def run(dev, lower, out, seed, nops, align, nthreads):
+class RangeLock:
+    """Byte ranges held by threads; an overlapping acquire waits."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.held = []
+
+    def acquire(self, off, n):
+        with self.cv:
+            while any(o < off + n and off < o + m for o, m in self.held):
+                self.cv.wait()
+            self.held.append((off, n))
+
+    def release(self, off, n):
+        with self.cv:
+            self.held.remove((off, n))
+            self.cv.notify_all()
+
+
+class NoLock:
+    def acquire(self, off, n):
+        pass
+
+    def release(self, off, n):
+        pass
+
+
+def run(dev, lower, out, seed, nops, align, nthreads, shared=False):
     low = open(lower, "rb").read()
     model = bytearray(low)
     reopened = bytearray(low)	# after a reopen: discards show the lowers
     size = len(model)
-    stripe = size // nthreads // align * align
+    stripe = size if shared else size // nthreads // align * align
     lock = threading.Lock()
+    ranges = RangeLock() if shared else NoLock()
     errors = []
 
     def worker(t):
         rnd = random.Random(seed * 1000 + t)
-        base = t * stripe
+        base = 0 if shared else t * stripe
         fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
         counts = dict(write=0, discard=0, zero=0, flush=0, read=0)
         try:
@@ -64,42 +96,51 @@ def run(dev, lower, out, seed, nops, align, nthreads):
                 n = rnd.choice([align, align * 2, 4096, 8192, 65536, 1 << 18, MAXW])
                 n = min(n // align * align or align, stripe)
                 off = base + rnd.randrange(0, (stripe - n) // align + 1) * align
-                if r < 0.45:
-                    data = rnd.randbytes(n)
-                    pwrite_dev(fd, off, data)
-                    with lock:
-                        model[off:off + n] = data
-                        reopened[off:off + n] = data
-                    counts["write"] += 1
-                elif r < 0.55:
-                    fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", off, n))
-                    with lock:
-                        model[off:off + n] = bytes(n)
-                        reopened[off:off + n] = low[off:off + n]
-                    counts["discard"] += 1
-                elif r < 0.62:
-                    fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", off, n))
-                    with lock:
-                        model[off:off + n] = bytes(n)
-                        reopened[off:off + n] = bytes(n)
-                    counts["zero"] += 1
-                elif r < 0.67:
-                    os.fsync(fd)
-                    counts["flush"] += 1
-                else:
-                    got = pread_dev(fd, off, n)
-                    with lock:
-                        want = bytes(model[off:off + n])
-                    if got != want:
-                        errors.append("thread %d op %d: read %d+%d differs from the model" % (t, i, off, n))
-                        return
-                    counts["read"] += 1
+                ranges.acquire(off, n)
+                try:
+                    op(rnd, fd, t, i, r, off, n, counts)
+                finally:
+                    ranges.release(off, n)
+                if errors:
+                    return
             os.fsync(fd)
         except Exception as e:  # noqa: BLE001 - reported as a failure line
             errors.append("thread %d: %r" % (t, e))
         finally:
             os.close(fd)
             print("thread %d: %s" % (t, " ".join("%s %d" % kv for kv in sorted(counts.items()))))
+
+    def op(rnd, fd, t, i, r, off, n, counts):
+        if r < 0.45:
+            data = rnd.randbytes(n)
+            pwrite_dev(fd, off, data)
+            with lock:
+                model[off:off + n] = data
+                reopened[off:off + n] = data
+            counts["write"] += 1
+        elif r < 0.55:
+            fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", off, n))
+            with lock:
+                model[off:off + n] = bytes(n)
+                reopened[off:off + n] = low[off:off + n]
+            counts["discard"] += 1
+        elif r < 0.62:
+            fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", off, n))
+            with lock:
+                model[off:off + n] = bytes(n)
+                reopened[off:off + n] = bytes(n)
+            counts["zero"] += 1
+        elif r < 0.67:
+            os.fsync(fd)
+            counts["flush"] += 1
+        else:
+            got = pread_dev(fd, off, n)
+            with lock:
+                want = bytes(model[off:off + n])
+            if got != want:
+                errors.append("thread %d op %d: read %d+%d differs from the model" % (t, i, off, n))
+                return
+            counts["read"] += 1
 
     ts = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
     for t in ts:
@@ -125,13 +166,19 @@ def run(dev, lower, out, seed, nops, align, nthreads):
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a and a[0] == "run":
-        align, threads = 512, 1
+        align, threads, shared = 512, 1, False
         rest = a[6:]
         while rest:
+            if rest[0] == "--shared":
+                shared = True
+                rest = rest[1:]
+                continue
             if rest[0] == "--align":
                 align = int(rest[1])
             elif rest[0] == "--threads":
                 threads = int(rest[1])
+            else:
+                sys.exit("unknown option " + rest[0])
             rest = rest[2:]
-        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads))
+        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads, shared))
     sys.exit(__doc__)
