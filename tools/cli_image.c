@@ -223,11 +223,13 @@ fail:
 	return -errno;
 }
 
-int img_parse_opt(const char *cmd, int opt, u64 *vsize, struct cli_commit_opts *c)
+int img_parse_opt(const char *cmd, int opt, struct img_opts *o)
 {
+	struct cli_commit_opts *c = &o->commit;
+
 	switch (opt) {
 	case 's':
-		if (cli_parse_size(optarg, vsize) || !*vsize || *vsize % 4096) {
+		if (cli_parse_size(optarg, &o->vsize) || !o->vsize || o->vsize % 4096) {
 			cli_usage_err(cmd, "bad --size '%s' (a multiple of 4096)", optarg);
 			return -1;
 		}
@@ -247,9 +249,12 @@ int img_parse_opt(const char *cmd, int opt, u64 *vsize, struct cli_commit_opts *
 	case IMG_OPT_NOZ: c->zfile = false; return 1;
 	case IMG_OPT_NOTAR: c->tar = false; return 1;
 	case 'm': c->msg = optarg; return 1;
+	case 'T': o->tag = optarg; return 1;
+	case 'h': cli_help(cmd); return 2;
 	case CLI_OPT_PROGRESS: cli_progress_mode = 1; return 1;
 	case CLI_OPT_NO_PROGRESS: cli_progress_mode = 0; return 1;
 	}
+	cli_usage_err(cmd, "bad option");
 	return 0;
 }
 

@@ -47,13 +47,30 @@ int img_write_layout(struct img_work *w, const char *tag);
 void img_end(struct img_work *w);
 
 /* Options both commands take: --size, -m, --algorithm, --bs, --no-zfile,
- * --no-tar, --progress. 1: handled, 0: not one of them, -1: bad (reported). */
+ * --no-tar, --tag, --help, --progress. */
 #define IMG_OPT_ALGO	0x2101
 #define IMG_OPT_BS	0x2102
 #define IMG_OPT_NOZ	0x2103
 #define IMG_OPT_NOTAR	0x2104
+#define IMG_OPTIONS \
+	{ "size", required_argument, NULL, 's' }, \
+	{ "algorithm", required_argument, NULL, IMG_OPT_ALGO }, \
+	{ "bs", required_argument, NULL, IMG_OPT_BS }, \
+	{ "no-zfile", no_argument, NULL, IMG_OPT_NOZ }, \
+	{ "no-tar", no_argument, NULL, IMG_OPT_NOTAR }, \
+	{ "message", required_argument, NULL, 'm' }, \
+	{ "tag", required_argument, NULL, 'T' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	CLI_PROGRESS_OPTIONS
 #define IMG_COMMIT_DEFAULTS { .zfile = true, .tar = true, .algo = OBD_ZFILE_ALGO_LZ4, .bs = 4096 }
-int img_parse_opt(const char *cmd, int opt, u64 *vsize, struct cli_commit_opts *c);
+struct img_opts {
+	u64 vsize;
+	struct cli_commit_opts commit;
+	const char *tag;		/* ref name in index.json */
+};
+#define IMG_OPTS_DEFAULTS(size) { .vsize = (size), .tag = "latest", .commit = IMG_COMMIT_DEFAULTS }
+/* One getopt result: 1 taken, -1 bad (reported), 0 not one of ours; -h prints help, 2. */
+int img_parse_opt(const char *cmd, int opt, struct img_opts *o);
 
 void img_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int img_run(char *const argv[]);

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "cli_imageref.h"
+#include "cli_oci.h"
 #include "config.h"
 #include "reg_client.h"
 
@@ -481,17 +481,6 @@ static int images_dir(const char *cache_dir, char *out, size_t outlen)
 /* ------------------------------------------------------------------------
  * Fetching
  * ------------------------------------------------------------------------ */
-static int sha256_of(const char *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1])
-{
-	u8 md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-		return -EIO;
-	obd_digest_format(md, out);
-	return 0;
-}
-
 /*
  * GET manifests/<name> and parse it. want: the digest it must have (a
  * digest reference, or an index entry), or NULL. *digest: its sha256.
@@ -508,7 +497,7 @@ static int fetch_manifest(struct reg_client *c, const char *arg, const char *nam
 			      sizeof(ctype));
 	if (rc)
 		return rc;
-	rc = sha256_of(body, len, digest);
+	rc = oci_digest_buf(body, len, digest);
 	if (rc) {
 		cli_err(arg, "sha256 failed");
 		goto out;

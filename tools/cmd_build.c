@@ -29,38 +29,22 @@ static int copy_tree(struct img_work *w, const char *dir)
 int cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "algorithm", required_argument, NULL, IMG_OPT_ALGO },
-		{ "bs", required_argument, NULL, IMG_OPT_BS },
-		{ "no-zfile", no_argument, NULL, IMG_OPT_NOZ },
-		{ "no-tar", no_argument, NULL, IMG_OPT_NOTAR },
-		{ "message", required_argument, NULL, 'm' },
-		{ "tag", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_PROGRESS_OPTIONS,
+		IMG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_commit_opts commit = IMG_COMMIT_DEFAULTS;
-	u64 vsize = BUILD_DEFAULT_SIZE;
-	const char *tag = "latest", *dir;
+	struct img_opts o = IMG_OPTS_DEFAULTS(BUILD_DEFAULT_SIZE);
 	char out[PATH_MAX];
 	struct img_work w;
+	const char *dir;
 	struct stat st;
 	int opt, rc;
 
 	img_cmd = "build";
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "s:m:h", opts, NULL)) != -1) {
-		rc = img_parse_opt("build", opt, &vsize, &commit);
-		if (rc < 0)
-			return EXIT_USAGE;
-		if (rc)
-			continue;
-		switch (opt) {
-		case 'T': tag = optarg; break;
-		case 'h': return cli_help("build");
-		default: return cli_usage_err("build", "bad option");
-		}
+		rc = img_parse_opt("build", opt, &o);
+		if (rc != 1)
+			return rc == 2 ? EXIT_OK : EXIT_USAGE;
 	}
 	if (argc - optind != 2)
 		return cli_usage_err("build", "expected DIR OUT");
@@ -73,7 +57,7 @@ int cmd_build(int argc, char **argv)
 	}
 	if (img_prepare_out(argv[optind + 1], out))
 		return EXIT_FAIL;
-	rc = img_begin(&w, out, vsize, &commit);
+	rc = img_begin(&w, out, o.vsize, &o.commit);
 	if (!rc)
 		rc = img_layer_begin(&w, true);
 	if (!rc)
@@ -81,7 +65,7 @@ int cmd_build(int argc, char **argv)
 	if (!rc)
 		rc = img_layer_end(&w);
 	if (!rc)
-		rc = img_write_layout(&w, tag);
+		rc = img_write_layout(&w, o.tag);
 	img_end(&w);
 	return rc ? EXIT_FAIL : EXIT_OK;
 }

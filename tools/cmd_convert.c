@@ -350,21 +350,12 @@ static int apply_layer(struct img_work *w, const char *blob, enum compression c)
 int cmd_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "algorithm", required_argument, NULL, IMG_OPT_ALGO },
-		{ "bs", required_argument, NULL, IMG_OPT_BS },
-		{ "no-zfile", no_argument, NULL, IMG_OPT_NOZ },
-		{ "no-tar", no_argument, NULL, IMG_OPT_NOTAR },
-		{ "message", required_argument, NULL, 'm' },
-		{ "tag", required_argument, NULL, 'T' },
+		IMG_OPTIONS,
 		{ "src-tls-verify", required_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_PROGRESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_commit_opts commit = IMG_COMMIT_DEFAULTS;
-	u64 vsize = CONVERT_DEFAULT_SIZE;
-	const char *tag = "latest", *tls = NULL, *source;
+	struct img_opts o = IMG_OPTS_DEFAULTS(CONVERT_DEFAULT_SIZE);
+	const char *tls = NULL, *source;
 	char out[PATH_MAX], layout[PATH_MAX] = "", blob[PATH_MAX];
 	struct src_layer *ls = NULL;
 	struct img_work w;
@@ -374,21 +365,15 @@ int cmd_convert(int argc, char **argv)
 	img_cmd = "convert";
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "s:m:h", opts, NULL)) != -1) {
-		rc = img_parse_opt("convert", opt, &vsize, &commit);
-		if (rc < 0)
-			return EXIT_USAGE;
-		if (rc)
-			continue;
-		switch (opt) {
-		case 'T': tag = optarg; break;
-		case 'V':
+		if (opt == 'V') {
 			if (strcmp(optarg, "true") && strcmp(optarg, "false"))
 				return cli_usage_err("convert", "--src-tls-verify takes true or false");
 			tls = optarg;
-			break;
-		case 'h': return cli_help("convert");
-		default: return cli_usage_err("convert", "bad option");
+			continue;
 		}
+		rc = img_parse_opt("convert", opt, &o);
+		if (rc != 1)
+			return rc == 2 ? EXIT_OK : EXIT_USAGE;
 	}
 	if (argc - optind != 2)
 		return cli_usage_err("convert", "expected SOURCE OUTDIR");
@@ -398,7 +383,7 @@ int cmd_convert(int argc, char **argv)
 	ls = calloc(OBD_MAX_LAYERS, sizeof(*ls));
 	if (!ls)
 		return EXIT_FAIL;
-	rc = img_begin(&w, out, vsize, &commit);
+	rc = img_begin(&w, out, o.vsize, &o.commit);
 	if (!rc)
 		rc = img_pathf(layout, "%s/src", w.work);
 	if (!rc)
@@ -416,7 +401,7 @@ int cmd_convert(int argc, char **argv)
 			rc = img_layer_end(&w);
 	}
 	if (!rc)
-		rc = img_write_layout(&w, tag);
+		rc = img_write_layout(&w, o.tag);
 	if (layout[0] && !access(layout, F_OK) && rm_tree(layout))
 		rc = rc ? rc : -EIO;
 	img_end(&w);

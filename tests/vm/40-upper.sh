@@ -20,23 +20,13 @@
 #     intact, writes succeed again once space is freed
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-
-obd=$OBD_TOP/build/obd
-PY=/usr/bin/python3
-fsx="$PY $OBD_TOP/tests/vm/upper_fsx.py"
-REF=$OBD_TOP/tests/data/overlaybd-ref
-len=131072	# 64 MiB in sectors
-[ -x "$obd" ] || bail "$obd missing: run make first"
+# shellcheck source=tests/vm/upper_lib.sh
+. "$OBD_TOP/tests/vm/upper_lib.sh"
 vm_test_begin 40-upper
 modprobe ext4 2>/dev/null
 modprobe loop 2>/dev/null
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
-L1=$REF/l1.commit
-L2=$REF/l2.commit.lz4.zfile.tar
-table() { echo "0 $len overlaybd 2 $L1 $L2 3 upper $1 $2"; }
-shaof() { sha256sum "$1" | cut -d' ' -f1; }
-devsha() { sha256sum "/dev/mapper/$1" | cut -d' ' -f1; }
 check "obd cat of the lower stack" "$obd" cat --no-progress -o lower.raw "$L1" "$L2"
 
 for kind in append sparse; do

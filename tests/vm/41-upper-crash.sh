@@ -20,14 +20,9 @@
 # vm-boots: 3
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-
-obd=$OBD_TOP/build/obd
-PY=/usr/bin/python3
+# shellcheck source=tests/vm/upper_lib.sh
+. "$OBD_TOP/tests/vm/upper_lib.sh"
 CR="$PY $OBD_TOP/tests/vm/upper_crash.py"
-REF=$OBD_TOP/tests/data/overlaybd-ref
-L1=$REF/l1.commit
-L2=$REF/l2.commit.lz4.zfile.tar
-len=131072
 vm_dmesg_mark "41-upper-crash-boot$OBD_VM_BOOT"
 diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
 vm_crash_dir u
@@ -38,7 +33,6 @@ vm_on_exit vm_unload_module
 modprobe ext4 2>/dev/null
 seed=${OBD_VM_SEED:-7}
 table() { echo "0 $len overlaybd 2 $L1 $L2 3 upper $d/$1 $d/$2"; }
-shaof() { sha256sum "$1" | cut -d' ' -f1; }
 
 open_all() {
 	check "load the append upper (boot $OBD_VM_BOOT)" dmsetup create c41a --table "$(table a.data a.index)" || bail "append"

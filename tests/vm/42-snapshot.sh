@@ -20,21 +20,12 @@
 #     such device, a NEW_DATA that exists
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-
-obd=$OBD_TOP/build/obd
-PY=/usr/bin/python3
-fsx="$PY $OBD_TOP/tests/vm/upper_fsx.py"
-REF=$OBD_TOP/tests/data/overlaybd-ref
-L1=$REF/l1.commit
-L2=$REF/l2.commit.lz4.zfile.tar
-len=131072	# 64 MiB in sectors
-[ -x "$obd" ] || bail "$obd missing: run make first"
+# shellcheck source=tests/vm/upper_lib.sh
+. "$OBD_TOP/tests/vm/upper_lib.sh"
 vm_test_begin 42-snapshot
 modprobe ext4 2>/dev/null
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
-shaof() { sha256sum "$1" | cut -d' ' -f1; }
-devsha() { sha256sum "/dev/mapper/$1" | cut -d' ' -f1; }
 uuid_of() { "$obd" info --json "$@" | $PY -c 'import json, sys; print(json.load(sys.stdin)["layers"][-1]["uuid"])'; }
 parent_of() { "$obd" info --json "$@" | $PY -c 'import json, sys; print(json.load(sys.stdin)["layers"][-1]["parent_uuid"])'; }
 check "obd cat of the lower stack" "$obd" cat --no-progress -o lower.raw "$L1" "$L2"
