@@ -15,10 +15,11 @@
 # 3 and 4; OBD_BENCH_VM="fio remote upper" (the default: all three) picks
 # among them; OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3 and
 # OBD_BENCH_REMOTE_CASES ("1 2 3 4") picks its cases;
-# OBD_BENCH_MB (stack / device size, 2 and 4), OBD_BENCH_RUNTIME (s per warm
-# run of 2, per random run of 4) and OBD_BENCH_REPEAT (runs per case, median
-# reported) reach the guest, as do OBD_BENCH_STACKS ("plain lz4" or either)
-# for 2 and OBD_BENCH_UPPERS ("append sparse" or either) for 4.
+# OBD_BENCH_MB (stack size of 2, default 64; device size of 4, default
+# 256), OBD_BENCH_RUNTIME (s per warm run of 2, per run of 4) and
+# OBD_BENCH_REPEAT (runs per case, median reported) reach the guest, as do
+# OBD_BENCH_STACKS ("plain lz4" or either) for 2, OBD_BENCH_UPPERS ("append
+# sparse" or either) and OBD_BENCH_UPPER_CASES ("1 2 3") for 4.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -55,14 +56,15 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	if [ -z "${vm_suites##*upper*}" ]; then
 		echo "== writes to an upper layer, kernel $k (tests/vm/bench-upper.sh)"
 		envs=()
-		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_UPPERS; do
+		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_UPPERS \
+			OBD_BENCH_UPPER_CASES; do
 			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 		done
 		# The lower layer, each run's upper files and the loop file on
 		# ext4 on this disk (a sparse host file: the size costs nothing;
 		# an append upper grows with every write of a run).
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
-			--scratch-disk $(( ${OBD_BENCH_MB:-64} * 6 + 2048 )) ${envs[@]+"${envs[@]}"} -- \
+			--scratch-disk $(( ${OBD_BENCH_MB:-256} * 6 + 2048 )) ${envs[@]+"${envs[@]}"} -- \
 			bash tests/vm/bench-upper.sh
 	fi
 done

@@ -19,11 +19,17 @@
 # each device's run. Output: one line per case and upper kind: median IOPS
 # (or MiB/s) of each device, the ratio of the medians (device/loop), the
 # range of the per-run ratios and the target (0.8 random, 0.9 sequential).
-# A device whose status shows write errors after a run gets a WARNING line.
+# Then, as comments: each case's per-run values and the device's status
+# after its last run. A device whose status shows write errors after a run
+# gets a WARNING line, as do error lines of dm-overlaybd in the kernel log.
+# OBD_BENCH_MB (device size, default 256: a sequential run of RUNTIME s
+# under TCG fits without wrapping), OBD_BENCH_RUNTIME, OBD_BENCH_REPEAT,
+# OBD_BENCH_UPPERS ("append sparse" or either) and OBD_BENCH_UPPER_CASES
+# ("1 2 3": 4 KiB random QD1, QD32, 1 MiB sequential) select the work.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-SIZE_MB=${OBD_BENCH_MB:-64}
+SIZE_MB=${OBD_BENCH_MB:-256}
 RUNTIME=${OBD_BENCH_RUNTIME:-3}
 REPEAT=${OBD_BENCH_REPEAT:-5}
 UPPERS=${OBD_BENCH_UPPERS:-append sparse}
