@@ -461,9 +461,9 @@ int obd_upper_flush(struct obd_upper *up)
 		/*
 		 * The data again, then the index (buffers written when they
 		 * filled). The second data fsync looks redundant (writing
-		 * records syncs the data first) but without it a crash test
-		 * once lost fsynced ext4 files; kept until that is understood
-		 * (docs/STATUS.md).
+		 * records syncs the data first), but the one crash-test run
+		 * without it that lost fsynced ext4 files is not explained
+		 * yet (docs/STATUS.md): it stays until it is.
 		 */
 		if (!r)
 			r = vfs_fsync(up->data, 1);
