@@ -23,7 +23,8 @@
 # a file that does not compile fails the build (nothing is skipped). fuzz_config
 # links the tools' config.v1.json parser (cli_config_load, tools/cli_stack.c)
 # and what it reaches of tools/*.c (an archive), fetchd/ and curl; fuzz_manifest
-# (imageref_manifest_parse, tools/cli_imageref.c) is linked the same way. The registry targets (REG_TARGETS:
+# (imageref_manifest_parse, tools/cli_imageref.c) and fuzz_ocimanifest
+# (oci_manifest_layers, tools/cli_oci.c) are linked the same way. The registry targets (REG_TARGETS:
 # fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token) link the pure registry
 # helpers fetchd/{config,cred,auth,url}.c, compiled the same way with -Ifetchd.
 set -u
@@ -111,7 +112,7 @@ build() {
 		if [ -z "${REG_TARGETS##* $t *}" ]; then
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" \
 				"${robjs[@]}" "${objs[@]}" $LIBS || die "building $t failed"
-		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ]; then
+		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ] || [ "$t" = fuzz_ocimanifest ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
 				"${robjs[@]}" "${eobjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto ||

@@ -98,6 +98,8 @@ int cli_parse_algo(const char *s, u8 *algo);
 int cli_parse_bs(const char *s, u32 *bs);
 /* Create path (O_EXCL; with force, unlink first). Reports errors; fd or -1. */
 int cli_open_output(const char *path, bool force);
+/* A regular file of at most max bytes, NUL-terminated, in *buf (malloc'd). */
+int cli_read_file(const char *path, u64 max, u8 **buf, u64 *len);
 /* Both exist and are the same inode. */
 bool cli_same_file(const char *a, const char *b);
 /* "-" or NULL means stdin/stdout. */

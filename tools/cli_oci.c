@@ -4,6 +4,8 @@
  * with the layer annotations accelerated-container-image writes.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,4 +135,103 @@ json_object *oci_manifest(const struct oci_blob *layers, int n, const char *cfg_
 	}
 	json_object_object_add(m, "layers", descs);
 	return m;
+}
+
+static int layer_media_type(const char *mt, enum oci_compression *c)
+{
+	static const struct { const char *mt; enum oci_compression c; } known[] = {
+		{ "application/vnd.oci.image.layer.v1.tar", OCI_PLAIN },
+		{ "application/vnd.oci.image.layer.v1.tar+gzip", OCI_GZIP },
+		{ "application/vnd.oci.image.layer.v1.tar+zstd", OCI_ZSTD },
+		{ "application/vnd.oci.image.layer.nondistributable.v1.tar", OCI_PLAIN },
+		{ "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", OCI_GZIP },
+		{ "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", OCI_ZSTD },
+		{ "application/vnd.docker.image.rootfs.diff.tar.gzip", OCI_GZIP },
+		{ "application/vnd.docker.image.rootfs.diff.tar", OCI_PLAIN },
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		if (!strcmp(mt, known[i].mt)) {
+			*c = known[i].c;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static bool canonical_digest(const char *d)
+{
+	size_t len = strlen(d);
+
+	return len == OBD_DIGEST_STR_LEN && !strncmp(d, "sha256:", 7) &&
+	       strspn(d + 7, "0123456789abcdef") == 64;
+}
+
+int oci_manifest_layers(const char *text, size_t len, struct oci_src_layer *ls,
+			unsigned int max, unsigned int *n, char *err, size_t errlen)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *man = NULL, *v, *d, *mt, *dg;
+	size_t i, nl;
+	int rc = -EINVAL;
+
+	if (!tok) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (len > OCI_MANIFEST_MAX || len > INT32_MAX) {
+		snprintf(err, errlen, "larger than %u bytes", OCI_MANIFEST_MAX);
+		goto out;
+	}
+	man = json_tokener_parse_ex(tok, text, (int)len);
+	if (!man || json_tokener_get_error(tok) != json_tokener_success ||
+	    tok->char_offset != (int)len) {
+		snprintf(err, errlen, "not one JSON document");
+		goto out;
+	}
+	if (!json_object_object_get_ex(man, "layers", &v) ||
+	    !json_object_is_type(v, json_type_array)) {
+		snprintf(err, errlen, "no layers array (an image index? skopeo picks one image)");
+		goto out;
+	}
+	nl = json_object_array_length(v);
+	if (!nl || nl > max) {
+		snprintf(err, errlen, "%zu layers (1 to %u)", nl, max);
+		goto out;
+	}
+	for (i = 0; i < nl; i++) {
+		enum oci_compression c;
+		const char *s;
+
+		d = json_object_array_get_idx(v, i);
+		mt = dg = NULL;
+		if (!json_object_is_type(d, json_type_object) ||
+		    !json_object_object_get_ex(d, "mediaType", &mt) ||
+		    !json_object_is_type(mt, json_type_string) ||
+		    layer_media_type(json_object_get_string(mt), &c)) {
+			snprintf(err, errlen, "layer %zu: media type '%.80s' is not a tar layer", i + 1,
+				 mt && json_object_is_type(mt, json_type_string) ?
+				 json_object_get_string(mt) : "(none)");
+			goto out;
+		}
+		if (!json_object_object_get_ex(d, "digest", &dg) ||
+		    !json_object_is_type(dg, json_type_string) ||
+		    !canonical_digest(s = json_object_get_string(dg))) {
+			snprintf(err, errlen, "layer %zu: digest is not sha256:<64 hex>", i + 1);
+			goto out;
+		}
+	}
+	for (i = 0; i < nl; i++) {
+		d = json_object_array_get_idx(v, i);
+		json_object_object_get_ex(d, "mediaType", &mt);
+		json_object_object_get_ex(d, "digest", &dg);
+		layer_media_type(json_object_get_string(mt), &ls[i].comp);
+		snprintf(ls[i].digest, sizeof(ls[i].digest), "%s", json_object_get_string(dg));
+	}
+	*n = (unsigned int)nl;
+	rc = 0;
+out:
+	json_object_put(man);
+	json_tokener_free(tok);
+	return rc;
 }

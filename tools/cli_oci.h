@@ -31,6 +31,23 @@ json_object *oci_descriptor(const char *mt, const char *digest, u64 size);
 /* The manifest with the overlaybd layer annotations (spec 7). */
 json_object *oci_manifest(const struct oci_blob *layers, int n, const char *cfg_digest,
 			  u64 cfg_size);
+/* A layer of an image to convert: its blob and how the tar is compressed. */
+enum oci_compression { OCI_PLAIN, OCI_GZIP, OCI_ZSTD };
+struct oci_src_layer {
+	char digest[OBD_DIGEST_STR_LEN + 1];
+	enum oci_compression comp;
+};
+#define OCI_MANIFEST_MAX	(4u << 20)
+
+/*
+ * The layers of an image manifest (OCI or Docker v2 media types), bottom
+ * first: 1..max of them, each a tar layer (plain, gzip, zstd) with a
+ * canonical sha256 digest. 0, or -EINVAL with err saying why (ls, *n
+ * untouched then).
+ */
+int oci_manifest_layers(const char *text, size_t len, struct oci_src_layer *ls,
+			unsigned int max, unsigned int *n, char *err, size_t errlen);
+
 /* The compact text form that is uploaded / stored (digests are of it). */
 const char *oci_text(json_object *o);
 

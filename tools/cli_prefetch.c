@@ -194,43 +194,6 @@ static int prefetch_status(const char *name, struct obd_prefetch_status *st)
 /* -------------------------------------------------------------------------
  * Trace files
  * ------------------------------------------------------------------------- */
-static int read_file(const char *path, u64 max, u8 **buf, u64 *len)
-{
-	struct stat st;
-	ssize_t got;
-	int fd;
-
-	*buf = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		cli_err(path, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	if (!S_ISREG(st.st_mode) || (u64)st.st_size > max) {
-		cli_err(path, "%s", S_ISREG(st.st_mode) ? "too large" : "not a regular file");
-		close(fd);
-		return -EFBIG;
-	}
-	*buf = malloc((size_t)st.st_size + 1);
-	if (!*buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	got = cli_read_upto(fd, *buf, (size_t)st.st_size);
-	close(fd);
-	if (got < 0) {
-		cli_err(path, "read: %s", strerror((int)-got));
-		free(*buf);
-		*buf = NULL;
-		return (int)got;
-	}
-	*len = (u64)got;
-	(*buf)[got] = 0;
-	return 0;
-}
-
 static bool tar_octal(const char *f, size_t n, u64 *v)
 {
 	size_t i = 0;
@@ -362,7 +325,7 @@ static int trace_load(const char *path, struct cli_trace *t, bool allow_empty)
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", path);
-	rc = read_file(path, TRACE_FILE_MAX, &t->buf, &t->len);
+	rc = cli_read_file(path, TRACE_FILE_MAX, &t->buf, &t->len);
 	if (!rc)
 		rc = trace_parse(t, allow_empty);
 	if (rc)
@@ -1175,7 +1138,7 @@ int cli_prefetch_files(const char *name, const char *list, unsigned int concurre
 	u64 len, bytes = 0;
 	int rc;
 
-	rc = read_file(list, FILE_LIST_MAX, &text, &len);
+	rc = cli_read_file(list, FILE_LIST_MAX, &text, &len);
 	if (rc == -EFBIG)
 		cli_err(list, "a file list is at most %d bytes", FILE_LIST_MAX);
 	if (rc)

@@ -2,6 +2,7 @@
 /*
  * Error reporting, option parsing helpers, progress bar, full-length I/O.
  */
+#include <fcntl.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -260,5 +261,42 @@ int cli_make_dirs(const char *dir)
 		}
 		p[i] = dir[i];
 	}
+	return 0;
+}
+
+int cli_read_file(const char *path, u64 max, u8 **buf, u64 *len)
+{
+	struct stat st;
+	ssize_t got;
+	int fd;
+
+	*buf = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		cli_err(path, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode) || (u64)st.st_size > max) {
+		cli_err(path, "%s", S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+		close(fd);
+		return -EFBIG;
+	}
+	*buf = malloc((size_t)st.st_size + 1);
+	if (!*buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	got = cli_read_upto(fd, *buf, (size_t)st.st_size);
+	close(fd);
+	if (got < 0) {
+		cli_err(path, "read: %s", strerror((int)-got));
+		free(*buf);
+		*buf = NULL;
+		return (int)got;
+	}
+	*len = (u64)got;
+	(*buf)[got] = 0;
 	return 0;
 }

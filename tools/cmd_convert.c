@@ -35,35 +35,6 @@
 
 extern char **environ;
 
-enum compression { COMP_NONE, COMP_GZIP, COMP_ZSTD };
-
-struct src_layer {
-	char digest[OBD_DIGEST_STR_LEN + 1];
-	enum compression comp;
-};
-
-static int media_type(const char *mt, enum compression *c)
-{
-	static const struct { const char *mt; enum compression c; } known[] = {
-		{ "application/vnd.oci.image.layer.v1.tar", COMP_NONE },
-		{ "application/vnd.oci.image.layer.v1.tar+gzip", COMP_GZIP },
-		{ "application/vnd.oci.image.layer.v1.tar+zstd", COMP_ZSTD },
-		{ "application/vnd.oci.image.layer.nondistributable.v1.tar", COMP_NONE },
-		{ "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", COMP_GZIP },
-		{ "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", COMP_ZSTD },
-		{ "application/vnd.docker.image.rootfs.diff.tar.gzip", COMP_GZIP },
-		{ "application/vnd.docker.image.rootfs.diff.tar", COMP_NONE },
-	};
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-		if (!strcmp(mt, known[i].mt)) {
-			*c = known[i].c;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 static json_object *read_json(const char *path)
 {
 	json_object *o = json_object_from_file(path);
@@ -84,11 +55,12 @@ static int blob_path(char buf[PATH_MAX], const char *layout, const char *digest)
 }
 
 /* The layers of the one image in the OCI layout (skopeo's copy), bottom first. */
-static int read_layers(const char *layout, struct src_layer *ls, unsigned int *n)
+static int read_layers(const char *layout, struct oci_src_layer *ls, unsigned int *n)
 {
-	json_object *idx = NULL, *man = NULL, *v, *d, *mt, *dg;
-	char path[PATH_MAX];
-	size_t i, len;
+	json_object *idx = NULL, *v, *d, *dg;
+	char path[PATH_MAX], err[256];
+	u8 *text = NULL;
+	u64 len;
 	int rc = -EINVAL;
 
 	if (img_pathf(path, "%s/index.json", layout) || !(idx = read_json(path)))
@@ -99,33 +71,18 @@ static int read_layers(const char *layout, struct src_layer *ls, unsigned int *n
 		cli_err(path, "expected one manifest");
 		goto out;
 	}
-	if (blob_path(path, layout, json_object_get_string(dg)) || !(man = read_json(path)))
+	if (blob_path(path, layout, json_object_get_string(dg)))
 		goto out;
-	if (!json_object_object_get_ex(man, "layers", &v) ||
-	    !json_object_is_type(v, json_type_array)) {
-		cli_err(path, "manifest: no layers array (an image index? skopeo picks one image)");
+	if (cli_read_file(path, OCI_MANIFEST_MAX, &text, &len))
 		goto out;
-	}
-	len = json_object_array_length(v);
-	if (!len || len >= OBD_MAX_LAYERS) {
-		cli_err(path, "manifest: %zu layers (1 to %d)", len, OBD_MAX_LAYERS - 1);
+	if (oci_manifest_layers((const char *)text, (size_t)len, ls, OBD_MAX_LAYERS - 1, n, err,
+				sizeof(err))) {
+		cli_err(path, "manifest: %s", err);
 		goto out;
 	}
-	for (i = 0; i < len; i++) {
-		d = json_object_array_get_idx(v, i);
-		if (!json_object_object_get_ex(d, "mediaType", &mt) ||
-		    !json_object_object_get_ex(d, "digest", &dg) ||
-		    media_type(json_object_get_string(mt), &ls[i].comp)) {
-			cli_err(path, "layer %zu: media type '%s' is not a tar layer", i + 1,
-				mt ? json_object_get_string(mt) : "(none)");
-			goto out;
-		}
-		snprintf(ls[i].digest, sizeof(ls[i].digest), "%s", json_object_get_string(dg));
-	}
-	*n = (unsigned int)len;
 	rc = 0;
 out:
-	json_object_put(man);
+	free(text);
 	json_object_put(idx);
 	return rc;
 }
@@ -286,13 +243,13 @@ static int whiteout(const char *root, char *name)
 	return rc || !exists ? rc : rm_tree(path);
 }
 
-static const char *comp_flag(enum compression c)
+static const char *comp_flag(enum oci_compression c)
 {
-	return c == COMP_GZIP ? "--gzip" : c == COMP_ZSTD ? "--zstd" : "--no-auto-compress";
+	return c == OCI_GZIP ? "--gzip" : c == OCI_ZSTD ? "--zstd" : "--no-auto-compress";
 }
 
 /* tar -t of the layer, each whiteout applied as it is listed. */
-static int apply_whiteouts(const char *root, const char *blob, enum compression c)
+static int apply_whiteouts(const char *root, const char *blob, enum oci_compression c)
 {
 	char *argv[] = { "tar", "-t", "--quoting-style=escape", (char *)comp_flag(c), "-f",
 			 (char *)blob, NULL };
@@ -337,7 +294,7 @@ static int apply_whiteouts(const char *root, const char *blob, enum compression 
 	return rc;
 }
 
-static int apply_layer(struct img_work *w, const char *blob, enum compression c)
+static int apply_layer(struct img_work *w, const char *blob, enum oci_compression c)
 {
 	char *argv[] = { "tar", "-x", "-p", "--same-owner", "--numeric-owner", "--xattrs",
 			 "--xattrs-include=*", "--exclude=" WH_PREFIX "*",
@@ -357,7 +314,7 @@ int cmd_convert(int argc, char **argv)
 	struct img_opts o = IMG_OPTS_DEFAULTS(CONVERT_DEFAULT_SIZE);
 	const char *tls = NULL, *source;
 	char out[PATH_MAX], layout[PATH_MAX] = "", blob[PATH_MAX];
-	struct src_layer *ls = NULL;
+	struct oci_src_layer *ls = NULL;
 	struct img_work w;
 	unsigned int n = 0, i;
 	int opt, rc;
