@@ -10,9 +10,12 @@
  * OCI media types. A layer is applied as the OCI image spec says: its
  * whiteouts (".wh.NAME": NAME goes; ".wh..wh..opq": the directory's
  * lower contents go) act on the layers below only, so they are applied
- * first, from GNU tar's listing of the layer; then the layer is extracted
- * with GNU tar (owners, modes, times, xattrs, hard links, symlinks,
- * devices; gzip and zstd), whiteout files left out.
+ * first, from GNU tar's listing of the layer, with paths resolved inside
+ * the image (chroot semantics); then the layer is extracted with GNU tar
+ * (owners, modes, times, xattrs, hard links, symlinks, devices; gzip and
+ * zstd), whiteout files left out. GNU tar resolves paths as the host does,
+ * so a member under a lower layer's symlink that points outside the image
+ * is refused (it would write outside it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -167,62 +170,110 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-/*
- * A member name to a path under root, or NULL: leading "./" and "/" go,
- * "." / ".." components are refused, and every directory on the way must
- * be a real directory (a symlink from a lower layer is not followed).
- */
-static int under_root(const char *root, const char *name, char out[PATH_MAX], bool *exists)
-{
-	struct stat st;
-	char *p, *q;
+#define MAX_LINKS	40
 
+/* Move the first component of *rest (a '/'-separated path) into c. */
+static void next_component(char **rest, char *c, size_t len)
+{
+	char *p = *rest, *e;
+
+	while (*p == '/')
+		p++;
+	e = strchrnul(p, '/');
+	snprintf(c, len, "%.*s", (int)(e - p), p);
+	*rest = e;
+}
+
+/*
+ * The host path of member name inside root, as the image sees it (chroot
+ * semantics, as containerd and umoci apply layers): symlinks on the way
+ * are followed, an absolute target starts again at root, ".." stops at
+ * root; the last component is not followed. -ENOENT / -ENOTDIR when a
+ * directory on the way is missing or is not one, -ELOOP after MAX_LINKS.
+ */
+static int in_root(const char *root, const char *name, char out[PATH_MAX])
+{
+	char cur[PATH_MAX] = "", rest[PATH_MAX], tmp[PATH_MAX], c[NAME_MAX + 2], *r = rest;
+	char target[PATH_MAX];
+	unsigned int links = 0;
+	struct stat st;
+	ssize_t n;
+
+	if (snprintf(rest, sizeof(rest), "%s", name) >= (int)sizeof(rest))
+		return -ENAMETOOLONG;
+	for (;;) {
+		next_component(&r, c, sizeof(c));
+		while (*r == '/')
+			r++;
+		if (!*r)	/* c is the last component: not followed */
+			return img_pathf(out, "%s%s%s/%s", root, *cur ? "/" : "", cur, c);
+		if (!*c || !strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			char *slash = strrchr(cur, '/');
+
+			if (slash)
+				*slash = '\0';
+			else
+				cur[0] = '\0';
+			continue;
+		}
+		if (img_pathf(tmp, "%s/%s%s%s", root, cur, *cur ? "/" : "", c))
+			return -ENAMETOOLONG;
+		if (lstat(tmp, &st))
+			return -ENOENT;
+		if (S_ISLNK(st.st_mode)) {
+			if (++links > MAX_LINKS)
+				return -ELOOP;
+			n = readlink(tmp, target, sizeof(target) - 1);
+			if (n < 0)
+				return -errno;
+			target[n] = '\0';
+			if (target[0] == '/')
+				cur[0] = '\0';
+			if (img_pathf(tmp, "%s/%s", target, r))
+				return -ENAMETOOLONG;
+			memcpy(rest, tmp, sizeof(rest));
+			r = rest;
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		if (strlen(cur) + strlen(c) + 2 > sizeof(cur))
+			return -ENAMETOOLONG;
+		if (*cur)
+			strcat(cur, "/");
+		strcat(cur, c);
+	}
+}
+
+/* A member name without leading "./" and "/". */
+static char *member_path(char *name)
+{
 	while (name[0] == '.' && name[1] == '/')
 		name += 2;
 	while (*name == '/')
 		name++;
-	if (img_pathf(out, "%s/%s", root, name))
-		return -ENAMETOOLONG;
-	*exists = false;
-	for (p = out + strlen(root) + 1; *p; p = q + 1) {
-		q = strchr(p, '/');
-		if ((q ? q - p : (long)strlen(p)) == 2 && p[0] == '.' && p[1] == '.')
-			return -EINVAL;
-		if (!q)
-			break;
-		*q = '\0';
-		if (lstat(out, &st) || !S_ISDIR(st.st_mode)) {
-			*q = '/';
-			return 0;	/* nothing below to remove */
-		}
-		*q = '/';
-	}
-	*exists = !lstat(out, &st);
-	return 0;
+	return name;
 }
 
 /* One whiteout member: ".wh.X" removes X, ".wh..wh..opq" empties its directory. */
-static int whiteout(const char *root, char *name)
+static int whiteout(const char *root, char *name, char *base)
 {
-	char path[PATH_MAX], *base = strrchr(name, '/');
-	bool exists;
+	char path[PATH_MAX], child[PATH_MAX];
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
 	int rc;
 
-	base = base ? base + 1 : name;
-	if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)))
-		return 0;
 	if (!strcmp(base, WH_OPAQUE)) {
-		DIR *d;
-		struct dirent *e;
-		char child[PATH_MAX];
-
-		*base = '\0';
-		rc = under_root(root, *name ? name : ".", path, &exists);
-		if (rc || !exists)
-			return rc;
+		strcpy(base, ".");	/* the directory itself */
+		rc = in_root(root, name, path);
+		if (rc)
+			return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc;
 		d = opendir(path);
 		if (!d)
-			return 0;	/* not a directory below: nothing to hide */
+			return 0;	/* no directory below: nothing to hide */
 		rc = 0;
 		while (!rc && (e = readdir(d))) {
 			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
@@ -235,12 +286,46 @@ static int whiteout(const char *root, char *name)
 		return rc;
 	}
 	memmove(base, base + strlen(WH_PREFIX), strlen(base + strlen(WH_PREFIX)) + 1);
-	if (!*base)
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
 		return 0;
-	rc = under_root(root, name, path, &exists);
-	if (rc == -EINVAL)
-		cli_err(name, "whiteout with a '..' component");
-	return rc || !exists ? rc : rm_tree(path);
+	rc = in_root(root, name, path);
+	if (rc)
+		return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc;
+	return lstat(path, &st) ? 0 : rm_tree(path);
+}
+
+/*
+ * GNU tar resolves a member's directories as the host does: refuse a
+ * member whose existing directories resolve elsewhere than inside the
+ * image (through an absolute or escaping symlink of a lower layer), which
+ * would write outside it. Directories the layer makes itself are safe
+ * (tar defers such symlinks to the end).
+ */
+static int check_member(const char *root, char *name, unsigned int layer)
+{
+	char want[PATH_MAX], dir[PATH_MAX], host[PATH_MAX], *slash = strrchr(name, '/');
+	int rc;
+
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	rc = img_pathf(dir, "%s/%s", root, name);
+	if (!rc && realpath(dir, host)) {
+		rc = img_pathf(want, "%s/.", name);
+		if (!rc)
+			rc = in_root(root, want, dir);
+		/* dir is now "<resolved>/.": compare without the "/." */
+		if (!rc && (strlen(dir) < 2 || strncmp(dir, host, strlen(dir) - 2) ||
+			    host[strlen(dir) - 2])) {
+			cli_err(NULL, "layer %u: member %s/%s goes through a symlink of a lower layer that points outside the image (to %s); refused",
+				layer, name, slash + 1, host);
+			rc = -EXDEV;
+		}
+		if (rc == -ENOENT || rc == -ENOTDIR)
+			rc = 0;
+	}
+	*slash = '/';
+	return rc == -ENAMETOOLONG ? 0 : rc;
 }
 
 static const char *comp_flag(enum oci_compression c)
@@ -248,8 +333,9 @@ static const char *comp_flag(enum oci_compression c)
 	return c == OCI_GZIP ? "--gzip" : c == OCI_ZSTD ? "--zstd" : "--no-auto-compress";
 }
 
-/* tar -t of the layer, each whiteout applied as it is listed. */
-static int apply_whiteouts(const char *root, const char *blob, enum oci_compression c)
+/* tar -t of the layer: each whiteout applied, each member's path checked. */
+static int prepare_layer(const char *root, const char *blob, enum oci_compression c,
+			 unsigned int layer)
 {
 	char *argv[] = { "tar", "-t", "--quoting-style=escape", (char *)comp_flag(c), "-f",
 			 (char *)blob, NULL };
@@ -276,8 +362,15 @@ static int apply_whiteouts(const char *root, const char *blob, enum oci_compress
 	while (f && getline(&line, &cap, f) > 0) {
 		line[strcspn(line, "\n")] = '\0';
 		unescape(line);
-		if (!rc && strstr(line, WH_PREFIX))
-			rc = whiteout(root, line);
+		if (!rc) {
+			char *name = member_path(line), *base = strrchr(name, '/');
+
+			base = base ? base + 1 : name;
+			if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX)))
+				rc = whiteout(root, name, base);
+			else
+				rc = check_member(root, name, layer);
+		}
 	}
 	free(line);
 	if (f)
@@ -294,12 +387,13 @@ static int apply_whiteouts(const char *root, const char *blob, enum oci_compress
 	return rc;
 }
 
-static int apply_layer(struct img_work *w, const char *blob, enum oci_compression c)
+static int apply_layer(struct img_work *w, const char *blob, enum oci_compression c,
+		       unsigned int layer)
 {
 	char *argv[] = { "tar", "-x", "-p", "--same-owner", "--numeric-owner", "--xattrs",
 			 "--xattrs-include=*", "--exclude=" WH_PREFIX "*",
 			 (char *)comp_flag(c), "-f", (char *)blob, "-C", w->mnt, NULL };
-	int rc = apply_whiteouts(w->mnt, blob, c);
+	int rc = prepare_layer(w->mnt, blob, c, layer);
 
 	return rc ? rc : img_run(argv);
 }
@@ -353,7 +447,7 @@ int cmd_convert(int argc, char **argv)
 		if (!rc)
 			rc = img_layer_begin(&w, i == 0);
 		if (!rc)
-			rc = apply_layer(&w, blob, ls[i].comp);
+			rc = apply_layer(&w, blob, ls[i].comp, i + 1);
 		if (!rc)
 			rc = img_layer_end(&w);
 	}

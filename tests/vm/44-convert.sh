@@ -10,7 +10,8 @@
 #     (umoci repack) deletes files and a directory tree (whiteouts),
 #     changes files, modes and owners, turns a directory into a file and
 #     links a new name to a lower file; layer 3 (a GNU tar made by hand,
-#     umoci raw add-layer) makes a directory opaque (.wh..wh..opq)
+#     umoci raw add-layer) makes a directory opaque (.wh..wh..opq), and
+#     removes and adds files through a symlinked directory (lib2 -> usr/lib2)
 #   - the reference rootfs: umoci unpack (the layers applied the standard way)
 #   - obd convert of oci:DIR:TAG (gzip), of a zstd copy (skopeo
 #     --dest-compress-format zstd), of docker-archive:FILE and of
@@ -20,7 +21,8 @@
 #     sha256, link targets, devices, hard-link groups, xattrs)
 #   - skopeo inspect reads OUTDIR; obd push of its layers publishes the
 #     manifest OUTDIR holds
-#   - refused: a source skopeo cannot read, OUTDIR not empty
+#   - refused: a source skopeo cannot read, OUTDIR not empty, a layer writing
+#     through a lower layer's symlink to outside the image (nothing written)
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/vm/registry_lib.sh
@@ -62,6 +64,9 @@ os.mknod(p("null"), 0o20666, os.makedev(1, 3))
 os.mknod(p("loop7"), 0o60660, os.makedev(7, 7))
 os.mkfifo(p("fifo"), 0o600)
 w("usr/lib/suid", r.randbytes(3000))
+os.makedirs(p("usr/lib2"))
+w("usr/lib2/old", b"removed through a symlinked directory\n")
+os.symlink("usr/lib2", p("lib2"))
 for x, u, g in (("home/u", 1000, 1000), ("usr/lib/suid", 0, 50), ("etc/keep.conf", 33, 33)):
     os.chown(p(x), u, g)
 os.chmod(p("usr/lib/suid"), 0o4755)
@@ -79,17 +84,20 @@ check "layer 2: deletions, changes, a directory turned into a file, a link to a 
 	ln '$R/usr/lib/big.bin' '$R/usr/lib/big-hardlink' && chmod 600 '$R/etc/keep.conf' &&
 	chown 1001:1002 '$R/usr/lib/hard1' && touch -d @1450000000 '$R/etc/change.me'"
 check "umoci repack (layer 2)" umoci repack --refresh-bundle --image src:v1 bundle
-mkdir -p opq-layer/opq
+mkdir -p opq-layer/opq opq-layer/lib2
 : > opq-layer/opq/.wh..wh..opq
 echo fresh > opq-layer/opq/fresh
 echo upper > opq-layer/opq/keepname
-check "layer 3: an opaque directory (GNU tar, umoci raw add-layer)" bash -c "
-	tar -C opq-layer -cf opq.tar opq && umoci raw add-layer --image src:v1 opq.tar"
+: > opq-layer/lib2/.wh.old
+echo "written through lib2 -> usr/lib2" > opq-layer/lib2/via-link
+check "layer 3: an opaque directory, a whiteout and a file through a symlinked directory (GNU tar, umoci raw add-layer)" bash -c "
+	tar -C opq-layer -cf opq.tar opq lib2/.wh.old lib2/via-link && umoci raw add-layer --image src:v1 opq.tar"
 check "umoci unpack: the reference rootfs" umoci unpack --image src:v1 ref
 $manifest ref/rootfs > ref.manifest
 check "the reference has the opaque directory applied, the deletions done" bash -c "
 	test ! -e ref/rootfs/opq/old && test -e ref/rootfs/opq/fresh && test ! -e ref/rootfs/etc/old.conf &&
-	test ! -e ref/rootfs/usr/share/gone && test -f ref/rootfs/swap"
+	test ! -e ref/rootfs/usr/share/gone && test -f ref/rootfs/swap &&
+	test -f ref/rootfs/usr/lib2/via-link && test ! -e ref/rootfs/usr/lib2/old"
 
 # converted OUT NAME: attach OUT, fsck, mount, the tree = the reference
 converted() {
@@ -146,6 +154,19 @@ check "a source skopeo cannot read: refused, no image ($out)" test "$rc" -ne 0 -
 check "... with skopeo's message" grep -q "skopeo failed" <<< "$out"
 out=$("$obd" convert "oci:$d/src:v1" "$d/o1" 2>&1)
 check "OUTDIR not empty: refused" grep -q "exists and is not empty" <<< "$out"
+# a lower layer's symlink to outside the image, a member written through it
+mkdir -p /tmp/obd-escape
+check "an image whose layer 2 writes through layer 1's symlink to /tmp/obd-escape (umoci)" bash -c "
+	umoci init --layout evil && umoci new --image evil:v1 && umoci unpack --image evil:v1 eb &&
+	ln -s /tmp/obd-escape eb/rootfs/esc && umoci repack --refresh-bundle --image evil:v1 eb &&
+	mkdir -p evil-layer/esc && echo pwned > evil-layer/esc/pwned &&
+	tar -C evil-layer -cf evil.tar esc/pwned && umoci raw add-layer --image evil:v1 evil.tar"
+out=$("$obd" convert --size 256M "oci:$d/evil:v1" "$d/o6" 2>&1)
+rc=$?
+check "a member through a symlink out of the image: refused ($out)" bash -c \
+	"[ $rc -ne 0 ] && grep -q 'goes through a symlink of a lower layer that points outside the image' <<< \"\$1\"" _ "$out"
+check "... nothing written outside" test ! -e /tmp/obd-escape/pwned
+rm -rf /tmp/obd-escape
 check "no device left behind" bash -c "! dmsetup ls | grep -q obd-convert"
 vm_dmesg_check 44-convert
 tap_done
