@@ -211,7 +211,11 @@ static int seal_upper(const char *data, const char *index, off_t *sealed_at)
 /* Cut data back to before the seal (the old table appends there again). */
 static void unseal(const char *data, off_t at)
 {
-	int fd = open(data, O_WRONLY | O_CLOEXEC);
+	int fd;
+
+	if (at < 0)	/* the seal never began */
+		return;
+	fd = open(data, O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0 || ftruncate(fd, at) || fsync(fd))
 		cli_err(data, "undoing the seal (truncate to %lld) failed: %s; the old table will not "
@@ -224,7 +228,7 @@ static int snapshot(const char *name, const char *data, const char *index, const
 		    const char *ni, const struct table *t, u64 len, bool ro)
 {
 	char *params = NULL;
-	off_t sealed_at = 0;
+	off_t sealed_at = -1;
 	int rc;
 
 	if (cli_dm_suspend(name)) {
