@@ -93,7 +93,7 @@ echo "written through lib2 -> usr/lib2" > opq-layer/lib2/via-link
 check "layer 3: an opaque directory, a whiteout and a file through a symlinked directory (GNU tar, umoci raw add-layer)" bash -c "
 	tar -C opq-layer -cf opq.tar opq lib2/.wh.old lib2/via-link && umoci raw add-layer --image src:v1 opq.tar"
 check "umoci unpack: the reference rootfs" umoci unpack --image src:v1 ref
-$manifest ref/rootfs > ref.manifest
+$manifest ref/rootfs | sed 's|^\(usr/lib2 d [0-7]* [0-9]* [0-9]*\) [0-9]*|\1 -|' > ref.manifest
 check "the reference has the opaque directory applied, the deletions done" bash -c "
 	test ! -e ref/rootfs/opq/old && test -e ref/rootfs/opq/fresh && test ! -e ref/rootfs/etc/old.conf &&
 	test ! -e ref/rootfs/usr/share/gone && test -f ref/rootfs/swap &&
@@ -108,7 +108,9 @@ converted() {
 	check "$name: fsck.ext4 -fn is clean" fsck.ext4 -fn "/dev/mapper/c-$name"
 	mkdir -p mnt
 	check "$name: mounts read-only" mount -o ro,noload "/dev/mapper/c-$name" mnt
-	$manifest mnt > "$name.manifest"
+	# usr/lib2 has no entry in layer 3, which changes it through lib2: GNU tar
+	# leaves it the conversion's mtime, umoci keeps the old one (docs/obd.md)
+	$manifest mnt | sed 's|^\(usr/lib2 d [0-7]* [0-9]* [0-9]*\) [0-9]*|\1 -|' > "$name.manifest"
 	check "$name: the tree lists exactly as umoci's rootfs ($(wc -l < ref.manifest) entries)" \
 		diff ref.manifest "$name.manifest"
 	umount mnt
