@@ -95,17 +95,6 @@ prep() {
 	fi
 }
 
-# summary DM_VALUES LOOP_VALUES -> "median_dm median_loop ratio min-max"
-summary() {
-	python3 - "$1" "$2" <<'PY'
-import statistics as s, sys
-a = [int(x) for x in sys.argv[1].split()]
-b = [int(x) for x in sys.argv[2].split()]
-r = [x / max(y, 1) for x, y in zip(a, b)]
-print("%d %d %.2f %.2f-%.2f" % (s.median(a), s.median(b),
-      s.median(a) / max(s.median(b), 1), min(r), max(r)))
-PY
-}
 
 printf '# ext4 on %s\n' "$under"
 printf '# kernel %s, %d MiB stack, %d repetitions per case (order alternates), warm runs %ds\n' \

@@ -128,17 +128,6 @@ prep() {
 	echo 3 > /proc/sys/vm/drop_caches
 }
 
-# summary DM_VALUES LOOP_VALUES -> "median_dm median_loop ratio min-max"
-summary() {
-	python3 - "$1" "$2" <<'PY'
-import statistics as s, sys
-a = [int(x) for x in sys.argv[1].split()]
-b = [int(x) for x in sys.argv[2].split()]
-r = [x / max(y, 1) for x, y in zip(a, b)]
-print("%d %d %.2f %.2f-%.2f" % (s.median(a), s.median(b),
-      s.median(a) / max(s.median(b), 1), min(r), max(r)))
-PY
-}
 
 vm_dmesg_mark bench-upper
 printf '# ext4 on %s\n' "$under"

@@ -250,3 +250,16 @@ vm_crash_dir() {
 	CRASH_DIR=$mnt/$1
 	mkdir -p "$CRASH_DIR"
 }
+
+# Benchmarks: summary DEV_VALUES BASE_VALUES -> "median_dev median_base ratio min-max"
+# (the ratio of the medians and the range of the per-run ratios)
+summary() {
+	python3 - "$1" "$2" <<'PY'
+import statistics as s, sys
+a = [int(x) for x in sys.argv[1].split()]
+b = [int(x) for x in sys.argv[2].split()]
+r = [x / max(y, 1) for x, y in zip(a, b)]
+print("%d %d %.2f %.2f-%.2f" % (s.median(a), s.median(b),
+      s.median(a) / max(s.median(b), 1), min(r), max(r)))
+PY
+}
