@@ -160,11 +160,6 @@ int cli_dm_resume(const char *name)
 	return dm_simple(DM_DEVICE_RESUME, name);
 }
 
-int cli_dm_clear(const char *name)
-{
-	return dm_simple(DM_DEVICE_CLEAR, name);
-}
-
 int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_RELOAD);

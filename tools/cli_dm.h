@@ -20,11 +20,10 @@ bool cli_dm_exists(const char *name);
  */
 int cli_dm_table(const char *name, uint64_t *len, char **params, bool *read_only);
 /* Suspend (in-flight I/O completes, the target flushes), load an inactive
- * table, drop it, resume (the loaded table, if any, goes live). 0 or -errno;
+ * table, resume (the loaded table, if any, goes live). 0 or -errno;
  * cli_dm_last_error() says why. */
 int cli_dm_suspend(const char *name);
 int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only);
-int cli_dm_clear(const char *name);
 int cli_dm_resume(const char *name);
 /* Create name with one overlaybd target of len sectors (node made); remove it. */
 int cli_dm_create(const char *name, uint64_t len, const char *params, bool read_only);
