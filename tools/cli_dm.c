@@ -127,8 +127,17 @@ int cli_dm_table(const char *name, uint64_t *len, char **params, bool *read_only
 	return rc;
 }
 
-/* One DM_DEVICE_* call on name; resume waits for udev when it runs. */
-static int dm_simple(int type, const char *name)
+/* How dm_simple() deals with udev and the /dev/mapper node. */
+enum {
+	DM_SIMPLE_UDEV = 1 << 0,	/* with udevd running, wait for it (a cookie) */
+	DM_SIMPLE_NODES = 1 << 1,	/* no cookie: make or remove the node now, not at exit */
+};
+
+/*
+ * One DM_DEVICE_* call on name. A cookie that was made is waited on even
+ * when the call (or taking the cookie) failed: the wait also releases it.
+ */
+static int dm_simple(int type, const char *name, unsigned int flags)
 {
 	struct dm_task *dmt = dm_task_create(type);
 	uint32_t cookie = 0;
@@ -136,28 +145,27 @@ static int dm_simple(int type, const char *name)
 
 	if (!dmt)
 		return -ENOMEM;
-	if (!dm_task_set_name(dmt, name))
-		goto out;
-	if (type == DM_DEVICE_RESUME && dm_udev_get_sync_support() &&
-	    !dm_task_set_cookie(dmt, &cookie, 0))
-		goto out;
-	if (dm_task_run(dmt))
+	if (dm_task_set_name(dmt, name) &&
+	    (!(flags & DM_SIMPLE_UDEV) || !dm_udev_get_sync_support() ||
+	     dm_task_set_cookie(dmt, &cookie, 0)) &&
+	    dm_task_run(dmt))
 		rc = 0;
 	if (cookie)
 		dm_udev_wait(cookie);
-out:
+	else if (flags & DM_SIMPLE_NODES)
+		dm_task_update_nodes();
 	dm_task_destroy(dmt);
 	return rc;
 }
 
 int cli_dm_suspend(const char *name)
 {
-	return dm_simple(DM_DEVICE_SUSPEND, name);
+	return dm_simple(DM_DEVICE_SUSPEND, name, 0);
 }
 
 int cli_dm_resume(const char *name)
 {
-	return dm_simple(DM_DEVICE_RESUME, name);
+	return dm_simple(DM_DEVICE_RESUME, name, DM_SIMPLE_UDEV);
 }
 
 int cli_dm_load(const char *name, uint64_t len, const char *params, bool read_only)
@@ -202,20 +210,5 @@ out:
 
 int cli_dm_remove(const char *name)
 {
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_REMOVE);
-	uint32_t cookie = 0;
-	int rc = -EIO;
-
-	if (!dmt)
-		return -ENOMEM;
-	if (dm_task_set_name(dmt, name) &&
-	    (!dm_udev_get_sync_support() || dm_task_set_cookie(dmt, &cookie, 0)) &&
-	    dm_task_run(dmt))
-		rc = 0;
-	if (cookie)
-		dm_udev_wait(cookie);
-	else
-		dm_task_update_nodes();
-	dm_task_destroy(dmt);
-	return rc;
+	return dm_simple(DM_DEVICE_REMOVE, name, DM_SIMPLE_UDEV | DM_SIMPLE_NODES);
 }
