@@ -159,7 +159,7 @@ static int layer_media_type(const char *mt, enum oci_compression *c)
 	return -EINVAL;
 }
 
-static bool canonical_digest(const char *d)
+bool oci_canonical_digest(const char *d)
 {
 	size_t len = strlen(d);
 
@@ -216,7 +216,7 @@ int oci_manifest_layers(const char *text, size_t len, struct oci_src_layer *ls,
 		}
 		if (!json_object_object_get_ex(d, "digest", &dg) ||
 		    !json_object_is_type(dg, json_type_string) ||
-		    !canonical_digest(s = json_object_get_string(dg))) {
+		    !oci_canonical_digest(s = json_object_get_string(dg))) {
 			snprintf(err, errlen, "layer %zu: digest is not sha256:<64 hex>", i + 1);
 			goto out;
 		}

@@ -7,6 +7,8 @@
 #ifndef OBD_CLI_OCI_H
 #define OBD_CLI_OCI_H
 
+#include <stdbool.h>
+
 #include <json-c/json.h>
 
 #include "obd.h"
@@ -21,6 +23,8 @@ struct oci_blob {
 	u64 size;
 };
 
+/* d is "sha256:<64 lower-case hex>", the only digest form a blob path is made of. */
+bool oci_canonical_digest(const char *d);
 int oci_digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1]);
 /* sha256 and size of fd's bytes (from offset 0), reading it once. */
 int oci_digest_fd(int fd, const char *path, struct oci_blob *b);

@@ -49,8 +49,7 @@ static json_object *read_json(const char *path)
 
 static int blob_path(char buf[PATH_MAX], const char *layout, const char *digest)
 {
-	if (strncmp(digest, "sha256:", 7) || strlen(digest) != OBD_DIGEST_STR_LEN ||
-	    strspn(digest + 7, "0123456789abcdef") != 64) {
+	if (!oci_canonical_digest(digest)) {
 		cli_err(layout, "digest '%s' is not sha256:<64 hex>", digest);
 		return -EINVAL;
 	}
