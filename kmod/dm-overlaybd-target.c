@@ -445,6 +445,20 @@ static int obd_walk_upper(struct obd_walk *wk, u64 lba, u64 nsect)
 	return 0;
 }
 
+/*
+ * What the device shows at [lba, lba + nsect) (upper over lowers) into it:
+ * a sparse upper fills the rest of a partly written block with it.
+ */
+static int obd_read_device(void *ctx, u64 lba, u64 nsect, struct iov_iter *it)
+{
+	struct obd_walk wk = { .t = ctx, .iter = *it };
+	int r = obd_walk_upper(&wk, lba, nsect);
+
+	if (wk.kctx)
+		obd_kctx_release(wk.kctx);
+	return r;
+}
+
 /* Walk the part of the bio past ob->done. */
 static int obd_walk_bio(struct obd_bio *ob, struct bio *bio, struct obd_walk *wk)
 {
@@ -867,7 +881,7 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 			goto bad;
 		}
 		r = obd_upper_open(t->upper_data, t->upper_index, (u64)ti->len << SECTOR_SHIFT,
-				   &t->upper, &ti->error);
+				   obd_read_device, t, &t->upper, &ti->error);
 		if (r)
 			goto bad;
 	}
@@ -1113,7 +1127,7 @@ static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, cha
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 5, 0},
+	.version = {1, 5, 1},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,

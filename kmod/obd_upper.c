@@ -17,7 +17,12 @@
  * no index file; a discard punches a hole, so after a reopen (when the
  * maps are rebuilt from the file's data extents) a discarded range shows
  * the lower layers again, as with the reference. Write zeroes writes
- * zeros, so it reads as zeros after a reopen too.
+ * zeros, so it reads as zeros after a reopen too. Extents come a file
+ * system block at a time: a write into part of a block also writes the
+ * rest of it with what the device showed there (obd_upper_fill_edges),
+ * where the reference leaves the rest reading zeros after a reopen. A
+ * discard of part of a block that holds upper data zeroes that part,
+ * which then reads as zeros after a reopen too.
  *
  * Readers take the maps under a shared lock and read the data file
  * outside it: an append never overwrites data a map points at, and a
@@ -303,8 +308,8 @@ static int obd_upper_fill(struct obd_upper *up, const struct obd_map *maps, u64 
 	return 0;
 }
 
-int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
-		   char **error)
+int obd_upper_open(const char *data, const char *index, u64 vsize, obd_upper_read_fn read_dev,
+		   void *read_ctx, struct obd_upper **out, char **error)
 {
 	struct obd_upper *up = kzalloc(sizeof(*up), GFP_KERNEL);
 	struct obd_lsmt_info *li = kzalloc(sizeof(*li), GFP_KERNEL);
@@ -315,7 +320,10 @@ int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_up
 	if (!up || !li)
 		goto nomem;
 	init_rwsem(&up->lock);
+	init_rwsem(&up->fill_lock);
 	mutex_init(&up->wlock);
+	up->read_dev = read_dev;
+	up->read_ctx = read_ctx;
 	obd_memindex_init(&up->mi);
 	up->vsize = vsize;
 	up->data_path = kstrdup(data, GFP_KERNEL);
@@ -334,6 +342,7 @@ int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_up
 	if (r)
 		goto bad;
 	dsize = i_size_read(file_inode(up->data));
+	up->fs_sectors = max_t(u32, i_blocksize(file_inode(up->data)) >> SECTOR_SHIFT, 1);
 	if (up->sparse) {
 		r = obd_upper_load_sparse(up, dsize, &maps, &n, error);
 	} else {
@@ -558,13 +567,89 @@ static int obd_upper_sparse_write(struct obd_upper *up, struct iov_iter *it, u64
 	return obd_upper_insert(up, &m);
 }
 
+/* Write the device's bytes of [from, to) into the sparse data file, a page at a time. */
+static int obd_upper_fill_range(struct obd_upper *up, u64 from, u64 to)
+{
+	struct page *pg;
+	struct bio_vec bv;
+	struct iov_iter it;
+	int r = 0;
+
+	if (from >= to)
+		return 0;
+	pg = alloc_page(GFP_NOIO);
+	if (!pg)
+		return -ENOMEM;
+	while (!r && from < to) {
+		u64 n = min_t(u64, to - from, PAGE_SIZE >> SECTOR_SHIFT);
+
+		bvec_set_page(&bv, pg, (unsigned int)(n << SECTOR_SHIFT), 0);
+		iov_iter_bvec(&it, ITER_DEST, &bv, 1, bv.bv_len);
+		r = up->read_dev(up->read_ctx, from, n, &it);
+		if (!r) {
+			iov_iter_bvec(&it, ITER_SOURCE, &bv, 1, bv.bv_len);
+			r = obd_upper_sparse_write(up, &it, from);
+		}
+		from += n;
+	}
+	__free_page(pg);
+	return r;
+}
+
+/*
+ * Before a sparse write (or write zeroes) of [lba, lba + nsect): take
+ * fill_lock, and where the range begins or ends inside a block of the
+ * data file's file system, write the rest of that block with what the
+ * device shows there now, so that after a reopen (maps rebuilt from the
+ * file's extents, a block at a time) the block reads as it does now. The
+ * exclusive lock keeps every other write and discard from changing those
+ * bytes between the read and the write; whole-block writes share it.
+ * Returns with fill_lock held (released by obd_upper_unlock_edges) unless
+ * the fill failed.
+ */
+static int obd_upper_fill_edges(struct obd_upper *up, u64 lba, u64 nsect, bool *excl)
+{
+	const u64 hdr = OBD_LSMT_HT_SPACE >> SECTOR_SHIFT, fs = up->fs_sectors;
+	u64 end = lba + nsect, vsect = up->vsize >> SECTOR_SHIFT;
+	/* file sectors: the device's sector X is the file's hdr + X */
+	u64 head = max(rounddown(lba + hdr, fs), hdr) - hdr;
+	u64 tail = min(roundup(end + hdr, fs) - hdr, vsect);
+	int r;
+
+	*excl = head < lba || tail > end;
+	if (!*excl) {
+		down_read(&up->fill_lock);
+		return 0;
+	}
+	down_write(&up->fill_lock);
+	r = obd_upper_fill_range(up, head, lba);
+	if (!r)
+		r = obd_upper_fill_range(up, end, tail);
+	if (r)
+		up_write(&up->fill_lock);
+	return r;
+}
+
+static void obd_upper_unlock_edges(struct obd_upper *up, bool excl)
+{
+	if (excl)
+		up_write(&up->fill_lock);
+	else
+		up_read(&up->fill_lock);
+}
+
 int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
 {
 	size_t total = bio->bi_iter.bi_size, done = 0;
 	struct obd_io_scope s;
+	bool excl = false;
 	int r = 0;
 
 	obd_io_scope_enter(&s);
+	if (up->sparse)
+		r = obd_upper_fill_edges(up, lba, total >> SECTOR_SHIFT, &excl);
+	if (r)
+		goto out;
 	while (done < total && !r) {
 		size_t len = min_t(size_t, total - done, OBD_UPPER_MAX_IO);
 		struct iov_iter it;
@@ -577,6 +662,9 @@ int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
 		r = up->sparse ? obd_upper_sparse_write(up, &it, at) : obd_upper_append(up, &it, at);
 		done += len;
 	}
+	if (up->sparse)
+		obd_upper_unlock_edges(up, excl);
+out:
 	obd_io_scope_leave(&s);
 	if (r) {
 		atomic64_inc(&up->write_errors);
@@ -620,14 +708,21 @@ static int obd_upper_write_zeros(struct obd_upper *up, loff_t pos, u64 bytes)
 static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes)
 {
 	loff_t pos = OBD_LSMT_HT_SPACE + (lba << SECTOR_SHIFT);
+	bool excl = false;
 	u64 done = 0;
 	int r;
 
-	if (zeroes)
+	if (zeroes) {
+		/* zeros written allocate blocks as data does */
+		r = obd_upper_fill_edges(up, lba, nsect, &excl);
+		if (r)
+			return r;
 		r = obd_upper_write_zeros(up, pos, nsect << SECTOR_SHIFT);
-	else
+	} else {
+		down_read(&up->fill_lock);
 		r = vfs_fallocate(up->data, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, pos,
 				  nsect << SECTOR_SHIFT);
+	}
 	/* reads see zeros now; after a reopen a punched range shows the lowers */
 	while (!r && done < nsect) {
 		struct obd_map m = {
@@ -639,6 +734,7 @@ static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bo
 		r = obd_upper_insert(up, &m);
 		done += m.length;
 	}
+	obd_upper_unlock_edges(up, excl);
 	return r;
 }
 

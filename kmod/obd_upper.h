@@ -14,6 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/rwsem.h>
 #include <linux/atomic.h>
+#include <linux/uio.h>
 
 #include "memindex.h"
 
@@ -21,6 +22,12 @@
 #define OBD_UPPER_MAX_IO	(4u << 20)
 /* Records buffered before they are written to the index (group commit, 4 KiB). */
 #define OBD_UPPER_GC_RECS	256u
+
+/*
+ * Reads the device's current bytes of [lba, lba + nsect) into it (page
+ * backed): how a sparse upper fills the rest of a partly written block.
+ */
+typedef int (*obd_upper_read_fn)(void *ctx, u64 lba, u64 nsect, struct iov_iter *it);
 
 struct obd_upper {
 	struct file *data;
@@ -44,16 +51,27 @@ struct obd_upper {
 	unsigned int ngc;
 	u64 index_records;		/* records in the index file (padding included) */
 	int broken;			/* a failed index write: further writes fail */
+	/*
+	 * Sparse kind: a write or write zeroes in part of a block of the
+	 * data file's file system writes the rest of the block too, with
+	 * the device's bytes read by read_dev, holding fill_lock for
+	 * writing; other writes and discards hold it for reading.
+	 */
+	struct rw_semaphore fill_lock;
+	u32 fs_sectors;			/* the data file's block size, in sectors */
+	obd_upper_read_fn read_dev;
+	void *read_ctx;
 	atomic64_t writes, written, discards, flushes, write_errors;
 };
 
 /*
  * Open the upper layer: DATA's header says the kind; INDEX is needed for
  * the append kind and refused for a sparse one (NULL or "-": none). vsize
- * (bytes) must equal the header's. Messages name the file and the field.
+ * (bytes) must equal the header's. read_dev(read_ctx, ...) reads what the
+ * device shows (upper over lowers). Messages name the file and the field.
  */
-int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
-		   char **error);
+int obd_upper_open(const char *data, const char *index, u64 vsize, obd_upper_read_fn read_dev,
+		   void *read_ctx, struct obd_upper **out, char **error);
 /* Write what is buffered, make it durable, close. */
 void obd_upper_close(struct obd_upper *up);
 

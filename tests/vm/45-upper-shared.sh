@@ -23,13 +23,13 @@ ncpu=$(nproc)
 for kind in append sparse; do
 	if [ $kind = append ]; then
 		"$obd" create "$d/sh.data" "$d/sh.index" 64M > /dev/null
-		D=$d/sh.data I=$d/sh.index align=512 after=shared.append
+		D=$d/sh.data I=$d/sh.index fsopt= after=shared.append
 	else
 		"$obd" create -s "$d/shs.data" 64M > /dev/null
-		D=$d/shs.data I=- align=4096 after=shared.sparse.reopen
+		D=$d/shs.data I=- fsopt="--fsblock $(stat -f -c %S "$d")" after=shared.sparse.reopen
 	fi
 	check "$kind, shared: dmsetup create" dmsetup create obd40s --table "$(table "$D" "$I")"
-	out=$($fsx run /dev/mapper/obd40s lower.raw shared.$kind "$((seed + 7))" 150 --align $align \
+	out=$($fsx run /dev/mapper/obd40s lower.raw shared.$kind "$((seed + 7))" 150 $fsopt \
 		--threads 4 --shared 2>&1)
 	check "$kind, shared: fsx, 4 threads ($ncpu CPUs) x 150 ops anywhere on the device against the model" \
 		grep -q '^fsx: ok' <<<"$out" || diag "$out"

@@ -4,6 +4,7 @@
 fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
 
   upper_fsx.py run DEV LOWER.raw MODEL.out SEED OPS [--align A] [--threads T] [--shared]
+                 [--fsblock B]
       random writes, discards, write zeroes, flushes and reads on DEV (O_DIRECT),
       each thread in its own stripe of the device so that threads never overlap,
       or with --shared every thread over the whole device: an operation holds
@@ -12,12 +13,16 @@ fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
       others run at once, in the same 4 KiB blocks and index records;
       every read is checked against the model (the lower image with the writes
       applied); at the end the whole device is compared and the model written to
-      MODEL.out. A: alignment and granularity of writes and discards (512 for
-      the append kind; 4096 for a sparse upper, whose maps are rebuilt from
-      file-system blocks). Prints one line per thread and "fsx: ok" or fails.
-  MODEL.out.reopen: what a sparse upper shows after a reopen, where
-      discarded ranges (punched holes) show the lower image again; for the
-      append kind it equals MODEL.out.
+      MODEL.out. A: alignment and granularity of writes and discards (default
+      512). Prints one line per thread and "fsx: ok" or fails.
+  MODEL.out.reopen: what the upper shows after a reopen. Append kind (no
+      --fsblock): MODEL.out. Sparse kind, --fsblock B = the block size of
+      the file system holding the data file (the kernel rebuilds the maps
+      from the file's extents, B bytes at a time): a block that a write or
+      write zeroes touched is allocated and shows what the device showed
+      (the kernel fills the rest of a partly written block), a discard
+      frees only the blocks it covers whole (they show the lower image
+      again) and zeroes the rest; a block never allocated shows the lower.
 """
 import mmap, os, random, struct, sys, threading, fcntl, hashlib
 
@@ -75,10 +80,32 @@ class NoLock:
         pass
 
 
-def run(dev, lower, out, seed, nops, align, nthreads, shared=False):
+class Blocks:
+    """A sparse upper's allocated file-system blocks (device block b = file block b + 4096 / B)."""
+
+    def __init__(self, bs):
+        self.bs = bs
+        self.alloc = set()
+
+    def written(self, off, n):
+        self.alloc.update(range(off // self.bs, (off + n + self.bs - 1) // self.bs))
+
+    def punched(self, off, n):
+        self.alloc.difference_update(range((off + self.bs - 1) // self.bs, (off + n) // self.bs))
+
+    def reopened(self, model, low):
+        out = bytearray(low)
+        for b in self.alloc:
+            out[b * self.bs:(b + 1) * self.bs] = model[b * self.bs:(b + 1) * self.bs]
+        return out
+
+
+def run(dev, lower, out, seed, nops, align, nthreads, shared=False, fsblock=0):
     low = open(lower, "rb").read()
     model = bytearray(low)
-    reopened = bytearray(low)	# after a reopen: discards show the lowers
+    if fsblock and (fsblock > 4096 or 4096 % fsblock):
+        sys.exit("--fsblock %d: the model needs a block size dividing 4096" % fsblock)
+    blocks = Blocks(fsblock) if fsblock else None
     size = len(model)
     stripe = size if shared else size // nthreads // align * align
     lock = threading.Lock()
@@ -116,19 +143,22 @@ def run(dev, lower, out, seed, nops, align, nthreads, shared=False):
             pwrite_dev(fd, off, data)
             with lock:
                 model[off:off + n] = data
-                reopened[off:off + n] = data
+                if blocks:
+                    blocks.written(off, n)
             counts["write"] += 1
         elif r < 0.55:
             fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", off, n))
             with lock:
                 model[off:off + n] = bytes(n)
-                reopened[off:off + n] = low[off:off + n]
+                if blocks:
+                    blocks.punched(off, n)
             counts["discard"] += 1
         elif r < 0.62:
             fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", off, n))
             with lock:
                 model[off:off + n] = bytes(n)
-                reopened[off:off + n] = bytes(n)
+                if blocks:
+                    blocks.written(off, n)
             counts["zero"] += 1
         elif r < 0.67:
             os.fsync(fd)
@@ -154,7 +184,7 @@ def run(dev, lower, out, seed, nops, align, nthreads, shared=False):
     whole = pread_dev(fd, 0, size)
     os.close(fd)
     open(out, "wb").write(model)
-    open(out + ".reopen", "wb").write(reopened)
+    open(out + ".reopen", "wb").write(blocks.reopened(model, low) if blocks else model)
     if whole != bytes(model):
         bad = next(i for i in range(0, size, 512) if whole[i:i + 512] != model[i:i + 512])
         print("device differs from the model, first at byte %d" % bad)
@@ -166,7 +196,7 @@ def run(dev, lower, out, seed, nops, align, nthreads, shared=False):
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a and a[0] == "run":
-        align, threads, shared = 512, 1, False
+        align, threads, shared, fsblock = 512, 1, False, 0
         rest = a[6:]
         while rest:
             if rest[0] == "--shared":
@@ -177,8 +207,10 @@ if __name__ == "__main__":
                 align = int(rest[1])
             elif rest[0] == "--threads":
                 threads = int(rest[1])
+            elif rest[0] == "--fsblock":
+                fsblock = int(rest[1])
             else:
                 sys.exit("unknown option " + rest[0])
             rest = rest[2:]
-        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads, shared))
+        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads, shared, fsblock))
     sys.exit(__doc__)
