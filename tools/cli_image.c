@@ -62,24 +62,43 @@ void img_step(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Run argv (PATH searched), stdout to /dev/null; 0 if it exits 0. */
-int img_run(char *const argv[])
+int img_spawn(char *const argv[], int out, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
-	int st, rc;
-	pid_t pid;
+	int rc;
 
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	if (out >= 0)
+		posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
+	else
+		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc) {
 		cli_err(NULL, "cannot run %s: %s", argv[0], strerror(rc));
 		return -rc;
 	}
-	while (waitpid(pid, &st, 0) < 0)
+	return 0;
+}
+
+int img_wait(pid_t pid, int *st)
+{
+	while (waitpid(pid, st, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
+	return 0;
+}
+
+int img_run(char *const argv[])
+{
+	int st, rc;
+	pid_t pid;
+
+	rc = img_spawn(argv, -1, &pid);
+	if (!rc)
+		rc = img_wait(pid, &st);
+	if (rc)
+		return rc;
 	if (WIFEXITED(st) && !WEXITSTATUS(st))
 		return 0;
 	if (WIFEXITED(st))

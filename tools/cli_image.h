@@ -9,6 +9,7 @@
 #define OBD_CLI_IMAGE_H
 
 #include <limits.h>
+#include <sys/types.h>
 
 #include "cli.h"
 #include "cli_oci.h"
@@ -73,6 +74,15 @@ struct img_opts {
 int img_parse_opt(const char *cmd, int opt, struct img_opts *o);
 
 void img_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Start argv (PATH searched) with its stdout on out (-1: /dev/null), for
+ * a caller that reads its output before img_wait(pid). 0, or -errno with
+ * "cannot run" said.
+ */
+int img_spawn(char *const argv[], int out, pid_t *pid);
+/* Wait for pid (EINTR retried), its wait status in *st: 0 or -errno. */
+int img_wait(pid_t pid, int *st);
+/* Run argv (PATH searched), stdout to /dev/null; 0 if it exits 0, else said why. */
 int img_run(char *const argv[]);
 int img_pathf(char buf[PATH_MAX], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +34,6 @@
 #define CONVERT_DEFAULT_SIZE	(64ULL << 30)
 #define WH_PREFIX		".wh."
 #define WH_OPAQUE		".wh..wh..opq"
-
-extern char **environ;
 
 static json_object *read_json(const char *path)
 {
@@ -341,24 +338,19 @@ static int prepare_layer(const char *root, const char *blob, enum oci_compressio
 {
 	char *argv[] = { "tar", "-t", "--quoting-style=escape", (char *)comp_flag(c), "-f",
 			 (char *)blob, NULL };
-	posix_spawn_file_actions_t fa;
 	char *line = NULL;
 	size_t cap = 0;
-	int pfd[2], st, rc = 0;
+	int pfd[2], st, err, rc = 0;
 	pid_t pid;
 	FILE *f;
 
 	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
-	st = posix_spawnp(&pid, "tar", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
+	err = img_spawn(argv, pfd[1], &pid);
 	close(pfd[1]);
-	if (st) {
+	if (err) {
 		close(pfd[0]);
-		cli_err(NULL, "cannot run tar: %s", strerror(st));
-		return -st;
+		return err;
 	}
 	f = fdopen(pfd[0], "r");
 	while (f && getline(&line, &cap, f) > 0) {
@@ -379,9 +371,9 @@ static int prepare_layer(const char *root, const char *blob, enum oci_compressio
 		fclose(f);
 	else
 		close(pfd[0]);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
+	err = img_wait(pid, &st);
+	if (err)
+		return err;
 	if (!rc && !(WIFEXITED(st) && !WEXITSTATUS(st))) {
 		cli_err(blob, "tar -t failed: not a readable layer");
 		rc = -EIO;
