@@ -45,7 +45,7 @@ BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(O)/bench/%)
 COMPAT_NAMES := overlaybd-create overlaybd-commit overlaybd-zfile
 # fetchd/: the registry half shared with obd (config, credentials, auth,
 # URLs) goes into libobdreg.a; the rest is the daemon.
-REG_SRCS := $(wildcard $(addprefix fetchd/,config.c cred.c cred_server.c auth.c url.c cache_entry.c cache_scan.c))
+REG_SRCS := $(wildcard $(addprefix fetchd/,config.c cred.c cred_server.c auth.c url.c http_hdr.c cache_entry.c cache_scan.c))
 REG_OBJS := $(REG_SRCS:%.c=$(O)/%.o)
 FETCHD_SRCS := $(filter-out $(REG_SRCS),$(wildcard fetchd/*.c))
 FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)

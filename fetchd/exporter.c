@@ -207,6 +207,8 @@ static const struct field_def stat_counters[] = {
 	{ "http_requests_total", "HTTP requests sent to the registry (attempts and redirect hops)",
 	  ST(http_requests) },
 	{ "token_requests_total", "Bearer token requests sent to an auth realm", ST(token_requests) },
+	{ "token_shared_total", "Token requests not sent: another blob's request of the same scope answered",
+	  ST(token_shared) },
 	{ "redirects_total", "HTTP redirects followed", ST(redirects) },
 	{ "retries_total", "Fetch attempts retried after a retryable failure", ST(retries) },
 	{ "fsyncs_total", "fdatasync calls of durability batches", ST(fsyncs) },

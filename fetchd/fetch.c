@@ -149,6 +149,15 @@ void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char 
 	if (delay > FETCHD_BACKOFF_MAX_MS)
 		delay = FETCHD_BACKOFF_MAX_MS;
 	delay = delay / 2 + random() % (delay / 2 + 1);
+	/* a 429 or 503 saying when to come back is heeded, never sooner */
+	if (f->retry_after_ms > delay && (f->last_status == 429 || f->last_status == 503)) {
+		delay = f->retry_after_ms;
+		if (now + delay >= f->deadline_ms) {
+			d->st.err_timeout++;
+			return fetch_fail_logged(d, f, err,
+						 "the server's Retry-After is past requestTimeout");
+		}
+	}
 	if (now + delay >= f->deadline_ms) {
 		d->st.err_timeout++;
 		return fetch_fail_logged(d, f, err, "requestTimeout reached while retrying");

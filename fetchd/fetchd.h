@@ -84,7 +84,7 @@ struct fetchd_stats {
 	uint64_t reads, reads_present, reads_refetch;
 	uint64_t dones_ok, dones_err;
 	uint64_t fetches, fetch_merged;
-	uint64_t http_requests, token_requests, redirects, retries;
+	uint64_t http_requests, token_requests, token_shared, redirects, retries;
 	uint64_t bytes_fetched, bytes_written;
 	uint64_t err_notfound, err_auth, err_http, err_net, err_timeout, err_proto, err_io;
 	uint64_t fsyncs, verify_ok, verify_bad;
@@ -163,6 +163,7 @@ struct blob {
 	int64_t authz_expiry_ms;	/* 0 = none */
 	struct list auth_wait;		/* fetches waiting for a token */
 	bool token_inflight;
+	bool token_follow;		/* waits for another blob's token request of its scope */
 	/* sha256 check once everything is present */
 	bool verify_inflight;
 	bool verified;
@@ -220,6 +221,7 @@ struct xfer {
 	char *body;			/* X_DATA: fetch buffer; X_TOKEN: small */
 	uint64_t body_cap, body_len;
 	bool overflow;			/* more body than asked */
+	int64_t retry_after_ms;		/* Retry-After of the last response; -1: none */
 	bool sent_authz;
 	bool via_peer;			/* X_DATA sent to the P2P peer */
 	bool peer_trial;		/* ... as the one probe of a peer backed off */
@@ -257,6 +259,7 @@ struct fetch {
 	bool p2p_skip;			/* this attempt bypasses the P2P peer (it failed) */
 	/* what to say when it fails */
 	long last_status;
+	int64_t retry_after_ms;		/* the last answer's Retry-After; -1: none */
 	CURLcode last_curl;
 	char last_err[CURL_ERROR_SIZE];
 	/*

@@ -34,7 +34,7 @@ static void log_summary(const struct fetchd_stats *s)
 {
 	pr_info("summary: reads %llu (present %llu, refetch %llu), done ok %llu err %llu, "
 		"handed back %llu, readahead fetches %llu, "
-		"fetches %llu (merged %llu), http %llu, tokens %llu, redirects %llu, retries %llu, "
+		"fetches %llu (merged %llu), http %llu, tokens %llu (shared %llu), redirects %llu, retries %llu, "
 		"fetched %llu bytes, written %llu bytes, errors: notfound %llu auth %llu http %llu "
 		"net %llu timeout %llu proto %llu io %llu, fsyncs %llu, verify ok %llu bad %llu, "
 		"bad messages %llu",
@@ -44,7 +44,8 @@ static void log_summary(const struct fetchd_stats *s)
 		(unsigned long long)s->ahead_fetches,
 		(unsigned long long)s->fetches,
 		(unsigned long long)s->fetch_merged, (unsigned long long)s->http_requests,
-		(unsigned long long)s->token_requests, (unsigned long long)s->redirects,
+		(unsigned long long)s->token_requests, (unsigned long long)s->token_shared,
+		(unsigned long long)s->redirects,
 		(unsigned long long)s->retries, (unsigned long long)s->bytes_fetched,
 		(unsigned long long)s->bytes_written, (unsigned long long)s->err_notfound,
 		(unsigned long long)s->err_auth, (unsigned long long)s->err_http,

@@ -26,8 +26,10 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 
 #include "registry.h"
+#include "http_hdr.h"
 #include "cred_server.h"
 
 #define TOKEN_CACHE_SLOTS	16
@@ -199,6 +201,9 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 			x->status = code;
 		x->got_range = false;
 		x->www_auth[0] = 0;
+		x->retry_after_ms = -1;
+	} else if (header_is(line, n, "Retry-After", &v)) {
+		x->retry_after_ms = http_retry_after_ms(v, (size_t)(line + n - v), time(NULL));
 	} else if (header_is(line, n, "Content-Range", &v)) {
 		parse_content_range(x, v, value_len(v, line + n));
 	} else if (header_is(line, n, "WWW-Authenticate", &v) && !x->www_auth[0]) {
@@ -263,6 +268,7 @@ struct xfer *xfer_alloc(struct fetchd *d, enum xfer_kind kind, const char *url)
 		return NULL;
 	list_add_tail(&x->node, &xfers);
 	x->kind = kind;
+	x->retry_after_ms = -1;
 	snprintf(x->url, sizeof(x->url), "%s", url);
 	e = x->easy = curl_easy_init();
 	if (!e) {
@@ -575,6 +581,58 @@ static void auth_begin(struct fetchd *d, struct fetch *f)
 	credq_request(d, b);
 }
 
+/* Another blob's token request for b's challenge (realm, service, scope) is running. */
+static bool token_pending(const struct blob *b)
+{
+	char key[OBD_CACHE_URL_MAX], other[OBD_CACHE_URL_MAX];
+	struct list *p;
+
+	token_key(&b->chal, key, sizeof(key));
+	for (p = xfers.next; p != &xfers; p = p->next) {
+		struct xfer *x = container_of(p, struct xfer, node);
+
+		if (x->kind != X_TOKEN || x->blob == b)
+			continue;
+		token_key(&x->blob->chal, other, sizeof(other));
+		if (!strcmp(key, other))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A token answer (err 0: cached under key) for the blobs that waited on
+ * it (token_follow), as for the blob that asked. One at a time, looked up
+ * again after each: waking one may free others' fetches and blobs.
+ */
+static void token_wake_followers(struct fetchd *d, const char *key, int err, const char *why,
+				 long status, CURLcode rc)
+{
+	char other[OBD_CACHE_URL_MAX];
+	struct list *p;
+	struct blob *b;
+
+	for (;;) {
+		b = NULL;
+		for (p = d->blobs.next; p != &d->blobs; p = p->next) {
+			b = container_of(p, struct blob, node);
+			if (b->token_follow) {
+				token_key(&b->chal, other, sizeof(other));
+				if (!strcmp(key, other))
+					break;
+			}
+			b = NULL;
+		}
+		if (!b)
+			return;
+		b->token_follow = false;
+		if (!err && !token_use(b))
+			auth_wake(d, b, -EACCES, "no token", status, rc);
+		else
+			auth_wake(d, b, err, why, status, rc);
+	}
+}
+
 void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cred, int err,
 		    const char *why)
 {
@@ -586,6 +644,12 @@ void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cre
 		return auth_wake(d, b, err, msg, -1, CURLE_OK);
 	}
 	if (b->chal.scheme == AUTH_BEARER) {
+		/* one token request per scope: the blobs of one repository share it */
+		if (token_pending(b)) {
+			b->token_follow = true;
+			d->st.token_shared++;
+			return;	/* token_done() of the other blob goes on */
+		}
 		ret = start_token(d, b, cred);
 		if (ret)
 			auth_wake(d, b, -EACCES, "cannot request a token", -1, CURLE_OK);
@@ -608,6 +672,7 @@ int reg_start(struct fetchd *d, struct fetch *f)
 	struct blob *b = f->blob;
 
 	f->attempts++;
+	f->retry_after_ms = -1;
 	f->hops = 0;
 	f->cross_host = false;
 	f->p2p_skip = false;
@@ -833,6 +898,7 @@ static void fetch_note_result(struct fetch *f, const struct xfer *x, CURLcode rc
 {
 	f->last_status = x->status;
 	f->last_curl = rc;
+	f->retry_after_ms = x->retry_after_ms;
 	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
 	if (!f->tls_err[0] && curl_tls_error(rc, x->errbuf))
 		snprintf(f->tls_err, sizeof(f->tls_err), "%s",
@@ -932,7 +998,7 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct blob *b = x->blob;
-	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX];
+	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX], key[OBD_CACHE_URL_MAX];
 	struct token_slot *t;
 	long expires = 0, st = x->status;
 	bool retry = false;
@@ -962,8 +1028,12 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		       (unsigned long long)b->id, log_url(x->url, ubuf, sizeof(ubuf)), st,
 		       rc ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "ok");
 	}
+	/* b may be gone after its wake-up: the key first */
+	token_key(&b->chal, key, sizeof(key));
 	auth_wake(d, b, ret ? (retry ? -EAGAIN : -EACCES) : 0,
 		  retry ? "token request failed" : "no token", st, rc);
+	token_wake_followers(d, key, ret ? (retry ? -EAGAIN : -EACCES) : 0,
+			     retry ? "token request failed" : "no token", st, rc);
 }
 
 void reg_check_done(struct fetchd *d)

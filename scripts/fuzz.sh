@@ -25,8 +25,9 @@
 # and what it reaches of tools/*.c (an archive), fetchd/ and curl; fuzz_manifest
 # (imageref_manifest_parse, tools/cli_imageref.c) and fuzz_ocimanifest
 # (oci_manifest_layers, tools/cli_oci.c) are linked the same way. The registry targets (REG_TARGETS:
-# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token) link the pure registry
-# helpers fetchd/{config,cred,auth,url}.c, compiled the same way with -Ifetchd.
+# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token, fuzz_retryafter) link the
+# pure registry helpers fetchd/{config,cred,auth,url,http_hdr}.c, compiled the
+# same way with -Ifetchd.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -39,8 +40,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
 -Wno-unused-parameter -Iinclude -Ilib -Itools $SAN"
 LIBS="-llz4 -lzstd -ljson-c -ldevmapper -lpthread"
-REG_SRCS="fetchd/config.c fetchd/cred.c fetchd/auth.c fetchd/url.c"
-REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token "
+REG_SRCS="fetchd/config.c fetchd/cred.c fetchd/auth.c fetchd/url.c fetchd/http_hdr.c"
+REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_retryafter "
 
 case $MODE in
 short) : "${FUZZ_SECONDS:=20}" ;;

@@ -67,6 +67,29 @@ run_stub regdown "$BLOBS" "[ {\"read\": [[1, $((8 * W)), $K]], \"timeout\": 12},
 ok $? "registry stopped then restarted: READ succeeds after recovery"
 wait_port "$REG_PORT" || bail "registry did not come back"
 
+# Retry-After: a 429 / 503 saying when to come back is heeded (the backoff
+# alone would retry within 200 ms); one past requestTimeout fails at once
+retry_after() {
+	local name=$1 mode=$2 ra=$3 expect=$4 win=$5
+	px /__reset > /dev/null
+	px "/__fault?mode=$mode&n=1&ra=$ra" > /dev/null
+	run_stub "$name" "$BLOBS" "[ {\"read\": [[1, $((win * W)), $K]], \"expect\": \"$expect\", \"timeout\": 12},
+		{\"alive\": true} ]"
+	ok $? "$name: READ $expect, daemon alive"
+	px "/__fault?mode=none" > /dev/null
+}
+retry_after retry-after-2s 429 2 ok 13
+is "Retry-After: 2 (429): the retry came 2 s later" "$(jget "$T/retry-after-2s.json" 'j["steps"][0]["ms"] >= 2000')" True
+is "Retry-After: 2 (429): two GETs" "$(px_requests)" 2
+retry_after retry-after-date 503 date:3 ok 14
+is "Retry-After: an HTTP-date 3 s ahead (503): the retry waited for it" \
+	"$(jget "$T/retry-after-date.json" 'j["steps"][0]["ms"] >= 2000')" True
+retry_after retry-after-long 503 30 err 15
+is "Retry-After: 30 with requestTimeout 5: the READ fails at once" \
+	"$(jget "$T/retry-after-long.json" 'j["steps"][0]["ms"] < 2000')" True
+grep -q "failed: the server's Retry-After is past requestTimeout (HTTP 503" "$T/daemon.log"
+ok $? "Retry-After past requestTimeout: failure logged with the status"
+
 # --- auth: Bearer through the proxy's token server -----------------------------
 px "/__auth?mode=bearer&user=alice&pass=s3cret-pw" > /dev/null
 cat > "$T/cred.json" <<-JSON
@@ -77,6 +100,20 @@ run_stub bearer "$BLOBS" "[ {\"read\": [[1, $((9 * W)), $K], [1, $((10 * W)), $K
 ok $? "Bearer: challenge, token, reads succeed"
 is "Bearer: one token request for three concurrent fetches" \
 	"$(jget /dev/stdin 'j["tokens"]' < <(px /__stats))" 1
+# two blobs of one repository (one scope): one token request between them
+mkblob "$T/b.bin" $((1048576 + 99))
+upload "$REG_PORT" test/repo "$T/b.bin"
+digb=$(sha256sum "$T/b.bin" | cut -d' ' -f1)
+B=$(mkentry "http://127.0.0.1:$PX_PORT/v2/test/repo/blobs/sha256:$digb" "$T/b.bin")
+BLOBS2="[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"},{\"id\":2,\"cache\":\"$B\",\"data\":\"$T/b.bin\"}]"
+px /__reset > /dev/null
+run_stub bearer-scope "$BLOBS2" "[ {\"read\": [[1, $((16 * W)), 777], [2, 0, $K], [2, $((2 * W)), $K]]} ]"
+ok $? "Bearer, two blobs of one repository read at once: reads succeed"
+is "Bearer, two blobs of one repository: one token request for the scope" \
+	"$(jget /dev/stdin 'j["tokens"]' < <(px /__stats))" 1
+grep "summary: reads" "$T/daemon.log" | tail -1 | grep -o "tokens [0-9]* (shared [0-9]*)" | sed 's/^/# /'
+grep -qE "tokens 1 \(shared 1\)|tokens 1 \(shared 0\)" "$T/daemon.log"
+ok $? "the daemon counted one token request (shared with the other blob, or reused from the cache)"
 cat > "$T/cred.json" <<-JSON
 { "auths": { "127.0.0.1:$PX_PORT": { "username": "alice", "password": "WRONG-pw-123" } } }
 JSON

@@ -10,8 +10,9 @@ Control (answered here, never forwarded):
   GET /__stats              {"requests": n, "gets": [[path, range], ...], "bytes": n, "tokens": n,
                              "redirected": n, "redir_authz": n, "loops": n, "methods": {M: n}}
   GET /__reset              zero the counters
-  GET /__fault?mode=M&n=N   the next N data requests get fault M:
-      503, 429        that status
+  GET /__fault?mode=M&n=N[&ra=R]   the next N data requests get fault M:
+      503, 429        that status, with "Retry-After: R" (default 0; R
+                      "date:S" sends the HTTP-date S seconds from now)
       slow            wait ms= (default 3000) before answering
       trunc           send half the body, then close
       reset           close the connection without an answer (RST)
@@ -38,7 +39,7 @@ HEAD, POST, PUT, PATCH (obd push) are passed on with their body and Host,
 auth checked as for GET; no faults, no redirects.
 Counters live as long as the process.
 """
-import base64, http.client, json, re, secrets, socket, struct, sys, threading, time
+import base64, email.utils, http.client, json, re, secrets, socket, struct, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -88,6 +89,7 @@ class H(BaseHTTPRequestHandler):
                 state["fault"] = None if q.get("mode") == "none" else q.get("mode")
                 state["fault_n"] = int(q.get("n", "1"))
                 state["fault_ms"] = int(q.get("ms", "3000"))
+                state["fault_ra"] = q.get("ra", "0")
             elif u.path == "/__auth":
                 state["auth"] = None if q.get("mode") == "none" else q.get("mode")
                 state["user"], state["pw"] = q.get("user", ""), q.get("pass", "")
@@ -218,7 +220,10 @@ class H(BaseHTTPRequestHandler):
             return self.reply(307, b"", [("Location", loc)])
         f = take_fault()
         if f in ("503", "429"):
-            return self.reply(int(f), b"busy\n", [("Retry-After", "0")])
+            ra = state.get("fault_ra", "0")
+            if ra.startswith("date:"):
+                ra = email.utils.formatdate(time.time() + int(ra[5:]), usegmt=True)
+            return self.reply(int(f), b"busy\n", [("Retry-After", ra)])
         if f == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True

@@ -3,7 +3,7 @@
  * Description: the registry helpers of libobdreg.a without a network:
  * overlaybd.json (fetchd/config.c), cred.json matching (cred.c),
  * WWW-Authenticate, token URLs and token responses (auth.c), blob URLs and
- * image references (url.c).
+ * image references (url.c), Retry-After (http_hdr.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "cred.h"
+#include "http_hdr.h"
 #include "url.h"
 
 #define S(x) x, strlen(x)
@@ -728,6 +729,39 @@ static void test_url(void)
 	       "cred prefixes: with port");
 }
 
+static void test_retry_after(void)
+{
+	const int64_t now = 1700000000;	/* Tue, 14 Nov 2023 22:13:20 GMT */
+	static const char *const bad[] = {
+		"", " ", "-1", "1.5", "12s", "0x10", "Tue, 14 Nov 2023 22:13:20 UTC",
+		"Tue, 14 Nov 2023 22:13:20", "Tue 14 Nov 2023 22:13:20 GMT",
+		"Tuesday, 14-Nov-23 22:13:20 GMT", "Tue Nov 14 22:13:20 2023",
+		"Tue, 31 Nov 2023 22:13:20 GMT", "Tue, 14 Nov 2023 24:00:00 GMT",
+		"Tue, 29 Feb 2023 00:00:00 GMT", "Xyz, 14 Nov 2023 22:13:20 GMT",
+		"Tue, 14 Nox 2023 22:13:20 GMT", "ue,T 14 Nov 2023 22:13:20 GMT",
+		"Tue, 1a Nov 2023 22:13:20 GMT",
+	};
+	size_t i;
+
+	tap_ok(http_retry_after_ms(S("120"), now) == 120000, "Retry-After: delay-seconds");
+	tap_ok(http_retry_after_ms(S(" 0\r\n"), now) == 0, "Retry-After: 0 with blanks and CRLF");
+	tap_ok(http_retry_after_ms(S("99999999999999999999999"), now) == HTTP_RETRY_AFTER_MAX_S * 1000LL,
+	       "Retry-After: a huge delay is capped, no overflow");
+	tap_ok(http_retry_after_ms(S("Tue, 14 Nov 2023 22:15:20 GMT"), now) == 120000,
+	       "Retry-After: IMF-fixdate two minutes ahead");
+	tap_ok(http_retry_after_ms(S("Sun, 06 Nov 1994 08:49:37 GMT"), now) == 0,
+	       "Retry-After: a date in the past: at once");
+	tap_ok(http_retry_after_ms(S("Thu, 29 Feb 2024 00:00:00 GMT"), 1709164800LL - 3600) == 3600000,
+	       "Retry-After: a leap day, an hour ahead");
+	tap_ok(http_retry_after_ms(S("Fri, 01 Mar 2024 00:00:00 GMT"), 1709164800LL) == 86400000,
+	       "Retry-After: the day after a leap day");
+	tap_ok(http_retry_after_ms(S("Fri, 01 Jan 2100 00:00:00 GMT"), now) ==
+	       HTTP_RETRY_AFTER_MAX_S * 1000LL, "Retry-After: a far date is capped");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		tap_ok(http_retry_after_ms(bad[i], strlen(bad[i]), now) == -1,
+		       "Retry-After: '%s' refused", bad[i]);
+}
+
 int main(void)
 {
 	test_config_defaults();
@@ -740,5 +774,6 @@ int main(void)
 	test_token_response();
 	test_b64();
 	test_url();
+	test_retry_after();
 	return tap_done();
 }
