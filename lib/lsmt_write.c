@@ -492,6 +492,15 @@ int obd_rw_seal(struct obd_rw_layer *l, struct obd_err *err)
 			 (unsigned long long)ioff);
 		goto out_free;
 	}
+	/*
+	 * The trailer is what makes the file a sealed layer: it must not reach
+	 * the disk before the index it points at (a crash in between would
+	 * leave a "sealed" file over garbage instead of a writable one).
+	 */
+	if (fsync(l->data_fd) < 0) {
+		ret = obd_errf(err, errno, "%s: seal: fsync of the index failed", l->name);
+		goto out_free;
+	}
 	obd_build_ht(blk, OBD_LSMT_FLAGS_TRAILER, ioff, n, l->vsize, l->uuid, l->parent_uuid,
 		     NULL, 0);
 	ret = obd_pwrite_all(l->data_fd, blk, OBD_LSMT_HT_SPACE, ioff + bytes);
