@@ -24,6 +24,7 @@
 
 #include "cache_scan.h"
 #include "config.h"
+#include "dm_table.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
@@ -429,21 +430,25 @@ static int mark_token(struct cache_scan *s, const char *dev, const char *tok)
 
 int cache_scan_mark_table(struct cache_scan *s, const char *dev, const char *params)
 {
-	char *copy = strdup(params), *save = NULL, *tok, *end;
-	unsigned long cnt, i;
+	char *copy = strdup(params);
+	struct obd_table t;
+	unsigned int i;
 	int seen = 0, rc = 0;
 
 	if (!copy)
 		return -ENOMEM;
-	tok = strtok_r(copy, " \t\n", &save);
-	cnt = tok ? strtoul(tok, &end, 10) : 0;
-	if (tok && *end)
-		cnt = 0;
-	for (i = 0; i < cnt && (tok = strtok_r(NULL, " \t\n", &save)); i++) {
-		if (strncmp(tok, "remote:", 7))
+	/*
+	 * A line that does not parse whole (more options than this build
+	 * knows of, say) still marks the remote layers read before the
+	 * problem: an entry a device uses that is taken for unused could be
+	 * pruned or evicted. obd snapshot refuses such a line instead.
+	 */
+	(void)obd_table_parse(copy, &t);
+	for (i = 0; i < t.n; i++) {
+		if (strncmp(t.layers[i], "remote:", 7))
 			continue;
 		seen++;
-		rc = mark_token(s, dev, tok);
+		rc = mark_token(s, dev, t.layers[i]);
 		if (rc)
 			break;
 	}

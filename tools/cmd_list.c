@@ -13,6 +13,7 @@
 #include "cache_entry.h"
 #include "cli.h"
 #include "cli_dm.h"
+#include "dm_table.h"
 
 /*
  * A remote layer's token, remote:<size>:sha256:<hex>:<cache file>, as
@@ -55,29 +56,32 @@ static json_object *remote_of(const char *tok, unsigned int idx)
 	return o;
 }
 
-/* "<n> <layer>..." -> a JSON array of the layer words; remote ones also in *remote. */
+/*
+ * The layer words of a table -> a JSON array; remote ones also in *remote.
+ * A line that does not parse still shows the layers read before the
+ * problem: a listing shows what it can (obd snapshot refuses such a line).
+ */
 static json_object *layers_of(const char *params, unsigned int *n, json_object *remote)
 {
 	json_object *arr = json_object_new_array();
-	char *copy = strdup(params), *save = NULL, *tok;
-	unsigned long cnt;
+	char *copy = strdup(params);
+	struct obd_table t;
 	unsigned int i;
 
 	*n = 0;
 	if (!copy)
 		return arr;
-	tok = strtok_r(copy, " ", &save);
-	cnt = tok ? strtoul(tok, NULL, 10) : 0;
-	for (i = 0; i < cnt && (tok = strtok_r(NULL, " ", &save)); i++) {
-		json_object_array_add(arr, json_object_new_string(tok));
-		if (!strncmp(tok, "remote:", 7)) {
-			json_object *r = remote_of(tok, i);
+	(void)obd_table_parse(copy, &t);
+	for (i = 0; i < t.n; i++) {
+		json_object_array_add(arr, json_object_new_string(t.layers[i]));
+		if (!strncmp(t.layers[i], "remote:", 7)) {
+			json_object *r = remote_of(t.layers[i], i);
 
 			if (r)
 				json_object_array_add(remote, r);
 		}
 	}
-	*n = i;
+	*n = t.n;
 	free(copy);
 	return arr;
 }

@@ -25,81 +25,47 @@
 
 #include "cli.h"
 #include "cli_dm.h"
+#include "dm_table.h"
 #include "env_user.h"
 #include "lsmt_write.h"
 
-/* The words of an overlaybd table line (docs/dm-overlaybd.rst). */
+/* The table line as obd snapshot rewrites it. */
 struct table {
-	char *buf;			/* the line, split in place */
-	char *layers[OBD_MAX_LAYERS];
-	unsigned int n;
-	char *opts[16];			/* optional arguments, in order */
-	unsigned int nopt;
-	int upper;			/* index of "upper" in opts, or -1 */
+	struct obd_table w;		/* its words, split in place */
+	int upper;			/* index of "upper" in w.opts, or -1 */
 };
 
-static int split(char **s, char **word)
-{
-	while (**s == ' ')
-		(*s)++;
-	if (!**s)
-		return -EINVAL;
-	*word = *s;
-	while (**s && **s != ' ')
-		(*s)++;
-	if (**s)
-		*(*s)++ = '\0';
-	return 0;
-}
-
+/*
+ * Unlike obd list and the cache scan, which use what they can of a line,
+ * a snapshot rewrites the whole table: a line that does not parse, or an
+ * option it cannot carry over, is refused.
+ */
 static int table_parse(const char *name, char *params, struct table *t)
 {
-	char *s = params, *w, *end;
-	unsigned long v;
+	const struct obd_table *w = &t->w;
 	unsigned int i;
 
-	memset(t, 0, sizeof(*t));
-	t->buf = params;
 	t->upper = -1;
-	if (split(&s, &w))
-		goto bad;
-	v = strtoul(w, &end, 10);
-	if (*end || !v || v > OBD_MAX_LAYERS)
-		goto bad;
-	t->n = (unsigned int)v;
-	for (i = 0; i < t->n; i++)
-		if (split(&s, &t->layers[i]))
-			goto bad;
-	if (split(&s, &w))
-		return 0;
-	v = strtoul(w, &end, 10);
-	if (*end || v > sizeof(t->opts) / sizeof(t->opts[0]))
-		goto bad;
-	t->nopt = (unsigned int)v;
-	for (i = 0; i < t->nopt; i++)
-		if (split(&s, &t->opts[i]))
-			goto bad;
-	if (!split(&s, &w))
-		goto bad;
+	if (obd_table_parse(params, &t->w)) {
+		cli_err(name, "cannot parse the overlaybd table");
+		return -EINVAL;
+	}
 	/* only options this obd knows how to carry over */
-	for (i = 0; i < t->nopt; i++) {
-		if (!strcmp(t->opts[i], "direct_io") || !strcmp(t->opts[i], "no_verify")) {
+	for (i = 0; i < w->nopt; i++) {
+		if (!strcmp(w->opts[i], "direct_io") || !strcmp(w->opts[i], "no_verify")) {
 			continue;
-		} else if (!strcmp(t->opts[i], "hold_timeout") && i + 1 < t->nopt) {
+		} else if (!strcmp(w->opts[i], "hold_timeout") && i + 1 < w->nopt) {
 			i++;
-		} else if (!strcmp(t->opts[i], "upper") && i + 2 < t->nopt) {
+		} else if (!strcmp(w->opts[i], "upper") && i + 2 < w->nopt) {
 			t->upper = (int)i;
 			i += 2;
 		} else {
 			cli_err(name, "table option '%s' is not known to this obd; not snapshotting",
-				t->opts[i]);
+				w->opts[i]);
 			return -EINVAL;
 		}
 	}
 	return 0;
-bad:
-	cli_err(name, "cannot parse the overlaybd table");
-	return -EINVAL;
 }
 
 /* The table with sealed as the new top lower and the new upper. */
@@ -111,23 +77,23 @@ static char *table_print(const struct table *t, const char *sealed, const char *
 	char *p;
 	int len;
 
-	for (i = 0; i < t->n; i++)
-		cap += strlen(t->layers[i]) + 1;
-	for (i = 0; i < t->nopt; i++)
-		cap += strlen(t->opts[i]) + 1;
+	for (i = 0; i < t->w.n; i++)
+		cap += strlen(t->w.layers[i]) + 1;
+	for (i = 0; i < t->w.nopt; i++)
+		cap += strlen(t->w.opts[i]) + 1;
 	p = malloc(cap);
 	if (!p)
 		return NULL;
-	len = sprintf(p, "%u", t->n + 1);
-	for (i = 0; i < t->n; i++)
-		len += sprintf(p + len, " %s", t->layers[i]);
-	len += sprintf(p + len, " %s %u", sealed, t->nopt);
-	for (i = 0; i < t->nopt; i++) {
+	len = sprintf(p, "%u", t->w.n + 1);
+	for (i = 0; i < t->w.n; i++)
+		len += sprintf(p + len, " %s", t->w.layers[i]);
+	len += sprintf(p + len, " %s %u", sealed, t->w.nopt);
+	for (i = 0; i < t->w.nopt; i++) {
 		if ((int)i == t->upper) {
 			len += sprintf(p + len, " upper %s %s", data, index);
 			i += 2;
 		} else {
-			len += sprintf(p + len, " %s", t->opts[i]);
+			len += sprintf(p + len, " %s", t->w.opts[i]);
 		}
 	}
 	return p;
@@ -301,15 +267,15 @@ int cmd_snapshot(int argc, char **argv)
 		cli_err(name, "has no writable upper layer to snapshot");
 		goto out;
 	}
-	data = t.opts[t.upper + 1];
-	index = t.opts[t.upper + 2];
+	data = t.w.opts[t.upper + 1];
+	index = t.w.opts[t.upper + 2];
 	if (!strcmp(index, "-")) {
 		cli_err(name, "its upper %s is sparse: only an append-mode upper can be sealed "
 			"(close_seal); commit a sparse one with the device detached", data);
 		goto out;
 	}
-	if (t.n + 1 > OBD_MAX_LAYERS) {
-		cli_err(name, "already has %u layers; a snapshot would make more than %d", t.n,
+	if (t.w.n + 1 > OBD_MAX_LAYERS) {
+		cli_err(name, "already has %u layers; a snapshot would make more than %d", t.w.n,
 			OBD_MAX_LAYERS);
 		goto out;
 	}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
+/*
+ * The overlaybd table line split into its words (dm_table.h).
+ */
+#include <ctype.h>
+#include <stdlib.h>
+
+#include "dm_table.h"
+
+/* The next word at *s, cut off in place; NULL when only white space is left. */
+static char *next_word(char **s)
+{
+	char *w = *s;
+
+	while (isspace((unsigned char)*w))
+		w++;
+	if (!*w)
+		return NULL;
+	*s = w;
+	while (**s && !isspace((unsigned char)**s))
+		(*s)++;
+	if (**s)
+		*(*s)++ = '\0';
+	return w;
+}
+
+/* A count word: a whole number no more than max. */
+static int count_of(const char *w, unsigned long max, unsigned int *v)
+{
+	unsigned long n;
+	char *end;
+
+	if (!w)
+		return -EINVAL;
+	n = strtoul(w, &end, 10);
+	if (*end || n > max)
+		return -EINVAL;
+	*v = (unsigned int)n;
+	return 0;
+}
+
+int obd_table_parse(char *line, struct obd_table *t)
+{
+	char *s = line, *w;
+	unsigned int n, i;
+
+	memset(t, 0, sizeof(*t));
+	if (count_of(next_word(&s), OBD_MAX_LAYERS, &n) || !n)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		t->layers[i] = next_word(&s);
+		if (!t->layers[i])
+			return -EINVAL;
+		t->n = i + 1;
+	}
+	w = next_word(&s);
+	if (!w)
+		return 0;
+	if (count_of(w, OBD_TABLE_MAX_OPTS, &n))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		t->opts[i] = next_word(&s);
+		if (!t->opts[i])
+			goto bad_opts;
+	}
+	if (next_word(&s))
+		goto bad_opts;
+	t->nopt = n;
+	return 0;
+bad_opts:
+	memset(t->opts, 0, sizeof(t->opts));
+	return -EINVAL;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * The words of an overlaybd device-mapper table line, userspace only
+ * (obd list, obd snapshot, the cache scan of obd cache and fetchd):
+ *
+ *   <#layers> <layer>... [<#opt args> <opt arg>...]
+ *
+ * as docs/dm-overlaybd.rst ("Constructor") describes it and the target
+ * prints it back (STATUSTYPE_TABLE).
+ */
+#ifndef OBD_DM_TABLE_H
+#define OBD_DM_TABLE_H
+
+#include "obd.h"
+
+/* More optional arguments than the target has (7 at most today). */
+#define OBD_TABLE_MAX_OPTS	16
+
+struct obd_table {
+	char *layers[OBD_MAX_LAYERS];	/* bottom first */
+	unsigned int n;
+	char *opts[OBD_TABLE_MAX_OPTS];	/* in order, option values included */
+	unsigned int nopt;
+};
+
+/*
+ * Split line in place into t. Words are separated by white space, as the
+ * kernel splits a table (dm_split_args). 0 when the line is well formed:
+ * #layers 1..OBD_MAX_LAYERS and that many layers, then nothing or
+ * #opt args (at most OBD_TABLE_MAX_OPTS) and exactly that many words.
+ * Otherwise -EINVAL, and t still holds the layers read before the
+ * problem (n of them; 0 when #layers is bad) and no options: a caller
+ * that only looks at the layers may use them.
+ */
+int obd_table_parse(char *line, struct obd_table *t);
+
+#endif

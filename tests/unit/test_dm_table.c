@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* obd_table_parse: well-formed lines, and what a malformed one still gives. */
+#include <stdio.h>
+#include <string.h>
+
+#include "dm_table.h"
+#include "tap.h"
+
+static int parse(const char *line, struct obd_table *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", line);
+	return obd_table_parse(buf, t);
+}
+
+static void test_good(void)
+{
+	struct obd_table t;
+	char buf[512];
+
+	tap_ok(!parse("1 /a", &t, buf, sizeof(buf)) && t.n == 1 && !strcmp(t.layers[0], "/a") &&
+	       !t.nopt, "one layer, no options");
+	tap_ok(!parse("2 /a remote:1:sha256:x:/c 1 no_verify", &t, buf, sizeof(buf)) &&
+	       t.n == 2 && !strcmp(t.layers[0], "/a") &&
+	       !strcmp(t.layers[1], "remote:1:sha256:x:/c") && t.nopt == 1 &&
+	       !strcmp(t.opts[0], "no_verify"), "two layers, one option");
+	tap_ok(!parse("2 /a /b 4 no_verify upper /d -", &t, buf, sizeof(buf)) && t.nopt == 4 &&
+	       !strcmp(t.opts[1], "upper") && !strcmp(t.opts[3], "-"), "options in order");
+	tap_ok(!parse("  1\t/a  0\n", &t, buf, sizeof(buf)) && t.n == 1 &&
+	       !strcmp(t.layers[0], "/a") && !t.nopt, "white space runs; #opt args 0");
+}
+
+static void test_bad(void)
+{
+	struct obd_table t;
+	char buf[512];
+
+	tap_ok(parse("", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "empty line");
+	tap_ok(parse("0", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "no layers");
+	tap_ok(parse("256 /a", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "too many layers");
+	tap_ok(parse("2x /a /b", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "#layers not a number");
+	tap_ok(parse("3 /a /b", &t, buf, sizeof(buf)) == -EINVAL && t.n == 2 &&
+	       !strcmp(t.layers[1], "/b"), "fewer layers than #layers: those read are kept");
+	tap_ok(parse("1 /a 2 no_verify", &t, buf, sizeof(buf)) == -EINVAL && t.n == 1 && !t.nopt,
+	       "fewer options than #opt args: layers kept, no options");
+	tap_ok(parse("1 /a 1 no_verify x", &t, buf, sizeof(buf)) == -EINVAL && t.n == 1 &&
+	       !t.nopt, "a word after the options");
+	tap_ok(parse("1 /a 17 a b c d e f g h i j k l m n o p q", &t, buf, sizeof(buf)) == -EINVAL &&
+	       t.n == 1 && !t.nopt, "more than OBD_TABLE_MAX_OPTS options");
+	tap_ok(parse("1 /a x", &t, buf, sizeof(buf)) == -EINVAL && t.n == 1,
+	       "#opt args not a number");
+}
+
+int main(void)
+{
+	test_good();
+	test_bad();
+	return tap_done();
+}
