@@ -465,17 +465,13 @@ int obd_upper_flush(struct obd_upper *up)
 		r = vfs_fsync(up->data, 1);
 	} else {
 		r = up->broken;
-		if (!r)
-			r = obd_upper_gc_write(up);
 		/*
-		 * The data again, then the index (buffers written when they
-		 * filled). The second data fsync looks redundant (writing
-		 * records syncs the data first), but the one crash-test run
-		 * without it that lost fsynced ext4 files is not explained
-		 * yet (docs/STATUS.md): it stays until it is.
+		 * Every completed write has its record buffered or written:
+		 * writing the buffer syncs the data first, and buffers written
+		 * when they filled did too; then the index, all of it.
 		 */
 		if (!r)
-			r = vfs_fsync(up->data, 1);
+			r = obd_upper_gc_write(up);
 		if (!r)
 			r = vfs_fsync(up->index, 1);
 	}

@@ -58,8 +58,10 @@ def check(dev, log, seed, lower):
     # session (a crash loses what a session had not flushed, and the next
     # session's flushes do not cover it)
     writes, acked, session = [], set(), []
-    for line in open(log):
-        p = line.split()
+    for line in open(log, errors="replace"):
+        # after a reset the log may end in NUL bytes (its size durable before
+        # its data); the next session's lines follow them on the same line
+        p = line.replace("\0", "").split()
         if len(p) == 2 and p[0] == "s":
             session = []
         elif len(p) == 4 and p[0] == "w":
