@@ -141,6 +141,7 @@ void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char 
 	int64_t delay = FETCHD_BACKOFF_MIN_MS, now = now_ms();
 	char what[OBD_CACHE_URL_MAX + 128];
 	unsigned int i;
+	bool told;
 
 	if (f->attempts > d->cfg.max_retries || d->stopping)
 		return fetch_fail_logged(d, f, err, why);
@@ -150,17 +151,14 @@ void fetch_retry_or_fail(struct fetchd *d, struct fetch *f, int err, const char 
 		delay = FETCHD_BACKOFF_MAX_MS;
 	delay = delay / 2 + random() % (delay / 2 + 1);
 	/* a 429 or 503 saying when to come back is heeded, never sooner */
-	if (f->retry_after_ms > delay && (f->last_status == 429 || f->last_status == 503)) {
+	told = f->retry_after_ms > delay && (f->last_status == 429 || f->last_status == 503);
+	if (told)
 		delay = f->retry_after_ms;
-		if (now + delay >= f->deadline_ms) {
-			d->st.err_timeout++;
-			return fetch_fail_logged(d, f, err,
-						 "the server's Retry-After is past requestTimeout");
-		}
-	}
 	if (now + delay >= f->deadline_ms) {
 		d->st.err_timeout++;
-		return fetch_fail_logged(d, f, err, "requestTimeout reached while retrying");
+		return fetch_fail_logged(d, f, err, told ?
+					 "the server's Retry-After is past requestTimeout" :
+					 "requestTimeout reached while retrying");
 	}
 	d->st.retries++;
 	pr_debug("%s: %s (HTTP %ld); retry %u in %lld ms", fetch_what(f, what, sizeof(what)),

@@ -203,7 +203,7 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 		x->www_auth[0] = 0;
 		x->retry_after_ms = -1;
 	} else if (header_is(line, n, "Retry-After", &v)) {
-		x->retry_after_ms = http_retry_after_ms(v, (size_t)(line + n - v), time(NULL));
+		x->retry_after_ms = http_retry_after_ms(v, value_len(v, line + n), time(NULL));
 	} else if (header_is(line, n, "Content-Range", &v)) {
 		parse_content_range(x, v, value_len(v, line + n));
 	} else if (header_is(line, n, "WWW-Authenticate", &v) && !x->www_auth[0]) {
@@ -999,6 +999,7 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct blob *b = x->blob;
 	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX], key[OBD_CACHE_URL_MAX];
+	const char *why;
 	struct token_slot *t;
 	long expires = 0, st = x->status;
 	bool retry = false;
@@ -1030,10 +1031,10 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 	}
 	/* b may be gone after its wake-up: the key first */
 	token_key(&b->chal, key, sizeof(key));
-	auth_wake(d, b, ret ? (retry ? -EAGAIN : -EACCES) : 0,
-		  retry ? "token request failed" : "no token", st, rc);
-	token_wake_followers(d, key, ret ? (retry ? -EAGAIN : -EACCES) : 0,
-			     retry ? "token request failed" : "no token", st, rc);
+	ret = ret ? (retry ? -EAGAIN : -EACCES) : 0;
+	why = retry ? "token request failed" : "no token";
+	auth_wake(d, b, ret, why, st, rc);
+	token_wake_followers(d, key, ret, why, st, rc);
 }
 
 void reg_check_done(struct fetchd *d)
