@@ -120,6 +120,33 @@ JSON
 run_stub bearer-bad "$BLOBS" "[ {\"read\": [[1, $((12 * W)), $K]], \"expect\": \"err\"}, {\"alive\": true} ]"
 ok $? "Bearer, wrong password: READ fails, daemon alive"
 is "Bearer, wrong password: -EACCES" "$(jget "$T/bearer-bad.json" 'j["steps"][0]["dones"][0]["status"]')" -13
+# a broken token server: 200 with a body that is not a usable token
+cat > "$T/cred.json" <<-JSON
+{ "auths": { "127.0.0.1:$PX_PORT": { "username": "alice", "password": "s3cret-pw" } } }
+JSON
+# (a blob of its own, on a cold cache each time: nothing of it is present)
+mkblob "$T/c.bin" $((1048576 + 5))
+upload "$REG_PORT" test/repo "$T/c.bin"
+digc=$(sha256sum "$T/c.bin" | cut -d' ' -f1)
+for body in notjson truncated array notoken numtoken emptytoken spacetoken huge badexpires empty; do
+	rm -f "$T/cache/sha256:$digc" "$T/cache/sha256:$digc.meta"
+	C=$(mkentry "http://127.0.0.1:$PX_PORT/v2/test/repo/blobs/sha256:$digc" "$T/c.bin")
+	BLOBSC="[{\"id\":1,\"cache\":\"$C\",\"data\":\"$T/c.bin\"}]"
+	px "/__auth?mode=bearer&user=alice&pass=s3cret-pw&tokenbody=$body" > /dev/null
+	px /__reset > /dev/null
+	run_stub "token-$body" "$BLOBSC" "[ {\"read\": [[1, $W, $K]], \"expect\": \"err\"}, {\"alive\": true} ]"
+	ok $? "token server answers '$body': READ fails, daemon alive"
+	is "token server answers '$body': -EACCES" \
+		"$(jget "$T/token-$body.json" 'j["steps"][0]["dones"][0]["status"]')" -13
+	is "token server answers '$body': no blob bytes served" \
+		"$(jget /dev/stdin 'j["bytes"]' < <(px /__stats))" 0
+	sed -n "/^=== run token-$body\$/,\$p" "$T/daemon.log" | grep -q "token from http://127.0.0.1:$PX_PORT/token.*: token response: "
+	ok $? "token server answers '$body': the error names the token URL and what is wrong"
+done
+sed -n '/^=== run token-/,$p' "$T/daemon.log" | grep -o "token response: .*" | sort | uniq -c | sed 's/^/# /'
+px "/__auth?mode=bearer&user=alice&pass=s3cret-pw" > /dev/null
+run_stub token-mended "$BLOBSC" "[ {\"read\": [[1, $W, $K]]} ]"
+ok $? "token server mended: the same READ succeeds"
 px "/__auth?mode=none" > /dev/null
 
 # --- auth: htpasswd Basic on a second registry ----------------------------------

@@ -20,9 +20,11 @@ Control (answered here, never forwarded):
       long            206 with 100 bytes more body than the range
       corrupt         one byte of the body flipped (the status and length kept)
       none            clear
-  GET /__auth?mode=bearer&user=U&pass=P   require a Bearer token (served
-      at /token, Basic U:P checked); mode=basic: require Basic U:P itself;
-      mode=none turns it off
+  GET /__auth?mode=bearer&user=U&pass=P[&tokenbody=B]   require a Bearer
+      token (served at /token, Basic U:P checked); mode=basic: require
+      Basic U:P itself; mode=none turns it off. tokenbody= makes /token
+      answer 200 with a malformed body B (see BAD_TOKEN_BODIES; the token
+      in it is never valid), e.g. notjson, notoken, numtoken, huge
   GET /__redirect?mode=M&host=H   blob GETs (after the auth check) get a 307:
       other           to http://H:PORT/__redir<path> (H default "localhost":
                       another host name for this same proxy); a GET there
@@ -48,6 +50,20 @@ state = dict(requests=0, gets=[], bytes=0, tokens=0, fault=None, fault_n=0, faul
              auth=None, user="", pw="", valid=set(), redirect=None, redir_host="localhost",
              redirected=0, redir_authz=0, loops=0, methods={})
 UP = None
+
+# 200 answers of a broken token server: each must fail the fetch, never authorize it
+BAD_TOKEN_BODIES = {
+    "notjson": b"<html><body>token service unavailable</body></html>",
+    "truncated": b'{"token": "abcdef0123',
+    "array": b'["abcdef0123"]',
+    "notoken": b'{"expires_in": 300, "issued_at": "2026-01-01T00:00:00Z"}',
+    "numtoken": b'{"token": 1234567890}',
+    "emptytoken": b'{"token": "", "access_token": ""}',
+    "spacetoken": b'{"token": "abc def\\r\\nX-Injected: 1"}',
+    "huge": json.dumps(dict(token="A" * 9000)).encode(),
+    "badexpires": b'{"token": "abcdef0123", "expires_in": "soon"}',
+    "empty": b"",
+}
 
 def take_fault():
     with lock:
@@ -94,6 +110,7 @@ class H(BaseHTTPRequestHandler):
                 state["auth"] = None if q.get("mode") == "none" else q.get("mode")
                 state["user"], state["pw"] = q.get("user", ""), q.get("pass", "")
                 state["valid"] = set()
+                state["tokenbody"] = q.get("tokenbody")
             elif u.path == "/__redirect":
                 state["redirect"] = None if q.get("mode") == "none" else q.get("mode")
                 state["redir_host"] = q.get("host", "localhost")
@@ -188,6 +205,9 @@ class H(BaseHTTPRequestHandler):
             want = "Basic " + base64.b64encode(("%s:%s" % (state["user"], state["pw"])).encode()).decode()
         if self.headers.get("Authorization") != want:
             return self.reply(401, b'{"error":"bad credentials"}')
+        bad = state.get("tokenbody")
+        if bad:
+            return self.reply(200, BAD_TOKEN_BODIES[bad], [("Content-Type", "application/json")])
         tok = secrets.token_hex(32)
         with lock:
             state["valid"].add(tok)
