@@ -11,11 +11,13 @@
  * whiteouts (".wh.NAME": NAME goes; ".wh..wh..opq": the directory's
  * lower contents go) act on the layers below only, so they are applied
  * first, from GNU tar's listing of the layer, with paths resolved inside
- * the image (chroot semantics); then the layer is extracted with GNU tar
- * (owners, modes, times, xattrs, hard links, symlinks, devices; gzip and
- * zstd), whiteout files left out. GNU tar resolves paths as the host does,
- * so a member under a lower layer's symlink that points outside the image
- * is refused (it would write outside it).
+ * the image (chroot semantics, lib/layer_view.c); then the layer is
+ * extracted with GNU tar (owners, modes, times, xattrs, hard links,
+ * symlinks, devices; gzip and zstd), whiteout files left out. GNU tar
+ * resolves paths as the host does, so each member directory reached
+ * through an absolute symlink (var/run -> /run) is renamed for it by a
+ * --transform to where the image has it, as containerd and umoci would
+ * write it; nothing goes outside the image.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli_image.h"
+#include "layer_view.h"
 
 #define CONVERT_DEFAULT_SIZE	(64ULL << 30)
 #define WH_PREFIX		".wh."
@@ -132,141 +135,32 @@ static int rm_tree(const char *path)
 	return 0;
 }
 
-/* GNU tar's escape quoting back to bytes (\\, \n, \t, \NNN, ...). */
-static void unescape(char *s)
+/* The directory dir of the image (chroot semantics) as a host path in path. */
+static int image_dir(struct layer_view *v, const char *root, const char *dir, char path[PATH_MAX])
 {
-	char *o = s;
+	char rel[PATH_MAX];
+	int rc = layer_view_resolve(v, dir, LV_FOLLOW_LAST, rel, sizeof(rel));
 
-	while (*s) {
-		if (*s != '\\' || !s[1]) {
-			*o++ = *s++;
-			continue;
-		}
-		s++;
-		if (*s >= '0' && *s <= '7') {
-			int v = 0, k;
-
-			for (k = 0; k < 3 && *s >= '0' && *s <= '7'; k++)
-				v = v * 8 + (*s++ - '0');
-			*o++ = (char)v;
-			continue;
-		}
-		switch (*s) {
-		case 'n': *o++ = '\n'; break;
-		case 't': *o++ = '\t'; break;
-		case 'r': *o++ = '\r'; break;
-		case 'a': *o++ = '\a'; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'v': *o++ = '\v'; break;
-		default: *o++ = *s; break;
-		}
-		s++;
-	}
-	*o = '\0';
-}
-
-#define MAX_LINKS	40
-
-/* Move the first component of *rest (a '/'-separated path) into c. */
-static void next_component(char **rest, char *c, size_t len)
-{
-	char *p = *rest, *e;
-
-	while (*p == '/')
-		p++;
-	e = strchrnul(p, '/');
-	snprintf(c, len, "%.*s", (int)(e - p), p);
-	*rest = e;
+	return rc ? rc : img_pathf(path, "%s/%s", root, rel);
 }
 
 /*
- * The host path of member name inside root, as the image sees it (chroot
- * semantics, as containerd and umoci apply layers): symlinks on the way
- * are followed, an absolute target starts again at root, ".." stops at
- * root; the last component is not followed. -ENOENT / -ENOTDIR when a
- * directory on the way is missing or is not one, -ELOOP after MAX_LINKS.
+ * A whiteout in directory dir of the image: wh ".wh.X" removes X,
+ * ".wh..wh..opq" empties dir. Nothing there: nothing to do.
  */
-static int in_root(const char *root, const char *name, char out[PATH_MAX])
-{
-	char cur[PATH_MAX] = "", rest[PATH_MAX], tmp[PATH_MAX], c[NAME_MAX + 2], *r = rest;
-	char target[PATH_MAX];
-	unsigned int links = 0;
-	struct stat st;
-	ssize_t n;
-
-	if (snprintf(rest, sizeof(rest), "%s", name) >= (int)sizeof(rest))
-		return -ENAMETOOLONG;
-	for (;;) {
-		next_component(&r, c, sizeof(c));
-		while (*r == '/')
-			r++;
-		if (!*r)	/* c is the last component: not followed */
-			return img_pathf(out, "%s%s%s/%s", root, *cur ? "/" : "", cur, c);
-		if (!*c || !strcmp(c, "."))
-			continue;
-		if (!strcmp(c, "..")) {
-			char *slash = strrchr(cur, '/');
-
-			if (slash)
-				*slash = '\0';
-			else
-				cur[0] = '\0';
-			continue;
-		}
-		if (img_pathf(tmp, "%s/%s%s%s", root, cur, *cur ? "/" : "", c))
-			return -ENAMETOOLONG;
-		if (lstat(tmp, &st))
-			return -ENOENT;
-		if (S_ISLNK(st.st_mode)) {
-			if (++links > MAX_LINKS)
-				return -ELOOP;
-			n = readlink(tmp, target, sizeof(target) - 1);
-			if (n < 0)
-				return -errno;
-			target[n] = '\0';
-			if (target[0] == '/')
-				cur[0] = '\0';
-			if (img_pathf(tmp, "%s/%s", target, r))
-				return -ENAMETOOLONG;
-			memcpy(rest, tmp, sizeof(rest));
-			r = rest;
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-		if (strlen(cur) + strlen(c) + 2 > sizeof(cur))
-			return -ENAMETOOLONG;
-		if (*cur)
-			strcat(cur, "/");
-		strcat(cur, c);
-	}
-}
-
-/* A member name without leading "./" and "/". */
-static char *member_path(char *name)
-{
-	while (name[0] == '.' && name[1] == '/')
-		name += 2;
-	while (*name == '/')
-		name++;
-	return name;
-}
-
-/* One whiteout member: ".wh.X" removes X, ".wh..wh..opq" empties its directory. */
-static int whiteout(const char *root, char *name, char *base)
+static int whiteout(struct layer_view *v, const char *root, const char *dir, const char *wh)
 {
 	char path[PATH_MAX], child[PATH_MAX];
+	const char *x = wh + strlen(WH_PREFIX);
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
 	int rc;
 
-	if (!strcmp(base, WH_OPAQUE)) {
-		strcpy(base, ".");	/* the directory itself */
-		rc = in_root(root, name, path);
-		if (rc)
-			return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc;
+	rc = image_dir(v, root, dir, path);
+	if (rc)
+		return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc;
+	if (!strcmp(wh, WH_OPAQUE)) {
 		d = opendir(path);
 		if (!d)
 			return 0;	/* no directory below: nothing to hide */
@@ -281,49 +175,34 @@ static int whiteout(const char *root, char *name, char *base)
 		closedir(d);
 		return rc;
 	}
-	memmove(base, base + strlen(WH_PREFIX), strlen(base + strlen(WH_PREFIX)) + 1);
-	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+	if (!*x || !strcmp(x, ".") || !strcmp(x, ".."))
 		return 0;
-	rc = in_root(root, name, path);
+	rc = img_pathf(child, "%s/%s", path, x);
 	if (rc)
-		return rc == -ENOENT || rc == -ENOTDIR ? 0 : rc;
-	return lstat(path, &st) ? 0 : rm_tree(path);
+		return rc;
+	return lstat(child, &st) ? 0 : rm_tree(child);
 }
 
-/*
- * GNU tar resolves a member's directories as the host does: refuse a
- * member whose existing directories resolve elsewhere than inside the
- * image (through an absolute or escaping symlink of a lower layer), which
- * would write outside it. Directories the layer makes itself are safe
- * (tar defers such symlinks to the end).
- */
-static int check_member(const char *root, char *name, unsigned int layer)
+/* One listed member: a whiteout applied at once, any other taken into the view. */
+static int take_member(struct layer_view *v, const char *root, struct tar_member *m,
+		       unsigned int layer)
 {
-	char want[PATH_MAX], dir[PATH_MAX], host[PATH_MAX], *slash = strrchr(name, '/');
-	size_t rl = strlen(root);
-	bool inside;
+	char err[PATH_MAX + 256], *slash = strrchr(m->name, '/');
+	const char *base = slash ? slash + 1 : m->name;
 	int rc;
 
-	if (!slash)
-		return 0;
-	*slash = '\0';
-	rc = img_pathf(dir, "%s/%s", root, name);
-	if (rc || !realpath(dir, host)) {
-		*slash = '/';
-		return 0;	/* not there yet: the layer makes it (tar defers its symlinks) */
+	if (m->type != 'd' && !strncmp(base, WH_PREFIX, strlen(WH_PREFIX))) {
+		if (slash)
+			*slash = '\0';
+		rc = whiteout(v, root, slash ? m->name : ".", base);
+		if (rc && rc != -EIO)	/* rm_tree said why */
+			cli_err(NULL, "layer %u: whiteout %s%s%s: %s", layer, slash ? m->name : "",
+				slash ? "/" : "", base, strerror(-rc));
+		return rc;
 	}
-	inside = !strncmp(host, root, rl) && (host[rl] == '/' || !host[rl]);
-	rc = img_pathf(want, "%s/.", name);
-	if (!rc && inside)
-		rc = in_root(root, want, dir);
-	/* dir is "<resolved>/." when in_root succeeded: it must be where the host goes */
-	if (!inside || rc || strlen(dir) < 2 || strncmp(dir, host, strlen(dir) - 2) ||
-	    host[strlen(dir) - 2]) {
-		cli_err(NULL, "layer %u: member %s/%s goes through a symlink of a lower layer that points outside the image (to %s); refused",
-			layer, name, slash + 1, host);
-		rc = -EXDEV;
-	}
-	*slash = '/';
+	rc = layer_view_add(v, m, err, sizeof(err));
+	if (rc)
+		cli_err(NULL, "layer %u: %s; refused", layer, err);
 	return rc;
 }
 
@@ -332,41 +211,51 @@ static const char *comp_flag(enum oci_compression c)
 	return c == OCI_GZIP ? "--gzip" : c == OCI_ZSTD ? "--zstd" : "--no-auto-compress";
 }
 
-/* tar -t of the layer: each whiteout applied, each member's path checked. */
-static int prepare_layer(const char *root, const char *blob, enum oci_compression c,
-			 unsigned int layer)
+/*
+ * tar -tv of the layer: each whiteout applied, each member resolved into
+ * the view v (which then holds the transforms the extraction needs).
+ */
+static int prepare_layer(struct layer_view *v, const char *root, const char *blob,
+			 enum oci_compression c, unsigned int layer)
 {
-	char *argv[] = { "tar", "-t", "--quoting-style=escape", (char *)comp_flag(c), "-f",
-			 (char *)blob, NULL };
+	char *argv[] = { "tar", "-t", "-v", "--quoting-style=c", "--numeric-owner",
+			 (char *)comp_flag(c), "-f", (char *)blob, NULL };
+	struct tar_member *m = malloc(sizeof(*m));
 	char *line = NULL;
 	size_t cap = 0;
-	int pfd[2], st, err, rc = 0;
+	int pfd[2], st, err, rc = 0, k;
 	pid_t pid;
 	FILE *f;
 
-	if (pipe2(pfd, O_CLOEXEC))
+	if (!m)
+		return -ENOMEM;
+	if (pipe2(pfd, O_CLOEXEC)) {
+		free(m);
 		return -errno;
+	}
 	err = img_spawn(argv, pfd[1], &pid);
 	close(pfd[1]);
 	if (err) {
 		close(pfd[0]);
+		free(m);
 		return err;
 	}
 	f = fdopen(pfd[0], "r");
 	while (f && getline(&line, &cap, f) > 0) {
+		if (rc)
+			continue;	/* read to the end: tar must not die of a closed pipe */
 		line[strcspn(line, "\n")] = '\0';
-		unescape(line);
-		if (!rc) {
-			char *name = member_path(line), *base = strrchr(name, '/');
-
-			base = base ? base + 1 : name;
-			if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX)))
-				rc = whiteout(root, name, base);
-			else
-				rc = check_member(root, name, layer);
+		k = tar_list_line(line, m);
+		if (k < 0) {
+			cli_err(blob, "layer %u: tar's listing has a line not understood: %.200s",
+				layer, line);
+			rc = -EINVAL;
+		} else if (k) {
+			rc = take_member(v, root, m, layer);
 		}
 	}
 	free(line);
+	free(m);
 	if (f)
 		fclose(f);
 	else
@@ -384,12 +273,37 @@ static int prepare_layer(const char *root, const char *blob, enum oci_compressio
 static int apply_layer(struct img_work *w, const char *blob, enum oci_compression c,
 		       unsigned int layer)
 {
-	char *argv[] = { "tar", "-x", "-p", "--same-owner", "--numeric-owner", "--xattrs",
+	char *base[] = { "tar", "-x", "-p", "--same-owner", "--numeric-owner", "--xattrs",
 			 "--xattrs-include=*", "--exclude=" WH_PREFIX "*",
-			 (char *)comp_flag(c), "-f", (char *)blob, "-C", w->mnt, NULL };
-	int rc = prepare_layer(w->mnt, blob, c, layer);
+			 (char *)comp_flag(c), "-f", (char *)blob, "-C", w->mnt };
+	const unsigned int nbase = sizeof(base) / sizeof(base[0]);
+	struct layer_view *v = layer_view_new(w->mnt);
+	char **xf, **argv = NULL;
+	unsigned int n = 0;
+	int rc;
 
-	return rc ? rc : img_run(argv);
+	if (!v)
+		return -ENOMEM;
+	rc = prepare_layer(v, w->mnt, blob, c, layer);
+	if (!rc) {
+		rc = layer_view_transforms(v, &xf, &n);
+		if (rc)
+			cli_err(blob, "layer %u: a path has every delimiter tar's --transform may use",
+				layer);
+	}
+	if (!rc && !(argv = calloc(nbase + n + 1, sizeof(*argv))))
+		rc = -ENOMEM;
+	if (!rc) {
+		memcpy(argv, base, sizeof(base));
+		memcpy(argv + nbase, xf, n * sizeof(*xf));
+		if (n)
+			img_step("layer %u: %u director%s reached through symlinks, written where the image has them",
+				 layer, n, n == 1 ? "y" : "ies");
+		rc = img_run(argv);
+	}
+	free(argv);
+	layer_view_free(v);
+	return rc;
 }
 
 int cmd_convert(int argc, char **argv)
