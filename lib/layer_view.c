@@ -167,8 +167,12 @@ int tar_list_line(const char *line, struct tar_member *m)
 	const char *q = strchr(line, '"');
 
 	memset(m, 0, sizeof(*m));
-	/* "<type><mode 9> <uid>/<gid> <size> <date> <time> "NAME"..." */
-	if (strlen(line) < 11 || line[10] != ' ' || !q)
+	/*
+	 * "<type><mode 9>[+*.] <uid>/<gid> <size> <date> <time> "NAME"...": no
+	 * quote before the name's (numeric owners, sizes or "major,minor").
+	 */
+	if (strlen(line) < 11 || !q ||
+	    (line[10] != ' ' && !(strchr("+*.", line[10]) && line[11] == ' ')))
 		return -EINVAL;
 	if (line[0] == 'V' || line[0] == 'M')	/* a volume label, a continued file */
 		return 0;
@@ -507,7 +511,10 @@ static int append_escaped(char **o, char *end, const char *s, const char *specia
 	return 0;
 }
 
-/* "--transform=s<d>^/ *DIR/([^/]+/?)$<d>RES/\1<d>xS" (no space): a member directly in DIR renamed */
+/*
+ * "--transform=s<d>^/ *DIR/([^/]+/?)$<d>RES/\1<d>xS" (no space after the
+ * slash): a member directly in DIR renamed, symlink targets left alone
+ */
 static char *transform_arg(const char *dir, const char *res)
 {
 	size_t len = 2 * (strlen(dir) + strlen(res)) + 64;

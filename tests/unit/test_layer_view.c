@@ -19,7 +19,8 @@
 
 static char root[PATH_MAX], esc[PATH_MAX];
 
-#define tap_bail(...) do { printf("Bail out! "); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
+#define tap_bail(...) \
+	do { printf("Bail out! "); printf(__VA_ARGS__); printf("\n"); exit(1); } while (0)
 
 static int line(const char *l, struct tar_member *m)
 {
