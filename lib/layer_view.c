@@ -291,9 +291,10 @@ static int step(char *cur, size_t len, const char *c, bool *clamped)
  * What is at the image path p: the layer's own entry first, then the lower
  * tree (unless a directory above p is already known to be missing there).
  */
-static int what_is(struct layer_view *v, const char *p, bool lower, char *target, size_t tlen)
+static int what_is(struct layer_view *v, const char *p, bool lower, bool made,
+		   char *target, size_t tlen)
 {
-	struct map_entry *e = map_get(&v->made, p);
+	struct map_entry *e = made ? map_get(&v->made, p) : NULL;
 	char host[PATH_MAX];
 	struct stat st;
 	ssize_t n;
@@ -352,8 +353,8 @@ static int resolve(struct layer_view *v, const char *name, unsigned int flags, c
 		if (snprintf(tmp, sizeof(tmp), "%s%s%s", cur, *cur ? "/" : "", c) >=
 		    (int)sizeof(tmp))
 			return -ENAMETOOLONG;
-		made = map_get(&v->made, tmp);
-		t = what_is(v, tmp, !missing, target, sizeof(target));
+		made = !(flags & LV_LOWER_ONLY) && map_get(&v->made, tmp);
+		t = what_is(v, tmp, !missing, !(flags & LV_LOWER_ONLY), target, sizeof(target));
 		if (t < 0)
 			return t;
 		if (t == 0) {

@@ -49,6 +49,7 @@ void layer_view_free(struct layer_view *v);
 /* layer_view_resolve() flags */
 #define LV_FOLLOW_LAST	1	/* follow the last component too (a directory wanted) */
 #define LV_MISSING_OK	2	/* a missing component and all below it taken literally */
+#define LV_LOWER_ONLY	4	/* the lower layers alone, as a whiteout sees them */
 
 /*
  * The path of name inside the image, relative to root ("" is the root),

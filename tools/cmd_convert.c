@@ -135,11 +135,15 @@ static int rm_tree(const char *path)
 	return 0;
 }
 
-/* The directory dir of the image (chroot semantics) as a host path in path. */
+/*
+ * The directory dir of the lower layers (chroot semantics) as a host path
+ * in path: whiteouts act on what is below the layer, whatever the layer
+ * itself puts there (umoci lists "swap", then "swap/.wh.inner").
+ */
 static int image_dir(struct layer_view *v, const char *root, const char *dir, char path[PATH_MAX])
 {
 	char rel[PATH_MAX];
-	int rc = layer_view_resolve(v, dir, LV_FOLLOW_LAST, rel, sizeof(rel));
+	int rc = layer_view_resolve(v, dir, LV_FOLLOW_LAST | LV_LOWER_ONLY, rel, sizeof(rel));
 
 	return rc ? rc : img_pathf(path, "%s/%s", root, rel);
 }

@@ -162,6 +162,9 @@ static void test_members(void)
 	       !res(v, "lnkdir/inside", 0, "lnkdir/inside"),
 	       "a directory member replaces a lower symlink: later members go into it");
 	tap_ok(add(v, '-', "file/x", NULL) == -ENOTDIR, "a member below a regular file: refused");
+	tap_ok(!add(v, '-', "usr", NULL) && res(v, "usr/lib", LV_FOLLOW_LAST, "") == -ENOTDIR &&
+	       !res(v, "usr/lib", LV_FOLLOW_LAST | LV_LOWER_ONLY, "usr/lib"),
+	       "LV_LOWER_ONLY: a whiteout below a directory the layer turns into a file sees the lower one");
 	tap_ok(!layer_view_transforms(v, &args, &n), "transforms built");
 	/* var/run, ./var/run, var/run/nginx, opt/app/cfg, newdir/lnk; not lib (relative) */
 	tap_ok(n == 5, "one transform per parent the host resolves elsewhere (%u)", n);

@@ -118,7 +118,7 @@ check "layer 3: an opaque directory, whiteouts and files through symlinked direc
 	umoci raw add-layer --image src:v1 opq.tar"
 check "umoci unpack: the reference rootfs" umoci unpack --image src:v1 ref
 # directories layer 3 changes through a symlink, without an entry of their own
-unentried='s#^\(\(usr/lib2\|run\|srv/conf\) d [0-7]* [0-9]* [0-9]*\) [0-9]*#\1 -#'
+unentried='s#^\(\(\.\|usr/lib2\|run\|srv/conf\) d [0-7]* [0-9]* [0-9]*\) [0-9]*#\1 -#'
 $manifest ref/rootfs | sed "$unentried" > ref.manifest
 check "the reference has the opaque directory applied, the deletions done" bash -c "
 	test ! -e ref/rootfs/opq/old && test -e ref/rootfs/opq/fresh && test ! -e ref/rootfs/etc/old.conf &&
@@ -138,7 +138,7 @@ converted() {
 	check "$name: fsck.ext4 -fn is clean" fsck.ext4 -fn "/dev/mapper/c-$name"
 	mkdir -p mnt
 	check "$name: mounts read-only" mount -o ro,noload "/dev/mapper/c-$name" mnt
-	# usr/lib2, run and srv/conf have no entry in layer 3, which changes them
+	# the root, usr/lib2, run and srv/conf have no entry in layer 3, which changes them
 	# through symlinks: GNU tar leaves them the conversion's mtime, umoci
 	# keeps the old one (docs/obd.md)
 	$manifest mnt | sed "$unentried" > "$name.manifest"
