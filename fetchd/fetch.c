@@ -34,10 +34,14 @@ static bool granule_present(const struct blob *b, uint64_t off)
 	return b->mem[g / 64] & (1ull << (g % 64));
 }
 
+static void fetch_ahead(struct fetchd *d, struct blob *b);
+
 static void fetch_free(struct fetchd *d, struct fetch *f)
 {
 	struct blob *b = f->blob;
 
+	if (f->ahead)
+		b->ahead_inflight--;
 	reg_abort(d, f);
 	list_del(&f->node);
 	list_del(&f->all);
@@ -68,11 +72,23 @@ static void fetch_finish(struct fetchd *d, struct fetch *f, int err)
 {
 	struct list *p, *t;
 
+	pr_debug("blob %llu: fetch [%llu, +%llu)%s %s after %lld ms (at %lld)",
+		 (unsigned long long)f->blob->id, (unsigned long long)f->off,
+		 (unsigned long long)f->len, f->background ? " background" : "",
+		 err ? "failed" : "written", (long long)(now_ms() - f->t_start_ms),
+		 (long long)now_ms());
 	/* nobody's DONE will carry this range: tell the kernel it is there */
 	if (!err && list_empty(&f->attached))
 		chan_send_have(d, f->blob, f->off, f->len);
 	if (f->on_done)
 		f->on_done(d, f, err);
+	/* a readahead GET is in: the next part of the window goes out (fetch_ahead) */
+	if (f->ahead) {
+		f->ahead = false;
+		f->blob->ahead_inflight--;
+		if (!err && !f->blob->closing)
+			fetch_ahead(d, f->blob);
+	}
 
 	list_for_each_safe(p, t, &f->attached) {
 		struct attach *a = container_of(p, struct attach, node);
@@ -317,7 +333,8 @@ static struct fetch *fetch_new(struct fetchd *d, struct blob *b, uint64_t off, u
 	f->off = off;
 	f->len = len;
 	f->state = F_QUEUED;
-	f->deadline_ms = now_ms() + (int64_t)d->cfg.request_timeout_s * 1000;
+	f->t_start_ms = now_ms();
+	f->deadline_ms = f->t_start_ms + (int64_t)d->cfg.request_timeout_s * 1000;
 	list_init(&f->attached);
 	list_add_tail(&f->node, &d->queue);
 	list_add_tail(&f->all, &d->fetches);
@@ -391,9 +408,11 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 			return -ENOMEM;
 		if (prefetch)
 			fetch_to_background(d, f, true);
-		if (!r)
+		if (!r) {
 			d->st.ahead_fetches++;
-		else if (attach(f, r))
+			f->ahead = true;
+			b->ahead_inflight++;
+		} else if (attach(f, r))
 			return -ENOMEM;
 		cur = gap_end;
 		p = &f->bnode;
@@ -473,24 +492,33 @@ static bool stream_note(struct blob *b, uint64_t off, uint64_t end, uint64_t sla
  * misses find the bytes present or in flight. The window is twice as long
  * as the stream so far, up to fetchConfig.readaheadMB: reading a file
  * smaller than FETCHD_RA_MIN_RUN fetches nothing past it, and a stream at
- * most triples what it has read. The window is topped up once less than
- * half of it is left ahead, so each GET is large. Readahead fetches queue
- * behind the misses already waiting, and only while the fetch table has
- * room.
+ * most triples what it has read. At most FETCHD_RA_INFLIGHT readahead
+ * GETs of a stream run at once, the next part of the window going out as
+ * each is written: GETs in parallel share the link, so the one the reader
+ * waits for next would come in only with the others (and the link would
+ * idle once all were in, until the reader's next miss). The window is
+ * topped up by at least a chunk (half a small window), so each GET is
+ * large. Readahead fetches queue behind the misses already waiting, and
+ * only while the fetch table has room.
  */
 static void fetch_ahead(struct fetchd *d, struct blob *b)
 {
-	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, end;
+	uint64_t R = d->cfg.refill_size, max = (uint64_t)d->cfg.readahead_mb << 20, win, want, end;
+	uint64_t step;
 
 	if (!max || b->run_end - b->run_start < FETCHD_RA_MIN_RUN || d->stopping ||
-	    d->nfetches >= FETCHD_MAX_FETCHES)
+	    d->nfetches >= FETCHD_MAX_FETCHES || b->ahead_inflight >= FETCHD_RA_INFLIGHT)
 		return;
 	win = align_up(2 * (b->run_end - b->run_start), R);
 	if (win > max)
 		win = max;
-	if (b->ahead_end >= b->run_end + win / 2 || b->ahead_end >= b->size)
+	want = b->run_end + win < b->size ? b->run_end + win : b->size;
+	step = d->fetch_chunk < win / 2 ? d->fetch_chunk : win / 2;
+	if (b->ahead_end >= want || (want - b->ahead_end < step && want < b->size))
 		return;
-	end = b->run_end + win < b->size ? b->run_end + win : b->size;
+	end = b->ahead_end + (FETCHD_RA_INFLIGHT - b->ahead_inflight) * d->fetch_chunk;
+	if (end > want)
+		end = want;
 	/* cover() skips what is present or in flight */
 	if (!cover(d, b, NULL, b->ahead_end, end, false))
 		b->ahead_end = end;
@@ -505,8 +533,14 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 	int ret;
 
 	/* a prefetch is no stream: it neither continues one nor reads ahead */
-	if (!prefetch)
+	if (!prefetch) {
 		stream = stream_note(b, r->off, end, R);
+		b->last_miss_ms = now_ms();
+	}
+	pr_debug("blob %llu: READ %llu [%llu, +%llu)%s%s at %lld", (unsigned long long)b->id,
+		 (unsigned long long)r->id, (unsigned long long)r->off, (unsigned long long)r->len,
+		 stream ? " stream" : "", blob_mem_present(b, r->off, r->len) ? " present" : "",
+		 (long long)now_ms());
 	if (refetch) {
 		d->st.reads_refetch++;
 		if (blob_refetch_clear(d, b, r->off, r->len)) {

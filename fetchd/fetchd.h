@@ -38,11 +38,13 @@
 #define FETCHD_BACKOFF_MIN_MS	100
 #define FETCHD_BACKOFF_MAX_MS	5000
 #define FETCHD_VERIFY_CHUNK	(1u << 20)
+#define FETCHD_VERIFY_QUIET_MS	1000	/* a complete blob's sha256 check waits for its misses to stop this long */
 #define FETCHD_SHUTDOWN_GRACE_MS 3000
 #define FETCHD_RING_MAX_INFLIGHT 256
 #define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
 #define FETCHD_BG_MAX_ACTIVE	2	/* background fetches at once: misses keep the other slots */
 #define FETCHD_RA_MIN_RUN	(1ull << 20)	/* readahead once a stream has read this */
+#define FETCHD_RA_INFLIGHT	2		/* readahead GETs of one stream at a time: the nearest first */
 
 /*----- intrusive doubly-linked list ------------------------------------*/
 struct list {
@@ -154,6 +156,7 @@ struct blob {
 	uint64_t run_start;		/* where it started */
 	uint64_t run_end;		/* the end of what it read */
 	uint64_t ahead_end;		/* the end of what it read or fetched */
+	unsigned int ahead_inflight;	/* its readahead fetches not yet written */
 	struct list flist;		/* those fetches (fetch.bnode), by start */
 	unsigned int ops;		/* ring ops on this blob */
 	uint64_t gen;			/* bumped by every clear: stale verify */
@@ -167,6 +170,7 @@ struct blob {
 	/* sha256 check once everything is present */
 	bool verify_inflight;
 	bool verified;
+	int64_t last_miss_ms;		/* the last READ (not a prefetch): verify_maybe_start waits */
 	bool complete;			/* OBD_CACHE_F_COMPLETE is on disk */
 	bool want_complete;		/* verified: set the flag once every bit is durable */
 	struct dl_job *dl;		/* download.c's job for it, if any */
@@ -245,11 +249,13 @@ struct fetch {
 	struct list attached;		/* struct attach */
 	bool background;		/* download/prefetch: only when no miss waits */
 	bool prefetch;			/* ... a prefetch (trace replay): its own cap */
+	bool ahead;			/* sequential readahead (blob.ahead_inflight) */
 	fetch_done_fn on_done;		/* background: its owner */
 	void *owner;
 	unsigned int attempts;		/* HTTP attempts (retries + 1) */
 	unsigned int auth_rounds;	/* authentications after a 401/403 */
 	unsigned int hops;		/* redirects in this attempt */
+	int64_t t_start_ms;		/* made at (the debug log's timings) */
 	int64_t deadline_ms;
 	int64_t due_ms;			/* F_BACKOFF: retry at */
 	char *buf;			/* len bytes while ACTIVE/WRITING */
@@ -332,6 +338,7 @@ struct fetchd {
 	bool stopping;
 	int64_t stop_deadline_ms;
 	int64_t next_sync_ms;		/* 0 = nothing dirty */
+	int64_t verify_due_ms;		/* a complete blob's check waits until then; 0: none waits */
 	uint64_t fetch_chunk;		/* largest fetch */
 	struct fetchd_stats st;
 	struct fetchd_gauges g;
@@ -432,6 +439,7 @@ void reg_abort(struct fetchd *d, struct fetch *f);
 
 /*----- verify.c ----------------------------------------------------------*/
 void verify_maybe_start(struct fetchd *d, struct blob *b);
+int64_t verify_tick(struct fetchd *d);
 void verify_read_done(struct fetchd *d, struct ring_op *op, int res);
 void verify_abort(struct blob *b);
 

@@ -369,6 +369,7 @@ static int64_t services_tick(struct fetchd *d)
 	int64_t due = evict_tick(d);
 
 	due = earliest(due, download_tick(d));
+	due = earliest(due, verify_tick(d));
 	return earliest(due, exporter_tick(d));
 }
 

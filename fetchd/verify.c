@@ -6,6 +6,9 @@
  * serving misses meanwhile. A mismatch clears the whole entry (durably):
  * the next reads fetch it again instead of serving wrong bytes forever.
  * Any clear while the check runs (a refetch) makes it stale: dropped.
+ * Hashing costs CPU the reads of the blob need (a cold sequential read
+ * completes the blob while its reader still decodes the last window): the
+ * check starts once the blob has had no miss for FETCHD_VERIFY_QUIET_MS.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -48,9 +51,16 @@ void verify_maybe_start(struct fetchd *d, struct blob *b)
 {
 	struct ring_op *op;
 
+	int64_t due = b->last_miss_ms + FETCHD_VERIFY_QUIET_MS;
+
 	if (!b->opened || b->broken || b->verified || b->verify_inflight || b->closing ||
 	    d->stopping || b->nmem != b->ngranules)
 		return;
+	if (b->last_miss_ms && now_ms() < due) {
+		if (!d->verify_due_ms || due < d->verify_due_ms)
+			d->verify_due_ms = due;
+		return;
+	}
 	op = ring_op_new(d, OP_VERIFY_READ, b);
 	if (!op)
 		return;
@@ -67,6 +77,19 @@ void verify_maybe_start(struct fetchd *d, struct blob *b)
 	b->verify_off = 0;
 	b->verify_gen = b->gen;
 	verify_next(d, op);
+}
+
+/* The complete blobs whose quiet time is over start their check; when the next is due. */
+int64_t verify_tick(struct fetchd *d)
+{
+	struct list *p, *t;
+
+	if (!d->verify_due_ms || now_ms() < d->verify_due_ms)
+		return d->verify_due_ms;
+	d->verify_due_ms = 0;
+	list_for_each_safe(p, t, &d->blobs)
+		verify_maybe_start(d, container_of(p, struct blob, node));
+	return d->verify_due_ms;
 }
 
 static void verify_finish(struct fetchd *d, struct blob *b)

@@ -73,7 +73,7 @@ px /__reset > /dev/null
 run_stub r3 "$BLOBS" "[
 	{\"read\": [[1, 0, $K, 1]]},
 	{\"read\": [[2, 0, 1048576], [2, 1048576, 100]]},
-	{\"sleep\": 0.3}]"
+	{\"sleep\": 1.6}]"	# the check starts once the blob had no miss for 1 s
 ok $? "run 3: REFETCH read and a whole blob"
 px /__stats > "$T/s3.json"
 # the refill window around it is still present: only the cleared granule goes

@@ -19,7 +19,8 @@
 # devices alternated; median, with the per-run range). Bytes served
 # are counted from the registry's access log (every GET of a blob); the
 # daemon's exit summary of each case's last run is printed too.
-# OBD_BENCH_REMOTE_CASES="1 2 3 4" picks cases (3 reads case 1's cache).
+# OBD_BENCH_REMOTE_CASES="1 2 3 4" picks cases (3 reads case 1's cache);
+# OBD_BENCH_LOGLEVEL=0 runs the daemon with debug logs and prints the last one.
 . "$(dirname "$0")/lib.sh"
 
 MB=${OBD_BENCH_REMOTE_MB:-64}
@@ -104,7 +105,7 @@ summary() { sed -n 's/.*summary: /  fetchd: /p' fetchd.log; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
 svc() {	# svc CACHEDIR
 	mkdir -p "$1"
-	printf '{ "cacheConfig": { "cacheDir": "%s" }, "logConfig": { "logLevel": 1 } }\n' "$1" > svc.json
+	printf '{ "cacheConfig": { "cacheDir": "%s" }, "logConfig": { "logLevel": %s } }\n' "$1" "${OBD_BENCH_LOGLEVEL:-1}" > svc.json
 }
 
 echo "== images: an incompressible $MB MiB ZFile layer, a $FS_MB MiB ext4 image"
@@ -280,6 +281,8 @@ echo "start-up without a trace: ${tb}s ($(echo "${t_b[*]}" | range)), $bb bytes;
 summary
 echo "RESULT startup with trace / without: time $(ratio "$tt" "$tb"), bytes $(ratio "$bt" "$bb")"
 fi
+# OBD_BENCH_LOGLEVEL=0: the last daemon's debug log (READs, fetches, DONEs with times) to stdout
+[ "${OBD_BENCH_LOGLEVEL:-1}" = 0 ] && { echo "== the last fetchd log"; cat fetchd.log; }
 kill "$regpid"
 cd /
 umount "$w"
