@@ -33,7 +33,8 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	if [ -z "${vm_suites##*remote*}" ]; then
 		echo "== lazy images, kernel $k (tests/vm/bench-remote.sh)"
 		envs=()
-		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES OBD_BENCH_LOGLEVEL; do
+		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES \
+			 OBD_BENCH_LOGLEVEL OBD_BENCH_WARM_REPEAT OBD_BENCH_WARM_PASSES; do
 			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 		done
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 3000 \
