@@ -24,7 +24,12 @@ void log_flush_suppressed(void);
  * ?query. Returns out. */
 const char *log_url(const char *url, char *out, size_t outlen);
 
-#define pr_debug(...)	log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+/* debug lines cost nothing when off: their arguments are not even evaluated */
+#define pr_debug(...)							\
+	do {								\
+		if (log_get_level() <= LOG_LVL_DEBUG)			\
+			log_msg(LOG_LVL_DEBUG, __VA_ARGS__);		\
+	} while (0)
 #define pr_info(...)	log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define pr_warn(...)	log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define pr_err(...)	log_msg(LOG_LVL_ERROR, __VA_ARGS__)

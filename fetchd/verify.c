@@ -49,9 +49,8 @@ static void verify_next(struct fetchd *d, struct ring_op *op)
 
 void verify_maybe_start(struct fetchd *d, struct blob *b)
 {
-	struct ring_op *op;
-
 	int64_t due = b->last_miss_ms + FETCHD_VERIFY_QUIET_MS;
+	struct ring_op *op;
 
 	if (!b->opened || b->broken || b->verified || b->verify_inflight || b->closing ||
 	    d->stopping || b->nmem != b->ngranules)

@@ -288,17 +288,19 @@ static int step(char *cur, size_t len, const char *c, bool *clamped)
 }
 
 /*
- * What is at the image path p: the layer's own entry first, then the lower
- * tree (unless a directory above p is already known to be missing there).
+ * What is at the image path p: the layer's own entry first (unless
+ * LV_LOWER_ONLY; *made then), then the lower tree (unless a directory
+ * above p is already known to be missing there).
  */
-static int what_is(struct layer_view *v, const char *p, bool lower, bool made,
-		   char *target, size_t tlen)
+static int what_is(struct layer_view *v, const char *p, unsigned int flags, bool lower,
+		   bool *made, char *target, size_t tlen)
 {
-	struct map_entry *e = made ? map_get(&v->made, p) : NULL;
+	struct map_entry *e = flags & LV_LOWER_ONLY ? NULL : map_get(&v->made, p);
 	char host[PATH_MAX];
 	struct stat st;
 	ssize_t n;
 
+	*made = e != NULL;
 	if (e) {
 		if (e->type == 'l')
 			snprintf(target, tlen, "%s", e->val);
@@ -353,8 +355,7 @@ static int resolve(struct layer_view *v, const char *name, unsigned int flags, c
 		if (snprintf(tmp, sizeof(tmp), "%s%s%s", cur, *cur ? "/" : "", c) >=
 		    (int)sizeof(tmp))
 			return -ENAMETOOLONG;
-		made = !(flags & LV_LOWER_ONLY) && map_get(&v->made, tmp);
-		t = what_is(v, tmp, !missing, !(flags & LV_LOWER_ONLY), target, sizeof(target));
+		t = what_is(v, tmp, flags, !missing, &made, target, sizeof(target));
 		if (t < 0)
 			return t;
 		if (t == 0) {
@@ -516,16 +517,18 @@ static int append_escaped(char **o, char *end, const char *s, const char *specia
  * "--transform=s<d>^/ *DIR/([^/]+/?)$<d>RES/\1<d>xS" (no space after the
  * slash): a member directly in DIR renamed, symlink targets left alone
  */
-static char *transform_arg(const char *dir, const char *res)
+static char *transform_arg(const char *dir, const char *res, int *rc)
 {
 	size_t len = 2 * (strlen(dir) + strlen(res)) + 64;
 	const char *d;
 	char *a, *o, *end;
 
+	*rc = -EINVAL;
 	for (d = DELIMS; *d && (strchr(dir, *d) || strchr(res, *d)); d++)
 		;
 	if (!*d)
 		return NULL;
+	*rc = -ENOMEM;
 	a = malloc(len);
 	if (!a)
 		return NULL;
@@ -541,6 +544,7 @@ static char *transform_arg(const char *dir, const char *res)
 	sprintf(o, "%s\\1%cxS", *res ? "/" : "", *d);
 	return a;
 fail:
+	*rc = -ENAMETOOLONG;	/* cannot happen: len allows every byte escaped */
 	free(a);
 	return NULL;
 }
@@ -548,6 +552,7 @@ fail:
 int layer_view_transforms(struct layer_view *v, char ***args, unsigned int *n)
 {
 	size_t i;
+	int rc;
 
 	if (!v->args && v->moved) {
 		v->args = calloc(v->moved, sizeof(*v->args));
@@ -558,9 +563,9 @@ int layer_view_transforms(struct layer_view *v, char ***args, unsigned int *n)
 
 			if (!e->key || e->type != 'm')
 				continue;
-			v->args[v->nargs] = transform_arg(e->key, e->val);
+			v->args[v->nargs] = transform_arg(e->key, e->val, &rc);
 			if (!v->args[v->nargs])
-				return -EINVAL;
+				return rc;
 			v->nargs++;
 		}
 	}

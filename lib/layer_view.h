@@ -74,7 +74,7 @@ int layer_view_add(struct layer_view *v, const struct tar_member *m, char *err, 
 /*
  * The tar arguments ("--transform=s|^...|...|xS", one per parent that
  * resolves elsewhere) in *args, *n of them; the strings live as long as v.
- * -EINVAL when a path has every delimiter character in it.
+ * -EINVAL when a path has every delimiter character in it, -ENOMEM.
  */
 int layer_view_transforms(struct layer_view *v, char ***args, unsigned int *n);
 

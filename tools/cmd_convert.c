@@ -291,7 +291,7 @@ static int apply_layer(struct img_work *w, const char *blob, enum oci_compressio
 	rc = prepare_layer(v, w->mnt, blob, c, layer);
 	if (!rc) {
 		rc = layer_view_transforms(v, &xf, &n);
-		if (rc)
+		if (rc == -EINVAL)
 			cli_err(blob, "layer %u: a path has every delimiter tar's --transform may use",
 				layer);
 	}
