@@ -24,7 +24,7 @@
  *                      first).
  *       OBD_MSG_CLOSE  no device uses the blob any more.
  *   daemon -> kernel, write(2): exactly sizeof(struct obd_msg_done) bytes,
- *     one completion per call.
+ *     one message per call.
  *       OBD_MSG_DONE   request id is finished. status 0: the blob's bytes
  *                      [offset, offset + length), which must contain the
  *                      requested range, are now in the cache file (its page
@@ -36,10 +36,25 @@
  *                      [offset, offset + length) of an OPENed blob on its
  *                      own (background download, prefetch): the kernel
  *                      takes it as present from now on, no miss needed.
+ *       OBD_MSG_INVALIDATE (same struct, id 0, status 0) the daemon took
+ *                      [offset, offset + length) of an OPENed blob back:
+ *                      the bytes there are bad (the sha256 of the complete
+ *                      blob did not match) or may be lost (an fdatasync
+ *                      of them failed). The kernel forgets they are
+ *                      present: the next reads miss, and the daemon fetches
+ *                      the range again. It also drops the clean pages of
+ *                      the range from the cache file's page cache and the
+ *                      page cache of every device stacking the blob.
+ *                      Requests in flight are left as they are: a DONE or
+ *                      HAVE written after an INVALIDATE must describe the
+ *                      bytes as they are then (fetched again), never bytes
+ *                      the daemon had before it; and an INVALIDATE never
+ *                      overtakes a DONE written before it.
  *     Anything else (wrong size, magic, version, opcode, unknown id, a
  *     range that is unaligned, outside the blob or does not cover the
- *     request, a status that is not 0 or -1..-4095) is refused with EINVAL
- *     and changes nothing.
+ *     request, a status that is not 0 or -1..-4095, a HAVE or INVALIDATE
+ *     with an id, a status or a blob not OPENed on this connection) is
+ *     refused with EINVAL and changes nothing.
  *
  * When the daemon goes away (close, exit, kill -9) requests it had read are
  * kept and sent again, with the OPENs they need, to the next daemon that
@@ -53,7 +68,7 @@
 
 #define OBD_DEV_NAME		"overlaybd"	/* /dev/overlaybd */
 #define OBD_MSG_MAGIC		0x3144424fu	/* "OBD1" */
-#define OBD_MSG_VERSION		2	/* 2: OPEN carries the inode; HAVE */
+#define OBD_MSG_VERSION		3	/* 2: OPEN carries the inode; HAVE; 3: INVALIDATE */
 
 /* Presence is tracked in granules of this many bytes (also obd_cache.h). */
 #define OBD_GRANULE_SHIFT	12
@@ -65,6 +80,7 @@ enum obd_msg_opcode {
 	OBD_MSG_READ = 3,	/* kernel -> daemon */
 	OBD_MSG_DONE = 16,	/* daemon -> kernel */
 	OBD_MSG_HAVE = 17,	/* daemon -> kernel */
+	OBD_MSG_INVALIDATE = 18,	/* daemon -> kernel */
 };
 
 /* 24 bytes, at the start of every message. */
@@ -118,11 +134,11 @@ struct obd_msg_read {
 	__le32 reserved;
 };
 
-/* 56 bytes. DONE and HAVE. */
+/* 56 bytes. DONE, HAVE and INVALIDATE. */
 struct obd_msg_done {
-	struct obd_msg_hdr hdr;	/* id: the request being answered; HAVE: 0 */
+	struct obd_msg_hdr hdr;	/* id: the request being answered; HAVE, INVALIDATE: 0 */
 	__le64 blob_id;		/* that of the request */
-	__le64 offset;		/* status 0: range now present (see above) */
+	__le64 offset;		/* status 0: range now present; INVALIDATE: absent */
 	__le64 length;
 	__le32 status;		/* 0 or a negative errno (two's complement) */
 	__le32 reserved;	/* 0 */

@@ -28,6 +28,7 @@
 #include "compat.h"
 #include "obd_kmod.h"
 #include "obd_remote.h"
+#include "obd_invalidate.h"
 #include "obd_trace.h"
 #include "obd_upper.h"
 
@@ -41,6 +42,7 @@ struct obd_dev_layer {
 	bool nowait;			/* page cache hits can be read inline */
 	struct obd_blob *blob;		/* remote layer: sl->blob, else NULL */
 	const struct obd_fetch_opts *fetch;	/* &target->fetch */
+	struct obd_blob_user user;	/* remote layer: page cache dropped on INVALIDATE */
 };
 
 /* A ZFile block of a remote layer failing its CRC is fetched again this often. */
@@ -632,6 +634,7 @@ static void obd_dtr(struct dm_target *ti)
 
 		if (dl->dfile)
 			fput(dl->dfile);
+		obd_blob_user_del(&dl->user);
 		if (!IS_ERR_OR_NULL(dl->sl))
 			obd_shared_put(dl->sl);
 		kfree(dl->path);
@@ -761,6 +764,8 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 			return r;
 		}
 		dl->blob = dl->sl->blob;
+		if (dl->blob)
+			obd_blob_user_add(&dl->user, dl->blob, t->ti);
 		/* remote layers are read through the page cache the daemon fills */
 		if (t->direct_io && !dl->blob)
 			obd_open_direct(t, dl);

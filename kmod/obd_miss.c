@@ -33,6 +33,7 @@
 
 #include "obd_kmod.h"
 #include "obd_remote.h"
+#include "obd_invalidate.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -792,6 +793,11 @@ static ssize_t obd_dev_write(struct file *f, const char __user *ubuf, size_t cou
 	}
 	if (copy_from_user(&d, ubuf, sizeof(d)))
 		return -EFAULT;
+	/* obd_invalidate.c; the connection cannot change while its file writes */
+	if (le16_to_cpu(d.hdr.opcode) == OBD_MSG_INVALIDATE) {
+		r = obd_invalidate(&d, READ_ONCE(obd_conn_gen));
+		return r ? r : (ssize_t)count;
+	}
 	mutex_lock(&obd_remote_mutex);
 	r = __obd_answer(&d);
 	mutex_unlock(&obd_remote_mutex);
