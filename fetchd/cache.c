@@ -465,6 +465,27 @@ static void sync_mark(struct fetchd *d, struct blob *b)
 		       strerror(-ret));
 }
 
+/* Each run of granules set in syncing: chan_take_back; syncing is cleared. */
+static void take_back_syncing(struct fetchd *d, struct blob *b)
+{
+	uint64_t g = 0, start, end;
+
+	while (g < b->ngranules) {
+		if (!(b->syncing[g / 64] & (1ull << (g % 64)))) {
+			g++;
+			continue;
+		}
+		start = g;
+		while (g < b->ngranules && (b->syncing[g / 64] & (1ull << (g % 64))))
+			g++;
+		end = g << OBD_GRANULE_SHIFT;
+		if (end > b->size)
+			end = b->size;
+		chan_take_back(d, b, start << OBD_GRANULE_SHIFT, end - (start << OBD_GRANULE_SHIFT));
+	}
+	memset(b->syncing, 0, bitmap_words(b) * 8);
+}
+
 static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 {
 	struct blob *b = op->blob;
@@ -483,10 +504,14 @@ static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 		pr_err("blob %llu (%s): fdatasync: %s; its recent ranges will be fetched again",
 		       (unsigned long long)b->id, b->path, strerror(-res));
 		for (i = 0; i < bitmap_words(b); i++) {
-			b->nmem -= (uint64_t)__builtin_popcountll(b->mem[i] & b->syncing[i]);
+			b->syncing[i] &= b->mem[i];
+			b->nmem -= (uint64_t)__builtin_popcountll(b->syncing[i]);
 			b->mem[i] &= ~b->syncing[i];
-			b->syncing[i] = 0;
 		}
+		/* the kernel has them as present too: take them back (runs of syncing) */
+		take_back_syncing(d, b);
+		b->gen++;
+		b->verified = b->want_complete = false;
 	} else {
 		sync_mark(d, b);
 		cache_try_complete(d, b);

@@ -128,14 +128,17 @@ void chan_close(struct fetchd *d)
 }
 
 /*----- DONE --------------------------------------------------------------------*/
+static int done_write(struct fetchd *d, struct req *r);
+static void outq_push(struct fetchd *d, struct req *r);
+
 static void done_build(const struct req *r, struct obd_msg_done *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->hdr.magic = cpu_to_le32(OBD_MSG_MAGIC);
 	m->hdr.version = cpu_to_le16(OBD_MSG_VERSION);
-	m->hdr.opcode = cpu_to_le16(OBD_MSG_DONE);
+	m->hdr.opcode = cpu_to_le16(r->invalidate ? OBD_MSG_INVALIDATE : OBD_MSG_DONE);
 	m->hdr.size = cpu_to_le32(sizeof(*m));
-	m->hdr.id = cpu_to_le64(r->id);
+	m->hdr.id = cpu_to_le64(r->id);	/* INVALIDATE: 0 */
 	m->blob_id = cpu_to_le64(r->blob_id);
 	if (!r->status) {
 		m->offset = cpu_to_le64(r->done_off);
@@ -175,6 +178,55 @@ void chan_send_have(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len
 			(unsigned long long)off, (unsigned long long)len, strerror(errno));
 }
 
+/*
+ * INVALIDATE: [off, off + len) of b is taken back (its sha256 did not
+ * match, an fdatasync of it failed); the daemon's own bits are cleared
+ * already. The kernel clears its bits and page caches, so the devices miss
+ * there and the range is fetched again. It goes behind the DONEs waiting
+ * for room (a DONE written before it may name the range; after it, none
+ * may). A READ still waiting for fetches whose answer would name the range
+ * reads again when they are in (req_complete): a DONE written after an
+ * INVALIDATE only names bytes fetched since.
+ */
+void chan_take_back(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
+{
+	size_t i, nb = sizeof(d->req_hash) / sizeof(d->req_hash[0]);
+	uint64_t end = off + len;
+	struct list *p, *t;
+	struct req *m;
+
+	pr_warn("blob %llu (%s): [%llu, +%llu) taken back from the kernel (INVALIDATE): fetched again at its next read",
+		(unsigned long long)b->id, b->path, (unsigned long long)off, (unsigned long long)len);
+	for (i = 0; i < nb; i++)
+		list_for_each_safe(p, t, &d->req_hash[i]) {
+			struct req *r = container_of(p, struct req, hnode);
+			uint64_t lo = r->done_off < r->off ? r->done_off : r->off;
+			uint64_t hi = r->done_end > r->off + r->len ? r->done_end : r->off + r->len;
+
+			if (r->blob == b && r->waits && !r->replied && lo < end && off < hi)
+				r->retake = true;
+		}
+	if (d->chan_fd < 0 || d->chan_eof)
+		return;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		pr_err("blob %llu: out of memory for an INVALIDATE of [%llu, +%llu)",
+		       (unsigned long long)b->id, (unsigned long long)off, (unsigned long long)len);
+		return;
+	}
+	m->invalidate = true;
+	m->blob_id = b->id;
+	m->done_off = off;
+	m->done_end = end;
+	d->st.invalidates++;
+	if (d->outq_head || done_write(d, m) == -EAGAIN) {
+		outq_push(d, m);
+		return;
+	}
+	m->replied = true;
+	req_free(m);
+}
+
 /* 0 written (or refused: counted as answered), -EAGAIN no room yet. */
 static int done_write(struct fetchd *d, struct req *r)
 {
@@ -189,7 +241,11 @@ static int done_write(struct fetchd *d, struct req *r)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
 		return -EAGAIN;
-	if (n < 0)
+	if (n < 0 && r->invalidate)
+		pr_err("INVALIDATE blob %llu [%llu, +%llu): write: %s; the kernel may serve those bytes",
+		       (unsigned long long)r->blob_id, (unsigned long long)r->done_off,
+		       (unsigned long long)(r->done_end - r->done_off), strerror(errno));
+	else if (n < 0)
 		pr_err("DONE id %llu: write: %s", (unsigned long long)r->id, strerror(errno));
 	else if (n != sizeof(m))
 		pr_err("DONE id %llu: short write %zd", (unsigned long long)r->id, n);
@@ -226,6 +282,21 @@ void chan_flush_out(struct fetchd *d)
 void req_complete(struct fetchd *d, struct req *r)
 {
 	assert(!r->replied && !r->waits);
+	/*
+	 * Bytes it would name were taken back while it waited (an INVALIDATE
+	 * went out): its DONE must not claim them. Read again: what is present
+	 * now was fetched since, the rest is fetched again.
+	 */
+	if (r->retake && !r->status && r->blob) {
+		r->retake = false;
+		pr_info("blob %llu: READ %llu [%llu, +%llu): bytes it waited with were taken back; reading again",
+			(unsigned long long)r->blob_id, (unsigned long long)r->id,
+			(unsigned long long)r->off, (unsigned long long)r->len);
+		if (r->blob->broken)
+			r->status = -EIO;
+		else
+			return fetch_read(d, r, 0);
+	}
 	list_del(&r->hnode);
 	d->nreqs--;
 	if (r->status != FETCHD_HAND_BACK && r->t_start_ms)

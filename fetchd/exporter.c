@@ -213,6 +213,8 @@ static const struct field_def stat_counters[] = {
 	{ "retries_total", "Fetch attempts retried after a retryable failure", ST(retries) },
 	{ "fsyncs_total", "fdatasync calls of durability batches", ST(fsyncs) },
 	{ "haves_total", "HAVE messages sent (ranges filled without a miss)", ST(haves) },
+	{ "invalidates_total", "INVALIDATE messages sent (ranges taken back: sha256 mismatch, fsync error)",
+	  ST(invalidates) },
 	{ "handed_back_total", "Requests left unanswered at exit for the next daemon",
 	  ST(handed_back) },
 	{ "messages_total", "Messages read from the miss channel", ST(msgs_in) },

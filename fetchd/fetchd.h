@@ -93,6 +93,7 @@ struct fetchd_stats {
 	uint64_t ahead_fetches;		/* fetches made by sequential readahead */
 	uint64_t handed_back;		/* left unanswered at exit for the next daemon */
 	uint64_t haves;			/* HAVE messages sent (ranges filled without a miss) */
+	uint64_t invalidates;		/* INVALIDATE messages: ranges taken back (chan_take_back) */
 	uint64_t reads_prefetch;	/* READs flagged OBD_READ_F_PREFETCH */
 	uint64_t fetch_promoted;	/* background fetches a miss then waited for */
 	/* background download (download.c) */
@@ -190,6 +191,8 @@ struct req {
 	unsigned int waits;		/* fetches still to complete */
 	int status;			/* first error seen */
 	bool replied;
+	bool retake;			/* part of its range was taken back while it waited: read again */
+	bool invalidate;		/* not a request: an INVALIDATE waiting in the outq */
 	struct req *next_out;		/* fetchd.outq while a DONE waits for room */
 };
 
@@ -390,6 +393,8 @@ void chan_flush_out(struct fetchd *d);
 void req_complete(struct fetchd *d, struct req *r);
 void chan_fail_all_reqs(struct fetchd *d, int status);
 void chan_send_have(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len);
+/* [off, +len) of b is bad or lost: INVALIDATE to the kernel, waiting READs read again. */
+void chan_take_back(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len);
 
 /*----- cache.c -----------------------------------------------------------*/
 struct blob *blob_find(struct fetchd *d, uint64_t id);

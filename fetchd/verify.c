@@ -3,8 +3,13 @@
  * Once every granule of a blob is present, its sha256 is checked against
  * the digest of the OPEN: the cache file is read back through the ring in
  * FETCHD_VERIFY_CHUNK pieces, one in flight per blob, so the loop keeps
- * serving misses meanwhile. A mismatch clears the whole entry (durably):
- * the next reads fetch it again instead of serving wrong bytes forever.
+ * serving misses meanwhile. A mismatch clears the whole entry (durably)
+ * and takes the blob back from the kernel (INVALIDATE, chan_take_back):
+ * running devices miss again and the bytes are fetched again. What a
+ * device read before the check stays wherever it was copied above the
+ * device (a file system's page cache), and the check only runs once the
+ * whole blob is present: until then an uncompressed layer's wrong bytes
+ * are served (ZFile blocks have CRCs).
  * Any clear while the check runs (a refetch) makes it stale: dropped.
  * Hashing costs CPU the reads of the blob need (a cold sequential read
  * completes the blob while its reader still decodes the last window): the
@@ -114,6 +119,7 @@ static void verify_finish(struct fetchd *d, struct blob *b)
 	pr_err("blob %llu (%s): sha256 mismatch: got %s, expected %s; clearing the cache entry",
 	       (unsigned long long)b->id, b->path, got, want);
 	blob_refetch_clear(d, b, 0, b->size);
+	chan_take_back(d, b, 0, b->size);
 	download_blob_verified(d, b, false);
 }
 

@@ -17,15 +17,18 @@ Every step's reads go out at once; the step waits for all their DONEs.
 Each DONE is checked: known id, answered once, same blob, status 0 or
 -1..-4095, a status-0 range granule aligned, inside the blob, covering the
 request; then the cache file bytes of that range are compared with the
-blob's. "sigterm" sends SIGTERM while the previous step's reads are still
+blob's. HAVE and INVALIDATE messages are recorded ("haves", "invalidates",
+and with DONEs in arrival order, "events"); an INVALIDATE is checked as the
+kernel does (id 0, status 0, a known blob, a granule-aligned range in it).
+"sleep" steps keep reading what the daemon sends. "sigterm" sends SIGTERM while the previous step's reads are still
 in flight (use "wait": false on it) and checks every id got one DONE and
 the daemon exited 0. Prints one JSON object with the results; exit 1 on
 any violation.
 """
 import hashlib, json, os, signal, socket, struct, subprocess, sys, time, zlib
 
-MAGIC, VERSION = 0x3144424F, 2
-OPEN, CLOSE, READ, DONE, HAVE = 1, 2, 3, 16, 17
+MAGIC, VERSION = 0x3144424F, 3
+OPEN, CLOSE, READ, DONE, HAVE, INVALIDATE = 1, 2, 3, 16, 17, 18
 GRAN = 4096
 HDR = "<IHHIIQ"  # magic version opcode size reserved id
 
@@ -113,6 +116,8 @@ class Stub:
         self.pending = {}     # id -> (blob, off, len)
         self.answered = {}    # id -> done dict
         self.haves = []       # (blob, off, len) of HAVE messages
+        self.invalidates = [] # (blob, off, len) of INVALIDATE messages
+        self.events = []      # ("have"|"invalidate"|"done"|"fail", blob, off, len), in order
         self.blobs = {}
         for b in sc["blobs"]:
             data = open(b["data"], "rb").read() if b.get("data") else None
@@ -151,7 +156,18 @@ class Stub:
         magic, ver, op, size, res, rid, bid, off, ln, status, res2 = struct.unpack("<IHHIIQQQQiI", m)
         if (magic, ver, op, size, res, rid, status, res2) == (MAGIC, VERSION, HAVE, 56, 0, 0, 0, 0):
             self.haves.append((bid, off, ln))
+            self.events.append(("have", bid, off, ln))
             return "have"
+        if op == INVALIDATE:
+            # checked as the kernel does: header, id 0, status 0, an OPENed blob, an aligned range in it
+            size_ok = bid in self.blobs and ln > 0 and off % GRAN == 0 and \
+                off + ln <= self.blobs[bid]["size"] and \
+                ((off + ln) % GRAN == 0 or off + ln == self.blobs[bid]["size"])
+            if (magic, ver, size, res, rid, status, res2) != (MAGIC, VERSION, 56, 0, 0, 0, 0) or not size_ok:
+                self.err("bad INVALIDATE: %r" % ((magic, ver, op, size, res, rid, bid, off, ln, status, res2),))
+            self.invalidates.append((bid, off, ln))
+            self.events.append(("invalidate", bid, off, ln))
+            return "invalidate"
         if (magic, ver, op, size, res, res2) != (MAGIC, VERSION, DONE, 56, 0, 0):
             self.err("bad DONE header id %d: %r" % (rid, (magic, ver, op, size, res, res2)))
         if rid in self.answered:
@@ -162,6 +178,7 @@ class Stub:
             return "bad"
         rb, roff, rlen = self.pending.pop(rid)
         d = dict(id=rid, blob=bid, off=off, len=ln, status=status, t=time.time())
+        self.events.append(("done", bid, off, ln) if status == 0 else ("fail", bid, off, ln))
         self.answered[rid] = d
         if bid != rb:
             self.err("id %d: blob %d, asked %d" % (rid, bid, rb))
@@ -174,6 +191,17 @@ class Stub:
         elif not (-4095 <= status <= -1):
             self.err("id %d: status %d" % (rid, status))
         return d
+
+    def drain_for(self, secs):
+        """sleep, reading what the daemon sends meanwhile (HAVE, INVALIDATE, late DONEs)"""
+        end = time.time() + secs
+        while True:
+            left = end - time.time()
+            if left <= 0:
+                return
+            if self.recv_done(left) == "eof":
+                time.sleep(max(end - time.time(), 0))
+                return
 
     def check_bytes(self, d):
         b = self.blobs[d["blob"]]
@@ -260,7 +288,7 @@ class Stub:
             if "read" in st:
                 out["steps"].append(self.step_read(st))
             elif "sleep" in st:
-                time.sleep(st["sleep"])
+                self.drain_for(st["sleep"])
                 out["steps"].append({})
             elif "close" in st:
                 self.s.send(msg_close(st["close"]))
@@ -279,6 +307,8 @@ class Stub:
             out["steps"].append(self.step_sigterm({}))
         out["errors"] = self.errors
         out["haves"] = self.haves
+        out["invalidates"] = self.invalidates
+        out["events"] = self.events
         out["flags"] = {str(bid): meta_flags(b["cache"]) if os.path.exists(b["cache"] + ".meta") else None
                         for bid, b in self.blobs.items()}
         out["meta"] = {str(bid): meta_bits(b["cache"], b["size"]) if os.path.exists(b["cache"] + ".meta") else []

@@ -28,8 +28,8 @@ import sys
 import time
 
 MAGIC = 0x3144424F
-VERSION = 2
-OP_OPEN, OP_CLOSE, OP_READ, OP_DONE, OP_HAVE = 1, 2, 3, 16, 17
+VERSION = 3
+OP_OPEN, OP_CLOSE, OP_READ, OP_DONE, OP_HAVE, OP_INVALIDATE = 1, 2, 3, 16, 17, 18
 HDR = struct.Struct("<IHHIIQ")  # 24
 OPEN = struct.Struct("<QQ32sIIQII4000s")
 READ = struct.Struct("<QQQII")
@@ -267,6 +267,12 @@ def garbage():
         "HAVE for an unknown blob": have_msg(0xFFFF, 0, GRANULE),
         "HAVE with a request id": done_msg(7, 1, 0, GRANULE, op=OP_HAVE),
         "HAVE with a status": done_msg(0, 1, 0, GRANULE, -5, op=OP_HAVE),
+        "INVALIDATE for an unknown blob": done_msg(0, 0xFFFF, 0, GRANULE, op=OP_INVALIDATE),
+        "INVALIDATE with a request id": done_msg(7, 1, 0, GRANULE, op=OP_INVALIDATE),
+        "INVALIDATE with a status": done_msg(0, 1, 0, GRANULE, -5, op=OP_INVALIDATE),
+        "INVALIDATE with reserved set": done_msg(0, 1, 0, GRANULE, op=OP_INVALIDATE)[:-4] + b"\1\0\0\0",
+        "INVALIDATE of version 2": done_msg(0, 1, 0, GRANULE, op=OP_INVALIDATE)[:4] +
+            struct.pack("<H", 2) + done_msg(0, 1, 0, GRANULE, op=OP_INVALIDATE)[6:],
     }
     bad = 0
     for name, m in cases.items():
