@@ -90,6 +90,8 @@ static void fetch_finish(struct fetchd *d, struct fetch *f, int err)
 			fetch_ahead(d, f->blob);
 	}
 
+	/* done with: a request that reads again (req_complete's retake) must not join it */
+	list_del(&f->bnode);
 	list_for_each_safe(p, t, &f->attached) {
 		struct attach *a = container_of(p, struct attach, node);
 		struct req *r = a->req;

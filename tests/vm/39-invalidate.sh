@@ -1,0 +1,115 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 39-invalidate.sh: a range the daemon takes back is taken back in the
+# kernel too (OBD_MSG_INVALIDATE), with the real module, overlaybd-fetchd
+# and docker-registry behind the fault proxy in the VM. An uncompressed
+# layer (no ZFile CRC to catch anything) gets one GET with a byte flipped;
+# a reader reads the wrong bytes through the device, which stays open (as
+# a mounted file system keeps it); once the blob is complete the sha256
+# check finds the mismatch, the daemon sends INVALIDATE, and the same
+# reader reads the right bytes, buffered and O_DIRECT, without a detach:
+#   A  no background download: the blob completes by misses and a
+#      prefetch; after the mismatch only the kernel's new misses bring the
+#      right bytes (the kernel forgot the range was present);
+#   B  the image's background download completes it, finds the mismatch
+#      and downloads again; the device's page cache held the wrong bytes
+#      and was dropped.
+#   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/39-invalidate.sh
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/vm/registry_lib.sh
+. "$OBD_TOP/tests/vm/registry_lib.sh"
+reg_test_begin 39-invalidate
+
+check "two 2 MiB uncompressed layers" bash -c "
+	$(declare -f rand_layer); obd='$obd' PY='$PY'
+	rand_layer a 2 39 && rand_layer b 2 40" || bail "layers"
+check "pushed" bash -c "
+	'$obd' push http://127.0.0.1:$REG/inval/a:v1 a.commit > a-direct.json &&
+	'$obd' push http://127.0.0.1:$REG/inval/b:v1 b.commit > b-direct.json" || bail "push"
+via_proxy a-direct.json A.json
+via_proxy b-direct.json b.json
+$PY - <<'PYEOF' || bail "cannot write B.json"
+import json
+c = json.load(open("b.json"))
+c["download"] = {"enable": True, "delay": 4, "delayExtra": 0, "maxMBps": 0, "blockSize": 262144}
+json.dump(c, open("B.json", "w"))
+PYEOF
+cat > svc.json <<JSON
+{ "logConfig": { "logLevel": 1 },
+  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 65536 },
+  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50, "readaheadMB": 0 },
+  "download": { "enable": false } }
+JSON
+if fetchd_start; then ok "fetchd starts"; else bail "fetchd: $(tail -5 fetchd.log)"; fi
+sha() { sha256sum | cut -d' ' -f1; }
+want_a=$("$obd" cat --no-progress a.commit | sha)
+want_b=$("$obd" cat --no-progress b.commit | sha)
+ent_a=$d/cache/sha256:$(sha256sum a.commit | cut -d' ' -f1)
+ent_b=$d/cache/sha256:$(sha256sum b.commit | cut -d' ' -f1)
+# wait_log PATTERN [TENTHS]: until fetchd.log has a line matching it
+wait_log() {
+	local i
+	for i in $(seq "${2:-600}"); do
+		grep -q "$1" fetchd.log && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- A: misses only ------------------------------------------------------------------------
+check "attach A (no background download)" "$obd" attach --service-config svc.json --name ia A.json ||
+	bail "attach A"
+exec 7< /dev/mapper/ia	# the device stays open: its page cache lives as long as this
+vm_dmesg_mark 39-a
+px_fault corrupt 1	# the first data GET from here: one byte of its body flipped
+bad=$(sha < /dev/mapper/ia)
+check "A: the reader read wrong bytes (the corrupted GET)" test "$bad" != "$want_a"
+# what no device read asked for (LSMT padding, index tail): the blob completes, the check runs
+size_a=$(stat -c %s a.commit)
+check "A: prefetch the rest of the blob" dmsetup message ia 0 prefetch 0 0 "$size_a"
+check "A: the daemon found the sha256 mismatch" wait_log "($ent_a): sha256 mismatch"
+check "A: ... and took the blob back from the kernel" wait_log "($ent_a): \[0, +$size_a) taken back"
+check "A: the kernel took it back" bash -c \
+	"for i in \$(seq 50); do dmesg | grep -q '${ent_a##*/}: the fetch daemon took bytes 0+$size_a back' && exit 0; sleep 0.1; done; exit 1"
+check_eq "A: the same reader now reads the right bytes (buffered)" "$(sha < /dev/mapper/ia)" "$want_a"
+check_eq "A: and with O_DIRECT" \
+	"$(dd if=/dev/mapper/ia bs=64K iflag=direct status=none | sha)" "$want_a"
+dmsetup message ia 0 prefetch 0 0 "$size_a"
+check "A: the bytes fetched again verify" wait_log "($ent_a): complete, sha256 verified"
+check "A: the cache file holds the layer" cmp -s "$ent_a" a.commit
+exec 7<&-
+vm_dmesg_check 39-a
+
+# --- B: the background download finds it ---------------------------------------------------
+check "attach B (download{}: 4 s delay)" "$obd" attach --service-config svc.json --name ib B.json ||
+	bail "attach B"
+exec 7< /dev/mapper/ib
+vm_dmesg_mark 39-b
+px_fault corrupt 1
+bad=$(sha < /dev/mapper/ib)
+check "B: the reader read wrong bytes (the corrupted GET)" test "$bad" != "$want_b"
+check "B: the download's sha256 check found the mismatch" \
+	wait_log "($ent_b): background download attempt 1 of [0-9]* failed: sha256 mismatch"
+for _ in $(seq 300); do
+	[ "$(meta_flags "$ent_b")" = 1 ] && break
+	sleep 0.2
+done
+check_eq "B: downloaded again and marked complete" "$(meta_flags "$ent_b")" 1
+check_eq "B: the same reader now reads the right bytes (buffered)" "$(sha < /dev/mapper/ib)" "$want_b"
+check_eq "B: and with O_DIRECT" \
+	"$(dd if=/dev/mapper/ib bs=64K iflag=direct status=none | sha)" "$want_b"
+exec 7<&-
+vm_dmesg_check 39-b
+
+if vm_dmesg_since 39-a | grep -q '/dev/overlaybd: .*refused'; then
+	not_ok "no channel message refused"
+else
+	ok "no channel message refused"
+fi
+dmsetup remove ia
+dmsetup remove ib
+fetchd_stop
+check "the daemon stopped cleanly" bash -c "! grep -qi 'assert\|sanitizer\|segv' fetchd.log"
+tap_done
