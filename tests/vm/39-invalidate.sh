@@ -14,7 +14,10 @@
 #      right bytes (the kernel forgot the range was present);
 #   B  the image's background download completes it, finds the mismatch
 #      and downloads again; the device's page cache held the wrong bytes
-#      and was dropped.
+#      and was dropped;
+#   C  the kernel alone (tests/vm/remote_lib.py's stand-in daemon):
+#      malformed INVALIDATEs (range, ids, status, reserved, version, size)
+#      are refused with EINVAL, a valid one makes a complete blob miss.
 #   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/39-invalidate.sh
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -108,6 +111,28 @@ if vm_dmesg_since 39-a | grep -q '/dev/overlaybd: .*refused'; then
 else
 	ok "no channel message refused"
 fi
+
+# --- the kernel alone: malformed INVALIDATEs refused, a valid one makes a complete blob miss ---
+fetchd_stop
+vm_dmesg_mark 39-c
+mkdir -p src && cp a.commit "src/${ent_a##*/}" && cp b.commit "src/${ent_b##*/}"
+$PY "$OBD_TOP/tests/vm/remote_lib.py" daemon src inv.log --inval-test 2>> inv.err &
+stand_in=$!
+vm_on_exit kill $stand_in
+for _ in $(seq 100); do
+	[ "$(grep -c '^INVAL valid' inv.log 2>/dev/null)" = 2 ] && break
+	sleep 0.1
+done
+check_eq "C: the stand-in daemon tried 13 malformed INVALIDATEs and a valid one per blob" \
+	"$(grep -c '^INVAL ' inv.log)" 28
+check "C: the kernel refused every malformed one with EINVAL and took the valid ones" \
+	bash -c "! grep '^INVAL ' inv.log | grep -v ': ok\$'"
+grep '^INVAL .*not ok' inv.log | head -5 | while read -r l; do diag "$l"; done
+check_eq "C: A reads right (O_DIRECT)" "$(dd if=/dev/mapper/ia bs=64K iflag=direct status=none | sha)" "$want_a"
+check "C: ... through misses: the complete blob was taken back" grep -q '^READ ' inv.log
+kill $stand_in
+wait $stand_in 2>/dev/null
+vm_dmesg_check 39-c
 dmsetup remove ia
 dmsetup remove ib
 fetchd_stop

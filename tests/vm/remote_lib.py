@@ -15,7 +15,8 @@ The stand-in daemon is not overlaybd-fetchd: it lets the kernel side be
 tested alone, with faults the real daemon never makes (corrupt data, no
 answer, a kill -9 at a chosen moment). Its LOG has one line per message:
 "OPEN <blob_id> <size> <path>", "READ <id> <blob_id> <off> <len> <flags>",
-"DONE <id> <blob_id> <off> <len> <status>", "CLOSE <blob_id>".
+"DONE <id> <blob_id> <off> <len> <status>", "CLOSE <blob_id>"
+(and with --inval-test, "INVAL <case>: ok|not ok ...").
 """
 import argparse
 import errno
@@ -141,6 +142,8 @@ class Daemon:
         self.blobs[blob_id] = dict(size=size, path=path, src=open(src, "rb").read(),
                                    fd=os.open(path, os.O_RDWR), mfd=os.open(path + ".meta", os.O_RDWR))
         self.msg("OPEN %d %d %s" % (blob_id, size, path))
+        if self.a.inval_test:
+            self.inval_test(blob_id, size)
         if self.a.have:
             # a background download done at once: the whole blob, announced unasked
             b = self.blobs[blob_id]
@@ -148,6 +151,38 @@ class Daemon:
             self.dirty.setdefault(blob_id, set()).update(range((size + GRANULE - 1) // GRANULE))
             os.write(self.fd, have_msg(blob_id, 0, size))
             self.msg("HAVE %d 0 %d" % (blob_id, size))
+
+    def inval_test(self, blob_id, size):
+        """INVALIDATEs the kernel must refuse (EINVAL), then a valid one of the whole blob:
+        one line each, "INVAL <case>: ok|not ok <why>"""
+        end = (size + GRANULE - 1) // GRANULE * GRANULE
+        good = done_msg(0, blob_id, 0, size, op=OP_INVALIDATE)
+        cases = {
+            "unaligned offset": done_msg(0, blob_id, 1, GRANULE, op=OP_INVALIDATE),
+            "zero length": done_msg(0, blob_id, 0, 0, op=OP_INVALIDATE),
+            "past the blob's end": done_msg(0, blob_id, 0, end + GRANULE, op=OP_INVALIDATE),
+            "offset past the end": done_msg(0, blob_id, end + GRANULE, GRANULE, op=OP_INVALIDATE),
+            "huge length (wraps)": done_msg(0, blob_id, GRANULE, (1 << 64) - GRANULE, op=OP_INVALIDATE),
+            "end unaligned inside the blob": done_msg(0, blob_id, 0, GRANULE + 1, op=OP_INVALIDATE),
+            "a blob not OPENed": done_msg(0, blob_id + 1000, 0, GRANULE, op=OP_INVALIDATE),
+            "a request id": done_msg(9, blob_id, 0, GRANULE, op=OP_INVALIDATE),
+            "a status": done_msg(0, blob_id, 0, GRANULE, -5, op=OP_INVALIDATE),
+            "header reserved": good[:12] + b"\1\0\0\0" + good[16:],
+            "reserved": good[:-4] + b"\1\0\0\0",
+            "version 2": good[:4] + struct.pack("<H", 2) + good[6:],
+            "size 24": good[:8] + struct.pack("<I", 24) + good[12:],
+        }
+        for name, m in cases.items():
+            try:
+                os.write(self.fd, m)
+                self.msg("INVAL %s: not ok, accepted" % name)
+            except OSError as e:
+                self.msg("INVAL %s: %s" % (name, "ok" if e.errno == errno.EINVAL else "not ok, " + str(e)))
+        try:
+            os.write(self.fd, good)
+            self.msg("INVAL valid whole blob: ok")
+        except OSError as e:
+            self.msg("INVAL valid whole blob: not ok, %s" % e)
 
     def answer(self, rid, blob_id, off, length, flags):
         b = self.blobs[blob_id]
@@ -321,6 +356,9 @@ def main():
     d.add_argument("--have", action="store_true",
                    help="at OPEN fill the whole blob and send HAVE for it")
     d.add_argument("--silent", action="store_true", help="never answer")
+    d.add_argument("--inval-test", action="store_true",
+                   help="at OPEN write malformed INVALIDATEs (each must get EINVAL), then a valid "
+                        "one of the whole blob; lines \"INVAL <case>: ok|not ok\"")
     d.add_argument("--exit-after", type=int, default=0, help="kill -9 self after N READs")
     sub.add_parser("garbage")
     m = sub.add_parser("meta-bits")
