@@ -36,7 +36,7 @@ via_proxy b-direct.json b.json
 $PY - <<'PYEOF' || bail "cannot write B.json"
 import json
 c = json.load(open("b.json"))
-c["download"] = {"enable": True, "delay": 4, "delayExtra": 0, "maxMBps": 0, "blockSize": 262144}
+c["download"] = {"enable": True, "delay": 2, "delayExtra": 0, "maxMBps": 0, "blockSize": 262144}
 json.dump(c, open("B.json", "w"))
 PYEOF
 cat > svc.json <<JSON
@@ -86,7 +86,7 @@ exec 7<&-
 vm_dmesg_check 39-a
 
 # --- B: the background download finds it ---------------------------------------------------
-check "attach B (download{}: 4 s delay)" "$obd" attach --service-config svc.json --name ib B.json ||
+check "attach B (download{}: 2 s delay)" "$obd" attach --service-config svc.json --name ib B.json ||
 	bail "attach B"
 exec 7< /dev/mapper/ib
 vm_dmesg_mark 39-b
