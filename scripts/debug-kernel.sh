@@ -62,7 +62,7 @@ src_version() {
 		return
 	fi
 	hv=$(apt-cache policy "$SRCPKG" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
-	[ -n "$hv" ] && [ "$hv" != "(none)" ] || die "$SRCPKG is not in the apt lists (apt-get update?)"
+	case "$hv" in ''|'(none)') die "$SRCPKG is not in the apt lists (apt-get update?)" ;; esac
 	echo "$hv"
 }
 

@@ -75,7 +75,9 @@ fi
 # unreferenced is not the test's; mark it seen, and scan again after the command.
 KML=$R/sys/kernel/debug/kmemleak
 if [ -w "$KML" ]; then
-	echo scan >"$KML" && echo clear >"$KML" || say "kmemleak: cannot scan/clear"
+	if ! { echo scan >"$KML" && echo clear >"$KML"; }; then
+		say "kmemleak: cannot scan/clear"
+	fi
 fi
 
 read -r up _ </proc/uptime

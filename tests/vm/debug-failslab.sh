@@ -140,13 +140,13 @@ rtable="0 $len overlaybd 2 $t1 $t2 2 hold_timeout 3"
 check "create over two cold remote layers" dmsetup create fsr --readonly --table "$rtable"
 vm_on_exit dmsetup remove fsr
 good=0 eio=0 bad=0 inj=0 restarts=0
-for i in $(seq 0 63); do
+for i in $(seq 0 31); do
 	p=${PS[$((RANDOM % ${#PS[@]}))]}
 	[ "$p" != 100 ] || p=20	# at 100 % every miss fails: nothing to learn after the first
 	kill -0 "$daemon_pid" 2>/dev/null || { start_daemon && restarts=$((restarts + 1)); }
 	fs_on "$p"
-	# 64 reads of 64 KiB spread over the 64 MiB device, each a cold miss
-	sk=$((i * 16 + RANDOM % 16))
+	# 32 reads of 64 KiB spread over the 64 MiB device, each a cold miss
+	sk=$((i * 32 + RANDOM % 32))
 	rm -f rd.bin
 	dd if=/dev/mapper/fsr of=rd.bin bs=64K skip=$sk count=1 iflag=direct status=none 2>/dev/null
 	rc=$?
@@ -178,8 +178,8 @@ check "obd create (append upper)" "$obd" create "$d/up.data" "$d/up.index" 64M
 check "dmsetup create with the upper" dmsetup create fsu --table "$(table "$d/up.data" "$d/up.index")"
 vm_on_exit dmsetup remove fsu
 acked=() failed=() inj=0
-for i in $(seq 0 63); do
-	blk=$((i * 256 + RANDOM % 256))	# distinct 4 KiB blocks, one in each MiB
+for i in $(seq 0 31); do
+	blk=$((i * 512 + RANDOM % 512))	# distinct 4 KiB blocks, one in each 2 MiB
 	head -c 4096 /dev/urandom >"w$blk"
 	p=${PS[$((RANDOM % ${#PS[@]}))]}
 	[ "$p" != 100 ] || p=20
