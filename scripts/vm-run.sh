@@ -271,7 +271,11 @@ BENIGN='Unprivileged eBPF is enabled|data leak possible|SMT on, data leak|Vulner
 SCAN='BUG|WARNING|Oops|KASAN|refcount|hung task|leak|Call Trace'
 if [ "$KERNEL" = debug ]; then
 	# The checkers' own start-up lines; and what they report that the words above miss.
+	# kmemleak's "N new suspected memory leaks" line: vm-init.sh's scan before the
+	# command prints it for what the boot left (then cleared); after the command the
+	# report itself ($C/kmemleak) is what counts.
 	BENIGN="$BENIGN|kmemleak: Kernel memory leak detector initialized|kmemleak: Automatic memory scanning thread"
+	BENIGN="$BENIGN|kmemleak: [0-9]+ new suspected memory leaks \(see /sys/kernel/debug/kmemleak\)"
 	SCAN="$SCAN|blocked for more than|ODEBUG|lockdep|kmemleak|list_(add|del) corruption|workqueue lockup"
 fi
 [ -z "${OBD_VM_DMESG_IGNORE:-}" ] || BENIGN="$BENIGN|$OBD_VM_DMESG_IGNORE"
