@@ -37,7 +37,9 @@ read -ra PS <<<"${OBD_FAILSLAB_P:-1 5 20 100}"
 # --- failslab, confined to the module ------------------------------------------------
 read -r _ msize _ _ _ mbase < <(grep '^dm_overlaybd ' /proc/modules) || bail "dm_overlaybd not in /proc/modules"
 case "$mbase" in 0x0000000000000000|0x0|'') bail "/proc/modules hides the module address (kptr_restrict)" ;; esac
-mstart=$((mbase)) mend=$((mbase + msize))
+# Kernel addresses are above 2^63: bash's signed arithmetic wraps, printf %x prints the
+# right bits, and the debugfs files read any base (kstrtoull base 0).
+mstart=$(printf '0x%x' $((mbase))) mend=$(printf '0x%x' $((mbase + msize)))
 diag "module core $mbase size $msize: failures only with [$mstart, $mend) on the stack"
 TIMES=1000000000
 fs_set() { echo "$2" >"$FS/$1" || bail "cannot set failslab $1=$2"; }
