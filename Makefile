@@ -5,6 +5,8 @@
 #   make            build the format core, obd and the tests (userspace)
 #   make kmod       build dm-overlaybd.ko against KDIR (default: running kernel)
 #   make check      install what is missing, then run every test suite
+#   make check-debug  the VM suite on a KASAN/lockdep/kmemleak debug kernel built
+#                   from Debian's linux-source-6.1 (cached), plus a failslab pass
 #   make demo       build and serve an example image (see README.md)
 #   make bench      benchmarks (ratios against a baseline run alongside)
 #   make fuzz       long libFuzzer runs (FUZZ_SECONDS per target)
@@ -51,7 +53,7 @@ FETCHD_SRCS := $(filter-out $(REG_SRCS),$(wildcard fetchd/*.c))
 FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)
 FETCHD_BIN := $(if $(FETCHD_SRCS),$(O)/overlaybd-fetchd)
 
-.PHONY: all kmod check check-unit check-tools check-san check-fuzz check-vm \
+.PHONY: all kmod check check-unit check-tools check-san check-fuzz check-vm check-debug \
 	demo bench fuzz install clean deps
 
 all: $(O)/obd $(addprefix $(O)/,$(COMPAT_NAMES)) $(FETCHD_BIN) $(TEST_BINS) $(BENCH_BINS)
@@ -116,6 +118,11 @@ check-tools: all
 
 check-vm: deps
 	@scripts/run-tests.sh vm
+
+# Not part of check: the kernel build and the run are far over its budget (README).
+check-debug:
+	@scripts/deps.sh --debug-kernel
+	@scripts/run-tests.sh debug
 
 demo: deps
 	@scripts/demo.sh

@@ -7,7 +7,8 @@
 #
 # Environment: OBD_DEPS_LOG (default /var/log/dm-overlaybd-deps.log, or /tmp if
 # /var/log is not writable), OBD_KCACHE (see kernels.sh), OBD_NO_KERNELS=1 skips
-# the kernel fetch.
+# the kernel fetch. With --debug-kernel (make check-debug) it also installs what
+# building the debug kernel takes (scripts/debug-kernel.sh: flex, bison, bc, libelf-dev).
 set -euo pipefail
 
 ME=${0##*/}
@@ -30,6 +31,12 @@ PKGS=(
 	# the exporter test: promtool check metrics
 	prometheus
 )
+
+case "${1:-}" in
+'') ;;
+--debug-kernel) PKGS+=(flex bison bc libelf-dev) ;;
+*) die "usage: $ME [--debug-kernel]" ;;
+esac
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages)"
 

@@ -9,6 +9,11 @@
 #   scripts/kernels.sh kdir 6.1|6.12     tree to pass as KDIR= / make -C
 #   scripts/kernels.sh root 6.1|6.12     extracted package root (boot/, lib/modules/)
 #
+# "debug" (ver, kdir, root; not fetch or list) is the debug test kernel of
+# `make check-debug`, built from Debian's linux-source-6.1 by scripts/debug-kernel.sh:
+# kdir is its build tree, root holds boot/vmlinux-<ver> and lib/modules/<ver> (only
+# modules.builtin and friends: everything the tests use is built in).
+#
 # 6.1 is bookworm's kernel with the ABI of the installed linux-headers-amd64, so its
 # kdir is the installed /usr/src/linux-headers-<ver> (dkms builds against the same tree).
 # 6.12 is bookworm-backports' kernel; image, headers, -common and kbuild all live in
@@ -21,6 +26,7 @@ set -euo pipefail
 
 KC=${OBD_KCACHE:-/var/cache/dm-overlaybd/kernels}
 ME=${0##*/}
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "$ME: $*" >&2; exit 1; }
 log() { echo "$ME: $*" >&2; }
@@ -140,14 +146,22 @@ kver() {
 	case "$1" in
 	6.1) ver61 ;;
 	6.12) ver612_cached ;;
-	*) die "unknown kernel '$1' (expected 6.1 or 6.12)" ;;
+	debug) "$HERE/debug-kernel.sh" ver ;;
+	*) die "unknown kernel '$1' (expected 6.1, 6.12 or debug)" ;;
 	esac
 }
 
-kroot() { echo "$KC/$(kver "$1")/root"; }
+kroot() {
+	if [ "$1" = debug ]; then
+		"$HERE/debug-kernel.sh" root
+	else
+		echo "$KC/$(kver "$1")/root"
+	fi
+}
 
 kdir() {
 	local v
+	[ "$1" != debug ] || { "$HERE/debug-kernel.sh" kdir; return; }
 	v=$(kver "$1")
 	case "$1" in
 	6.1) echo "/usr/src/linux-headers-$v" ;;
@@ -304,8 +318,8 @@ do_list() {
 case "${1:-}" in
 fetch) do_fetch ;;
 list) do_list ;;
-ver) kver "${2:?usage: $ME ver 6.1|6.12}" ;;
-kdir) kdir "${2:?usage: $ME kdir 6.1|6.12}" ;;
-root) kroot "${2:?usage: $ME root 6.1|6.12}" ;;
-*) echo "usage: $ME fetch | list | ver <6.1|6.12> | kdir <6.1|6.12> | root <6.1|6.12>" >&2; exit 2 ;;
+ver) kver "${2:?usage: $ME ver 6.1|6.12|debug}" ;;
+kdir) kdir "${2:?usage: $ME kdir 6.1|6.12|debug}" ;;
+root) kroot "${2:?usage: $ME root 6.1|6.12|debug}" ;;
+*) echo "usage: $ME fetch | list | ver <6.1|6.12|debug> | kdir <6.1|6.12|debug> | root <6.1|6.12|debug>" >&2; exit 2 ;;
 esac

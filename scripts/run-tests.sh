@@ -3,7 +3,8 @@
 #
 # Runs the test suites and adds up their TAP counts.
 #
-#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|vm [...]
+#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|vm|debug [...]
+#   ("all" is every suite but debug, the debug-kernel run of make check-debug)
 #
 # Every test program or script prints TAP lines and a closing
 # "# passed: P failed: F" line; a suite whose program exits non-zero without
@@ -151,6 +152,23 @@ suite_vm() {
 	fi
 }
 
+# make check-debug: the debug kernel (scripts/debug-kernel.sh: built once, cached),
+# our module built for it, every VM test on it (OBD_VM_TESTS selects, as above), then
+# the fault-injection pass (tests/vm/debug-failslab.sh: failslab confined to the
+# module's code). vm-run.sh --kernel debug adds the kmemleak scan after each test.
+# OBD_DEBUG_FAILSLAB=0 skips the pass. Not part of `all` (far over make check's budget).
+suite_debug() {
+	local kdir
+	run_one "debug-kernel/build" scripts/debug-kernel.sh build || true
+	kdir=$(scripts/kernels.sh kdir debug 2>/dev/null) || return 0
+	run_one "kmod/build-debug" make -C kmod KDIR="$kdir"
+	awk '$3 == "kmod/build-debug" && $2 == 0 { ok = 1 } END { exit !ok }' "$results" || return 0
+	suite_vm_kernel debug
+	if [ "${OBD_DEBUG_FAILSLAB:-1}" != 0 ]; then
+		run_one "vm-debug/failslab" scripts/vm-run.sh --kernel debug -- bash tests/vm/debug-failslab.sh
+	fi
+}
+
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(all)
 for s in "${suites[@]}"; do
@@ -167,6 +185,7 @@ for s in "${suites[@]}"; do
 	san) suite_san ;;
 	fuzz) suite_fuzz ;;
 	vm) suite_vm ;;
+	debug) build all && suite_debug ;;
 	*) echo "unknown suite: $s" >&2; exit 2 ;;
 	esac
 done
