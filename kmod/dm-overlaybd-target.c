@@ -24,6 +24,7 @@
 #include <linux/percpu.h>
 #include <linux/workqueue.h>
 #include <linux/device-mapper.h>
+#include <linux/sched/mm.h>
 
 #include "compat.h"
 #include "obd_kmod.h"
@@ -525,15 +526,23 @@ static void obd_write_work(struct obd_target *t, struct bio *bio, u64 lba)
 	bio_endio(bio);
 }
 
+/*
+ * In a NOIO scope, reads as well as writes (as loop's workers): reclaim
+ * from here (page cache readahead of a layer, miss requests) must not
+ * wait for I/O that may be queued on this very device.
+ */
 static void obd_work(struct work_struct *w)
 {
 	struct obd_bio *ob = container_of(w, struct obd_bio, work);
 	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
 	struct obd_walk wk = { .t = ob->t };
+	unsigned int noio = memalloc_noio_save();
 
 	if (bio_op(bio) != REQ_OP_READ)
-		return obd_write_work(ob->t, bio, ob->lba);
-	obd_complete(ob->t, bio, &wk, obd_walk_bio(ob, bio, &wk));
+		obd_write_work(ob->t, bio, ob->lba);
+	else
+		obd_complete(ob->t, bio, &wk, obd_walk_bio(ob, bio, &wk));
+	memalloc_noio_restore(noio);
 }
 
 /*

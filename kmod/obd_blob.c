@@ -132,7 +132,7 @@ static int obd_blob_load_bits(struct obd_blob *b, struct file *f, const struct o
 	__le64 *raw;
 	int r;
 
-	raw = kvmalloc(ci->bitmap_bytes, GFP_KERNEL);
+	raw = kvmalloc(ci->bitmap_bytes, GFP_KERNEL | __GFP_NOWARN);
 	if (!raw)
 		return -ENOMEM;
 	r = obd_read_full(f, b->path, raw, ci->bitmap_bytes, ci->bitmap_off);
@@ -199,7 +199,7 @@ static int obd_blob_load_meta(struct obd_blob *b, char **error, struct obd_err *
 		goto out_fput;
 	}
 	/* bitmap_bytes is whole 64-bit words: whole longs */
-	b->present = kvzalloc(ci->bitmap_bytes, GFP_KERNEL);
+	b->present = kvzalloc(ci->bitmap_bytes, GFP_KERNEL | __GFP_NOWARN);
 	if (!b->present) {
 		*error = "Cannot allocate memory";
 		r = -ENOMEM;
@@ -227,6 +227,8 @@ static void obd_blob_free(struct obd_blob *b)
 {
 	if (b->file)
 		fput(b->file);
+	xa_destroy(&b->req_by_g0);
+	kvfree(b->req_start);
 	kvfree(b->present);
 	kfree(b->path);
 	kfree(b);
@@ -271,42 +273,18 @@ static struct file *obd_blob_open_cache(const struct obd_remote_spec *rs, char *
 	return f;
 }
 
-/*
- * The blob behind rs, loaded if no device uses it yet. The same cache file
- * named with another size or digest is refused: presence is per file.
- */
-struct obd_blob *obd_blob_get(const struct obd_remote_spec *rs, char **error,
-			      struct obd_err *err)
+/* A blob for f, loaded from its .meta; not on the list yet. Takes over f. */
+static struct obd_blob *obd_blob_load(const struct obd_remote_spec *rs, struct file *f,
+				      char **error, struct obd_err *err)
 {
 	struct obd_blob *b;
-	struct file *f;
 	int r;
-
-	f = obd_blob_open_cache(rs, error, err);
-	if (IS_ERR(f))
-		return ERR_CAST(f);
-
-	mutex_lock(&obd_remote_mutex);
-	b = __obd_blob_find(file_inode(f));
-	if (b) {
-		fput(f);
-		if (b->size != rs->size || memcmp(b->digest, rs->digest, OBD_SHA256_LEN)) {
-			*error = "Remote layer cache file in use for another blob";
-			obd_errf(err, -EBUSY, "%s: in use as a blob of %llu bytes with another digest",
-				 rs->path, b->size);
-			b = ERR_PTR(-EBUSY);
-			goto out_unlock;
-		}
-		b->refs++;
-		goto out_unlock;
-	}
 
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b) {
 		fput(f);
 		*error = "Cannot allocate memory";
-		b = ERR_PTR(-ENOMEM);
-		goto out_unlock;
+		return ERR_PTR(-ENOMEM);
 	}
 	b->file = f;
 	b->sdev = file_inode(f)->i_sb->s_dev;
@@ -316,9 +294,11 @@ struct obd_blob *obd_blob_get(const struct obd_remote_spec *rs, char **error,
 	memcpy(b->digest, rs->digest, OBD_SHA256_LEN);
 	init_waitqueue_head(&b->wq);
 	INIT_LIST_HEAD(&b->reqs);
+	xa_init(&b->req_by_g0);
 	atomic64_set(&b->fetched, 0);
 	b->path = kstrdup(rs->path, GFP_KERNEL);
-	if (!b->path) {
+	b->req_start = kvzalloc(BITS_TO_LONGS(b->ngranules) * sizeof(long), GFP_KERNEL);
+	if (!b->path || !b->req_start) {
 		*error = "Cannot allocate memory";
 		r = -ENOMEM;
 		goto out_free;
@@ -326,17 +306,63 @@ struct obd_blob *obd_blob_get(const struct obd_remote_spec *rs, char **error,
 	r = obd_blob_load_meta(b, error, err);
 	if (r)
 		goto out_free;
-	b->id = obd_blob_next_id++;
-	b->refs = 1;
-	list_add(&b->list, &obd_blobs);
-	__obd_miss_blob_new(b);
-	goto out_unlock;
+	return b;
 
 out_free:
 	obd_blob_free(b);
-	b = ERR_PTR(r);
-out_unlock:
+	return ERR_PTR(r);
+}
+
+/*
+ * The blob behind rs, loaded if no device uses it yet. The same cache file
+ * named with another size or digest is refused: presence is per file.
+ * The .meta is read without obd_remote_mutex (every miss and every answer
+ * of the daemon needs it, and the .meta may itself sit on a device that
+ * misses): looked up, loaded unlocked, looked up again before inserting.
+ */
+struct obd_blob *obd_blob_get(const struct obd_remote_spec *rs, char **error,
+			      struct obd_err *err)
+{
+	struct obd_blob *b, *nb = NULL;
+	struct file *f;
+
+	f = obd_blob_open_cache(rs, error, err);
+	if (IS_ERR(f))
+		return ERR_CAST(f);
+
+	for (;;) {
+		mutex_lock(&obd_remote_mutex);
+		b = __obd_blob_find(file_inode(f));
+		if (b || nb)
+			break;
+		mutex_unlock(&obd_remote_mutex);
+		nb = obd_blob_load(rs, get_file(f), error, err);
+		if (IS_ERR(nb)) {
+			fput(f);
+			return nb;
+		}
+	}
+	if (b) {
+		if (b->size != rs->size || memcmp(b->digest, rs->digest, OBD_SHA256_LEN)) {
+			*error = "Remote layer cache file in use for another blob";
+			obd_errf(err, -EBUSY, "%s: in use as a blob of %llu bytes with another digest",
+				 rs->path, b->size);
+			b = ERR_PTR(-EBUSY);
+		} else {
+			b->refs++;
+		}
+	} else {
+		b = nb;
+		nb = NULL;
+		b->id = obd_blob_next_id++;
+		b->refs = 1;
+		list_add(&b->list, &obd_blobs);
+		__obd_miss_blob_new(b);
+	}
 	mutex_unlock(&obd_remote_mutex);
+	fput(f);
+	if (nb)
+		obd_blob_free(nb);	/* another opener loaded it meanwhile */
 	return b;
 }
 

@@ -17,6 +17,9 @@
 #include <linux/cpumask.h>
 #include <linux/smp.h>
 #include <linux/err.h>
+#include <linux/device-mapper.h>
+
+#define DM_MSG_PREFIX "overlaybd"
 
 #include "obd_kmod.h"
 #include "obd_remote.h"
@@ -27,14 +30,74 @@
  * Memory and CRC
  *--------------------------------------------------------------*/
 
+/*
+ * Everything the format core allocates (parsed indexes above all: jump
+ * tables, LSMT indexes, merged indexes, the upper's index) is sized from
+ * layer bytes nobody vouched for. Each object is capped, the total is held
+ * to a module-wide budget, and a refusal is logged and returned as NULL
+ * (the caller names the layer: "out of memory") instead of kvmalloc's
+ * WARN past INT_MAX or gigabytes of vmalloc.
+ */
+#define OBD_ALLOC_MAX		(512UL << 20)	/* one object */
+
+static unsigned int index_budget_mb;
+module_param(index_budget_mb, uint, 0644);
+MODULE_PARM_DESC(index_budget_mb,
+		 "MiB of memory all parsed layer indexes may use together (default 0: a quarter of RAM)");
+
+static atomic_long_t obd_alloc_used = ATOMIC_LONG_INIT(0);
+
+struct obd_alloc_hdr {
+	size_t size;
+	size_t pad;		/* keeps the object 16-byte aligned */
+};
+
+static unsigned long obd_alloc_budget(void)
+{
+	unsigned int mb = READ_ONCE(index_budget_mb);
+
+	if (mb)
+		return (unsigned long)mb << 20;
+	return (totalram_pages() / 4) << PAGE_SHIFT;
+}
+
 void *obd_zalloc(size_t size)
 {
-	return kvzalloc(size, GFP_KERNEL);
+	size_t total = size + sizeof(struct obd_alloc_hdr);
+	unsigned long budget = obd_alloc_budget();
+	struct obd_alloc_hdr *h;
+	long used;
+
+	if (size > OBD_ALLOC_MAX) {
+		DMERR_LIMIT("refusing %zu bytes for a layer index: one object may use at most %lu MiB",
+			    size, OBD_ALLOC_MAX >> 20);
+		return NULL;
+	}
+	used = atomic_long_add_return(total, &obd_alloc_used);
+	if ((unsigned long)used > budget) {
+		atomic_long_sub(total, &obd_alloc_used);
+		DMERR_LIMIT("refusing %zu bytes for a layer index: over the budget of %lu MiB for all indexes (index_budget_mb; %lu MiB in use)",
+			    size, budget >> 20, (unsigned long)(used - total) >> 20);
+		return NULL;
+	}
+	h = kvzalloc(total, GFP_KERNEL | __GFP_NOWARN);
+	if (!h) {
+		atomic_long_sub(total, &obd_alloc_used);
+		return NULL;
+	}
+	h->size = total;
+	return h + 1;
 }
 
 void obd_free(void *p)
 {
-	kvfree(p);
+	struct obd_alloc_hdr *h;
+
+	if (!p)
+		return;
+	h = (struct obd_alloc_hdr *)p - 1;
+	atomic_long_sub(h->size, &obd_alloc_used);
+	kvfree(h);
 }
 
 /* overlaybd's CRC32C is the raw update, seed as given, no inversion. */
@@ -303,9 +366,28 @@ ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos)
 	return r;
 }
 
+/*
+ * The worker's blocking read, as loop reads its backing file: a kiocb and
+ * f_op->read_iter, not vfs_iter_read(), whose permission and fsnotify hooks
+ * (FAN_ACCESS_PERM listeners, event allocation) have no place on an I/O
+ * path. The workers run in a NOIO scope (obd_work).
+ */
+static ssize_t obd_read_block(struct file *file, struct iov_iter *it, loff_t *pos)
+{
+	struct kiocb kiocb;
+	ssize_t r;
+
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = *pos;
+	r = file->f_op->read_iter(&kiocb, it);
+	if (r > 0)
+		*pos = kiocb.ki_pos;
+	return r;
+}
+
 ssize_t obd_read_iter(struct file *file, struct iov_iter *it, loff_t *pos, bool nowait)
 {
-	return nowait ? obd_read_nowait(file, it, pos) : vfs_iter_read(file, it, pos, 0);
+	return nowait ? obd_read_nowait(file, it, pos) : obd_read_block(file, it, pos);
 }
 
 u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait,
@@ -345,11 +427,29 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool 
 static struct obd_kctx *obd_parse_ctx;
 struct obd_codec *obd_parse_codec;
 
+/*
+ * Layers are parsed concurrently (obd_shared.c holds no lock across the
+ * parse): the one parse context decodes one block at a time, under its
+ * lock, which is never held across I/O.
+ */
+static int obd_parse_decode(struct obd_codec *codec, u8 algo, const void *src, size_t slen,
+			    void *dst, size_t dcap)
+{
+	struct obd_kctx *c = container_of(codec, struct obd_kctx, codec);
+	int r;
+
+	mutex_lock(&c->lock);
+	r = obd_kdecode(codec, algo, src, slen, dst, dcap);
+	mutex_unlock(&c->lock);
+	return r;
+}
+
 int obd_env_init(void)
 {
 	obd_parse_ctx = obd_kctx_alloc(false);
 	if (!obd_parse_ctx)
 		return -ENOMEM;
+	obd_parse_ctx->codec.decode = obd_parse_decode;
 	obd_parse_codec = &obd_parse_ctx->codec;
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <linux/types.h>
 #include <linux/fs.h>
+#include <linux/completion.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/bvec.h>
@@ -87,7 +88,7 @@ ssize_t obd_read_iter(struct file *file, struct iov_iter *it, loff_t *pos, bool 
 u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool nowait,
 		  u32 *got);
 
-/* The codec used while parsing layers (callers hold obd_layers_mutex). */
+/* The codec used while parsing layers (decodes under its own lock). */
 extern struct obd_codec *obd_parse_codec;
 int obd_env_init(void);
 void obd_env_exit(void);
@@ -112,6 +113,13 @@ struct obd_shared_layer {
 	struct obd_layer layer;
 	char *name;			/* path of the first opener, for messages */
 	struct obd_blob *blob;		/* remote layer: the key instead of the inode */
+	/*
+	 * Parsed without obd_layers_mutex: the entry is listed first, later
+	 * openers take a ref and wait (killably) for parsed; parse_err is set
+	 * before it completes, and a failed entry is off the list by then.
+	 */
+	struct completion parsed;
+	int parse_err;
 };
 
 struct obd_shared_layer *obd_shared_get(const char *path, char **error,

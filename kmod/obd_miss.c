@@ -29,6 +29,8 @@
 #include <linux/xarray.h>
 #include <linux/jiffies.h>
 #include <linux/bitmap.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/device-mapper.h>
 
 #include "obd_kmod.h"
@@ -87,6 +89,8 @@ static bool obd_open_pending;		/* some blob may still need its OPEN */
 static unsigned int obd_prefetch_inflight;
 static u64 obd_prefetch_done, obd_prefetch_failed;
 #define OBD_PREFETCH_MAX_INFLIGHT	4096u
+/* requests a prefetch makes or skips per hold of obd_remote_mutex */
+#define OBD_PREFETCH_BATCH		32u
 
 static DECLARE_WAIT_QUEUE_HEAD(obd_poll_wq);	/* the daemon's read/poll */
 
@@ -121,6 +125,8 @@ static void __obd_req_finish(struct obd_req *req, int status)
 {
 	lockdep_assert_held(&obd_remote_mutex);
 	xa_erase(&obd_reqs, req->id);
+	xa_erase(&req->blob->req_by_g0, (unsigned long)req->g0);
+	__clear_bit(req->g0, req->blob->req_start);
 	list_del(&req->blob_node);
 	if (req->state == OBD_REQ_NEW)
 		list_del(&req->queue_node);
@@ -137,21 +143,32 @@ static void __obd_req_finish(struct obd_req *req, int status)
 	__obd_req_put(req);
 }
 
-/* NOTE: caller holds obd_remote_mutex. */
+/*
+ * Requests are allocated GFP_NOIO: the caller may be a worker serving a bio
+ * of a device that reclaim could be writing to.
+ * NOTE: caller holds obd_remote_mutex.
+ */
 static struct obd_req *__obd_req_new(struct obd_blob *b, u64 g0, u64 g1, u32 flags)
 {
 	struct obd_req *req;
 	int r;
 
-	req = kzalloc(sizeof(*req), GFP_KERNEL);
+	req = kzalloc(sizeof(*req), GFP_NOIO);
 	if (!req)
 		return ERR_PTR(-ENOMEM);
 	r = xa_alloc_cyclic(&obd_reqs, &req->id, req, XA_LIMIT(1, U32_MAX), &obd_req_next,
-			    GFP_KERNEL);
+			    GFP_NOIO);
 	if (r < 0) {
 		kfree(req);
 		return ERR_PTR(r);
 	}
+	r = xa_err(xa_store(&b->req_by_g0, (unsigned long)g0, req, GFP_NOIO));
+	if (r) {
+		xa_erase(&obd_reqs, req->id);
+		kfree(req);
+		return ERR_PTR(r);
+	}
+	__set_bit(g0, b->req_start);
 	req->blob = b;
 	b->refs++;
 	req->g0 = g0;
@@ -165,30 +182,56 @@ static struct obd_req *__obd_req_new(struct obd_blob *b, u64 g0, u64 g1, u32 fla
 	return req;
 }
 
-/* NOTE: caller holds obd_remote_mutex. */
+/* The last set bit of map in [lo, hi], or -1: at most a few words. */
+static s64 obd_last_bit_in(const unsigned long *map, u64 lo, u64 hi)
+{
+	u64 w = hi / BITS_PER_LONG;
+	unsigned long word = map[w] & BITMAP_LAST_WORD_MASK(hi % BITS_PER_LONG + 1);
+
+	for (;;) {
+		if (word) {
+			u64 bit = w * BITS_PER_LONG + __fls(word);
+
+			return bit >= lo ? (s64)bit : -1;
+		}
+		if (w * BITS_PER_LONG <= lo)
+			return -1;
+		word = map[--w];
+	}
+}
+
+/*
+ * The live request covering granule g: live requests never overlap and
+ * hold at most OBD_REQ_MAX_GRANULES, so it is the one starting last at or
+ * before g, within OBD_REQ_MAX_GRANULES. No walk of the blob's requests.
+ * NOTE: caller holds obd_remote_mutex.
+ */
 static struct obd_req *__obd_req_covering(struct obd_blob *b, u64 g)
 {
+	u64 lo = g >= OBD_REQ_MAX_GRANULES ? g - OBD_REQ_MAX_GRANULES + 1 : 0;
 	struct obd_req *req;
+	s64 s;
 
-	list_for_each_entry(req, &b->reqs, blob_node)
-		if (req->g0 <= g && g < req->g1)
-			return req;
-	return NULL;
+	s = obd_last_bit_in(b->req_start, lo, g);
+	if (s < 0)
+		return NULL;
+	req = xa_load(&b->req_by_g0, (unsigned long)s);
+	return req && g < req->g1 ? req : NULL;
 }
 
 /*
  * The end of the run from g (absent, no request covering it) one request
- * asks for: up to g1, at most OBD_REQ_MAX_GRANULES granules.
+ * asks for: up to g1, at most OBD_REQ_MAX_GRANULES granules, before the
+ * next present granule and the next request (requests after g start after
+ * it: none covers g).
  * NOTE: caller holds obd_remote_mutex.
  */
 static u64 __obd_run_end(struct obd_blob *b, u64 g, u64 g1)
 {
-	u64 e = g + 1;
+	u64 lim = min_t(u64, g1, g + OBD_REQ_MAX_GRANULES);
 
-	while (e < g1 && e - g < OBD_REQ_MAX_GRANULES && !test_bit(e, b->present) &&
-	       !__obd_req_covering(b, e))
-		e++;
-	return e;
+	lim = find_next_bit(b->req_start, lim, g + 1);
+	return find_next_bit(b->present, lim, g + 1);
 }
 
 /*
@@ -256,10 +299,19 @@ static int obd_req_wait(struct obd_req *req, const struct obd_fetch_opts *o,
 		atomic_inc(pending);
 	for (;;) {
 		/* a second's tick: the daemon may go away while we wait */
-		wait_event_timeout(b->wq, READ_ONCE(req->state) == OBD_REQ_DONE, HZ);
+		if (o && o->killable)
+			wait_event_killable_timeout(b->wq, READ_ONCE(req->state) == OBD_REQ_DONE,
+						    HZ);
+		else
+			wait_event_timeout(b->wq, READ_ONCE(req->state) == OBD_REQ_DONE, HZ);
 		mutex_lock(&obd_remote_mutex);
 		if (req->state == OBD_REQ_DONE) {
 			r = req->status ? -EIO : 0;
+			break;
+		}
+		/* ctr (dmsetup) killed: the table load fails, the request stays queued */
+		if (o && o->killable && fatal_signal_pending(current)) {
+			r = -EINTR;
 			break;
 		}
 		since = time_after(obd_gone_at, start) ? obd_gone_at : start;
@@ -339,6 +391,7 @@ int obd_blob_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_
  */
 int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len)
 {
+	unsigned int made = 0;
 	u64 g, g1, e;
 	int r = 0;
 
@@ -348,14 +401,22 @@ int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len)
 	g = off >> OBD_GRANULE_SHIFT;
 	g1 = DIV_ROUND_UP_ULL(off + len, OBD_GRANULE_SIZE);
 	mutex_lock(&obd_remote_mutex);
-	if (!obd_connected)
-		goto out;
 	while (g < g1) {
 		struct obd_req *req;
 
+		/* bounded work under the lock: misses and answers get their turn */
+		if (made >= OBD_PREFETCH_BATCH) {
+			mutex_unlock(&obd_remote_mutex);
+			cond_resched();
+			made = 0;
+			mutex_lock(&obd_remote_mutex);
+		}
+		if (!obd_connected)
+			break;
 		g = find_next_zero_bit(b->present, g1, g);
 		if (g >= g1)
 			break;
+		made++;
 		req = __obd_req_covering(b, g);
 		if (req) {
 			g = req->g1;
@@ -375,7 +436,6 @@ int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len)
 		obd_prefetch_inflight++;
 		g = e;
 	}
-out:
 	mutex_unlock(&obd_remote_mutex);
 	return r;
 }

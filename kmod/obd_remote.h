@@ -21,6 +21,7 @@
 #include <linux/list.h>
 #include <linux/wait.h>
 #include <linux/atomic.h>
+#include <linux/xarray.h>
 
 #include "obd.h"
 #include "obd_uapi.h"
@@ -54,6 +55,14 @@ struct obd_blob {
 	u64 ngranules;
 	wait_queue_head_t wq;		/* readers waiting for this blob's requests */
 	struct list_head reqs;		/* requests not yet done; obd_remote_mutex */
+	/*
+	 * The request covering a granule, without a walk (obd_miss.c): live
+	 * requests never overlap and span at most OBD_REQ_MAX_GRANULES, so the
+	 * covering one is the last start at or before the granule, found in a
+	 * bounded scan of req_start, then req_by_g0. Both obd_remote_mutex.
+	 */
+	unsigned long *req_start;	/* ngranules bits: a live request starts here */
+	struct xarray req_by_g0;	/* first granule -> live request */
 	u32 open_gen;			/* connection that was sent OPEN; obd_remote_mutex */
 	atomic64_t fetched;		/* bytes made present by the daemon */
 };
@@ -65,6 +74,7 @@ extern struct mutex obd_remote_mutex;
 struct obd_fetch_opts {
 	unsigned long hold;		/* jiffies without a daemon before EIO */
 	atomic_t *pending;		/* readers of the device waiting now */
+	bool killable;			/* ctr: a fatal signal ends the wait, -EINTR */
 };
 
 /* obd_blob.c */

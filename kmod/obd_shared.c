@@ -15,6 +15,7 @@
 #include <linux/fs.h>
 #include <linux/file.h>
 #include <linux/device-mapper.h>
+#include <linux/sched/signal.h>
 
 #include "compat.h"
 #include "obd_kmod.h"
@@ -22,7 +23,7 @@
 
 #define DM_MSG_PREFIX "overlaybd"
 
-static DEFINE_MUTEX(obd_layers_mutex);	/* guards obd_layers, ->refs, parsing */
+static DEFINE_MUTEX(obd_layers_mutex);	/* guards obd_layers and ->refs; never held across I/O */
 static LIST_HEAD(obd_layers);
 static unsigned int obd_layers_parsed;	/* entries on obd_layers */
 module_param_named(layers_parsed, obd_layers_parsed, uint, 0444);
@@ -74,69 +75,143 @@ static int obd_shared_check(struct obd_shared_layer *sl, char **error,
 	return 0;
 }
 
-/* NOTE: caller holds obd_layers_mutex; takes over file (and blob's ref). */
-static struct obd_shared_layer *__obd_shared_parse(struct file *file, const char *path,
-						   struct obd_blob *blob,
-						   const struct obd_fetch_opts *fetch,
-						   char **error, struct obd_err *err)
+static void obd_shared_free(struct obd_shared_layer *sl)
+{
+	if (!sl->parse_err)
+		obd_layer_close(&sl->layer);
+	fput(sl->file);
+	if (sl->blob)
+		obd_blob_put(sl->blob);
+	kfree(sl->name);
+	kfree(sl);
+}
+
+void obd_shared_put(struct obd_shared_layer *sl)
+{
+	mutex_lock(&obd_layers_mutex);
+	if (--sl->refs) {
+		mutex_unlock(&obd_layers_mutex);
+		return;
+	}
+	if (!list_empty(&sl->list)) {
+		list_del_init(&sl->list);
+		obd_layers_parsed--;
+	}
+	mutex_unlock(&obd_layers_mutex);
+	obd_shared_free(sl);
+}
+
+/*
+ * A new entry for file (taken over, with blob's ref), not parsed yet, or
+ * NULL without memory (the caller still owns file and blob).
+ */
+static struct obd_shared_layer *obd_shared_alloc(struct file *file, const char *path,
+						 struct obd_blob *blob)
 {
 	struct inode *host = file->f_mapping->host;
 	struct obd_shared_layer *sl;
-	int r;
 
-	lockdep_assert_held(&obd_layers_mutex);
 	sl = kzalloc(sizeof(*sl), GFP_KERNEL);
-	if (!sl) {
-		r = -ENOMEM;
-		goto out_fput;
-	}
+	if (!sl)
+		return NULL;
 	sl->name = kstrdup(path, GFP_KERNEL);
 	if (!sl->name) {
-		r = -ENOMEM;
-		goto out_free_sl;
+		kfree(sl);
+		return NULL;
 	}
+	INIT_LIST_HEAD(&sl->list);
+	init_completion(&sl->parsed);
 	sl->file = file;
 	sl->sdev = host->i_sb->s_dev;
 	sl->ino = host->i_ino;
 	sl->size = i_size_read(host);
 	sl->mtime = obd_inode_mtime(host);
+	sl->blob = blob;
+	sl->refs = 1;
 	obd_kfile_io_init(&sl->kio, file, sl->name);
-	/* a remote layer's headers and index come through the miss path */
-	sl->kio.blob = blob;
-	sl->kio.fetch = fetch;
+	return sl;
+}
 
+/* NOTE: caller holds obd_layers_mutex. Listed: later openers find it. */
+static void __obd_shared_list(struct obd_shared_layer *sl)
+{
+	lockdep_assert_held(&obd_layers_mutex);
+	list_add(&sl->list, &obd_layers);
+	obd_layers_parsed++;
+}
+
+/*
+ * Parse a listed entry, holding no global lock: a remote layer's headers
+ * and index may wait for the network, a local one for its file system.
+ * The ctr's waits for misses are killable (kill -9 of dmsetup: -EINTR).
+ */
+static int obd_shared_parse(struct obd_shared_layer *sl, const struct obd_fetch_opts *fetch,
+			    char **error, struct obd_err *err)
+{
+	struct obd_fetch_opts kf;
+	int r;
+
+	if (fetch) {
+		kf = *fetch;
+		kf.killable = true;
+		/* a remote layer's headers and index come through the miss path */
+		sl->kio.blob = sl->blob;
+		sl->kio.fetch = &kf;
+	}
 	r = obd_layer_open(&sl->layer, &sl->kio.io, obd_parse_codec, err);
 	/* later reads of the layer go through the device's own read path */
 	sl->kio.fetch = NULL;
 	if (r) {
-		*error = "Invalid layer";
-		goto out_free_name;
+		if (r == -EINTR) {
+			*error = "Interrupted while fetching a remote layer";
+			obd_errf(err, r, "%s: a fatal signal ended the wait for its headers", sl->name);
+		} else {
+			*error = r == -ENOMEM ? "Cannot allocate layer" : "Invalid layer";
+		}
+	} else {
+		r = obd_shared_check(sl, error, err);
+		if (r)
+			obd_layer_close(&sl->layer);
 	}
-	r = obd_shared_check(sl, error, err);
-	if (r)
-		goto out_close_layer;
 
-	sl->blob = blob;
-	sl->refs = 1;
-	list_add(&sl->list, &obd_layers);
-	obd_layers_parsed++;
-	return sl;
-
-out_close_layer:
-	obd_layer_close(&sl->layer);
-out_free_name:
-	kfree(sl->name);
-out_free_sl:
-	kfree(sl);
-out_fput:
-	if (r == -ENOMEM) {
-		*error = "Cannot allocate layer";
-		obd_errf(err, r, "%s: out of memory", path);
+	mutex_lock(&obd_layers_mutex);
+	if (r) {
+		sl->parse_err = r;
+		list_del_init(&sl->list);
+		obd_layers_parsed--;
 	}
-	fput(file);
-	if (blob)
-		obd_blob_put(blob);
-	return ERR_PTR(r);
+	complete_all(&sl->parsed);
+	mutex_unlock(&obd_layers_mutex);
+	if (r) {
+		obd_shared_put(sl);
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Wait for an entry another opener parses (a ref held; dropped on error).
+ * 1: that parse was interrupted, look again.
+ */
+static int obd_shared_wait(struct obd_shared_layer *sl, const char *path, char **error,
+			   struct obd_err *err)
+{
+	int r;
+
+	if (wait_for_completion_killable(&sl->parsed)) {
+		obd_shared_put(sl);
+		*error = "Interrupted while waiting for a layer to be parsed";
+		return obd_errf(err, -EINTR, "%s: a fatal signal ended the wait for another table's parse",
+				path);
+	}
+	r = sl->parse_err;
+	if (!r)
+		return 0;
+	obd_shared_put(sl);
+	if (r == -EINTR && !fatal_signal_pending(current))
+		return 1;
+	*error = "Invalid layer";
+	return obd_errf(err, r, "%s: parsing it for another table failed: error %d", path, r);
 }
 
 /*
@@ -150,6 +225,7 @@ struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 	struct obd_shared_layer *sl;
 	struct file *file;
 	umode_t mode;
+	int r;
 
 	/*
 	 * O_NOATIME: reading a layer should not dirty its inode, and the inline
@@ -173,16 +249,42 @@ struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 		return ERR_PTR(-EINVAL);
 	}
 
-	mutex_lock(&obd_layers_mutex);
-	sl = __obd_shared_find(file->f_mapping->host);
-	if (sl) {
-		sl->refs++;
-		fput(file);
-	} else {
-		sl = __obd_shared_parse(file, path, NULL, NULL, error, err);
-	}
-	mutex_unlock(&obd_layers_mutex);
-	return sl;
+	do {
+		mutex_lock(&obd_layers_mutex);
+		sl = __obd_shared_find(file->f_mapping->host);
+		if (sl) {
+			sl->refs++;
+			mutex_unlock(&obd_layers_mutex);
+			r = obd_shared_wait(sl, path, error, err);
+			continue;
+		}
+		sl = obd_shared_alloc(get_file(file), path, NULL);
+		if (!sl) {
+			mutex_unlock(&obd_layers_mutex);
+			fput(file);
+			r = -ENOMEM;
+			*error = "Cannot allocate layer";
+			obd_errf(err, r, "%s: out of memory", path);
+			break;
+		}
+		__obd_shared_list(sl);
+		mutex_unlock(&obd_layers_mutex);
+		r = obd_shared_parse(sl, NULL, error, err);
+	} while (r == 1);
+	fput(file);
+	return r ? ERR_PTR(r) : sl;
+}
+
+/* NOTE: caller holds obd_layers_mutex. */
+static struct obd_shared_layer *__obd_shared_find_blob(struct obd_blob *b)
+{
+	struct obd_shared_layer *sl;
+
+	lockdep_assert_held(&obd_layers_mutex);
+	list_for_each_entry(sl, &obd_layers, list)
+		if (sl->blob == b)
+			return sl;
+	return NULL;
 }
 
 /*
@@ -194,38 +296,34 @@ struct obd_shared_layer *obd_shared_get_remote(struct obd_blob *b,
 					       char **error, struct obd_err *err)
 {
 	struct obd_shared_layer *sl;
+	int r;
 
-	mutex_lock(&obd_layers_mutex);
-	list_for_each_entry(sl, &obd_layers, list) {
-		if (sl->blob == b) {
+	do {
+		mutex_lock(&obd_layers_mutex);
+		sl = __obd_shared_find_blob(b);
+		if (sl) {
 			sl->refs++;
 			mutex_unlock(&obd_layers_mutex);
-			obd_blob_put(b);
-			return sl;
+			r = obd_shared_wait(sl, b->path, error, err);
+			continue;
 		}
-	}
-	sl = __obd_shared_parse(get_file(b->file), b->path, b, fetch, error, err);
-	mutex_unlock(&obd_layers_mutex);
-	return sl;
-}
-
-void obd_shared_put(struct obd_shared_layer *sl)
-{
-	mutex_lock(&obd_layers_mutex);
-	if (--sl->refs) {
+		sl = obd_shared_alloc(get_file(b->file), b->path, b);
+		if (!sl) {
+			mutex_unlock(&obd_layers_mutex);
+			fput(b->file);
+			r = -ENOMEM;
+			*error = "Cannot allocate layer";
+			obd_errf(err, r, "%s: out of memory", b->path);
+			break;
+		}
+		__obd_shared_list(sl);
 		mutex_unlock(&obd_layers_mutex);
-		return;
-	}
-	list_del(&sl->list);
-	obd_layers_parsed--;
-	mutex_unlock(&obd_layers_mutex);
-
-	obd_layer_close(&sl->layer);
-	fput(sl->file);
-	if (sl->blob)
-		obd_blob_put(sl->blob);
-	kfree(sl->name);
-	kfree(sl);
+		/* the entry took over b's ref, whatever the parse gives */
+		r = obd_shared_parse(sl, fetch, error, err);
+		return r ? ERR_PTR(r) : sl;
+	} while (r == 1);
+	obd_blob_put(b);
+	return r ? ERR_PTR(r) : sl;
 }
 
 /* Module exit: dm core refuses to unload while a device exists. */

@@ -81,7 +81,7 @@ int obd_zfile_decode_ht(const void *blkv, bool is_header, u64 file_size,
 	const u8 *blk = blkv;
 	const struct obd_zfile_ht *ht = blkv;
 	const char *what = is_header ? "header" : "trailer";
-	u64 flags, limit, want_n;
+	u64 flags, limit, want_n, min_stored;
 	u32 bs, dict;
 	bool index_info;
 
@@ -174,6 +174,17 @@ int obd_zfile_decode_ht(const void *blkv, bool is_header, u64 file_size,
 				name, what, (unsigned long long)zi->index_offset,
 				(unsigned long long)(zi->nblocks * 4), zi->data_start,
 				(unsigned long long)limit);
+	/*
+	 * Every block is stored in at least 1 byte (5 with a CRC): a count the
+	 * data area cannot hold is refused before the jump table is allocated
+	 * from it (4 bytes a block).
+	 */
+	min_stored = zi->verify ? OBD_ZFILE_CRC_SIZE + 1 : 1;
+	if (zi->nblocks > (zi->index_offset - zi->data_start) / min_stored)
+		return obd_errf(err, -EFSCORRUPTED, "%s: zfile %s index_size: got %llu blocks, but the %llu data bytes before index_offset hold at most %llu",
+				name, what, (unsigned long long)zi->nblocks,
+				(unsigned long long)(zi->index_offset - zi->data_start),
+				(unsigned long long)((zi->index_offset - zi->data_start) / min_stored));
 	return 0;
 }
 
