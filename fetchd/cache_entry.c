@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "cache_entry.h"
+#include "cache_scan.h"
 #include "config.h"
+#include "url.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
@@ -504,6 +506,42 @@ static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * May an existing entry named by stored url serve url's image? Its bits
+ * say "these bytes came from stored's registry and repository": only a
+ * complete entry, whose sha256 was checked against the digest, is right
+ * whoever names that digest. A partial one is some registry's word: one
+ * origin's (scheme, host, port) repository must not be served bytes
+ * another wrote in (cross-registry cache poisoning), so it is not shared.
+ */
+static bool entry_shareable(const struct cache_entry *e, const char *url)
+{
+	return (e->info.flags & OBD_CACHE_F_COMPLETE) || url_same_repo(e->info.url, url);
+}
+
+/*
+ * Put a fresh, empty entry in place of e's: new inodes at the same path
+ * (removed the way eviction removes, .meta first). Whoever has the old
+ * files open (a device, the daemon) keeps them, bytes and bits consistent
+ * with each other; nothing the old origin wrote reaches the new entry.
+ */
+static int entry_replace(struct cache_entry *e, uint64_t size,
+			 const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+			 size_t errlen)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s", e->path);
+	cache_entry_close(e);
+	rc = cache_entry_remove(path, err, errlen);
+	if (!rc)
+		rc = entry_init(e, path, err, errlen);
+	if (!rc)
+		rc = entry_create(e, size, digest, url, err, errlen);
+	return rc;
+}
+
 int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
 		     size_t errlen)
@@ -522,8 +560,13 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		rc = entry_open_both(e, err, errlen);
 		if (!rc)
 			rc = entry_load(e, size, digest, err, errlen);
-		if (!rc && strcmp(e->info.url, url))
-			rc = rewrite_url(e, url, err, errlen);
+		if (!rc && strcmp(e->info.url, url)) {
+			/* a complete entry, or the same origin and repository: shared */
+			if (entry_shareable(e, url))
+				rc = rewrite_url(e, url, err, errlen);
+			else
+				rc = entry_replace(e, size, digest, url, err, errlen);
+		}
 		/* a use: the eviction grace counts from now (cache_scan.h) */
 		if (!rc && futimens(e->meta_fd, NULL) < 0)
 			rc = reg_errf(err, errlen, -errno, "%s: touching it: %s", e->meta_path,
