@@ -53,11 +53,32 @@ static uint64_t granule_len(const struct cache_entry *e, uint64_t g)
 	return (end > e->info.blob_size ? e->info.blob_size : end) - start;
 }
 
-static int write_word(struct cache_entry *e, uint64_t w)
+/*
+ * Word w on disk: set the bits of setm, clear those of clrm, keep the
+ * rest as they are on disk. obd and the daemon may both hold the entry,
+ * each with its own in-memory copy: writing our whole word would undo the
+ * other's change to its other bits (a bit the daemon cleared before a
+ * refetch, set again by a stale word of obd's: bytes taken as present
+ * that are not). The read-modify-write holds an OFD lock on the word's 8
+ * bytes (independent of the header's flock), for a few syscalls.
+ */
+static int write_word(struct cache_entry *e, uint64_t w, uint64_t setm, uint64_t clrm)
 {
-	__le64 v = cpu_to_le64(e->bits[w]);
+	off_t off = (off_t)(e->info.bitmap_off + w * 8);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off, .l_len = 8 };
+	__le64 v;
+	int rc;
 
-	return obd_pwrite_all(e->meta_fd, &v, sizeof(v), e->info.bitmap_off + w * 8);
+	if (fcntl(e->meta_fd, F_OFD_SETLKW, &fl) < 0)
+		return -errno;
+	rc = obd_pread_all(e->meta_fd, &v, sizeof(v), (uint64_t)off);
+	if (!rc) {
+		v = cpu_to_le64((le64_to_cpu(v) | setm) & ~clrm);
+		rc = obd_pwrite_all(e->meta_fd, &v, sizeof(v), (uint64_t)off);
+	}
+	fl.l_type = F_UNLCK;
+	fcntl(e->meta_fd, F_OFD_SETLK, &fl);
+	return rc;
 }
 
 /* Granules [g0, g1) of a byte range that must be aligned (end: or the blob size). */
@@ -83,18 +104,15 @@ static int update_bits(struct cache_entry *e, uint64_t g0, uint64_t g1, bool set
 	int rc;
 
 	for (w = g0 / 64; w <= (g1 - 1) / 64; w++) {
-		uint64_t old = e->bits[w], nw = old;
+		uint64_t old = e->bits[w], nw, mask = 0;
 
-		for (g = w * 64 > g0 ? w * 64 : g0; g < g1 && g < (w + 1) * 64; g++) {
-			if (set)
-				nw |= (uint64_t)1 << (g % 64);
-			else
-				nw &= ~((uint64_t)1 << (g % 64));
-		}
+		for (g = w * 64 > g0 ? w * 64 : g0; g < g1 && g < (w + 1) * 64; g++)
+			mask |= (uint64_t)1 << (g % 64);
+		nw = set ? old | mask : old & ~mask;
 		if (nw == old)
 			continue;
 		e->bits[w] = nw;
-		rc = write_word(e, w);
+		rc = write_word(e, w, set ? mask : 0, set ? 0 : mask);
 		if (rc) {
 			e->bits[w] = old;
 			return rc;
