@@ -525,18 +525,13 @@ static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
 }
 
 /*
- * May an existing entry named by stored url serve url's image? Its bits
- * say "these bytes came from stored's registry and repository": only a
- * complete entry, whose sha256 was checked against the digest, is right
- * whoever names that digest. A partial one is some registry's word: one
- * origin's (scheme, host, port) repository must not be served bytes
- * another wrote in (cross-registry cache poisoning), so it is not shared.
+ * An existing entry's bits say "these bytes came from the stored url's
+ * registry and repository". Only a complete entry, whose sha256 was
+ * checked against the digest, is right whoever names that digest. A
+ * partial one is one origin's (scheme, host, port) repository's word: it
+ * is not served to another (cross-registry cache poisoning), see
+ * cache_entry_open().
  */
-static bool entry_shareable(const struct cache_entry *e, const char *url)
-{
-	return (e->info.flags & OBD_CACHE_F_COMPLETE) || url_same_repo(e->info.url, url);
-}
-
 /*
  * Put a fresh, empty entry in place of e's: new inodes at the same path
  * (removed the way eviction removes, .meta first). Whoever has the old
@@ -579,11 +574,14 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		if (!rc)
 			rc = entry_load(e, size, digest, err, errlen);
 		if (!rc && strcmp(e->info.url, url)) {
-			/* a complete entry, or the same origin and repository: shared */
-			if (entry_shareable(e, url))
+			if (url_same_repo(e->info.url, url))	/* spelt otherwise */
 				rc = rewrite_url(e, url, err, errlen);
-			else
+			else if (!(e->info.flags & OBD_CACHE_F_COMPLETE))
 				rc = entry_replace(e, size, digest, url, err, errlen);
+			/*
+			 * else shared, and the url of the origin whose bytes were
+			 * verified stays: a refetch after a clear goes there.
+			 */
 		}
 		/* a use: the eviction grace counts from now (cache_scan.h) */
 		if (!rc && futimens(e->meta_fd, NULL) < 0)

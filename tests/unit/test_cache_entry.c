@@ -255,8 +255,8 @@ static void test_origins(void)
 	}
 	rc = cache_entry_open(&b, path, size, dg, "http://c/v2/z/blobs/" DG64, err, sizeof(err));
 	tap_ok(!rc && cache_entry_present_bytes(&b) == size &&
-	       !strcmp(b.info.url, "http://c/v2/z/blobs/" DG64),
-	       "origins: a complete entry is shared (bits kept, url rewritten)");
+	       !strcmp(b.info.url, "https://b:5000/v2/y/blobs/" DG64),
+	       "origins: a complete entry is shared (bits kept, the verified origin's url kept)");
 	if (!rc)
 		cache_entry_close(&b);
 	cache_entry_close(&a);
