@@ -161,6 +161,29 @@ ok $? "D12: http -> https on the same host: reads succeed"
 is "D12: the https target got the Authorization" "$(reqs S 'r["authorization"].startswith("Basic")')" 2
 is "D12: ... and never a request without it" "$(reqs S 'r["authorization"] == ""')" 0
 
+if [ -x "$OBDB" ]; then
+	# obd attach --table (the layer is random bytes: the attach fails after its first GETs)
+	obd_table() {	# obd_table BASE_URL: attach of a.bin's digest from BASE_URL
+		printf '{"repoBlobUrl": "%s/v2/test/a/blobs", "lowers": [{"digest": "sha256:%s", "size": %s}]}\n' \
+			"$1" "$dig" "$(stat -c %s "$T/a.bin")" > "$T/t.json"
+		rm -rf "$T/ocache"
+		sed "s|$T/cache|$T/ocache|" "$T/overlaybd.json" > "$T/obd.json"
+		"$OBDB" attach --service-config "$T/obd.json" --table "$T/t.json" > "$T/obd.out" 2>&1
+	}
+	cfg S "{\"auth\": \"basic\", \"user\": \"alice\", \"pass\": \"s3cret-PW\", \"redirect\": \"http://127.0.0.1:$P_H\"}"
+	cfg H '{}'
+	obd_table "https://127.0.0.1:$P_S"
+	[ $? -ne 0 ]; ok $? "D12 (obd): https -> http on the same host: attach fails"
+	is "D12 (obd): the http server saw no request" "$(reqs H 'True')" 0
+	grep -q 'redirect from https to http on the same host refused' "$T/obd.out"; ok $? "D12 (obd): it says why"
+	cfg A "{\"auth\": \"basic\", \"user\": \"alice\", \"pass\": \"s3cret-PW\", \"redirect\": \"https://127.0.0.1:$P_S\"}"
+	cfg S '{"auth": "basic", "user": "alice", "pass": "s3cret-PW"}'
+	obd_table "http://127.0.0.1:$P_A"
+	[ "$(reqs S 'r["authorization"].startswith("Basic")')" -gt 0 ]
+	ok $? "D12 (obd): http -> https on the same host: the https target got the Authorization"
+	is "D12 (obd): ... and never a request without it" "$(reqs S 'r["authorization"] == ""')" 0
+fi
+
 # --- D13: the P2P peer never gets a Basic password ----------------------------------------
 PP=$(free_port)
 python3 "$here/p2ppeer.py" "$PP" /p2p > "$T/peer.log" 2>&1 &
