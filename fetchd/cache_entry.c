@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "cache_entry.h"
+#include "cache_scan.h"
 #include "config.h"
+#include "url.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
@@ -51,11 +53,32 @@ static uint64_t granule_len(const struct cache_entry *e, uint64_t g)
 	return (end > e->info.blob_size ? e->info.blob_size : end) - start;
 }
 
-static int write_word(struct cache_entry *e, uint64_t w)
+/*
+ * Word w on disk: set the bits of setm, clear those of clrm, keep the
+ * rest as they are on disk. obd and the daemon may both hold the entry,
+ * each with its own in-memory copy: writing our whole word would undo the
+ * other's change to its other bits (a bit the daemon cleared before a
+ * refetch, set again by a stale word of obd's: bytes taken as present
+ * that are not). The read-modify-write holds an OFD lock on the word's 8
+ * bytes (independent of the header's flock), for a few syscalls.
+ */
+static int write_word(struct cache_entry *e, uint64_t w, uint64_t setm, uint64_t clrm)
 {
-	__le64 v = cpu_to_le64(e->bits[w]);
+	off_t off = (off_t)(e->info.bitmap_off + w * 8);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off, .l_len = 8 };
+	__le64 v;
+	int rc;
 
-	return obd_pwrite_all(e->meta_fd, &v, sizeof(v), e->info.bitmap_off + w * 8);
+	if (fcntl(e->meta_fd, F_OFD_SETLKW, &fl) < 0)
+		return -errno;
+	rc = obd_pread_all(e->meta_fd, &v, sizeof(v), (uint64_t)off);
+	if (!rc) {
+		v = cpu_to_le64((le64_to_cpu(v) | setm) & ~clrm);
+		rc = obd_pwrite_all(e->meta_fd, &v, sizeof(v), (uint64_t)off);
+	}
+	fl.l_type = F_UNLCK;
+	fcntl(e->meta_fd, F_OFD_SETLK, &fl);
+	return rc;
 }
 
 /* Granules [g0, g1) of a byte range that must be aligned (end: or the blob size). */
@@ -81,18 +104,15 @@ static int update_bits(struct cache_entry *e, uint64_t g0, uint64_t g1, bool set
 	int rc;
 
 	for (w = g0 / 64; w <= (g1 - 1) / 64; w++) {
-		uint64_t old = e->bits[w], nw = old;
+		uint64_t old = e->bits[w], nw, mask = 0;
 
-		for (g = w * 64 > g0 ? w * 64 : g0; g < g1 && g < (w + 1) * 64; g++) {
-			if (set)
-				nw |= (uint64_t)1 << (g % 64);
-			else
-				nw &= ~((uint64_t)1 << (g % 64));
-		}
+		for (g = w * 64 > g0 ? w * 64 : g0; g < g1 && g < (w + 1) * 64; g++)
+			mask |= (uint64_t)1 << (g % 64);
+		nw = set ? old | mask : old & ~mask;
 		if (nw == old)
 			continue;
 		e->bits[w] = nw;
-		rc = write_word(e, w);
+		rc = write_word(e, w, set ? mask : 0, set ? 0 : mask);
 		if (rc) {
 			e->bits[w] = old;
 			return rc;
@@ -504,6 +524,37 @@ static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * An existing entry's bits say "these bytes came from the stored url's
+ * registry and repository". Only a complete entry, whose sha256 was
+ * checked against the digest, is right whoever names that digest. A
+ * partial one is one origin's (scheme, host, port) repository's word: it
+ * is not served to another (cross-registry cache poisoning), see
+ * cache_entry_open().
+ */
+/*
+ * Put a fresh, empty entry in place of e's: new inodes at the same path
+ * (removed the way eviction removes, .meta first). Whoever has the old
+ * files open (a device, the daemon) keeps them, bytes and bits consistent
+ * with each other; nothing the old origin wrote reaches the new entry.
+ */
+static int entry_replace(struct cache_entry *e, uint64_t size,
+			 const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+			 size_t errlen)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s", e->path);
+	cache_entry_close(e);
+	rc = cache_entry_remove(path, err, errlen);
+	if (!rc)
+		rc = entry_init(e, path, err, errlen);
+	if (!rc)
+		rc = entry_create(e, size, digest, url, err, errlen);
+	return rc;
+}
+
 int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
 		     size_t errlen)
@@ -522,8 +573,16 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		rc = entry_open_both(e, err, errlen);
 		if (!rc)
 			rc = entry_load(e, size, digest, err, errlen);
-		if (!rc && strcmp(e->info.url, url))
-			rc = rewrite_url(e, url, err, errlen);
+		if (!rc && strcmp(e->info.url, url)) {
+			if (url_same_repo(e->info.url, url))	/* spelt otherwise */
+				rc = rewrite_url(e, url, err, errlen);
+			else if (!(e->info.flags & OBD_CACHE_F_COMPLETE))
+				rc = entry_replace(e, size, digest, url, err, errlen);
+			/*
+			 * else shared, and the url of the origin whose bytes were
+			 * verified stays: a refetch after a clear goes there.
+			 */
+		}
 		/* a use: the eviction grace counts from now (cache_scan.h) */
 		if (!rc && futimens(e->meta_fd, NULL) < 0)
 			rc = reg_errf(err, errlen, -errno, "%s: touching it: %s", e->meta_path,

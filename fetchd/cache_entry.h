@@ -40,8 +40,12 @@ int cache_entry_path(const char *dir, const char *digest, char *out, size_t outl
  * size, sparse; .meta with an empty bitmap; both fsync'ed, then the
  * directory), or validating it if present: its header must decode
  * (lib/cache.c) and name the same size and digest, else -EEXIST with err
- * saying what differs. A url different from the stored one is rewritten
- * (registries move; the bitmap is kept). A cache file whose size is not
+ * saying what differs. A url of the same origin and repository spelt
+ * otherwise is rewritten (bitmap kept). Another origin or repository:
+ * a complete (sha256-verified) entry is shared as it is (its url, of the
+ * verified origin, kept); a partial one is replaced by a fresh, empty
+ * entry at the same path (new inodes: whoever has the old ones open keeps
+ * them). A cache file whose size is not
  * the blob size is an error. err names the file. 0 or -errno.
  */
 int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,

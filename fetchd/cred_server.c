@@ -86,6 +86,11 @@ void reg_curl_proxy(CURL *e, const struct fetchd_config *c)
 	if (c->proxy[0]) {
 		curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
 		curl_easy_setopt(e, CURLOPT_NOPROXY, c->no_proxy);
+		/* an https proxy is verified against the configured CA alone too */
+		if (c->ca_file[0]) {
+			curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, c->ca_file);
+			curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, NULL);
+		}
 	} else if (c->no_proxy[0]) {
 		curl_easy_setopt(e, CURLOPT_NOPROXY, c->no_proxy);
 	}
@@ -108,17 +113,29 @@ void cred_server_setopt(CURL *e, const struct fetchd_config *c, const char *url)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->cred_mode == CRED_MODE_HTTPS) {
-		if (c->cred_server_ca[0])
+		if (c->cred_server_ca[0]) {
+			/* the configured CA replaces the system's: no CA directory either */
 			curl_easy_setopt(e, CURLOPT_CAINFO, c->cred_server_ca);
+			curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+		}
 		if (c->cred_client_cert[0])
 			curl_easy_setopt(e, CURLOPT_SSLCERT, c->cred_client_cert);
 		if (c->cred_client_key[0])
 			curl_easy_setopt(e, CURLOPT_SSLKEY, c->cred_client_key);
 	}
-	if (c->cred_mode == CRED_MODE_UDS)
+	if (c->cred_mode == CRED_MODE_UDS) {
 		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, c->cred_path);
-	else
+	} else {
+		/*
+		 * The answer is the secrets: only the proxy the config names
+		 * may carry it, never one picked up from the environment
+		 * (http_proxy, all_proxy...), which would see an http answer
+		 * in the clear.
+		 */
+		if (!c->proxy[0])
+			curl_easy_setopt(e, CURLOPT_PROXY, "");
 		reg_curl_proxy(e, c);
+	}
 }
 
 static bool curl_transient(CURLcode rc)

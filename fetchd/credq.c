@@ -26,7 +26,8 @@
 #define CREDQ_MAX_WAIT		1024	/* blobs waiting on one request */
 
 struct cred_slot {
-	char key[sizeof(((struct reg_url *)0)->host) + 8 + sizeof(((struct reg_url *)0)->repo)];
+	char key[sizeof(((struct reg_url *)0)->scheme) + 3 + sizeof(((struct reg_url *)0)->host) + 8 +
+		 sizeof(((struct reg_url *)0)->repo)];
 	char url[OBD_CACHE_URL_MAX];	/* the blob URL the request names (remote_url) */
 	struct reg_cred cred;		/* the answer matched for it: secret */
 	int64_t expiry_ms;		/* cred valid until; 0 = none */
@@ -38,7 +39,11 @@ struct cred_slot {
 
 static struct cred_slot slots[CREDQ_SLOTS];
 
-/* "host[:port]/repo": every blob of a repository matches the same auths keys */
+/*
+ * "scheme://host:port/repo": every blob of a repository matches the same
+ * auths keys; the scheme too, so that an answer for the https registry is
+ * not the http one's (port 0 means each scheme's default).
+ */
 static int repo_key(const char *url, char *key, size_t len)
 {
 	struct reg_url u;
@@ -46,7 +51,7 @@ static int repo_key(const char *url, char *key, size_t len)
 
 	if (url_parse_blob(url, &u, err, sizeof(err)))
 		return -EINVAL;
-	if (snprintf(key, len, "%s:%u/%s", u.host, u.port, u.repo) >= (int)len)
+	if (snprintf(key, len, "%s://%s:%u/%s", u.scheme, u.host, u.port, u.repo) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
 }

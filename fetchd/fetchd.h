@@ -38,6 +38,8 @@
 #define FETCHD_BACKOFF_MIN_MS	100
 #define FETCHD_BACKOFF_MAX_MS	5000
 #define FETCHD_VERIFY_CHUNK	(1u << 20)
+/* a token's cache key: origin|credentials|realm|service|scope (registry.c) */
+#define FETCHD_TOKEN_KEY_MAX	2400
 #define FETCHD_VERIFY_QUIET_MS	1000	/* a complete blob's sha256 check waits for its misses to stop this long */
 #define FETCHD_SHUTDOWN_GRACE_MS 3000
 #define FETCHD_RING_MAX_INFLIGHT 256
@@ -168,6 +170,7 @@ struct blob {
 	struct list auth_wait;		/* fetches waiting for a token */
 	bool token_inflight;
 	bool token_follow;		/* waits for another blob's token request of its scope */
+	char cred_id[24];		/* which credentials auth last used ("" none yet, "-" anonymous) */
 	/* sha256 check once everything is present */
 	bool verify_inflight;
 	bool verified;
@@ -235,6 +238,7 @@ struct xfer {
 	struct fetch *fetch;		/* X_DATA, or the fetch a token is for */
 	struct blob *blob;		/* X_TOKEN */
 	char url[OBD_CACHE_URL_MAX];	/* this hop */
+	char tkey[FETCHD_TOKEN_KEY_MAX];	/* X_TOKEN: the key its token is cached under */
 };
 
 struct fetch;
@@ -265,6 +269,7 @@ struct fetch {
 	struct xfer *x;			/* F_ACTIVE */
 	char cur_url[OBD_CACHE_URL_MAX];	/* after redirects */
 	bool cross_host;		/* a redirect left the blob's host: no Authorization */
+	bool cross_retried;		/* a 401/403 from there was retried with a fresh redirect */
 	bool p2p_skip;			/* this attempt bypasses the P2P peer (it failed) */
 	/* what to say when it fails */
 	long last_status;

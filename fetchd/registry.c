@@ -27,16 +27,18 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
+#include <openssl/evp.h>
 
 #include "registry.h"
 #include "http_hdr.h"
 #include "cred_server.h"
+#include "url.h"
 
 #define TOKEN_CACHE_SLOTS	16
 #define TOKEN_MIN_TTL_S		10
 
 struct token_slot {
-	char key[OBD_CACHE_URL_MAX];	/* realm|service|scope */
+	char key[FETCHD_TOKEN_KEY_MAX];	/* origin|credentials|realm|service|scope */
 	char authz[8192];		/* "Authorization: Bearer ..." */
 	int64_t expiry_ms;
 };
@@ -206,7 +208,10 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 		x->retry_after_ms = http_retry_after_ms(v, value_len(v, line + n), time(NULL));
 	} else if (header_is(line, n, "Content-Range", &v)) {
 		parse_content_range(x, v, value_len(v, line + n));
-	} else if (header_is(line, n, "WWW-Authenticate", &v) && !x->www_auth[0]) {
+	} else if (header_is(line, n, "WWW-Authenticate", &v) &&
+		   (!x->www_auth[0] ||
+		    (strncasecmp(x->www_auth, "bearer", 6) && !strncasecmp(v, "bearer", 6)))) {
+		/* the first challenge, or the first Bearer one (as obd): a token over a password */
 		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)value_len(v, line + n), v);
 	}
 	return n;
@@ -306,8 +311,11 @@ static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *
 			 c->user_agent[0] ? c->user_agent : "overlaybd-fetchd/" FETCHD_VERSION);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->ca_file[0])
+	if (c->ca_file[0]) {
+		/* the configured CA replaces the system's: no CA directory either */
 		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	}
 	if (c->cert_file[0])
 		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
 	if (c->key_file[0])
@@ -352,6 +360,11 @@ static int add_authz(struct fetch *f, struct xfer *x)
 		return -ENOMEM;
 	x->sent_authz = true;
 	return 0;
+}
+
+static bool blob_authz_is_bearer(const struct blob *b)
+{
+	return !strncmp(b->authz, "Authorization: Bearer ", 22);
 }
 
 /* x becomes f's running transfer. */
@@ -443,6 +456,14 @@ static int start_data(struct fetchd *d, struct fetch *f)
 	if (!f->p2p_skip && !f->hops && p2p_usable(d)) {
 		if (!p2p_actual_get(f->blob->url, actual, sizeof(actual), &cross))
 			return start_probe(d, f);
+		/*
+		 * The peer gets the blob's Authorization to fetch for us: a
+		 * short-lived Bearer token, never a Basic password. A blob
+		 * authenticated with Basic goes to the registry itself, unless
+		 * its data is elsewhere (no Authorization goes there anyway).
+		 */
+		if (!cross && f->blob->authz[0] && !blob_authz_is_bearer(f->blob))
+			return start_get(d, f, f->cur_url, false, false);
 		if (!p2p_url(d, actual, purl, sizeof(purl)) && p2p_take(d, &trial)) {
 			snprintf(f->cur_url, sizeof(f->cur_url), "%s", actual);
 			f->cross_host = cross;
@@ -452,41 +473,93 @@ static int start_data(struct fetchd *d, struct fetch *f)
 	return start_get(d, f, f->cur_url, false, false);
 }
 
-static void token_key(const struct auth_challenge *ch, char *out, size_t outlen)
+/*
+ * A token is for one origin (the registry it is sent to: scheme, host,
+ * port), one realm/service/scope and the credentials it was asked with:
+ * a registry answering with another's exact challenge gets no token of
+ * that other registry, and one credential's token is not another's.
+ */
+static void token_key(const struct blob *b, const struct auth_challenge *ch, char *out,
+		      size_t outlen)
 {
-	snprintf(out, outlen, "%s|%s|%s", ch->realm, ch->service, ch->scope);
+	char origin[320];
+
+	if (url_origin_of(b->url, origin, sizeof(origin)))
+		snprintf(origin, sizeof(origin), "?%llu", (unsigned long long)b->id);
+	snprintf(out, outlen, "%s|%s|%s|%s|%s", origin, b->cred_id, ch->realm, ch->service,
+		 ch->scope);
 }
 
-static struct token_slot *token_find(const struct auth_challenge *ch)
+static struct token_slot *token_find(const char *key)
 {
-	char key[OBD_CACHE_URL_MAX];
 	unsigned int i;
 
-	token_key(ch, key, sizeof(key));
 	for (i = 0; i < TOKEN_CACHE_SLOTS; i++)
 		if (tokens[i].expiry_ms > now_ms() && !strcmp(tokens[i].key, key))
 			return &tokens[i];
 	return NULL;
 }
 
-static void token_forget(const struct auth_challenge *ch)
+static void token_forget(const struct blob *b)
 {
-	struct token_slot *t = token_find(ch);
+	char key[FETCHD_TOKEN_KEY_MAX];
+	struct token_slot *t;
 
+	token_key(b, &b->chal, key, sizeof(key));
+	t = token_find(key);
 	if (t)
 		explicit_bzero(t, sizeof(*t));
 }
 
-/* A cached token of b's challenge into b->authz. */
+/* A cached token of b's challenge (its origin, its credentials) into b->authz. */
 static bool token_use(struct blob *b)
 {
-	struct token_slot *t = token_find(&b->chal);
+	char key[FETCHD_TOKEN_KEY_MAX];
+	struct token_slot *t;
 
+	if (!b->cred_id[0])
+		return false;	/* credentials not looked up yet */
+	token_key(b, &b->chal, key, sizeof(key));
+	t = token_find(key);
 	if (!t)
 		return false;
 	memcpy(b->authz, t->authz, sizeof(b->authz));
 	b->authz_expiry_ms = t->expiry_ms;
 	return true;
+}
+
+/* Which credentials: "-" anonymous, else 16 hex digits of sha256(user NUL pass). */
+static void cred_identify(const struct reg_cred *cred, char *out, size_t outlen)
+{
+	unsigned char buf[sizeof(cred->user) + sizeof(cred->pass)], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t ul = strlen(cred->user), pl = strlen(cred->pass);
+
+	if (!cred->user[0]) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	memcpy(buf, cred->user, ul + 1);
+	memcpy(buf + ul + 1, cred->pass, pl);
+	if (!EVP_Digest(buf, ul + 1 + pl, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
+		memset(md, 0, 8);
+	explicit_bzero(buf, sizeof(buf));
+	snprintf(out, outlen, "%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3],
+		 md[4], md[5], md[6], md[7]);
+	explicit_bzero(md, sizeof(md));
+}
+
+/* Credentials in the clear: said once per run. */
+static void warn_plain_http(const char *where)
+{
+	static bool warned;
+	char ubuf[OBD_CACHE_URL_MAX];
+
+	if (warned)
+		return;
+	warned = true;
+	pr_warn("sending credentials over plain http (not https) to %s",
+		log_url(where, ubuf, sizeof(ubuf)));
 }
 
 /* The deadline of b's first waiting fetch: the token request's. */
@@ -511,11 +584,14 @@ static int start_token(struct fetchd *d, struct blob *b, const struct reg_cred *
 	if (!x)
 		return -ENOMEM;
 	x->blob = b;
+	token_key(b, &b->chal, x->tkey, sizeof(x->tkey));
 	x->body = malloc(FETCHD_SMALL_BODY_MAX);
 	x->body_cap = x->body ? FETCHD_SMALL_BODY_MAX : 0;
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, xfer_small_write_cb);
 	ret = 0;
 	if (cred->user[0]) {
+		if (!url_is_https(url))
+			warn_plain_http(url);
 		memcpy(hdr, "Authorization: ", 15);
 		ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
 		if (!ret)
@@ -581,20 +657,17 @@ static void auth_begin(struct fetchd *d, struct fetch *f)
 	credq_request(d, b);
 }
 
-/* Another blob's token request for b's challenge (realm, service, scope) is running. */
+/* Another blob's token request of b's key (token_key) is running. */
 static bool token_pending(const struct blob *b)
 {
-	char key[OBD_CACHE_URL_MAX], other[OBD_CACHE_URL_MAX];
+	char key[FETCHD_TOKEN_KEY_MAX];
 	struct list *p;
 
-	token_key(&b->chal, key, sizeof(key));
+	token_key(b, &b->chal, key, sizeof(key));
 	for (p = xfers.next; p != &xfers; p = p->next) {
 		struct xfer *x = container_of(p, struct xfer, node);
 
-		if (x->kind != X_TOKEN || x->blob == b)
-			continue;
-		token_key(&x->blob->chal, other, sizeof(other));
-		if (!strcmp(key, other))
+		if (x->kind == X_TOKEN && x->blob != b && !strcmp(key, x->tkey))
 			return true;
 	}
 	return false;
@@ -608,7 +681,7 @@ static bool token_pending(const struct blob *b)
 static void token_wake_followers(struct fetchd *d, const char *key, int err, const char *why,
 				 long status, CURLcode rc)
 {
-	char other[OBD_CACHE_URL_MAX];
+	char other[FETCHD_TOKEN_KEY_MAX];
 	struct list *p;
 	struct blob *b;
 
@@ -617,7 +690,7 @@ static void token_wake_followers(struct fetchd *d, const char *key, int err, con
 		for (p = d->blobs.next; p != &d->blobs; p = p->next) {
 			b = container_of(p, struct blob, node);
 			if (b->token_follow) {
-				token_key(&b->chal, other, sizeof(other));
+				token_key(b, &b->chal, other, sizeof(other));
 				if (!strcmp(key, other))
 					break;
 			}
@@ -643,8 +716,12 @@ void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cre
 		snprintf(msg, sizeof(msg), "credentials: %s", why);
 		return auth_wake(d, b, err, msg, -1, CURLE_OK);
 	}
+	cred_identify(cred, b->cred_id, sizeof(b->cred_id));
 	if (b->chal.scheme == AUTH_BEARER) {
-		/* one token request per scope: the blobs of one repository share it */
+		/* a token of this origin, realm, scope and credentials already? */
+		if (token_use(b))
+			return auth_wake(d, b, 0, "", -1, CURLE_OK);
+		/* one token request per key: the blobs of one repository share it */
 		if (token_pending(b)) {
 			b->token_follow = true;
 			d->st.token_shared++;
@@ -658,6 +735,8 @@ void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cre
 	if (!cred->user[0])
 		return auth_wake(d, b, -EACCES, "Basic auth asked, no credentials for it", -1,
 				 CURLE_OK);
+	if (!url_is_https(b->url))
+		warn_plain_http(b->url);
 	memcpy(hdr, "Authorization: ", 15);
 	ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
 	if (!ret)
@@ -708,32 +787,9 @@ static bool curl_retryable(CURLcode rc)
 	}
 }
 
-static bool same_host(const char *a, const char *b)
-{
-	char *ha = NULL, *hb = NULL, *pa = NULL, *pb = NULL;
-	CURLU *ua = curl_url(), *ub = curl_url();
-	bool same = false;
-
-	if (!ua || !ub || curl_url_set(ua, CURLUPART_URL, a, 0) ||
-	    curl_url_set(ub, CURLUPART_URL, b, 0))
-		goto out_free;
-	if (curl_url_get(ua, CURLUPART_HOST, &ha, 0) || curl_url_get(ub, CURLUPART_HOST, &hb, 0) ||
-	    curl_url_get(ua, CURLUPART_PORT, &pa, CURLU_DEFAULT_PORT) ||
-	    curl_url_get(ub, CURLUPART_PORT, &pb, CURLU_DEFAULT_PORT))
-		goto out_free;
-	same = !strcasecmp(ha, hb) && !strcmp(pa, pb);
-out_free:
-	curl_free(ha);
-	curl_free(hb);
-	curl_free(pa);
-	curl_free(pb);
-	curl_url_cleanup(ua);
-	curl_url_cleanup(ub);
-	return same;
-}
-
 static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
 {
+	enum url_origin_rel rel;
 	char *loc = NULL;
 
 	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
@@ -743,8 +799,15 @@ static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
 		return fetch_fail_logged(d, f, -EIO, "too many redirects");
 	if (strlen(loc) >= sizeof(f->cur_url))
 		return fetch_fail_logged(d, f, -EIO, "redirect Location too long");
-	/* credentials are for the registry, never for where it sends us */
-	if (!same_host(f->blob->url, loc))
+	/*
+	 * Credentials are for the registry's origin, never for where it sends
+	 * us (url.h: the same origin, or an upgrade to https on its host).
+	 * https to http on the registry's own host is refused outright.
+	 */
+	rel = url_origin_relation(f->blob->url, loc);
+	if (rel == URL_ORIGIN_DOWNGRADE)
+		return fetch_fail_logged(d, f, -EIO, "redirect from https to http on the same host refused");
+	if (rel == URL_ORIGIN_OTHER)
 		f->cross_host = true;
 	snprintf(f->cur_url, sizeof(f->cur_url), "%s", loc);
 	d->st.redirects++;
@@ -764,17 +827,38 @@ static void on_auth(struct fetchd *d, struct fetch *f, struct xfer *x)
 	if (x->sent_authz) {
 		/* what we sent is stale (password changed, token revoked): ask again */
 		if (b->chal.scheme == AUTH_BEARER)
-			token_forget(&b->chal);
+			token_forget(b);
 		explicit_bzero(b->authz, sizeof(b->authz));
 		credq_forget(d, b->url);
 	}
-	if (f->auth_rounds >= 1 || f->cross_host)
+	if (f->cross_host) {
+		/*
+		 * Where the registry sent us refuses (an expired presigned URL,
+		 * clock skew): once per fetch, ask the registry again for a
+		 * fresh redirect, dropping the peer's cached actual URL.
+		 */
+		if (f->cross_retried)
+			return fetch_fail_logged(d, f, -EACCES, "the redirect target refused twice");
+		f->cross_retried = true;
+		p2p_actual_drop(b->url);
+		f->hops = 0;
+		f->cross_host = false;
+		snprintf(f->cur_url, sizeof(f->cur_url), "%s", b->url);
+		if (start_data(d, f))
+			fetch_fail_logged(d, f, -EIO, "cannot start the request");
+		return;
+	}
+	if (f->auth_rounds >= 1)
 		return fetch_fail_logged(d, f, -EACCES, "refused after authenticating");
 	if (!x->www_auth[0])
 		return fetch_fail_logged(d, f, -EACCES, "refused without a WWW-Authenticate challenge");
 	ret = auth_parse_challenge(x->www_auth, strlen(x->www_auth), &ch, err, sizeof(err));
 	if (ret)
 		return fetch_fail_logged(d, f, -EACCES, err);
+	/* no token (and no credentials) of an https registry over http */
+	if (ch.scheme == AUTH_BEARER && url_is_https(b->url) && !url_is_https(ch.realm))
+		return fetch_fail_logged(d, f, -EACCES,
+					 "token realm is http:// for an https registry: refused");
 	f->auth_rounds++;
 	b->chal = ch;
 	f->hops = 0;
@@ -959,6 +1043,7 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct fetch *f = x->fetch;
 	long st = x->status;
+	enum url_origin_rel rel;
 	char *loc = NULL;
 
 	f->x = NULL;
@@ -978,8 +1063,12 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
 		if (!loc || !loc[0] || strlen(loc) >= sizeof(f->cur_url))
 			return fetch_fail_logged(d, f, -EIO, "probe: redirect without a usable Location");
+		rel = url_origin_relation(f->blob->url, loc);
+		if (rel == URL_ORIGIN_DOWNGRADE)
+			return fetch_fail_logged(d, f, -EIO,
+						 "redirect from https to http on the same host refused");
 		d->st.redirects++;
-		p2p_actual_set(f->blob->url, loc, !same_host(f->blob->url, loc));
+		p2p_actual_set(f->blob->url, loc, rel == URL_ORIGIN_OTHER);
 	} else if (st == 401 || st == 403) {
 		return on_auth(d, f, x);
 	} else if (st == 404) {
@@ -998,7 +1087,7 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct blob *b = x->blob;
-	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX], key[OBD_CACHE_URL_MAX];
+	char token[7900], err[256], ubuf[OBD_CACHE_URL_MAX], key[FETCHD_TOKEN_KEY_MAX];
 	const char *why;
 	struct token_slot *t;
 	long expires = 0, st = x->status;
@@ -1009,8 +1098,9 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		ret = auth_parse_token_response(x->body, x->body_len, token, sizeof(token), &expires,
 						err, sizeof(err));
 		if (!ret) {
+			/* under the key it was asked for: b->chal may have moved on */
 			t = &tokens[token_next++ % TOKEN_CACHE_SLOTS];
-			token_key(&b->chal, t->key, sizeof(t->key));
+			snprintf(t->key, sizeof(t->key), "%s", x->tkey);
 			snprintf(t->authz, sizeof(t->authz), "Authorization: Bearer %s", token);
 			t->expiry_ms = now_ms() +
 				       1000 * (expires > TOKEN_MIN_TTL_S ? expires : TOKEN_MIN_TTL_S);
@@ -1030,7 +1120,7 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		       rc ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "ok");
 	}
 	/* b may be gone after its wake-up: the key first */
-	token_key(&b->chal, key, sizeof(key));
+	snprintf(key, sizeof(key), "%s", x->tkey);
 	ret = ret ? (retry ? -EAGAIN : -EACCES) : 0;
 	why = retry ? "token request failed" : "no token";
 	auth_wake(d, b, ret, why, st, rc);

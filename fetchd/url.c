@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
+#include <curl/curl.h>
 
 #include "config.h"
 #include "url.h"
@@ -378,4 +380,90 @@ int url_cred_prefixes(const struct reg_url *u, char (*out)[1024], int max)
 			break;
 	}
 	return cnt;
+}
+
+/* scheme, host (lower-cased) and port (the scheme's default filled in) of an absolute URL. */
+struct url_origin_parts {
+	char scheme[8];
+	char host[256];
+	char port[8];
+};
+
+static int origin_parts(const char *url, struct url_origin_parts *o)
+{
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	int rc = -EINVAL;
+
+	memset(o, 0, sizeof(*o));
+	if (!h)
+		return -ENOMEM;
+	if (!url || curl_url_set(h, CURLUPART_URL, url, 0) ||
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) ||
+	    curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
+		goto out;
+	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))
+		goto out;
+	if (!put_field(o->scheme, sizeof(o->scheme), scheme, strlen(scheme)) ||
+	    !put_field(o->host, sizeof(o->host), host, strlen(host)) ||
+	    !put_field(o->port, sizeof(o->port), port, strlen(port)))
+		goto out;
+	for (char *p = o->scheme; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	for (char *p = o->host; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(h);
+	return rc;
+}
+
+int url_origin_of(const char *url, char *out, size_t outlen)
+{
+	struct url_origin_parts o;
+	int n, rc = origin_parts(url, &o);
+
+	if (outlen)
+		out[0] = 0;
+	if (rc)
+		return rc;
+	n = snprintf(out, outlen, "%s://%s:%s", o.scheme, o.host, o.port);
+	if (n < 0 || (size_t)n >= outlen) {
+		if (outlen)
+			out[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+enum url_origin_rel url_origin_relation(const char *from, const char *to)
+{
+	struct url_origin_parts a, b;
+
+	if (origin_parts(from, &a) || origin_parts(to, &b) || strcmp(a.host, b.host))
+		return URL_ORIGIN_OTHER;
+	if (!strcmp(a.scheme, b.scheme))
+		return strcmp(a.port, b.port) ? URL_ORIGIN_OTHER : URL_ORIGIN_SAME;
+	return strcmp(a.scheme, "https") ? URL_ORIGIN_UPGRADE : URL_ORIGIN_DOWNGRADE;
+}
+
+bool url_is_https(const char *url)
+{
+	return url && !strncasecmp(url, "https://", 8);
+}
+
+bool url_same_repo(const char *a, const char *b)
+{
+	struct reg_url ua, ub;
+	char err[128];
+
+	return url_origin_relation(a, b) == URL_ORIGIN_SAME &&
+	       !url_parse_blob(a, &ua, err, sizeof(err)) &&
+	       !url_parse_blob(b, &ub, err, sizeof(err)) && !strcmp(ua.repo, ub.repo);
 }

@@ -7,6 +7,7 @@
 #ifndef OBD_FETCHD_URL_H
 #define OBD_FETCHD_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct reg_url {
@@ -33,5 +34,31 @@ int url_origin(const struct reg_url *u, char *out, size_t outlen);
  * 6.4: host[:port], host[:port]/a, host[:port]/a/b ... Up to max; returns
  * how many were written (each NUL-terminated, PATH_MAX-ish buffers). */
 int url_cred_prefixes(const struct reg_url *u, char (*out)[1024], int max);
+
+/*
+ * The one origin comparison of fetchd and obd (libcurl's URL parser):
+ * where credentials for the origin of from may go when a request moves to
+ * to (a redirect, a token realm). SAME: scheme, host (case-insensitive)
+ * and port (the default filled in) are equal. UPGRADE: http to https on
+ * the same host (any port): allowed to keep credentials. DOWNGRADE: https
+ * to http on the same host: refused by every caller. OTHER: another host,
+ * another port of the same scheme, or a URL that does not parse.
+ */
+enum url_origin_rel {
+	URL_ORIGIN_SAME,
+	URL_ORIGIN_UPGRADE,
+	URL_ORIGIN_DOWNGRADE,
+	URL_ORIGIN_OTHER,
+};
+enum url_origin_rel url_origin_relation(const char *from, const char *to);
+
+/* "scheme://host:port" of an absolute http(s) URL, lower-cased, the port
+ * always given. 0, -EINVAL (out is "" then), -ENAMETOOLONG or -ENOMEM. */
+int url_origin_of(const char *url, char *out, size_t outlen);
+
+bool url_is_https(const char *url);
+
+/* Two blob URLs of the same origin (SAME) and repository. */
+bool url_same_repo(const char *a, const char *b);
 
 #endif

@@ -83,42 +83,28 @@ const char *reg_url_display(const char *url, char *out, size_t outlen)
 	return out;
 }
 
-/* "scheme://host[:port]" of an absolute URL, lower-cased scheme and host. */
-static void origin_of(const char *url, char *out, size_t outlen)
+/* Credentials for base's origin may go to url (url.h: same origin, or an upgrade to https). */
+static bool creds_may_go(const char *base, const char *url)
 {
-	CURLU *h = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
+	enum url_origin_rel rel = url_origin_relation(base, url);
 
-	out[0] = 0;
-	if (h && !curl_url_set(h, CURLUPART_URL, url, 0) &&
-	    !curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) &&
-	    !curl_url_get(h, CURLUPART_HOST, &host, 0) &&
-	    !curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT)) {
-		char *p;
-
-		for (p = host; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-		snprintf(out, outlen, "%s://%s:%s", scheme, host, port);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(h);
-}
-
-static bool same_origin_as(const char *base, const char *url)
-{
-	char a[512], b[512];
-
-	origin_of(url, a, sizeof(a));
-	origin_of(base, b, sizeof(b));
-	return a[0] && !strcmp(a, b);
+	return rel == URL_ORIGIN_SAME || rel == URL_ORIGIN_UPGRADE;
 }
 
 static bool same_origin(struct reg_client *c, const char *url)
 {
-	return same_origin_as(c->origin, url);
+	return creds_may_go(c->origin, url);
+}
+
+/* Credentials in the clear: said once per run. */
+static void warn_plain_http(const char *where)
+{
+	static bool warned;
+
+	if (warned)
+		return;
+	warned = true;
+	cli_warn(where, "sending credentials over plain http (not https)");
 }
 
 /* Resolve a Location (maybe relative) against base into out. */
@@ -320,8 +306,11 @@ static void set_tls(struct reg_client *c, CURL *h)
 
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->ca_file[0])
+	if (cfg->ca_file[0]) {
+		/* the configured CA replaces the system's: no CA directory either */
 		curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
+		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	if (cfg->cert_file[0])
 		curl_easy_setopt(h, CURLOPT_SSLCERT, cfg->cert_file);
 	if (cfg->key_file[0])
@@ -481,9 +470,14 @@ static int do_req(struct reg_client *c, struct reg_req *r)
 	snprintf(r->final_url, sizeof(r->final_url), "%s", r->url);
 	for (;;) {
 		bool own = same_origin(c, r->final_url);
-
+		/* https to http on the same host: refused, whatever the request carries */
+		if (hops && url_origin_relation(r->url, r->final_url) == URL_ORIGIN_DOWNGRADE) {
+			cli_err(reg_url_display(r->url, disp, sizeof(disp)),
+				"redirect from https to http on the same host refused");
+			return -EPROTO;
+		}
 		/* the token request's Basic header: for the realm's origin only */
-		rc = perform(c, r, r->final_url, r->basic ? same_origin_as(r->url, r->final_url) :
+		rc = perform(c, r, r->final_url, r->basic ? creds_may_go(r->url, r->final_url) :
 				  own && !r->no_auth);
 		if (rc)
 			return rc;
@@ -551,7 +545,14 @@ static int fetch_token(struct reg_client *c, const struct auth_challenge *ch,
 		cli_err(where, "token URL too long");
 		return -ENAMETOOLONG;
 	}
+	/* a token for an https registry is not asked for over http: a downgrade */
+	if (url_is_https(c->origin) && !url_is_https(turl)) {
+		cli_err(where, "token realm is http:// for an https registry: refused");
+		return -EPERM;
+	}
 	if (cred->user[0]) {
+		if (!url_is_https(turl))
+			warn_plain_http(where);
 		strcpy(basic, "Authorization: ");
 		rc = auth_basic_header(cred, basic + 15, sizeof(basic) - 15);
 		if (rc) {
@@ -632,6 +633,8 @@ static int authenticate(struct reg_client *c, struct reg_req *r)
 				c->cfg->cred_path);
 			rc = -EPERM;
 		} else {
+			if (!url_is_https(c->origin))
+				warn_plain_http(where);
 			rc = auth_basic_header(&cred, hdr, sizeof(hdr));
 			if (!rc)
 				rc = set_auth(c, "", hdr);

@@ -17,6 +17,9 @@
 #include "tap.h"
 
 #define G 4096ULL
+#define DG64 "sha256:0101010101010101010101010101010101010101010101010101010101010101"
+#define U_A "http://r/v2/a/blobs/" DG64
+#define U_A2 "http://R:80/v2/a/blobs/" DG64
 
 static char dir[] = "/tmp/obd-cache-test.XXXXXX";
 
@@ -71,7 +74,7 @@ static void test_create_reopen(void)
 	digest_of(dg, 1);
 	digest_of(other, 2);
 	snprintf(path, sizeof(path), "%s/sha256:a", dir);
-	rc = cache_entry_open(&e, path, size, dg, "http://r/v2/a/blobs/x", err, sizeof(err));
+	rc = cache_entry_open(&e, path, size, dg, U_A, err, sizeof(err));
 	tap_ok(!rc, "create: %s", rc ? err : "ok");
 	if (rc)
 		return;
@@ -131,7 +134,7 @@ static void test_create_reopen(void)
 	cache_entry_close(&e);
 
 	/* reopen: the same bits */
-	rc = cache_entry_open(&e2, path, size, dg, "http://r/v2/a/blobs/x", err, sizeof(err));
+	rc = cache_entry_open(&e2, path, size, dg, U_A, err, sizeof(err));
 	tap_ok(!rc, "reopen: %s", rc ? err : "ok");
 	if (!rc) {
 		tap_ok(cache_entry_present_bytes(&e2) == (1 + 4 + 2) * G + 100 &&
@@ -140,13 +143,13 @@ static void test_create_reopen(void)
 		       "reopen: the bitmap as it was left");
 		cache_entry_close(&e2);
 	}
-	/* a new url is stored, the bitmap kept */
-	rc = cache_entry_open(&e2, path, size, dg, "http://moved/v2/a/blobs/x", err, sizeof(err));
-	tap_ok(!rc && cache_entry_present(&e2, 3 * G, G), "open with another url keeps the bits");
+	/* the same origin and repository, spelt otherwise: the url is stored, the bits kept */
+	rc = cache_entry_open(&e2, path, size, dg, U_A2, err, sizeof(err));
+	tap_ok(!rc && cache_entry_present(&e2, 3 * G, G), "open with the same origin spelt otherwise keeps the bits");
 	if (!rc)
 		cache_entry_close(&e2);
 	rc = cache_entry_open_existing(&e2, path, size, dg, err, sizeof(err));
-	tap_ok(!rc && !strcmp(e2.info.url, "http://moved/v2/a/blobs/x"),
+	tap_ok(!rc && !strcmp(e2.info.url, U_A2),
 	       "open_existing: the url rewritten");
 	if (!rc)
 		cache_entry_close(&e2);
@@ -215,6 +218,80 @@ static void test_create_reopen(void)
 	tap_ok(rc == -EFSBADCRC, "size 0 with a corrupted entry still rejected");
 }
 
+/* D1: a partial entry is not shared between origins/repositories; a complete one is */
+static void test_origins(void)
+{
+	const u64 size = 10 * G;
+	struct cache_entry a, b;
+	char path[PATH_MAX], err[512];
+	struct stat st0, st1;
+	u8 dg[OBD_CACHE_DIGEST_LEN];
+	int rc;
+
+	digest_of(dg, 5);
+	snprintf(path, sizeof(path), "%s/sha256:o", dir);
+	rc = cache_entry_open(&a, path, size, dg, "http://a:5000/v2/x/blobs/" DG64, err, sizeof(err));
+	tap_ok(!rc && !cache_entry_mark(&a, 0, 2 * G), "origins: A's entry, 2 granules present");
+	if (rc)
+		return;
+	stat(path, &st0);
+	rc = cache_entry_open(&b, path, size, dg, "http://b:5000/v2/x/blobs/" DG64, err, sizeof(err));
+	stat(path, &st1);
+	tap_ok(!rc && cache_entry_present_bytes(&b) == 0 && st0.st_ino != st1.st_ino,
+	       "origins: another registry gets a fresh entry (new inode, no bits)");
+	tap_ok(cache_entry_present(&a, 0, 2 * G), "origins: A's open entry keeps its bits");
+	if (!rc)
+		cache_entry_close(&b);
+	rc = cache_entry_open(&b, path, size, dg, "https://b:5000/v2/x/blobs/" DG64, err, sizeof(err));
+	tap_ok(!rc && cache_entry_mark(&b, 0, G) == 0, "origins: https is another origin than http");
+	if (!rc)
+		cache_entry_close(&b);
+	rc = cache_entry_open(&b, path, size, dg, "https://b:5000/v2/y/blobs/" DG64, err, sizeof(err));
+	tap_ok(!rc && cache_entry_present_bytes(&b) == 0, "origins: another repository gets a fresh entry");
+	if (!rc) {
+		tap_ok(!cache_entry_mark(&b, 0, size) && !cache_entry_set_complete(&b, err, sizeof(err)),
+		       "origins: that entry made complete");
+		cache_entry_close(&b);
+	}
+	rc = cache_entry_open(&b, path, size, dg, "http://c/v2/z/blobs/" DG64, err, sizeof(err));
+	tap_ok(!rc && cache_entry_present_bytes(&b) == size &&
+	       !strcmp(b.info.url, "https://b:5000/v2/y/blobs/" DG64),
+	       "origins: a complete entry is shared (bits kept, the verified origin's url kept)");
+	if (!rc)
+		cache_entry_close(&b);
+	cache_entry_close(&a);
+}
+
+/* Two holders of one entry (obd, the daemon): neither undoes the other's bits. */
+static void test_two_holders(void)
+{
+	const u64 size = 10 * G;
+	struct cache_entry o, d;
+	char path[PATH_MAX], err[512];
+	u8 dg[OBD_CACHE_DIGEST_LEN];
+	int rc;
+
+	digest_of(dg, 6);
+	snprintf(path, sizeof(path), "%s/sha256:h", dir);
+	rc = cache_entry_open(&o, path, size, dg, U_A, err, sizeof(err));
+	if (!rc)
+		rc = cache_entry_mark(&o, 0, G);
+	if (!rc)
+		rc = cache_entry_open_existing(&d, path, size, dg, err, sizeof(err));
+	tap_ok(!rc, "two holders: open, granule 0 present in both");
+	if (rc)
+		return;
+	tap_ok(!cache_entry_clear(&d, 0, G), "two holders: the daemon clears granule 0 (a refetch)");
+	tap_ok(!cache_entry_mark(&o, G, G), "two holders: obd marks granule 1");
+	tap_ok(meta_word(o.meta_path, 0) == 0x2, "two holders: on disk granule 0 stays clear, 1 set (0x%llx)",
+	       (unsigned long long)meta_word(o.meta_path, 0));
+	tap_ok(!cache_entry_mark(&d, 2 * G, G), "two holders: the daemon marks granule 2");
+	tap_ok(meta_word(o.meta_path, 0) == 0x6, "two holders: obd's granule 1 kept (0x%llx)",
+	       (unsigned long long)meta_word(o.meta_path, 0));
+	cache_entry_close(&d);
+	cache_entry_close(&o);
+}
+
 static void test_bad_sizes(void)
 {
 	struct cache_entry e;
@@ -242,6 +319,8 @@ int main(void)
 	test_path();
 	test_create_reopen();
 	test_bad_sizes();
+	test_origins();
+	test_two_holders();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd)) {}
 	return tap_done();
