@@ -1016,6 +1016,9 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
  *   buffer (append), maps (sparse); live: bytes the upper's maps point at;
  *   dead: the share of data no map points at any more, in permille (high:
  *   time to commit).
+ *        [suspend_flush_error <errno>]  (with an upper layer only)
+ *   0, or the error of the flush at the last suspend (or of its retry at
+ *   resume) until a flush succeeds: records not durable, kept in memory.
  * TABLE: the constructor line, optional arguments recounted.
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
