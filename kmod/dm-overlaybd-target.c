@@ -32,6 +32,7 @@
 #include "obd_invalidate.h"
 #include "obd_trace.h"
 #include "obd_upper.h"
+#include "obd_upper_registry.h"
 
 #define DM_MSG_PREFIX "overlaybd"
 
@@ -44,6 +45,7 @@ struct obd_dev_layer {
 	struct obd_blob *blob;		/* remote layer: sl->blob, else NULL */
 	const struct obd_fetch_opts *fetch;	/* &target->fetch */
 	struct obd_blob_user user;	/* remote layer: page cache dropped on INVALIDATE */
+	struct inode *claim;		/* obd_lower_claim'ed, or NULL */
 };
 
 /* A ZFile block of a remote layer failing its CRC is fetched again this often. */
@@ -78,7 +80,9 @@ struct obd_target {
 	struct obd_stats __percpu *stats;
 	struct obd_kctx *reserve;	/* when every shared context is busy */
 	struct obd_trace trace;		/* trace recording (dm messages) */
-	struct obd_upper *upper;	/* the writable layer, or NULL: read-only */
+	struct obd_upper *upper;	/* the writable layer (ushare->up), or NULL: read-only */
+	struct obd_upper_share *ushare;	/* shared with the device's other table */
+	struct obd_upper_reader reader;	/* how the upper reads this table's device */
 	char *upper_data, *upper_index;	/* as given in the table */
 };
 
@@ -501,18 +505,21 @@ static void obd_write_work(struct obd_target *t, struct bio *bio, u64 lba)
 	struct obd_upper *up = t->upper;
 	int r = 0;
 
-	if (bio->bi_opf & REQ_PREFLUSH)
+	if (bio->bi_opf & REQ_PREFLUSH) {
 		r = obd_upper_flush(up);
+		if (!r)
+			obd_upper_share_flushed(t->ushare);
+	}
 	if (!r && bio_sectors(bio)) {
 		switch (bio_op(bio)) {
 		case REQ_OP_WRITE:
-			r = obd_upper_write(up, bio, lba);
+			r = obd_upper_write(up, bio, lba, &t->reader);
 			break;
 		case REQ_OP_DISCARD:
-			r = obd_upper_discard(up, lba, bio_sectors(bio), false);
+			r = obd_upper_discard(up, lba, bio_sectors(bio), false, &t->reader);
 			break;
 		case REQ_OP_WRITE_ZEROES:
-			r = obd_upper_discard(up, lba, bio_sectors(bio), true);
+			r = obd_upper_discard(up, lba, bio_sectors(bio), true, &t->reader);
 			break;
 		default:
 			r = -EOPNOTSUPP;
@@ -628,8 +635,9 @@ static void obd_dtr(struct dm_target *ti)
 		return;
 	if (t->wq)
 		destroy_workqueue(t->wq);
-	if (t->upper)
-		obd_upper_close(t->upper);
+	/* the device's other table may go on with it: only the last one closes it */
+	if (t->ushare)
+		obd_upper_share_put(t->ushare);
 	kfree(t->upper_data);
 	kfree(t->upper_index);
 	if (t->pool_held)
@@ -644,6 +652,8 @@ static void obd_dtr(struct dm_target *ti)
 		if (dl->dfile)
 			fput(dl->dfile);
 		obd_blob_user_del(&dl->user);
+		if (dl->claim)
+			obd_lower_release(dl->claim);
 		if (!IS_ERR_OR_NULL(dl->sl))
 			obd_shared_put(dl->sl);
 		kfree(dl->path);
@@ -750,6 +760,7 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 {
 	unsigned int i;
 	struct obd_err err;
+	int r;
 
 	for (i = 0; i < t->nlayers; i++) {
 		struct obd_dev_layer *dl = &t->layers[i];
@@ -761,17 +772,25 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 		}
 		err.msg[0] = 0;
 		dl->fetch = &t->fetch;
-		if (obd_is_remote(dl->path))
+		if (obd_is_remote(dl->path)) {
 			dl->sl = obd_open_remote(t, dl, error, &err);
-		else
+		} else {
+			/* an upper file in use: EBUSY rather than a parse error */
+			r = obd_lower_check_path(t->ti, dl->path, error);
+			if (r)
+				return r;
 			dl->sl = obd_shared_get(dl->path, error, &err);
+		}
 		if (IS_ERR(dl->sl)) {
-			int r = PTR_ERR(dl->sl);
-
+			r = PTR_ERR(dl->sl);
 			DMERR("%s: layer %u (%s): %s", obd_name(t), i, dl->path, err.msg);
 			dl->sl = NULL;
 			return r;
 		}
+		r = obd_lower_claim(t->ti, file_inode(dl->sl->file), dl->path, error);
+		if (r)
+			return r;
+		dl->claim = file_inode(dl->sl->file);
 		dl->blob = dl->sl->blob;
 		if (dl->blob)
 			obd_blob_user_add(&dl->user, dl->blob, t->ti);
@@ -894,10 +913,19 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 			r = -EINVAL;
 			goto bad;
 		}
-		r = obd_upper_open(t->upper_data, t->upper_index, (u64)ti->len << SECTOR_SHIFT,
-				   obd_read_device, t, &t->upper, &ti->error);
+		r = obd_upper_share_get(ti, t->upper_data, t->upper_index,
+					(u64)ti->len << SECTOR_SHIFT, &t->ushare, &ti->error);
 		if (r)
 			goto bad;
+		t->upper = t->ushare->up;
+		t->reader.fn = obd_read_device;
+		t->reader.ctx = t;
+	} else if (dm_table_get_mode(ti->table) & OBD_MODE_WRITE) {
+		/* as dm-verity: every write would fail, so refuse the table */
+		DMERR("%s: a read-write table needs an upper layer (load it read-only)", obd_name(t));
+		ti->error = "A table without an upper layer must be read-only";
+		r = -EINVAL;
+		goto bad;
 	}
 
 	r = obd_kctx_pool_get();
@@ -1002,6 +1030,9 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
  *   buffer (append), maps (sparse); live: bytes the upper's maps point at;
  *   dead: the share of data no map points at any more, in permille (high:
  *   time to commit).
+ *        [suspend_flush_error <errno>]  (with an upper layer only)
+ *   0, or the error of the flush at the last suspend (or of its retry at
+ *   resume) until a flush succeeds: records not durable, kept in memory.
  * TABLE: the constructor line, optional arguments recounted.
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
@@ -1031,6 +1062,8 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 		DMEMIT(" remote %u pending %d fetched %llu daemon %d", t->nremote,
 		       atomic_read(&t->pending), obd_fetched(t), obd_daemon_connected());
 		obd_status_upper(t, result, maxlen, &sz);
+		if (t->ushare)
+			DMEMIT(" suspend_flush_error %d", obd_upper_share_flush_error(t->ushare));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
@@ -1084,13 +1117,25 @@ static int obd_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 	return 0;
 }
 
-/* Suspended (no I/O in flight): what was written is durable before a table swap. */
+/*
+ * Suspended (no I/O in flight): what was written is durable before a table
+ * swap. A failed flush is recorded (status suspend_flush_error, a log
+ * line); its records stay buffered in the shared upper.
+ */
 static void obd_postsuspend(struct dm_target *ti)
 {
 	struct obd_target *t = ti->private;
 
-	if (t->upper)
-		obd_upper_flush(t->upper);
+	if (t->ushare)
+		obd_upper_share_postsuspend(t->ushare, obd_name(t));
+}
+
+/* This table goes live: a suspend flush that failed is tried again. */
+static int obd_preresume(struct dm_target *ti)
+{
+	struct obd_target *t = ti->private;
+
+	return t->ushare ? obd_upper_share_preresume(t->ushare, obd_name(t)) : 0;
 }
 
 /*
@@ -1150,6 +1195,7 @@ static struct target_type obd_target_type = {
 	.message = obd_message,
 	.io_hints = obd_io_hints,
 	.postsuspend = obd_postsuspend,
+	.preresume = obd_preresume,
 	.iterate_devices = obd_iterate_devices,
 };
 
@@ -1183,6 +1229,7 @@ static void __exit obd_exit(void)
 {
 	dm_unregister_target(&obd_target_type);
 	obd_miss_exit();
+	obd_upper_registry_exit();
 	obd_shared_exit();
 	obd_blob_exit();
 	obd_env_exit();

@@ -308,8 +308,8 @@ static int obd_upper_fill(struct obd_upper *up, const struct obd_map *maps, u64 
 	return 0;
 }
 
-int obd_upper_open(const char *data, const char *index, u64 vsize, obd_upper_read_fn read_dev,
-		   void *read_ctx, struct obd_upper **out, char **error)
+int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
+		   char **error)
 {
 	struct obd_upper *up = kzalloc(sizeof(*up), GFP_KERNEL);
 	struct obd_lsmt_info *li = kzalloc(sizeof(*li), GFP_KERNEL);
@@ -322,8 +322,6 @@ int obd_upper_open(const char *data, const char *index, u64 vsize, obd_upper_rea
 	init_rwsem(&up->lock);
 	init_rwsem(&up->fill_lock);
 	mutex_init(&up->wlock);
-	up->read_dev = read_dev;
-	up->read_ctx = read_ctx;
 	obd_memindex_init(&up->mi);
 	up->vsize = vsize;
 	up->data_path = kstrdup(data, GFP_KERNEL);
@@ -365,7 +363,7 @@ nomem:
 bad:
 	kfree(li);
 	if (up)
-		obd_upper_close(up);
+		obd_upper_close(up, false);
 	return r;
 }
 
@@ -482,9 +480,9 @@ int obd_upper_flush(struct obd_upper *up)
 	return r;
 }
 
-void obd_upper_close(struct obd_upper *up)
+void obd_upper_close(struct obd_upper *up, bool flush)
 {
-	if (up->data && (up->sparse || up->index))
+	if (flush && up->data && (up->sparse || up->index))
 		obd_upper_flush(up);
 	if (up->index)
 		fput(up->index);
@@ -564,7 +562,8 @@ static int obd_upper_sparse_write(struct obd_upper *up, struct iov_iter *it, u64
 }
 
 /* Write the device's bytes of [from, to) into the sparse data file, a page at a time. */
-static int obd_upper_fill_range(struct obd_upper *up, u64 from, u64 to)
+static int obd_upper_fill_range(struct obd_upper *up, const struct obd_upper_reader *rd,
+				u64 from, u64 to)
 {
 	struct page *pg;
 	struct bio_vec bv;
@@ -581,7 +580,7 @@ static int obd_upper_fill_range(struct obd_upper *up, u64 from, u64 to)
 
 		bvec_set_page(&bv, pg, (unsigned int)(n << SECTOR_SHIFT), 0);
 		iov_iter_bvec(&it, ITER_DEST, &bv, 1, bv.bv_len);
-		r = up->read_dev(up->read_ctx, from, n, &it);
+		r = rd->fn(rd->ctx, from, n, &it);
 		if (!r) {
 			iov_iter_bvec(&it, ITER_SOURCE, &bv, 1, bv.bv_len);
 			r = obd_upper_sparse_write(up, &it, from);
@@ -603,7 +602,8 @@ static int obd_upper_fill_range(struct obd_upper *up, u64 from, u64 to)
  * Returns with fill_lock held (released by obd_upper_unlock_edges) unless
  * the fill failed.
  */
-static int obd_upper_fill_edges(struct obd_upper *up, u64 lba, u64 nsect, bool *excl)
+static int obd_upper_fill_edges(struct obd_upper *up, const struct obd_upper_reader *rd, u64 lba,
+				u64 nsect, bool *excl)
 {
 	const u64 hdr = OBD_LSMT_HT_SPACE >> SECTOR_SHIFT, fs = up->fs_sectors;
 	u64 end = lba + nsect, vsect = up->vsize >> SECTOR_SHIFT;
@@ -618,9 +618,9 @@ static int obd_upper_fill_edges(struct obd_upper *up, u64 lba, u64 nsect, bool *
 		return 0;
 	}
 	down_write(&up->fill_lock);
-	r = obd_upper_fill_range(up, head, lba);
+	r = obd_upper_fill_range(up, rd, head, lba);
 	if (!r)
-		r = obd_upper_fill_range(up, end, tail);
+		r = obd_upper_fill_range(up, rd, end, tail);
 	if (r)
 		up_write(&up->fill_lock);
 	return r;
@@ -634,7 +634,8 @@ static void obd_upper_unlock_edges(struct obd_upper *up, bool excl)
 		up_read(&up->fill_lock);
 }
 
-int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
+int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba,
+		    const struct obd_upper_reader *rd)
 {
 	size_t total = bio->bi_iter.bi_size, done = 0;
 	struct obd_io_scope s;
@@ -643,7 +644,7 @@ int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba)
 
 	obd_io_scope_enter(&s);
 	if (up->sparse)
-		r = obd_upper_fill_edges(up, lba, total >> SECTOR_SHIFT, &excl);
+		r = obd_upper_fill_edges(up, rd, lba, total >> SECTOR_SHIFT, &excl);
 	if (r)
 		goto out;
 	while (done < total && !r) {
@@ -701,7 +702,8 @@ static int obd_upper_write_zeros(struct obd_upper *up, loff_t pos, u64 bytes)
 	return 0;
 }
 
-static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes)
+static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
+				    const struct obd_upper_reader *rd)
 {
 	loff_t pos = OBD_LSMT_HT_SPACE + (lba << SECTOR_SHIFT);
 	bool excl = false;
@@ -710,7 +712,7 @@ static int obd_upper_sparse_discard(struct obd_upper *up, u64 lba, u64 nsect, bo
 
 	if (zeroes) {
 		/* zeros written allocate blocks as data does */
-		r = obd_upper_fill_edges(up, lba, nsect, &excl);
+		r = obd_upper_fill_edges(up, rd, lba, nsect, &excl);
 		if (r)
 			return r;
 		r = obd_upper_write_zeros(up, pos, nsect << SECTOR_SHIFT);
@@ -766,13 +768,14 @@ static int obd_upper_append_discard(struct obd_upper *up, u64 lba, u64 nsect)
 	return r;
 }
 
-int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes)
+int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
+		      const struct obd_upper_reader *rd)
 {
 	struct obd_io_scope s;
 	int r;
 
 	obd_io_scope_enter(&s);
-	r = up->sparse ? obd_upper_sparse_discard(up, lba, nsect, zeroes) :
+	r = up->sparse ? obd_upper_sparse_discard(up, lba, nsect, zeroes, rd) :
 	    obd_upper_append_discard(up, lba, nsect);
 	obd_io_scope_leave(&s);
 	if (r) {

@@ -29,6 +29,16 @@
  */
 typedef int (*obd_upper_read_fn)(void *ctx, u64 lba, u64 nsect, struct iov_iter *it);
 
+/*
+ * How the table writing through the upper reads its device: per table,
+ * not in struct obd_upper, which the tables of one device share across a
+ * reload (obd_upper_registry.h).
+ */
+struct obd_upper_reader {
+	obd_upper_read_fn fn;
+	void *ctx;
+};
+
 struct obd_upper {
 	struct file *data;
 	struct file *index;		/* NULL: sparse */
@@ -54,26 +64,25 @@ struct obd_upper {
 	/*
 	 * Sparse kind: a write or write zeroes in part of a block of the
 	 * data file's file system writes the rest of the block too, with
-	 * the device's bytes read by read_dev, holding fill_lock for
-	 * writing; other writes and discards hold it for reading.
+	 * the device's bytes read by the writing table's reader, holding
+	 * fill_lock for writing; other writes and discards hold it for
+	 * reading.
 	 */
 	struct rw_semaphore fill_lock;
 	u32 fs_sectors;			/* the data file's block size, in sectors */
-	obd_upper_read_fn read_dev;
-	void *read_ctx;
 	atomic64_t writes, written, discards, flushes, write_errors;
 };
 
 /*
  * Open the upper layer: DATA's header says the kind; INDEX is needed for
  * the append kind and refused for a sparse one (NULL or "-": none). vsize
- * (bytes) must equal the header's. read_dev(read_ctx, ...) reads what the
- * device shows (upper over lowers). Messages name the file and the field.
+ * (bytes) must equal the header's. Messages name the file and the field.
+ * Tables get their upper through obd_upper_share_get, never from here.
  */
-int obd_upper_open(const char *data, const char *index, u64 vsize, obd_upper_read_fn read_dev,
-		   void *read_ctx, struct obd_upper **out, char **error);
-/* Write what is buffered, make it durable, close. */
-void obd_upper_close(struct obd_upper *up);
+int obd_upper_open(const char *data, const char *index, u64 vsize, struct obd_upper **out,
+		   char **error);
+/* flush: write what is buffered and make it durable first; then close. */
+void obd_upper_close(struct obd_upper *up, bool flush);
 
 /*
  * The upper's maps overlapping [lba, lba + nsect): at most max into out,
@@ -82,10 +91,16 @@ void obd_upper_close(struct obd_upper *up);
 int obd_upper_lookup(struct obd_upper *up, u64 lba, u64 nsect, struct obd_map *out, u32 max,
 		     bool nowait);
 
-/* Write the bio's data at lba (sectors); 0 or a -errno (-ENOSPC kept). */
-int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba);
+/*
+ * Write the bio's data at lba (sectors); 0 or a -errno (-ENOSPC kept).
+ * rd: how the writing table reads its device (a sparse upper's partial
+ * blocks).
+ */
+int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba,
+		    const struct obd_upper_reader *rd);
 /* Discard (zeroed records / punched holes) or write zeroes of [lba, lba + nsect). */
-int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes);
+int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
+		      const struct obd_upper_reader *rd);
 /* Everything completed so far durable: data, then the buffered records, then the index. */
 int obd_upper_flush(struct obd_upper *up);
 

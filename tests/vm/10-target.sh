@@ -5,7 +5,7 @@
 #   scripts/vm-run.sh --kernel 6.1 -- tests/vm/10-target.sh
 # Builds stacks from the reference images and checks their content (sha256 of
 # the whole device), read-only behaviour, table validation and round trip,
-# status counters, layer sharing, O_DIRECT, block-device layers, a corrupt
+# status counters, a read-write table without an upper refused, layer sharing, O_DIRECT, block-device layers, a corrupt
 # ZFile block, and that rmmod leaves nothing behind. TAP output.
 set -u
 
@@ -25,7 +25,8 @@ check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
 is() { if [ "$2" = "$3" ]; then ok "$1"; else nok "$1: got '$2', expected '$3'"; fi; }
 bail() { echo "Bail out! $*"; exit 1; }
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
-mk() { local name=$1; shift; dmsetup create "$name" --table "$*"; }
+# read-only tables: a read-write one needs an upper layer (40-upper.sh)
+mk() { local name=$1; shift; dmsetup create "$name" --readonly --table "$*"; }
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # The dmesg lines logged since the mark.
 mark() { dmesg | wc -l; }
@@ -227,6 +228,7 @@ bad "remote: cache file of another size" "Invalid remote layer cache file" "0 $l
 head -c 8192 /dev/urandom > /tmp/obd-nometa.meta
 bad "remote: garbage .meta" "Invalid remote layer cache metadata" "0 $len overlaybd 1 remote:4096:sha256:0000000000000000000000000000000000000000000000000000000000000000:/tmp/obd-nometa"
 rm -f /tmp/obd-nometa /tmp/obd-nometa.meta
+bad "read-write without an upper layer" "A table without an upper layer must be read-only" "0 $len overlaybd 1 $ref/l1.commit"
 bad "trailing garbage" "Too many arguments" "0 $len overlaybd 1 $ref/l1.commit 1 no_verify x"
 m=$(mark); dmsetup create obd-bad --table "0 $len overlaybd 1 $ref/README.md" 2>/dev/null
 since "$m" | grep -q "overlaybd: .*README.md" && ok "DMERR names the layer" || nok "DMERR names the layer"
