@@ -158,7 +158,8 @@ static void pass_end(struct fetchd *d)
 	ev->victims = NULL;
 	ev->rm_rc = NULL;
 	ev->rm_err = NULL;
-	ev->due_ms = now_ms() + d->cfg.evict_interval_ms;
+	/* a full disk met while this pass ran: another one at once */
+	ev->due_ms = ev->now ? 0 : now_ms() + d->cfg.evict_interval_ms;
 	/* the writes that met a full disk: again, with what this pass freed */
 	cache_nospace_retry(d);
 }
