@@ -112,6 +112,9 @@ static uint64_t bitmap_words(const struct blob *b)
 	return OBD_DIV_UP(b->ngranules, 64);
 }
 
+/* A blob short of fds, or a .meta locked by obd: how soon to look again. */
+#define FETCHD_RETRY_MS		200
+
 /*----- blobs -----------------------------------------------------------------*/
 struct blob *blob_find(struct fetchd *d, uint64_t id)
 {
@@ -145,13 +148,23 @@ static void blob_set_broken(struct blob *b, const char *why)
  * pruned) and made again at the same path after the table loaded is
  * another file, and bytes written there would never reach the device.
  */
-static void blob_load_entry(struct blob *b, uint64_t ino, uint32_t dev)
+static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint32_t dev)
 {
 	char err[512], ubuf[OBD_CACHE_URL_MAX];
 	struct stat st;
 	int ret;
 
 	ret = cache_entry_open_existing(&b->ce, b->path, b->size, b->digest, err, sizeof(err));
+	if (ret == -EMFILE || ret == -ENFILE || ret == -ENOMEM) {
+		/* short of fds (or memory) for now: not the entry's fault, tried again */
+		b->load_retry = true;
+		if (!d->retry_due_ms)
+			d->retry_due_ms = now_ms() + FETCHD_RETRY_MS;
+		pr_warn("blob %llu (%s): opening its cache entry: %s; trying again",
+			(unsigned long long)b->id, b->path, err);
+		return;
+	}
+	b->load_retry = false;
 	if (ret) {
 		blob_set_broken(b, err);
 		return;
@@ -223,7 +236,7 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 		blob_set_broken(b, "out of memory for its bitmaps");
 		return;
 	}
-	blob_load_entry(b, ino, dev);
+	blob_load_entry(d, b, ino, dev);
 	download_blob_opened(d, b);
 	return;
 
@@ -234,8 +247,8 @@ out_nomem:
 
 static bool blob_idle(const struct blob *b)
 {
-	return !b->fetches && !b->ops && !b->sync_inflight && !b->verify_inflight &&
-	       !b->token_inflight;
+	return !b->fetches && !b->ops && !b->sync_inflight && !b->meta_sync_inflight &&
+	       !b->verify_inflight && !b->token_inflight;
 }
 
 static void blob_free(struct fetchd *d, struct blob *b)
@@ -325,7 +338,7 @@ void ring_op_free(struct fetchd *d, struct ring_op *op)
 static bool ring_prep(struct fetchd *d, struct ring_op *op)
 {
 	struct io_uring_sqe *sqe;
-	int fd = op->blob->ce.fd;
+	int fd = op->kind == OP_META_FSYNC ? op->blob->ce.meta_fd : op->blob->ce.fd;
 
 	if (d->ring_inflight >= FETCHD_RING_MAX_INFLIGHT)
 		return false;
@@ -346,6 +359,7 @@ static bool ring_prep(struct fetchd *d, struct ring_op *op)
 				   op->off + op->done);
 		break;
 	case OP_FSYNC:
+	case OP_META_FSYNC:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		break;
 	}
@@ -422,9 +436,22 @@ static void write_cqe(struct fetchd *d, struct ring_op *op, int res)
 			return;
 		}
 		write_complete(d, op);
+	} else if ((res == -ENOSPC || res == -EDQUOT) && !op->nospace_retried) {
+		/*
+		 * The disk is full: keep the body, make room at once, write it
+		 * again after the pass (once: a disk still full fails it).
+		 */
+		op->nospace_retried = true;
+		list_add_tail(&op->node, &d->nospace_wait);
+		evict_now(d);
+		return;
 	} else {
 		/* 0 would mean no progress: an error, not a loop */
 		d->st.err_io++;
+		if (res == -ENOSPC || res == -EDQUOT) {
+			/* still full after a pass: misses fail without a GET for a while */
+			d->nospace_until_ms = now_ms() + FETCHD_NOSPACE_MS;
+		}
 		pr_err("blob %llu (%s): writing [%llu, +%llu): %s", (unsigned long long)op->blob->id,
 		       op->blob->path, (unsigned long long)op->off, (unsigned long long)op->len,
 		       res ? strerror(-res) : "no progress");
@@ -432,6 +459,18 @@ static void write_cqe(struct fetchd *d, struct ring_op *op, int res)
 	}
 	ring_op_free(d, op);
 	blob_maybe_free(d, b);
+}
+
+/* After an eviction pass: the writes that met a full disk go again. */
+void cache_nospace_retry(struct fetchd *d)
+{
+	while (!list_empty(&d->nospace_wait)) {
+		struct ring_op *op = container_of(d->nospace_wait.next, struct ring_op, node);
+
+		list_del(&op->node);
+		list_init(&op->node);
+		ring_queue(d, op);
+	}
 }
 
 /* Runs of set bits in syncing -> .meta, then one fdatasync of the .meta. */
@@ -459,10 +498,44 @@ static void sync_mark(struct fetchd *d, struct blob *b)
 			       (unsigned long long)g - 1, strerror(-ret));
 	}
 	memset(b->syncing, 0, bitmap_words(b) * 8);
-	ret = cache_entry_sync_meta(&b->ce);
-	if (ret)
+}
+
+/* The .meta's fdatasync, through the ring like the data's. */
+static void meta_sync_start(struct fetchd *d, struct blob *b)
+{
+	struct ring_op *op = ring_op_new(d, OP_META_FSYNC, b);
+
+	if (!op) {
+		/* out of memory: the slow way, once */
+		int ret = cache_entry_sync_meta(&b->ce);
+
+		if (ret)
+			pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id,
+			       b->path, strerror(-ret));
+		cache_try_complete(d, b);
+		return;
+	}
+	b->meta_sync_inflight = true;
+	ring_queue(d, op);
+}
+
+static void meta_fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
+{
+	struct blob *b = op->blob;
+
+	if (res == -EAGAIN || res == -EINTR) {
+		ring_queue(d, op);
+		return;
+	}
+	b->meta_sync_inflight = false;
+	d->st.fsyncs++;
+	if (res < 0)
 		pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id, b->path,
-		       strerror(-ret));
+		       strerror(-res));
+	else
+		cache_try_complete(d, b);
+	ring_op_free(d, op);
+	blob_maybe_free(d, b);
 }
 
 /* Each run of granules set in syncing: chan_take_back; syncing is cleared. */
@@ -514,7 +587,7 @@ static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 		b->verified = b->want_complete = false;
 	} else {
 		sync_mark(d, b);
-		cache_try_complete(d, b);
+		meta_sync_start(d, b);
 	}
 	ring_op_free(d, op);
 	blob_maybe_free(d, b);
@@ -526,18 +599,59 @@ void cache_try_complete(struct fetchd *d, struct blob *b)
 	int ret;
 
 	if (!b->want_complete || !b->verified || b->complete || b->sync_inflight ||
-	    b->nmem != b->ngranules || bits_any(b->dirty, bitmap_words(b)) ||
+	    b->meta_sync_inflight || b->nmem != b->ngranules || bits_any(b->dirty, bitmap_words(b)) ||
 	    bits_any(b->syncing, bitmap_words(b)))
 		return;
 	/* every bit durable: the flag can never stand for bytes a crash lost */
 	b->want_complete = false;
 	ret = cache_entry_set_complete(&b->ce, err, sizeof(err));
+	if (ret == -EWOULDBLOCK) {
+		/* obd holds the .meta's lock: never wait for it in the loop */
+		b->want_complete = true;
+		if (!d->retry_due_ms)
+			d->retry_due_ms = now_ms() + FETCHD_RETRY_MS;
+		pr_debug("blob %llu: .meta locked by another process; marking it complete later",
+			 (unsigned long long)b->id);
+		return;
+	}
 	if (ret) {
 		pr_err("blob %llu: marking it complete: %s", (unsigned long long)b->id, err);
 		return;
 	}
 	b->complete = true;
 	pr_info("blob %llu (%s): marked complete", (unsigned long long)b->id, b->path);
+}
+
+/* Blobs short of fds and completions a lock held up: once more. */
+int64_t cache_retry_tick(struct fetchd *d)
+{
+	struct list *p, *t;
+
+	if (!d->retry_due_ms || now_ms() < d->retry_due_ms)
+		return d->retry_due_ms;
+	d->retry_due_ms = 0;
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (b->load_retry && !b->closing) {
+			blob_load_entry(d, b, b->ino, b->dev);
+			if (b->opened)
+				download_blob_opened(d, b);
+		} else if (b->want_complete)
+			cache_try_complete(d, b);
+	}
+	return d->retry_due_ms;
+}
+
+/* A READ of a blob whose entry could not be opened yet: try now. */
+bool blob_usable(struct fetchd *d, struct blob *b)
+{
+	if (b->load_retry) {
+		blob_load_entry(d, b, b->ino, b->dev);
+		if (b->opened)
+			download_blob_opened(d, b);
+	}
+	return b->opened && !b->broken;
 }
 
 static void sync_start(struct fetchd *d, struct blob *b)
@@ -587,6 +701,7 @@ void cache_final_sync(struct fetchd *d)
 {
 	struct list *p, *t;
 	uint64_t i;
+	int ret;
 
 	list_for_each_safe(p, t, &d->blobs) {
 		struct blob *b = container_of(p, struct blob, node);
@@ -603,6 +718,10 @@ void cache_final_sync(struct fetchd *d)
 			b->dirty[i] = 0;
 		}
 		sync_mark(d, b);
+		ret = cache_entry_sync_meta(&b->ce);
+		if (ret)
+			pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id,
+			       b->path, strerror(-ret));
 	}
 }
 
@@ -626,6 +745,9 @@ void cache_reap(struct fetchd *d)
 			break;
 		case OP_VERIFY_READ:
 			verify_read_done(d, op, res);
+			break;
+		case OP_META_FSYNC:
+			meta_fsync_cqe(d, op, res);
 			break;
 		}
 	}

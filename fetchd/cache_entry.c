@@ -259,7 +259,7 @@ static int create_data(struct cache_entry *e, char *err, size_t errlen)
 {
 	struct stat st;
 
-	e->fd = open(e->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	e->fd = open(e->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (e->fd < 0)
 		return reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 	if (fstat(e->fd, &st))
@@ -292,9 +292,9 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 		goto out_free;
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", e->meta_path, (long)getpid());
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST && !unlink(tmp))
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = reg_errf(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
 		goto out_free;
@@ -473,6 +473,35 @@ out_free:
 	return rc;
 }
 
+int cache_entry_lock_wait_ms = 10000;
+
+/*
+ * The header lock, never waited for without bound: a process stopped (or
+ * stuck) while holding it must not freeze the other. With a wait of 0
+ * (the daemon, whose event loop must never block) one try: -EWOULDBLOCK
+ * and the caller tries again later.
+ */
+static int lock_meta(struct cache_entry *e, char *err, size_t errlen)
+{
+	int waited = 0;
+
+	for (;;) {
+		if (!flock(e->meta_fd, LOCK_EX | LOCK_NB))
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return reg_errf(err, errlen, -errno, "%s: flock: %s", e->meta_path,
+					strerror(errno));
+		if (waited >= cache_entry_lock_wait_ms)
+			return reg_errf(err, errlen, -EWOULDBLOCK,
+					"%s: locked by another process (obd or overlaybd-fetchd) for %d ms",
+					e->meta_path, waited);
+		usleep(10000);
+		waited += 10;
+	}
+}
+
 static int hdr_rewrite(struct cache_entry *e, const struct hdr_change *c, char *err,
 		       size_t errlen)
 {
@@ -481,8 +510,9 @@ static int hdr_rewrite(struct cache_entry *e, const struct hdr_change *c, char *
 	if (c->url && strlen(c->url) >= OBD_CACHE_URL_MAX)
 		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
 				e->path, OBD_CACHE_URL_MAX - 1);
-	if (flock(e->meta_fd, LOCK_EX) < 0)
-		return reg_errf(err, errlen, -errno, "%s: flock: %s", e->meta_path, strerror(errno));
+	rc = lock_meta(e, err, errlen);
+	if (rc)
+		return rc;
 	rc = hdr_rewrite_locked(e, c, err, errlen);
 	flock(e->meta_fd, LOCK_UN);
 	return rc;

@@ -87,6 +87,12 @@ int cache_entry_sync_meta(struct cache_entry *e);
  *   set_download: the download policy of the image being attached.
  */
 int cache_entry_set_complete(struct cache_entry *e, char *err, size_t errlen);
+/*
+ * How long a header change waits for the lock another process holds
+ * before it fails with -EWOULDBLOCK: 10 s (obd); the daemon sets 0 (one
+ * try, the loop tries again later). Never unbounded.
+ */
+extern int cache_entry_lock_wait_ms;
 int cache_entry_set_download(struct cache_entry *e, const struct obd_cache_dl *dl, char *err,
 			     size_t errlen);
 

@@ -517,10 +517,10 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
-int cache_entry_remove(const char *data_path, char *err, size_t errlen)
+int cache_entry_unlink(const char *data_path, char *err, size_t errlen)
 {
 	char meta[PATH_MAX];
-	int rm, rd, rc;
+	int rm, rd;
 
 	if (snprintf(meta, sizeof(meta), "%s" META_SUFFIX, data_path) >= (int)sizeof(meta))
 		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: path too long", data_path);
@@ -530,13 +530,26 @@ int cache_entry_remove(const char *data_path, char *err, size_t errlen)
 	rd = unlink_gone_ok(data_path);
 	if (rd < 0)
 		return reg_errf(err, errlen, rd, "%s: unlink: %s", data_path, strerror(-rd));
-	if (!rm && !rd)		/* someone else removed it; nothing of ours to sync */
-		return 0;
-	rc = fsync_dir(data_path);
+	return rm || rd;
+}
+
+int cache_dir_sync(const char *data_path, char *err, size_t errlen)
+{
+	int rc = fsync_dir(data_path);
+
 	if (rc)
 		return reg_errf(err, errlen, rc, "%s: fsync of the directory: %s", data_path,
 				strerror(-rc));
 	return 0;
+}
+
+int cache_entry_remove(const char *data_path, char *err, size_t errlen)
+{
+	int rc = cache_entry_unlink(data_path, err, errlen);
+
+	if (rc <= 0)	/* an error, or someone else removed it: nothing of ours to sync */
+		return rc;
+	return cache_dir_sync(data_path, err, errlen);
 }
 
 /* ------------------------------------------------------------------------

@@ -90,6 +90,11 @@ int cache_scan_mark_table(struct cache_scan *s, const char *dev, const char *par
  * the file.
  */
 int cache_entry_remove(const char *data_path, char *err, size_t errlen);
+/* The unlinks alone (1 removed, 0 already gone, -errno), for a caller that
+ * removes many entries and then makes them durable with one
+ * cache_dir_sync() of their directory (0 or -errno). */
+int cache_entry_unlink(const char *data_path, char *err, size_t errlen);
+int cache_dir_sync(const char *data_path, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------
  * LRU selection: a pure function of the scan, no I/O.

@@ -16,15 +16,25 @@
  * inode and serves right bytes; a daemon OPEN of a path whose file is no
  * longer the kernel's is refused by cache.c's inode check.
  *
+ * Nothing of it blocks the event loop: the scan (every .meta read) and the
+ * unlinks (one directory fsync per pass, not per entry) run in a worker
+ * thread, one job at a time; the loop only chooses the victims (which
+ * blobs are in use is the loop's state) and logs. A write that met a full
+ * disk (ENOSPC) asks for a pass at once and is written again after it.
+ *
  * One pass per tick, never a loop: if what may be evicted is not enough
  * (everything left is in use) that is said once per EVICT_WARN_MS, not on
  * every pass (overlaybd PR 400: an eviction that could never succeed ran
  * forever and flooded the log).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include "fetchd.h"
 #include "cache_scan.h"
@@ -32,13 +42,76 @@
 #define EVICT_WARN_MS		(10 * 60 * 1000)
 #define GIB			1073741824.0
 
+enum evict_job { JOB_NONE, JOB_SCAN, JOB_REMOVE };
+
 struct evict {
 	int64_t due_ms;
+	bool now;			/* a pass wanted at once (a full disk) */
 	uint64_t written;		/* bytes written since the last pass */
 	uint64_t limit, water, risk, floor;
 	int64_t warned_ms;		/* last "cannot get under the limit" */
 	bool scan_failed;		/* said once until a scan works again */
+	/* the worker: one job at a time; the loop reads its results after the eventfd */
+	enum evict_job job;
+	pthread_t th;
+	int efd, slot;
+	char dir[PATH_MAX];
+	struct cache_scan s;
+	int scan_rc;
+	char err[512];
+	uint64_t avail;
+	size_t *victims;
+	int *rm_rc;			/* per victim: 1 removed, 0 gone already, -errno */
+	char (*rm_err)[256];
+	struct cache_lru_res res;
+	uint64_t target;
+	int sync_rc;
+	char sync_err[512];
 };
+
+static void *worker(void *arg)
+{
+	struct evict *ev = arg;
+	uint64_t one = 1;
+	size_t i;
+	bool any = false;
+
+	if (ev->job == JOB_SCAN) {
+		ev->scan_rc = cache_scan(ev->dir, &ev->s, ev->err, sizeof(ev->err));
+		if (cache_fs_avail(ev->dir, &ev->avail))
+			ev->avail = UINT64_MAX;
+	} else {
+		for (i = 0; i < ev->res.n; i++) {
+			ev->rm_rc[i] = cache_entry_unlink(ev->s.e[ev->victims[i]].path, ev->rm_err[i],
+							  sizeof(ev->rm_err[i]));
+			any |= ev->rm_rc[i] > 0;
+		}
+		/* one directory fsync makes every unlink of the pass durable */
+		ev->sync_rc = any ? cache_dir_sync(ev->s.e[ev->victims[0]].path, ev->sync_err,
+						   sizeof(ev->sync_err)) : 0;
+	}
+	if (write(ev->efd, &one, sizeof(one)) < 0) {
+		/* an eventfd write cannot fail short of overflow */
+	}
+	return NULL;
+}
+
+static int job_start(struct fetchd *d, enum evict_job job)
+{
+	struct evict *ev = d->ev;
+	int ret;
+
+	ev->job = job;
+	ret = pthread_create(&ev->th, NULL, worker, ev);
+	if (ret) {
+		ev->job = JOB_NONE;
+		pr_err("cache eviction: starting its thread: %s", strerror(ret));
+		return -ret;
+	}
+	return 0;
+}
+
+static void on_job_done(struct fetchd *d, void *ctx, int fd, uint32_t events);
 
 int evict_init(struct fetchd *d)
 {
@@ -54,7 +127,19 @@ int evict_init(struct fetchd *d)
 	ev->due_ms = now_ms() + 1000;	/* a first look soon after start */
 	/* never warned: the monotonic clock may be younger than EVICT_WARN_MS (a fresh boot) */
 	ev->warned_ms = now_ms() - EVICT_WARN_MS;
+	snprintf(ev->dir, sizeof(ev->dir), "%s", d->cfg.cache_dir);
+	ev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ev->efd < 0) {
+		pr_err("eventfd: %s", strerror(errno));
+		free(ev);
+		return -1;
+	}
 	d->ev = ev;
+	ev->slot = loop_watch_add(d, ev->efd, EPOLLIN, on_job_done, ev);
+	if (ev->slot < 0) {
+		pr_err("cache eviction: watching its eventfd: %s", strerror(-ev->slot));
+		return -1;
+	}
 	d->g.cache_limit = ev->limit;
 	pr_info("cache %s: limit %llu bytes (evict past %llu down to %llu), keep %llu bytes free",
 		d->cfg.cache_dir, (unsigned long long)ev->limit, (unsigned long long)ev->risk,
@@ -62,9 +147,40 @@ int evict_init(struct fetchd *d)
 	return 0;
 }
 
+static void pass_end(struct fetchd *d)
+{
+	struct evict *ev = d->ev;
+
+	cache_scan_free(&ev->s);
+	free(ev->victims);
+	free(ev->rm_rc);
+	free(ev->rm_err);
+	ev->victims = NULL;
+	ev->rm_rc = NULL;
+	ev->rm_err = NULL;
+	/* a full disk met while this pass ran: another one at once */
+	ev->due_ms = ev->now ? 0 : now_ms() + d->cfg.evict_interval_ms;
+	/* the writes that met a full disk: again, with what this pass freed */
+	cache_nospace_retry(d);
+}
+
 void evict_fini(struct fetchd *d)
 {
-	free(d->ev);
+	struct evict *ev = d->ev;
+
+	if (!ev)
+		return;
+	if (ev->job != JOB_NONE)
+		pthread_join(ev->th, NULL);	/* at exit: waiting is fine */
+	ev->job = JOB_NONE;
+	if (ev->slot >= 0)
+		loop_watch_del(d, ev->slot);
+	cache_scan_free(&ev->s);
+	free(ev->victims);
+	free(ev->rm_rc);
+	free(ev->rm_err);
+	close(ev->efd);
+	free(ev);
 	d->ev = NULL;
 }
 
@@ -78,6 +194,18 @@ void evict_note_written(struct fetchd *d, uint64_t bytes)
 	ev->written += bytes;
 	if (ev->written > (ev->limit - ev->water) / 2 + 1)
 		ev->due_ms = 0;
+}
+
+void evict_now(struct fetchd *d)
+{
+	struct evict *ev = d->ev;
+
+	if (!ev) {
+		cache_nospace_retry(d);
+		return;
+	}
+	ev->now = true;
+	ev->due_ms = 0;
 }
 
 /* A blob the kernel has open is the entry with its inode. */
@@ -133,16 +261,55 @@ static bool need_evict(const struct evict *ev, uint64_t usage, uint64_t avail, u
 	return over;
 }
 
-static void evict_victims(struct fetchd *d, struct cache_scan *s, const size_t *v, size_t n)
+static void remove_report(struct fetchd *d);
+
+/* The scan is in: choose the victims (in the loop: in use is its state). */
+static void scan_done(struct fetchd *d)
 {
-	char err[512];
+	struct evict *ev = d->ev;
+	struct cache_lru_req req = {
+		.now_ns = wall_ns(), .grace_s = d->cfg.evict_grace_s,
+		.in_use = entry_in_use, .arg = d,
+	};
+
+	if (ev->scan_rc) {
+		if (!ev->scan_failed)
+			pr_err("cache eviction: %s", ev->err);
+		ev->scan_failed = true;
+		return pass_end(d);
+	}
+	ev->scan_failed = false;
+	d->st.evict_runs++;
+	d->g.cache_bytes = ev->s.usage;
+	d->g.cache_entries = ev->s.n;
+	d->g.fs_free_bytes = ev->avail == UINT64_MAX ? 0 : ev->avail;
+	count_complete(d);
+	if (!need_evict(ev, ev->s.usage, ev->avail, &req.target) || !ev->s.n)
+		return pass_end(d);
+	ev->target = req.target;
+	ev->victims = calloc(ev->s.n, sizeof(*ev->victims));
+	ev->rm_rc = calloc(ev->s.n, sizeof(*ev->rm_rc));
+	ev->rm_err = calloc(ev->s.n, sizeof(*ev->rm_err));
+	if (!ev->victims || !ev->rm_rc || !ev->rm_err)
+		return pass_end(d);
+	cache_lru_select(&ev->s, &req, ev->victims, &ev->res);
+	if (!ev->res.n)
+		return remove_report(d);
+	if (job_start(d, JOB_REMOVE))
+		pass_end(d);
+}
+
+/* The unlinks are done: count and say what went, warn if not enough could. */
+static void remove_report(struct fetchd *d)
+{
+	struct evict *ev = d->ev;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		const struct cache_scan_entry *e = &s->e[v[i]];
+	for (i = 0; i < ev->res.n; i++) {
+		const struct cache_scan_entry *e = &ev->s.e[ev->victims[i]];
 
-		if (cache_entry_remove(e->path, err, sizeof(err))) {
-			pr_err("evicting %s: %s", e->digest, err);
+		if (ev->rm_rc[i] < 0) {
+			pr_err("evicting %s: %s", e->digest, ev->rm_err[i]);
 			continue;
 		}
 		d->st.evictions++;
@@ -151,54 +318,33 @@ static void evict_victims(struct fetchd *d, struct cache_scan *s, const size_t *
 			(unsigned long long)e->disk_bytes, e->broken[0] ? ", broken: " : "",
 			e->broken);
 	}
-}
-
-static void evict_pass(struct fetchd *d)
-{
-	struct evict *ev = d->ev;
-	struct cache_lru_req req = {
-		.now_ns = wall_ns(), .grace_s = d->cfg.evict_grace_s,
-		.in_use = entry_in_use, .arg = d,
-	};
-	struct cache_lru_res res;
-	struct cache_scan s;
-	uint64_t avail = UINT64_MAX;
-	size_t *victims;
-	char err[512];
-
-	ev->written = 0;
-	if (cache_scan(d->cfg.cache_dir, &s, err, sizeof(err))) {
-		if (!ev->scan_failed)
-			pr_err("cache eviction: %s", err);
-		ev->scan_failed = true;
-		return;
-	}
-	ev->scan_failed = false;
-	d->st.evict_runs++;
-	if (cache_fs_avail(d->cfg.cache_dir, &avail))
-		avail = UINT64_MAX;
-	d->g.cache_bytes = s.usage;
-	d->g.cache_entries = s.n;
-	d->g.fs_free_bytes = avail == UINT64_MAX ? 0 : avail;
-	count_complete(d);
-	if (!need_evict(ev, s.usage, avail, &req.target) || !s.n)
-		goto out;
-	victims = calloc(s.n, sizeof(*victims));
-	if (!victims)
-		goto out;
-	cache_lru_select(&s, &req, victims, &res);
-	evict_victims(d, &s, victims, res.n);
-	free(victims);
-	d->g.cache_bytes = res.usage_after;
-	if (!res.reached && now_ms() - ev->warned_ms >= EVICT_WARN_MS) {
+	if (ev->res.n && ev->sync_rc)
+		pr_err("evicting: %s", ev->sync_err);
+	d->g.cache_bytes = ev->res.usage_after;
+	if (!ev->res.reached && now_ms() - ev->warned_ms >= EVICT_WARN_MS) {
 		ev->warned_ms = now_ms();
 		pr_warn("cache %s: %llu bytes, cannot get down to %llu: %zu entries in use, %zu used within %u s (said again in %d min at most)",
-			d->cfg.cache_dir, (unsigned long long)res.usage_after,
-			(unsigned long long)req.target, res.skipped_in_use, res.skipped_recent,
-			d->cfg.evict_grace_s, EVICT_WARN_MS / 60000);
+			d->cfg.cache_dir, (unsigned long long)ev->res.usage_after,
+			(unsigned long long)ev->target, ev->res.skipped_in_use,
+			ev->res.skipped_recent, d->cfg.evict_grace_s, EVICT_WARN_MS / 60000);
 	}
-out:
-	cache_scan_free(&s);
+	pass_end(d);
+}
+
+static void on_job_done(struct fetchd *d, void *ctx, int fd, uint32_t events)
+{
+	struct evict *ev = ctx;
+	enum evict_job job = ev->job;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) != sizeof(v) || job == JOB_NONE)
+		return;
+	pthread_join(ev->th, NULL);
+	ev->job = JOB_NONE;
+	if (job == JOB_SCAN)
+		scan_done(d);
+	else
+		remove_report(d);
 }
 
 int64_t evict_tick(struct fetchd *d)
@@ -206,11 +352,17 @@ int64_t evict_tick(struct fetchd *d)
 	struct evict *ev = d->ev;
 	int64_t now = now_ms();
 
-	if (!ev)
-		return 0;
+	if (!ev || ev->job != JOB_NONE)
+		return 0;	/* the worker's eventfd wakes the loop */
 	if (ev->due_ms && now < ev->due_ms)
 		return ev->due_ms;
-	evict_pass(d);
-	ev->due_ms = now_ms() + d->cfg.evict_interval_ms;
-	return ev->due_ms;
+	ev->written = 0;
+	ev->now = false;
+	memset(&ev->res, 0, sizeof(ev->res));
+	memset(&ev->s, 0, sizeof(ev->s));
+	if (job_start(d, JOB_SCAN)) {
+		pass_end(d);
+		return ev->due_ms;
+	}
+	return 0;
 }

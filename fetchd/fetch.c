@@ -534,6 +534,13 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 	bool stream = false;
 	int ret;
 
+	/* its entry could not be opened yet for want of fds: try now */
+	if (!blob_usable(d, b)) {
+		pr_err("blob %llu (%s): READ failed: %s", (unsigned long long)b->id, b->path,
+		       b->broken ? b->broken_reason : "its cache entry cannot be opened yet");
+		r->status = -EIO;
+		return req_complete(d, r);
+	}
 	/* a prefetch is no stream: it neither continues one nor reads ahead */
 	if (!prefetch) {
 		stream = stream_note(b, r->off, end, R);
@@ -556,6 +563,14 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 		/* a stream reading what readahead brought: keep the window ahead */
 		if (stream)
 			fetch_ahead(d, b);
+		return req_complete(d, r);
+	}
+	/* the cache disk is full even after an eviction pass: no GET for nothing */
+	if (d->nospace_until_ms && now_ms() < d->nospace_until_ms) {
+		d->st.err_io++;
+		pr_err("blob %llu (%s): READ failed: the cache disk is full", (unsigned long long)b->id,
+		       b->path);
+		r->status = -EIO;
 		return req_complete(d, r);
 	}
 	/*

@@ -154,6 +154,8 @@ struct blob {
 	uint64_t *syncing;		/* covered by the fsync in flight */
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
+	bool meta_sync_inflight;	/* the .meta's fdatasync (OP_META_FSYNC) */
+	bool load_retry;		/* the entry could not be opened for want of fds: retried */
 	unsigned int fetches;		/* fetch objects on this blob */
 	/* the stream being read (stream_note, fetch_ahead) */
 	uint64_t run_start;		/* where it started */
@@ -284,7 +286,7 @@ struct fetch {
 	char tls_err[CURL_ERROR_SIZE];
 };
 
-enum ring_op_kind { OP_WRITE, OP_FSYNC, OP_VERIFY_READ };
+enum ring_op_kind { OP_WRITE, OP_FSYNC, OP_VERIFY_READ, OP_META_FSYNC };
 
 struct ring_op {
 	struct list node;		/* fetchd.ring_wait while no SQE is free */
@@ -294,6 +296,7 @@ struct ring_op {
 	char *buf;
 	uint64_t off;			/* file offset of buf[done] is off + done */
 	uint64_t len, done;
+	bool nospace_retried;		/* OP_WRITE: written again after an eviction pass */
 };
 
 enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK, EP_WATCH };
@@ -354,9 +357,18 @@ struct fetchd {
 	struct exporter *exp;		/* exporter.c, NULL when disabled */
 	struct download *dl;		/* download.c */
 	struct evict *ev;		/* evict.c */
+	struct list nospace_wait;	/* writes that met ENOSPC, until the eviction pass */
+	int64_t nospace_until_ms;	/* the disk is full: misses fail without a GET until then */
+	int64_t retry_due_ms;		/* a locked .meta or a blob short of fds: try again then */
 };
 
 extern struct fetchd *fd_g;
+
+/*----- notify.c: sd_notify(3) readiness and watchdog ---------------------*/
+void notify_init(void);
+void notify_send(const char *msg);
+int64_t notify_tick(void);		/* next ping due, 0 = none */
+void notify_fini(void);
 
 /*----- loop.c ------------------------------------------------------------*/
 int64_t now_ms(void);
@@ -388,6 +400,8 @@ int evict_init(struct fetchd *d);
 void evict_fini(struct fetchd *d);
 int64_t evict_tick(struct fetchd *d);		/* next due ms, 0 = none */
 void evict_note_written(struct fetchd *d, uint64_t bytes);
+/* The disk is full (ENOSPC/EDQUOT): a pass at once; parked writes retried after it. */
+void evict_now(struct fetchd *d);
 
 /*----- channel.c ---------------------------------------------------------*/
 int chan_open(struct fetchd *d);
@@ -417,6 +431,14 @@ bool cache_busy(struct fetchd *d);
 void cache_final_sync(struct fetchd *d);
 /* Verified: mark the entry complete once every bit is durable (now or after the sync). */
 void cache_try_complete(struct fetchd *d, struct blob *b);
+/* After an eviction pass: the writes parked on ENOSPC go again. */
+void cache_nospace_retry(struct fetchd *d);
+/* After a write still met a full disk, misses fail without a GET this long. */
+#define FETCHD_NOSPACE_MS	2000
+/* false: its READs fail (broken, or its entry still cannot be opened). */
+bool blob_usable(struct fetchd *d, struct blob *b);
+/* Blobs whose .meta was locked, or short of fds: try again. Next due, 0 = none. */
+int64_t cache_retry_tick(struct fetchd *d);
 void ring_flush_wait(struct fetchd *d);
 
 /*----- fetch.c -----------------------------------------------------------*/

@@ -15,9 +15,11 @@ static int log_level = LOG_LVL_INFO;
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR", "FATAL" };
 
 /*
- * Rate limit: at most LIMIT_BURST copies of one line per LIMIT_WINDOW_S,
- * tracked for the LIMIT_SLOTS most recent distinct lines (a small table,
- * not a hash set: bounded memory, and a storm is one or two lines).
+ * Rate limit: at most LIMIT_BURST lines of one message per LIMIT_WINDOW_S,
+ * a message being its format string (not the rendered line: a storm of
+ * failures differs in offsets and ids, and each would be new), tracked for
+ * the LIMIT_SLOTS most recent distinct messages (a small table, not a
+ * hash set: bounded memory, and a storm is one or two messages).
  */
 #define LIMIT_SLOTS	32
 #define LIMIT_BURST	5
@@ -70,9 +72,9 @@ static void emit(int level, const char *line)
 }
 
 /* true: print it. A window that ends reports what it swallowed. */
-static bool limit_allow(int level, const char *line)
+static bool limit_allow(int level, const char *fmt)
 {
-	uint64_t h = fnv1a(line);
+	uint64_t h = fnv1a(fmt);
 	time_t now = mono_s();
 	struct limit_slot *s = NULL;
 	unsigned int i;
@@ -86,7 +88,7 @@ static bool limit_allow(int level, const char *line)
 	if (!s) {
 		s = &slots[slot_next++ % LIMIT_SLOTS];
 		if (s->suppressed) {
-			snprintf(note, sizeof(note), "(%lu repeated lines suppressed)",
+			snprintf(note, sizeof(note), "(%lu lines of a repeated message suppressed)",
 				 s->suppressed);
 			emit(level, note);
 		}
@@ -94,7 +96,7 @@ static bool limit_allow(int level, const char *line)
 	}
 	if (now - s->start >= LIMIT_WINDOW_S) {
 		if (s->suppressed) {
-			snprintf(note, sizeof(note), "(previous line repeated %lu more times)",
+			snprintf(note, sizeof(note), "(%lu more lines of that message suppressed)",
 				 s->suppressed);
 			emit(level, note);
 		}
@@ -123,7 +125,7 @@ void log_msg(int level, const char *fmt, ...)
 	for (p = line; *p; p++)
 		if (*p == '\n' || *p == '\r' || ((unsigned char)*p < 0x20 && *p != '\t'))
 			*p = '?';
-	if (level >= LOG_LVL_WARN && !limit_allow(level, line))
+	if (level >= LOG_LVL_WARN && !limit_allow(level, fmt))
 		return;
 	emit(level, line);
 }

@@ -2,7 +2,7 @@
 /*
  * overlaybd-fetchd logging: "fetchd: <LEVEL>: msg" lines on stderr (the
  * journal under systemd). Levels are logConfig.logLevel's (config.h).
- * WARN and above are rate limited per identical line, like DMERR_LIMIT:
+ * WARN and above are rate limited per message (format string), like DMERR_LIMIT:
  * a miss storm against a dead registry must not flood the journal.
  * Never pass credentials, tokens or Authorization values; URLs go through
  * log_url() first (drops userinfo and the query, where presigned URLs keep

@@ -5,7 +5,7 @@
  *   curl's sockets        CURLMOPT_SOCKETFUNCTION edits the set
  *   curl_tfd              CURLMOPT_TIMERFUNCTION arms it
  *   ring_efd              io_uring_register_eventfd: CQEs are ready
- *   sig_fd                SIGTERM, SIGINT (blocked, read as data)
+ *   sig_fd                SIGTERM, SIGINT, SIGHUP (blocked, read as data)
  *   tick_tfd              one-shot: the next backoff retry, durability
  *                         batch, download/eviction/exporter step or
  *                         shutdown deadline, re-armed every turn
@@ -137,6 +137,8 @@ static int make_signalfd(struct fetchd *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	/* nothing to reload (the config is read at start): said, not fatal */
+	sigaddset(&set, SIGHUP);
 	/* a DONE written to a stand-in that went away must not kill us */
 	signal(SIGPIPE, SIG_IGN);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
@@ -196,6 +198,7 @@ int loop_init(struct fetchd *d)
 	list_init(&d->bg_queue);
 	list_init(&d->backoff);
 	list_init(&d->ring_wait);
+	list_init(&d->nospace_wait);
 	for (i = 0; i < sizeof(d->req_hash) / sizeof(d->req_hash[0]); i++)
 		list_init(&d->req_hash[i]);
 	for (i = 0; i < FETCHD_MAX_WATCHES; i++)
@@ -284,6 +287,10 @@ static void on_signal(struct fetchd *d)
 	struct signalfd_siginfo si;
 
 	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			pr_info("SIGHUP: nothing to reload (the service config is read at start; restart the daemon to apply a change)");
+			continue;
+		}
 		if (!d->stopping)
 			pr_info("signal %u: stopping (no new misses; finishing %u requests)",
 				si.ssi_signo, d->nreqs);
@@ -368,6 +375,7 @@ static int64_t services_tick(struct fetchd *d)
 {
 	int64_t due = evict_tick(d);
 
+	due = earliest(due, cache_retry_tick(d));
 	due = earliest(due, download_tick(d));
 	due = earliest(due, verify_tick(d));
 	return earliest(due, exporter_tick(d));
@@ -383,6 +391,10 @@ int loop_run(struct fetchd *d)
 		if ((d->stopping || d->chan_eof) && stop_step(d))
 			break;
 		svc_due = d->stopping ? 0 : services_tick(d);
+		/* the watchdog: fed only while the loop turns */
+		svc_due = earliest(svc_due, notify_tick());
+		if (d->stopping)
+			cache_nospace_retry(d);	/* no pass will come: written once more, or failed */
 		fetch_backoff_due(d);
 		fetch_pump(d);
 		cache_sync_due(d, false);

@@ -11,6 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "fetchd.h"
 
@@ -67,6 +76,97 @@ static void log_summary_node(const struct fetchd_stats *s)
 		(unsigned long long)s->dl_blobs_failed, (unsigned long long)s->evictions,
 		(unsigned long long)s->evicted_bytes, (unsigned long long)s->evict_runs,
 		(unsigned long long)s->p2p_requests, (unsigned long long)s->p2p_fallbacks);
+}
+
+/*
+ * Process set-up before anything is read or fetched:
+ *  - no core dumps: tokens, Authorization values and credentials live in
+ *    memory (curl's and json-c's copies are not wiped); the unit also sets
+ *    LimitCORE=0
+ *  - the soft open-file limit up to the hard one: every blob the kernel
+ *    OPENs holds its cache file and .meta open, plus curl's sockets
+ *  - random() (backoff jitter, download delayExtra) seeded from
+ *    getrandom(): every node and restart would draw the same delays
+ */
+static void process_setup(void)
+{
+	struct rlimit rl;
+	unsigned int seed;
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		pr_warn("prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			pr_warn("raising the open-file limit from %llu to %llu: %s",
+				(unsigned long long)was, (unsigned long long)rl.rlim_max,
+				strerror(errno));
+	}
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+		pr_warn("getrandom: %s; jitter seeded from the clock and pid", strerror(errno));
+		seed = (unsigned int)now_ms() ^ ((unsigned int)getpid() << 16);
+	}
+	srandom(seed);
+}
+
+/*
+ * The cache names what this host runs and holds private layers: the
+ * directory should be 0700 and its entries 0600 (what obd and the daemon
+ * make). Looser modes are said once at start, with one example.
+ */
+static void check_cache_modes(const char *dir)
+{
+	unsigned int loose = 0;
+	char first[300] = "";
+	struct dirent *de;
+	struct stat st;
+	DIR *dp;
+	int dfd;
+
+	if (stat(dir, &st) < 0)
+		return;		/* made by obd attach later */
+	if (st.st_mode & 077)
+		pr_warn("cache %s: directory mode %04o lets other users in; chmod 0700 it",
+			dir, (unsigned int)(st.st_mode & 07777));
+	dp = opendir(dir);
+	if (!dp)
+		return;
+	dfd = dirfd(dp);
+	while ((de = readdir(dp))) {
+		if (strncmp(de->d_name, "sha256:", 7) ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mode & 077) {
+			if (!loose++)
+				snprintf(first, sizeof(first), "%s (%04o)", de->d_name,
+					 (unsigned int)(st.st_mode & 07777));
+		}
+	}
+	closedir(dp);
+	if (loose)
+		pr_warn("cache %s: %u files readable or writable by other users, e.g. %s; chmod 0600 them",
+			dir, loose, first);
+}
+
+/*
+ * Once /dev/overlaybd is open nothing needs a capability any more (the
+ * open alone checks CAP_SYS_ADMIN; the cache files belong to root, the
+ * uid the unit runs as): drop them all, so a flaw in the HTTP, TLS or
+ * JSON code gains no administrator rights. With NoNewPrivileges no
+ * execve can bring them back. Failing to drop is said, not fatal.
+ */
+static void drop_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		pr_warn("clearing the ambient capabilities: %s", strerror(errno));
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &h, data) < 0)
+		pr_warn("dropping the capabilities: %s", strerror(errno));
 }
 
 static int parse_level(const char *s, int *out)
@@ -138,24 +238,35 @@ int main(int argc, char **argv)
 	}
 	log_set_level(level >= 0 ? level : d.cfg.log_level);
 	fd_g = &d;
+	process_setup();
+	/* the loop never waits for obd's lock on a .meta: it tries again later */
+	cache_entry_lock_wait_ms = 0;
+	notify_init();
+	check_cache_modes(d.cfg.cache_dir);
 
 	if (loop_init(&d))
 		goto out_fini;
 	if (chan_open(&d))
 		goto out_fini;
+	drop_caps();
 	pr_info("overlaybd-fetchd %s: serving %s (cacheDir %s, refillSize %llu, "
 		"maxConcurrent %u, requestTimeout %u s, maxRetries %u, syncIntervalMs %u)",
 		FETCHD_VERSION, d.device, d.cfg.cache_dir, (unsigned long long)d.cfg.refill_size,
 		d.cfg.max_concurrent, d.cfg.request_timeout_s, d.cfg.max_retries,
 		d.cfg.sync_interval_ms);
+	/* readiness: the channel is open, misses are taken from now on */
+	notify_send("READY=1\nSTATUS=serving misses");
 	ret = loop_run(&d);
+	notify_send("STOPPING=1");
 	log_summary(&d.st);
 	log_summary_node(&d.st);
 	loop_fini(&d);
 	log_flush_suppressed();
+	notify_fini();
 	return ret ? 1 : 0;
 
 out_fini:
 	loop_fini(&d);
+	notify_fini();
 	return 1;
 }

@@ -30,6 +30,8 @@ PKGS=(
 	docker-registry skopeo umoci apache2-utils openssl
 	# the exporter test: promtool check metrics
 	prometheus
+	# the service test: systemd-analyze security on the unit, strace for its SystemCallFilter
+	systemd strace
 )
 
 case "${1:-}" in

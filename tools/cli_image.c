@@ -62,17 +62,49 @@ void img_step(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * The helpers (skopeo, tar, mkfs.ext4, cp) run as root: they are looked up
+ * in the system's directories only, never through the caller's $PATH.
+ */
+static const char *const img_tool_dirs[] = {
+	"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+};
+
+static int img_tool_path(const char *name, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (strchr(name, '/')) {
+		snprintf(out, outlen, "%s", name);
+		return 0;
+	}
+	for (i = 0; i < sizeof(img_tool_dirs) / sizeof(img_tool_dirs[0]); i++) {
+		if ((size_t)snprintf(out, outlen, "%s/%s", img_tool_dirs[i], name) >= outlen)
+			continue;
+		if (!access(out, X_OK))
+			return 0;
+	}
+	cli_err(NULL, "cannot run %s: not found in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin or /bin",
+		name);
+	return -ENOENT;
+}
+
 int img_spawn(char *const argv[], int out, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
+	char path[PATH_MAX];
 	int rc;
+
+	rc = img_tool_path(argv[0], path, sizeof(path));
+	if (rc)
+		return rc;
 
 	posix_spawn_file_actions_init(&fa);
 	if (out >= 0)
 		posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
 	else
 		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+	rc = posix_spawn(pid, path, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc) {
 		cli_err(NULL, "cannot run %s: %s", argv[0], strerror(rc));

@@ -255,7 +255,9 @@ int cli_make_dirs(const char *dir)
 		if (p[i] != '/' && p[i])
 			continue;
 		p[i] = 0;
-		if (mkdir(p, 0755) && errno != EEXIST) {
+		/* the cache itself 0700: it names what this host runs and holds
+		 * private layers (its files are 0600); parents as usual */
+		if (mkdir(p, i == n ? 0700 : 0755) && errno != EEXIST) {
 			cli_err(p, "cannot make the cache directory: %s", strerror(errno));
 			return -errno;
 		}

@@ -90,17 +90,19 @@ out:
 }
 
 static int fetch_source(const char *source, const char *layout, const char *tls_verify,
-			const char *tmpdir)
+			bool insecure_policy, const char *tmpdir)
 {
 	char dst[PATH_MAX + 8], tls[64], tmp[PATH_MAX + 16];
-	char *argv[10];
+	char *argv[12];
 	int a = 0;
 
 	snprintf(dst, sizeof(dst), "oci:%s:src", layout);
 	/* temporary blobs beside the copy, not in /var/tmp (maybe small or read-only) */
 	snprintf(tmp, sizeof(tmp), "--tmpdir=%s", tmpdir);
 	argv[a++] = "skopeo";
-	argv[a++] = "--insecure-policy";	/* no /etc/containers/policy.json needed */
+	/* only when asked: /etc/containers/policy.json (signatures) applies otherwise */
+	if (insecure_policy)
+		argv[a++] = "--insecure-policy";
 	argv[a++] = tmp;
 	argv[a++] = "copy";
 	argv[a++] = "--quiet";
@@ -108,6 +110,8 @@ static int fetch_source(const char *source, const char *layout, const char *tls_
 		snprintf(tls, sizeof(tls), "--src-tls-verify=%s", tls_verify);
 		argv[a++] = tls;
 	}
+	/* a SOURCE starting with '-' is a name, never an option */
+	argv[a++] = "--";
 	argv[a++] = (char *)source;
 	argv[a++] = dst;
 	argv[a] = NULL;
@@ -315,6 +319,7 @@ int cmd_convert(int argc, char **argv)
 	static const struct option opts[] = {
 		IMG_OPTIONS,
 		{ "src-tls-verify", required_argument, NULL, 'V' },
+		{ "insecure-policy", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct img_opts o = IMG_OPTS_DEFAULTS(CONVERT_DEFAULT_SIZE);
@@ -323,6 +328,7 @@ int cmd_convert(int argc, char **argv)
 	struct oci_src_layer *ls = NULL;
 	struct img_work w;
 	unsigned int n = 0, i;
+	bool insecure_policy = false;
 	int opt, rc;
 
 	img_cmd = "convert";
@@ -332,6 +338,10 @@ int cmd_convert(int argc, char **argv)
 			if (strcmp(optarg, "true") && strcmp(optarg, "false"))
 				return cli_usage_err("convert", "--src-tls-verify takes true or false");
 			tls = optarg;
+			continue;
+		}
+		if (opt == 'P') {
+			insecure_policy = true;
 			continue;
 		}
 		rc = img_parse_opt("convert", opt, &o);
@@ -350,7 +360,7 @@ int cmd_convert(int argc, char **argv)
 	if (!rc)
 		rc = img_pathf(layout, "%s/src", w.work);
 	if (!rc)
-		rc = fetch_source(source, layout, tls, w.work);
+		rc = fetch_source(source, layout, tls, insecure_policy, w.work);
 	if (!rc)
 		rc = read_layers(layout, ls, &n);
 	for (i = 0; !rc && i < n; i++) {

@@ -170,7 +170,8 @@ static const struct cli_cmd cmds[] = {
 	  "make an image of a directory tree" },
 	{ "convert", cmd_convert,
 	  "obd convert [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
-	  "            [-m MSG] [--tag TAG] [--src-tls-verify=true|false] SOURCE OUTDIR",
+	  "            [-m MSG] [--tag TAG] [--src-tls-verify=true|false] [--insecure-policy]\n"
+	  "            SOURCE OUTDIR",
 	  "Turn an OCI image into an overlaybd image in OUTDIR (made if missing, else\n"
 	  "empty), one overlaybd layer per OCI layer, as an OCI image layout like obd\n"
 	  "build's (layer blobs, image config and manifest for obd push, index.json,\n"
@@ -187,6 +188,8 @@ static const struct cli_cmd cmds[] = {
 	  "      --no-zfile, --no-tar, --algorithm, --bs, -m   as for obd commit\n"
 	  "      --tag TAG          the image's ref name in index.json (default latest)\n"
 	  "      --src-tls-verify B passed to skopeo (false: a plain-http registry)\n"
+	  "      --insecure-policy  skopeo --insecure-policy: accept the source without\n"
+	  "                         /etc/containers/policy.json's signature rules\n"
 	  PROGRESS_HELP,
 	  "convert an OCI image to overlaybd" },
 	{ "push", cmd_push,

@@ -92,6 +92,10 @@ MD=$(jget "$T/.out" 'j["manifest"]["digest"]')
 t "attach --table CONFIG" attach --table img.json
 cp "$T/.out" table.cfg
 is "  three remote layers" "$(grep -o ' remote:' table.cfg | wc -l)" 3
+# review D10: the cache names what this host runs and holds private layers
+is "  cacheDir made 0700" "$(stat -c %a cache)" 700
+is "  its entries (cache files, .meta) 0600" \
+	"$(stat -c %a cache/sha256:* | sort -u | tr '\n' ' ')" "600 "
 
 t "attach --table REF (tag)" attach --table "http://$REG/test/img:v1"
 is "  table = attach --table CONFIG" "$(cat "$T/.out")" "$(cat table.cfg)"

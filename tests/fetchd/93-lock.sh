@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The .meta header lock (review D7) with kstub.py standing in for the
+# kernel: obd and the daemon change an entry's header under flock(2). A
+# process stopped while holding it (here flock(1), standing in for an obd
+# stopped inside its locked section) must freeze no miss: the daemon tries
+# the lock once and again later, never waits for it in its event loop.
+#   - blob A is read whole while its .meta is locked: verified, but the
+#     complete flag waits; meanwhile misses of blob B are answered
+#   - the lock released: A is marked complete without another read
+. "$(dirname "$0")/lib.bash"
+
+command -v flock > /dev/null || { echo "1..0 # SKIP no flock(1)"; exit 0; }
+K=4096
+mkdir -p "$T/cache"
+echo '{}' > "$T/cred.json"
+start_registry reg
+mkblob "$T/a.bin" 300000
+mkblob "$T/b.bin" 2000000
+upload "$REG_PORT" test/lock "$T/a.bin" && upload "$REG_PORT" test/lock "$T/b.bin"
+ok $? "blobs uploaded"
+url() { echo "http://127.0.0.1:$REG_PORT/v2/test/lock/blobs/sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+A=$(mkentry "$(url "$T/a.bin")" "$T/a.bin")
+B=$(mkentry "$(url "$T/b.bin")" "$T/b.bin")
+write_config '"requestTimeout": 10, "syncIntervalMs": 100'
+
+# the lock holder: flock(1) on A's .meta until $T/release appears
+flock -x "$A.meta" sh -c "while [ ! -e '$T/release' ]; do sleep 0.1; done" &
+pids+=("$!")
+sleep 0.3
+run_stub r1 "[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"},{\"id\":2,\"cache\":\"$B\",\"data\":\"$T/b.bin\"}]" "[
+	{\"read\": [[1, 0, 300000]]},
+	{\"sleep\": 2.5},
+	{\"read\": [[2, 0, $K]], \"timeout\": 5},
+	{\"read\": [[2, 1048576, $K]], \"timeout\": 5},
+	{\"exec\": \"python3 -c 'import json,sys; sys.path.insert(0, \\\"$here\\\"); import kstub; print(kstub.meta_flags(\\\"$A\\\")[\\\"flags\\\"])'\"},
+	{\"exec\": \"touch '$T/release'\"},
+	{\"sleep\": 1.5},
+	{\"alive\": 1}]"
+ok $? "misses of blob B answered within 5 s while A's .meta is locked; the daemon kept running"
+is "while locked: A not yet marked complete" "$(jget "$T/r1.json" 'j["steps"][4]["out"].strip()')" 0
+is "after the lock went: A marked complete" "$(jget "$T/r1.json" 'j["flags"]["1"]["flags"]')" 1
+runlog r1 | grep -q "blob 1 .*marked complete"
+ok $? "the daemon said A is complete"
+done_testing
