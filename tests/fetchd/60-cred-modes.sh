@@ -73,13 +73,23 @@ is "http: one credential request for all of them (cached per repository)" "$(cs_
 # the password changes while the daemon runs: the registry's 401 makes it ask again
 cs /__reset > /dev/null
 entries
-( sleep 1.5; htpasswd -Bbn carol "$PW2" > "$T/htpasswd.new" 2>/dev/null && mv "$T/htpasswd.new" "$T/htpasswd"
-  curl -sS "http://127.0.0.1:$CP/__set?pass=$PW2" > /dev/null ) &
-chg=$!
-run_stub pwchange "$BLOBS1" "[ {\"read\": [[1, 0, $K]]}, {\"sleep\": 3.5}, {\"read\": [[1, $W, $K]]} ]"
+# The change runs as a step after the first read (not on a timer, which under load
+# could fire before it): both the registry's htpasswd and the server's answer, then
+# it waits until the registry refuses the old password (it reloads the file).
+cat > "$T/pwchange.sh" <<EOS
+htpasswd -Bbn carol '$PW2' > '$T/htpasswd.new' 2>/dev/null && mv '$T/htpasswd.new' '$T/htpasswd' || exit 1
+curl -sS 'http://127.0.0.1:$CP/__set?pass=$PW2' > /dev/null || exit 1
+for i in \$(seq 100); do
+	c=\$(curl -s -o /dev/null -w '%{http_code}' -u 'carol:$PW1' 'http://127.0.0.1:$REG_PORT/v2/')
+	[ "\$c" = 401 ] && touch '$T/pwchanged' && exit 0
+	sleep 0.1
+done
+exit 1
+EOS
+run_stub pwchange "$BLOBS1" "[ {\"read\": [[1, 0, $K]]}, {\"exec\": \"bash $T/pwchange.sh\"}, {\"read\": [[1, $W, $K]]} ]"
 ok $? "password changed between two reads: both succeed"
+[ -e "$T/pwchanged" ]; ok $? "password changed: the registry refused the old password before the second read"
 is "password changed: the server was asked again (2 requests)" "$(cs_n)" 2
-wait "$chg"
 upload "$REG_PORT" test/repo "$T/a.bin" -u "carol:$PW2"
 ok $? "the registry takes the new password (htpasswd reloaded)"
 
