@@ -51,8 +51,8 @@ isize=$(stat -c %s "$d/u.index")
 diag "records $recs flushes $flushes index $isize bytes ($(dmsetup status obd48))"
 check_eq "a record a write (a flush after each: none joined)" "$recs" "$nwrites"
 check "a flush a write ($flushes >= $nwrites)" test "$flushes" -ge "$nwrites"
-check_eq "index = header + the records in 4 KiB blocks ($isize bytes, $((isize / recs)) a record)" \
-	"$isize" "$((4096 + (recs + 255) / 256 * 4096))"
+check_eq "index = header + a record a write in 4 KiB blocks ($isize bytes, $((isize / nwrites)) a write)" \
+	"$isize" "$((4096 + (nwrites + 255) / 256 * 4096))"
 check_eq "index_room = limit - records" "$(field obd48 index_room)" "$((16777216 - recs))"
 check_eq "the device = the model" "$(devsha obd48)" "$(shaof model.1)"
 check "remove, reopen" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
