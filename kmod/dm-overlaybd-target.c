@@ -395,6 +395,9 @@ static int obd_upper_piece(struct obd_walk *wk, const struct obd_map *m)
 	if (m->zeroed) {
 		if (iov_iter_zero(bytes, &piece) != bytes)
 			return -EIO;
+	} else if (wk->nowait && !obd_upper_nowait(wk->t->upper)) {
+		/* a file that may sleep despite IOCB_NOWAIT: the worker reads it */
+		return -EAGAIN;
 	}
 	while (iov_iter_count(&piece)) {
 		ssize_t r = obd_read_iter(wk->t->upper->data, &piece, &p, wk->nowait);
@@ -995,11 +998,11 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
 {
 	struct obd_upper *up = t->upper;
 	unsigned int sz = *psz;
-	u64 data, records, live, dead = 0;
+	u64 data, records, live, room, dead = 0;
 
 	if (!up)
 		return;		/* read-only devices keep the line they always had */
-	obd_upper_usage(up, &data, &records, &live);
+	obd_upper_usage(up, &data, &records, &live, &room);
 	live <<= SECTOR_SHIFT;
 	if (data > live)
 		dead = div64_u64((data - live) * 1000, data);
@@ -1008,6 +1011,10 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
 	       (long long)atomic64_read(&up->writes), (long long)atomic64_read(&up->written),
 	       (long long)atomic64_read(&up->discards), (long long)atomic64_read(&up->flushes),
 	       (long long)atomic64_read(&up->write_errors));
+	if (up->sparse)
+		DMEMIT(" index_room -");
+	else
+		DMEMIT(" index_room %llu", room);
 	*psz = sz;
 }
 
@@ -1024,10 +1031,12 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
  *   a fetch daemon holds /dev/overlaybd.
  *        [upper <append|sparse> data <bytes> records <n> live <bytes>
  *        dead <permille> writes <n> written <bytes> discards <n> flushes <n>
- *        write_errors <n>]  (with an upper layer only)
+ *        write_errors <n> index_room <n|->]  (with an upper layer only)
  *   data: bytes of the upper's data file (append: past the header;
  *   sparse: allocated); records: in the index file and the group commit
- *   buffer (append), maps (sparse); live: bytes the upper's maps point at;
+ *   buffer, padding not counted (append), maps (sparse); index_room:
+ *   records the append kind's index takes before writes fail with ENOSPC
+ *   (sparse: -); live: bytes the upper's maps point at;
  *   dead: the share of data no map points at any more, in permille (high:
  *   time to commit).
  *        [suspend_flush_error <errno>]  (with an upper layer only)

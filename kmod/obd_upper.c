@@ -11,7 +11,12 @@
  * with invalid records when written early, as the reference's
  * do_group_commit_mappings), written when it fills and on every flush, in
  * both cases after an fsync of the data file: an index record on disk
- * always points at durable data.
+ * always points at durable data. A flush does not start a new block: the
+ * partly filled one is rewritten in place until it is full, so the index
+ * costs about 16 bytes a record however often the device is flushed. The
+ * records a reader can load again are bounded (OBD_LSMT_RW_MAX_RECORDS,
+ * lowered by the module parameter upper_max_records): before that, writes
+ * and discards fail with ENOSPC.
  *
  * Sparse kind: the byte at LBA X lives at file offset 4096 + X; there is
  * no index file; a discard punches a hole, so after a reopen (when the
@@ -47,6 +52,11 @@
 #define DM_MSG_PREFIX "overlaybd"
 
 #define OBD_SPARSE_EXTENTS_MAX	(1u << 22)	/* data extents of a sparse upper at open */
+
+static unsigned long upper_max_records = OBD_LSMT_RW_MAX_RECORDS;
+module_param(upper_max_records, ulong, 0644);
+MODULE_PARM_DESC(upper_max_records,
+		 "Records an append-mode upper's index may hold; writes fail with ENOSPC beyond (default and maximum 16777216)");
 
 /* Writing files from the I/O path: no reclaim that waits on I/O, no dirty throttling. */
 struct obd_io_scope {
@@ -97,7 +107,11 @@ static int obd_upper_write_buf(struct file *f, const void *buf, size_t len, loff
 
 static struct file *obd_upper_file(const char *path, const char *what, char **error)
 {
-	struct file *f = filp_open(path, O_RDWR | O_LARGEFILE, 0);
+	/* O_NOATIME as the lowers (obd_shared.c): reads inline must not start a journal handle */
+	struct file *f = filp_open(path, O_RDWR | O_LARGEFILE | O_NOATIME, 0);
+
+	if (PTR_ERR_OR_ZERO(f) == -EPERM)
+		f = filp_open(path, O_RDWR | O_LARGEFILE, 0);
 
 	if (IS_ERR(f)) {
 		DMERR("upper %s %s: cannot open read-write (error %ld)", what, path, PTR_ERR(f));
@@ -195,6 +209,38 @@ out:
 	return r;
 }
 
+/* Records the index file's size still allows (OBD_LSMT_MAX_RW_INDEX slots, padding included). */
+static u64 obd_upper_slot_room(const struct obd_upper *up)
+{
+	u64 s0 = (up->index_end - OBD_LSMT_HT_SPACE) / sizeof(struct obd_lsmt_mapping);
+
+	/* the block at index_end takes OBD_UPPER_GC_RECS slots once written */
+	if (s0 + OBD_UPPER_GC_RECS > OBD_LSMT_MAX_RW_INDEX)
+		return 0;
+	return rounddown(OBD_LSMT_MAX_RW_INDEX - s0 - OBD_UPPER_GC_RECS, OBD_UPPER_GC_RECS) +
+	       OBD_UPPER_GC_RECS - up->ngc;
+}
+
+/* The record limit: upper_max_records, at most what the loader takes. */
+static u64 obd_upper_max_records(void)
+{
+	return min_t(u64, READ_ONCE(upper_max_records), OBD_LSMT_RW_MAX_RECORDS);
+}
+
+static u64 obd_upper_room(u64 nrecs, u64 slot_room)
+{
+	u64 max = obd_upper_max_records();
+
+	return min(nrecs < max ? max - nrecs : 0, slot_room);
+}
+
+/* Copy what status shows. Caller holds wlock (or owns up). */
+static void obd_upper_publish(struct obd_upper *up)
+{
+	atomic64_set(&up->st_nrecs, up->nrecs);
+	atomic64_set(&up->st_slot_room, obd_upper_slot_room(up));
+}
+
 static int obd_upper_load_index(struct obd_upper *up, u64 data_size, struct obd_map **maps,
 				u64 *n, char **error)
 {
@@ -210,14 +256,15 @@ static int obd_upper_load_index(struct obd_upper *up, u64 data_size, struct obd_
 		return -EINVAL;
 	}
 	obd_kfile_io_init(&k, up->index, up->index_path);
-	r = obd_lsmt_rw_load_index(&k.io, data_size, maps, n, &err);
+	r = obd_lsmt_rw_load_index(&k.io, data_size, maps, n, &up->nrecs, &err);
 	if (r) {
 		DMERR("upper %s", err.msg);
 		*error = "Invalid upper layer index";
 		return -EINVAL;
 	}
-	up->index_records = (isize - OBD_LSMT_HT_SPACE) / sizeof(struct obd_lsmt_mapping);
+	/* new records go into a block of their own after what is there */
 	up->index_end = isize;
+	obd_upper_publish(up);
 	return 0;
 }
 
@@ -371,7 +418,16 @@ bad:
  * Records and flushes (append kind)
  *--------------------------------------------------------------*/
 
-/* Write the buffered records (padded to the whole buffer). Caller holds wlock. */
+/*
+ * Write the block being filled (padded to 4 KiB) at index_end, over the
+ * version a previous flush wrote: records only ever go into padding slots,
+ * so a torn rewrite leaves each sector as it was or as it is now, both a
+ * prefix of the same records (loaders skip padding and zeros anywhere).
+ * A full block is then done with and the next one starts after it. No
+ * space for the index (ENOSPC, EDQUOT) changes nothing here: the records
+ * stay buffered, and what is on disk is still one of the two versions,
+ * so nothing is truncated. Caller holds wlock.
+ */
 static int obd_upper_gc_write(struct obd_upper *up)
 {
 	struct obd_map pad = { .offset = OBD_MAP_INVALID_OFFSET };
@@ -379,41 +435,43 @@ static int obd_upper_gc_write(struct obd_upper *up)
 	unsigned int i;
 	int r;
 
-	if (!up->ngc)
-		return 0;
-	for (i = up->ngc; i < OBD_UPPER_GC_RECS; i++)
-		obd_map_encode(&pad, &up->gc[i]);
-	/* the data the records point at first */
-	r = vfs_fsync(up->data, 1);
-	if (r)
-		return r;
-	r = obd_upper_write_buf(up->index, up->gc, bytes, up->index_end);
-	if ((r == -ENOSPC || r == -EDQUOT) &&
-	    !vfs_truncate(&up->index->f_path, up->index_end)) {
-		/* nothing half-written stays: the records wait in the buffer for space */
-		return r;
+	if (up->gc_done < up->ngc) {
+		for (i = up->ngc; i < OBD_UPPER_GC_RECS; i++)
+			obd_map_encode(&pad, &up->gc[i]);
+		/* the data the records point at first */
+		r = vfs_fsync(up->data, 1);
+		if (r)
+			return r;
+		r = obd_upper_write_buf(up->index, up->gc, bytes, up->index_end);
+		if (r == -ENOSPC || r == -EDQUOT)
+			return r;
+		if (r) {
+			/* an I/O error: what is on disk is unknown, write nothing more */
+			up->broken = r;
+			DMERR_LIMIT("upper %s: writing %u index records failed (error %d): the layer takes no more writes",
+				    up->index_path, up->ngc - up->gc_done, r);
+			return r;
+		}
+		up->gc_done = up->ngc;
 	}
-	if (r) {
-		/* a torn block may be on disk: write nothing after it */
-		up->broken = r;
-		DMERR_LIMIT("upper %s: writing %u index records failed (error %d): the layer takes no more writes",
-			    up->index_path, up->ngc, r);
-		return r;
+	if (up->ngc == OBD_UPPER_GC_RECS) {
+		up->index_end += bytes;
+		up->ngc = 0;
+		up->gc_done = 0;
+		obd_upper_publish(up);
 	}
-	up->index_end += bytes;
-	up->index_records += OBD_UPPER_GC_RECS;
-	up->ngc = 0;
 	return 0;
 }
 
 /*
  * Log one record (after its map is in the index; obd_upper_gc_room made
  * room). A record that goes on from the previous buffered one joins it, as
- * compress_raw_index would. Caller holds wlock.
+ * compress_raw_index would, unless that one is on disk already (the block
+ * rewritten in place must only grow). Caller holds wlock.
  */
 static int obd_upper_log(struct obd_upper *up, const struct obd_map *m)
 {
-	if (up->ngc) {
+	if (up->ngc > up->gc_done) {
 		struct obd_map last;
 
 		obd_map_decode(&up->gc[up->ngc - 1], &last);
@@ -426,19 +484,32 @@ static int obd_upper_log(struct obd_upper *up, const struct obd_map *m)
 		}
 	}
 	obd_map_encode(m, &up->gc[up->ngc++]);
+	up->nrecs++;
+	obd_upper_publish(up);
 	return 0;
 }
 
 /*
  * Room for one more record before a map goes in: a full buffer is written
  * first, and if that fails (no space for the index) the write fails
- * without having changed anything. Caller holds wlock.
+ * without having changed anything; so does a write once the index holds
+ * as many records as a reader can load again (ENOSPC before the limit,
+ * never after: flushes still work). Caller holds wlock.
  */
 static int obd_upper_gc_room(struct obd_upper *up)
 {
+	int r;
+
 	if (up->broken)
 		return up->broken;
-	return up->ngc < OBD_UPPER_GC_RECS ? 0 : obd_upper_gc_write(up);
+	if (up->ngc == OBD_UPPER_GC_RECS) {
+		r = obd_upper_gc_write(up);
+		if (r)
+			return r;
+	}
+	if (!obd_upper_room(up->nrecs, obd_upper_slot_room(up)))
+		return -ENOSPC;
+	return 0;
 }
 
 static int obd_upper_insert(struct obd_upper *up, const struct obd_map *m)
@@ -789,17 +860,21 @@ int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
 	return 0;
 }
 
-void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors)
+void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors,
+		     u64 *room)
 {
-	mutex_lock(&up->wlock);
+	/* no wlock: it is held across fsyncs (status must not wait for one) */
 	if (up->sparse) {
 		*data_bytes = (u64)file_inode(up->data)->i_blocks << 9;
-		*records = 0;
+		*room = U64_MAX;
 	} else {
-		*data_bytes = up->data_end - OBD_LSMT_HT_SPACE;
-		*records = up->index_records + up->ngc;
+		u64 size = i_size_read(file_inode(up->data));
+
+		*data_bytes = size > OBD_LSMT_HT_SPACE ? size - OBD_LSMT_HT_SPACE : 0;
+		*records = atomic64_read(&up->st_nrecs);
+		*room = obd_upper_room(*records, atomic64_read(&up->st_slot_room));
 	}
-	mutex_unlock(&up->wlock);
+	/* taken for writing only to insert a map in memory */
 	down_read(&up->lock);
 	*live_sectors = up->mi.blocks;
 	if (up->sparse)

@@ -56,11 +56,20 @@ struct obd_upper {
 	 */
 	struct mutex wlock;
 	u64 data_end;			/* bytes: the next append */
-	u64 index_end;			/* bytes: the next record block */
+	/*
+	 * The record block being filled: gc[0, ngc) at index_end (bytes),
+	 * gc[0, gc_done) of them already written there. The block is
+	 * rewritten in place (padded) on each flush until it is full; it
+	 * only grows, so every sector of any version on disk holds a prefix
+	 * of the same records.
+	 */
+	u64 index_end;
 	struct obd_lsmt_mapping *gc;	/* OBD_UPPER_GC_RECS */
-	unsigned int ngc;
-	u64 index_records;		/* records in the index file (padding included) */
+	unsigned int ngc, gc_done;
+	u64 nrecs;			/* records in the index and in gc (no padding) */
 	int broken;			/* a failed index write: further writes fail */
+	/* for status, without wlock: nrecs, records the file's size still allows */
+	atomic64_t st_nrecs, st_slot_room;
 	/*
 	 * Sparse kind: a write or write zeroes in part of a block of the
 	 * data file's file system writes the rest of the block too, with
@@ -104,7 +113,22 @@ int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
 /* Everything completed so far durable: data, then the buffered records, then the index. */
 int obd_upper_flush(struct obd_upper *up);
 
-/* For status: data bytes, records, live data sectors. */
-void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors);
+/*
+ * For status, without waiting for a writer or a flush: data bytes, records
+ * (append: in the index and the buffer, padding not counted; sparse: maps),
+ * live data sectors, and records that can still be logged before writes
+ * fail with ENOSPC (append; U64_MAX for sparse).
+ */
+void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *live_sectors,
+		     u64 *room);
+
+/*
+ * The upper's data file can be read in map() (IOCB_NOWAIT honoured, no
+ * atime update); else the inline path leaves its maps to the worker.
+ */
+static inline bool obd_upper_nowait(const struct obd_upper *up)
+{
+	return (up->data->f_mode & FMODE_NOWAIT) && (up->data->f_flags & O_NOATIME);
+}
 
 #endif /* OBD_UPPER_H */

@@ -303,21 +303,81 @@ out_free:
 	return ret;
 }
 
-int obd_lsmt_rw_load_index(struct obd_io *io, u64 data_size, struct obd_map **maps,
-			   u64 *nmaps, struct obd_err *err)
+/*
+ * Read the count records of the index file a chunk at a time, skip padding
+ * and zero-length records (a torn or preallocated block reads as zeros),
+ * check the others' moffset range. recs == NULL: only count them into *n;
+ * else store at most max of them.
+ */
+static int obd_rw_read_recs(struct obd_io *io, u64 count, u64 data_size,
+			    struct obd_lsmt_mapping *chunk, struct obd_map *recs, u64 max,
+			    u64 *n, struct obd_err *err)
 {
 	const u64 base = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE;
 	const u64 mend_max = data_size / OBD_SECTOR_SIZE;
+	u64 i;
+	int ret;
+
+	*n = 0;
+	for (i = 0; i < count; i += OBD_RW_CHUNK_RECS) {
+		u64 cnt = count - i < OBD_RW_CHUNK_RECS ? count - i : OBD_RW_CHUNK_RECS;
+		u64 j;
+
+		ret = obd_io_read(io, chunk, (size_t)cnt * sizeof(*chunk),
+				  OBD_LSMT_HT_SPACE + i * sizeof(*chunk));
+		if (ret < 0)
+			return obd_errf(err, -ret, "%s: RW index: read of records %llu..%llu failed (%d)",
+					io->name, (unsigned long long)i,
+					(unsigned long long)(i + cnt), ret);
+		for (j = 0; j < cnt; j++) {
+			struct obd_map m;
+
+			if (obd_map_raw_invalid(&chunk[j]))
+				continue;
+			obd_map_decode(&chunk[j], &m);
+			m.tag = 0;
+			if (m.length == 0)
+				continue;
+			if (m.moffset < base || obd_map_mend(&m) > mend_max)
+				return obd_errf(err, EFSCORRUPTED,
+						"%s: RW index record %llu moffset: got %llu+%u%s, expected within [%llu, %llu] (data file)",
+						io->name, (unsigned long long)(i + j),
+						(unsigned long long)m.moffset,
+						m.zeroed ? 0 : m.length,
+						m.zeroed ? " (zeroed)" : "",
+						(unsigned long long)base, (unsigned long long)mend_max);
+			if (recs) {
+				if (*n == max)
+					return obd_errf(err, EAGAIN,
+							"%s: RW index: more records than a moment ago (changed while read)",
+							io->name);
+				recs[*n] = m;
+			} else if (*n == OBD_LSMT_RW_MAX_RECORDS) {
+				return obd_errf(err, EFBIG,
+						"%s: RW index: more than %llu records (not padding), the most a reader loads",
+						io->name, (unsigned long long)OBD_LSMT_RW_MAX_RECORDS);
+			}
+			(*n)++;
+		}
+	}
+	return 0;
+}
+
+int obd_lsmt_rw_load_index(struct obd_io *io, u64 data_size, struct obd_map **maps,
+			   u64 *nmaps, u64 *nrecs, struct obd_err *err)
+{
 	struct obd_lsmt_mapping *chunk = NULL;
 	struct obd_lsmt_info *li;
 	struct obd_map *recs = NULL;
-	u64 count, i, n = 0;
+	u64 count, n = 0, got = 0;
 	u32 hflags;
 	u64 ioff;
 	int ret;
 
 	*maps = NULL;
 	*nmaps = 0;
+	if (nrecs)
+		*nrecs = 0;
 	/* The info struct is ~370 bytes: keep it off the kernel stack. */
 	li = obd_zalloc(sizeof(*li));
 	if (!li)
@@ -344,51 +404,30 @@ int obd_lsmt_rw_load_index(struct obd_io *io, u64 data_size, struct obd_map **ma
 				(unsigned long long)OBD_LSMT_MAX_RW_INDEX);
 	if (count == 0)
 		return 0;
-	if (count > (size_t)-1 / sizeof(*recs))
-		return obd_errf(err, ENOMEM, "%s: RW index: %llu records do not fit in memory",
-				io->name, (unsigned long long)count);
-	recs = obd_zalloc((size_t)count * sizeof(*recs));
 	chunk = obd_zalloc(OBD_RW_CHUNK_RECS * sizeof(*chunk));
-	if (!recs || !chunk) {
+	if (!chunk)
+		return obd_errf(err, ENOMEM, "%s: RW index: out of memory", io->name);
+	/*
+	 * Two passes: the records that are not padding are counted first, so
+	 * the allocations follow them (at most OBD_LSMT_RW_MAX_RECORDS, far
+	 * below INT_MAX bytes each), not the file's size: an index written
+	 * with a padded block per flush is mostly padding.
+	 */
+	ret = obd_rw_read_recs(io, count, data_size, chunk, NULL, 0, &n, err);
+	if (ret || n == 0)
+		goto out_free;
+	recs = obd_zalloc((size_t)n * sizeof(*recs));
+	if (!recs) {
 		ret = obd_errf(err, ENOMEM, "%s: RW index: out of memory for %llu records",
-			       io->name, (unsigned long long)count);
+			       io->name, (unsigned long long)n);
 		goto out_free;
 	}
-	for (i = 0; i < count; i += OBD_RW_CHUNK_RECS) {
-		u64 cnt = count - i < OBD_RW_CHUNK_RECS ? count - i : OBD_RW_CHUNK_RECS;
-		u64 j;
-
-		ret = obd_io_read(io, chunk, (size_t)cnt * sizeof(*chunk),
-				  OBD_LSMT_HT_SPACE + i * sizeof(*chunk));
-		if (ret < 0) {
-			ret = obd_errf(err, -ret, "%s: RW index: read of records %llu..%llu failed (%d)",
-				       io->name, (unsigned long long)i,
-				       (unsigned long long)(i + cnt), ret);
-			goto out_free;
-		}
-		for (j = 0; j < cnt; j++) {
-			struct obd_map *m = &recs[n];
-
-			if (obd_map_raw_invalid(&chunk[j]))
-				continue;
-			obd_map_decode(&chunk[j], m);
-			m->tag = 0;
-			if (m->length == 0)
-				continue;
-			if (m->moffset < base || obd_map_mend(m) > mend_max) {
-				ret = obd_errf(err, EFSCORRUPTED,
-					       "%s: RW index record %llu moffset: got %llu+%u%s, expected within [%llu, %llu] (data file)",
-					       io->name, (unsigned long long)(i + j),
-					       (unsigned long long)m->moffset,
-					       m->zeroed ? 0 : m->length,
-					       m->zeroed ? " (zeroed)" : "",
-					       (unsigned long long)base, (unsigned long long)mend_max);
-				goto out_free;
-			}
-			n++;
-		}
-	}
-	ret = obd_lsmt_rw_replay(recs, n, io->name, maps, nmaps, err);
+	ret = obd_rw_read_recs(io, count, data_size, chunk, recs, n, &got, err);
+	if (ret)
+		goto out_free;
+	ret = obd_lsmt_rw_replay(recs, got, io->name, maps, nmaps, err);
+	if (!ret && nrecs)
+		*nrecs = got;
 out_free:
 	obd_free(chunk);
 	obd_free(recs);

@@ -21,14 +21,26 @@ int obd_lsmt_rw_replay(const struct obd_map *recs, u64 n, const char *name,
 		       struct obd_map **maps, u64 *nmaps, struct obd_err *err);
 
 /*
+ * The most records (padding and zero-length records not counted) an RW
+ * index may hold for obd_lsmt_rw_load_index: its allocations are then at
+ * most 24 bytes a record for the records, 20 for the sort and 48 for the
+ * result (2 pieces a record at worst), about 805 MB, far below INT_MAX
+ * bytes (kvmalloc's limit). Writers (the kernel's upper, obd write) stop
+ * with ENOSPC before it, so what they write can always be opened again.
+ */
+#define OBD_LSMT_RW_MAX_RECORDS	(1ULL << 24)
+
+/*
  * Load an RW index file (header flags 0x01, index_offset 4096) through io:
- * (io->size - 4096) / 16 records, at most OBD_LSMT_MAX_RW_INDEX; padding
- * records are skipped, tags forced to 0, each record's moffset range is
- * checked against the data file (8 <= moffset, mend <= data_size / 512),
- * then the log is replayed. *maps as for obd_lsmt_rw_replay.
+ * (io->size - 4096) / 16 records, at most OBD_LSMT_MAX_RW_INDEX, of which
+ * at most OBD_LSMT_RW_MAX_RECORDS real ones; padding and zero-length
+ * records (zeros: a torn or not yet written block) are skipped, tags
+ * forced to 0, each record's moffset range is checked against the data
+ * file (8 <= moffset, mend <= data_size / 512), then the log is replayed.
+ * *maps as for obd_lsmt_rw_replay; *nrecs (if not NULL): the real records.
  */
 int obd_lsmt_rw_load_index(struct obd_io *io, u64 data_size, struct obd_map **maps,
-			   u64 *nmaps, struct obd_err *err);
+			   u64 *nmaps, u64 *nrecs, struct obd_err *err);
 
 /*
  * Sparse RW layer: turn data extents of the data file (byte ranges

@@ -319,7 +319,7 @@ int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index
 	l->index_end = fio.io.size < OBD_LSMT_HT_SPACE ? OBD_LSMT_HT_SPACE :
 		OBD_LSMT_HT_SPACE + (fio.io.size - OBD_LSMT_HT_SPACE) /
 		sizeof(struct obd_lsmt_mapping) * sizeof(struct obd_lsmt_mapping);
-	ret = obd_lsmt_rw_load_index(&fio.io, l->data_end, &maps, &n, err);
+	ret = obd_lsmt_rw_load_index(&fio.io, l->data_end, &maps, &n, &l->nrecs, err);
 	obd_file_io_close(&fio);
 	if (ret)
 		goto out_release;
@@ -357,12 +357,20 @@ static int obd_rw_append_record(struct obd_rw_layer *l, const struct obd_map *m,
 	struct obd_lsmt_mapping raw;
 	int ret;
 
+	/* what a reader can load again (lsmt_rw.h) */
+	if (l->nrecs >= OBD_LSMT_RW_MAX_RECORDS ||
+	    (l->index_end - OBD_LSMT_HT_SPACE) / sizeof(raw) >= OBD_LSMT_MAX_RW_INDEX)
+		return obd_errf(err, ENOSPC, "%s: index full: %llu records (at most %llu), %llu bytes",
+				l->name, (unsigned long long)l->nrecs,
+				(unsigned long long)OBD_LSMT_RW_MAX_RECORDS,
+				(unsigned long long)l->index_end);
 	obd_map_encode(m, &raw);
 	ret = obd_pwrite_all(l->index_fd, &raw, sizeof(raw), l->index_end);
 	if (ret)
 		return obd_errf(err, ret, "%s: index append at %llu failed", l->name,
 				(unsigned long long)l->index_end);
 	l->index_end += sizeof(raw);
+	l->nrecs++;
 	return obd_rw_log_push(l, m, err);
 }
 

@@ -18,6 +18,7 @@ struct obd_rw_layer {
 	u64 vsize;		/* bytes, from the data header */
 	u64 data_end;		/* bytes: append position of the data file */
 	u64 index_end;		/* bytes: append position of the index file */
+	u64 nrecs;		/* records in the index file, padding not counted */
 	u8 uuid[OBD_UUID_STR_LEN];
 	u8 parent_uuid[OBD_UUID_STR_LEN];
 	/* append mode: the log so far (replayed base + new records), file order */

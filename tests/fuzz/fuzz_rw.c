@@ -57,7 +57,7 @@ static void load_index(const uint8_t *data, size_t size)
 
 	obd_mem_io_init(&m, data, size, "fuzz.rw.index");
 	memset(&err, 0, sizeof(err));
-	rc = obd_lsmt_rw_load_index(&m.io, DATA_SIZE, &maps, &n, &err);
+	rc = obd_lsmt_rw_load_index(&m.io, DATA_SIZE, &maps, &n, NULL, &err);
 	fuzz_check_err(rc, &err, "obd_lsmt_rw_load_index");
 	if (rc) {
 		obd_free(maps);
