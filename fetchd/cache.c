@@ -473,11 +473,12 @@ void cache_nospace_retry(struct fetchd *d)
 	}
 }
 
-/* Runs of set bits in syncing -> .meta, then one fdatasync of the .meta. */
-static void sync_mark(struct fetchd *d, struct blob *b)
+/* fn(d, b, off, len) for each run of granules set in syncing (clipped to the
+ * blob's size); syncing is cleared after. */
+static void syncing_runs(struct fetchd *d, struct blob *b,
+			 void (*fn)(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len))
 {
 	uint64_t g = 0, start, end;
-	int ret;
 
 	while (g < b->ngranules) {
 		if (!(b->syncing[g / 64] & (1ull << (g % 64)))) {
@@ -490,14 +491,26 @@ static void sync_mark(struct fetchd *d, struct blob *b)
 		end = g << OBD_GRANULE_SHIFT;
 		if (end > b->size)
 			end = b->size;
-		ret = cache_entry_mark(&b->ce, start << OBD_GRANULE_SHIFT,
-				       end - (start << OBD_GRANULE_SHIFT));
-		if (ret)
-			pr_err("blob %llu (%s): marking granules %llu..%llu: %s",
-			       (unsigned long long)b->id, b->path, (unsigned long long)start,
-			       (unsigned long long)g - 1, strerror(-ret));
+		fn(d, b, start << OBD_GRANULE_SHIFT, end - (start << OBD_GRANULE_SHIFT));
 	}
 	memset(b->syncing, 0, bitmap_words(b) * 8);
+}
+
+static void mark_run(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
+{
+	int ret = cache_entry_mark(&b->ce, off, len);
+
+	if (ret)
+		pr_err("blob %llu (%s): marking granules %llu..%llu: %s",
+		       (unsigned long long)b->id, b->path,
+		       (unsigned long long)(off >> OBD_GRANULE_SHIFT),
+		       (unsigned long long)((off + len - 1) >> OBD_GRANULE_SHIFT), strerror(-ret));
+}
+
+/* Runs of set bits in syncing -> .meta, then one fdatasync of the .meta. */
+static void sync_mark(struct fetchd *d, struct blob *b)
+{
+	syncing_runs(d, b, mark_run);
 }
 
 /* The .meta's fdatasync, through the ring like the data's. */
@@ -541,22 +554,7 @@ static void meta_fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 /* Each run of granules set in syncing: chan_take_back; syncing is cleared. */
 static void take_back_syncing(struct fetchd *d, struct blob *b)
 {
-	uint64_t g = 0, start, end;
-
-	while (g < b->ngranules) {
-		if (!(b->syncing[g / 64] & (1ull << (g % 64)))) {
-			g++;
-			continue;
-		}
-		start = g;
-		while (g < b->ngranules && (b->syncing[g / 64] & (1ull << (g % 64))))
-			g++;
-		end = g << OBD_GRANULE_SHIFT;
-		if (end > b->size)
-			end = b->size;
-		chan_take_back(d, b, start << OBD_GRANULE_SHIFT, end - (start << OBD_GRANULE_SHIFT));
-	}
-	memset(b->syncing, 0, bitmap_words(b) * 8);
+	syncing_runs(d, b, chan_take_back);
 }
 
 static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
