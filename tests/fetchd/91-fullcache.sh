@@ -22,12 +22,15 @@ mkblob "$T/big.bin" $((24 * MiB))
 upload "$REG_PORT" test/full "$T/big.bin"
 ok $? "24 MiB blob uploaded"
 C=$(mkentry "http://127.0.0.1:$PX_PORT/v2/test/full/blobs/sha256:$(sha256sum "$T/big.bin" | cut -d' ' -f1)" "$T/big.bin")
-write_config '"requestTimeout": 10, "syncIntervalMs": 100, "isolatedRefillKB": 0'
+# evictIntervalMs an hour: besides the daemon's first look (1 s after start,
+# before anything is written: the first step waits for it), every pass in this
+# run is one that ENOSPC asked for
+CACHE_MORE='"evictIntervalMs": 3600000' write_config '"requestTimeout": 10, "syncIntervalMs": 100, "isolatedRefillKB": 0'
 BLOBS="[{\"id\":1,\"cache\":\"$C\",\"data\":\"$T/big.bin\"}]"
 
 # 3 MiB fit; then the disk is filled (those reads may or may not fit);
 # then 40 misses, one at a time, past what the disk holds
-steps="{\"read\": [[1, 0, $((3 * MiB))]]},"
+steps="{\"sleep\": 2}, {\"read\": [[1, 0, $((3 * MiB))]]},"
 for i in $(seq 0 7); do
 	steps="$steps{\"read\": [[1, $((3 * MiB + i * 262144)), 4096]], \"expect\": \"any\"},"
 done
@@ -43,8 +46,8 @@ steps="$steps{\"read\": [$rd]}, {\"sleep\": 0.3}"
 run_stub r1 "$BLOBS" "[$steps]"
 ok $? "run 1: 3 MiB read, 40 misses on the full disk fail, after the remount the whole 24 MiB read right"
 is "the 40 misses on the full disk: EIO" \
-	"$(jget "$T/r1.json" 'sorted(set(s["dones"][0]["status"] for s in j["steps"][9:49]))')" "[-5]"
-gets=$(jget "$T/r1.json" 'len([g for g in json.loads(j["steps"][49]["out"])["gets"] if int(g[1].split("=")[1].split("-")[0]) >= 4194304])')
+	"$(jget "$T/r1.json" 'sorted(set(s["dones"][0]["status"] for s in j["steps"][10:50]))')" "[-5]"
+gets=$(jget "$T/r1.json" 'len([g for g in json.loads(j["steps"][50]["out"])["gets"] if int(g[1].split("=")[1].split("-")[0]) >= 4194304])')
 [ "$gets" -le 10 ]
 ok $? "misses on a disk still full after an eviction pass fail without a GET each ($gets GETs for 40 misses)"
 runlog r1 | grep -q "No space left on device"
@@ -54,5 +57,5 @@ n=$(runlog r1 | grep -c 'WARN\|ERROR')
 ok $? "at most a few WARN/ERROR lines for 40 failures ($n)"
 runs=$(runlog r1 | sed -n 's/.*evictions [0-9]* ([0-9]* bytes, \([0-9]*\) runs).*/\1/p')
 [ "${runs:-0}" -ge 2 ]
-ok $? "eviction passes ran at once on ENOSPC, not only at the 10 s interval ($runs passes)"
+ok $? "an eviction pass ran at once on ENOSPC (the interval is an hour; $runs passes with the first look)"
 done_testing

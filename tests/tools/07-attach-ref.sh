@@ -26,14 +26,38 @@ start_registry reg "$PORT"
 ok $? "registry answers on 127.0.0.1:$PORT"
 
 # the stub: GET /v2/<repo>/manifests/<name> answers stub/<name> (Content-Type
-# from stub/<name>.ct, default OCI manifest), anything else 404
+# from stub/<name>.ct, default OCI manifest); blob GETs and HEADs go to the real
+# registry (a cache entry filled from another origin is not shared while it is
+# not complete: the stub's blobs are fetched from the stub); anything else 404
 SPORT=$(free_port)
 mkdir stub
 cat > stub.py <<'EOF'
-import http.server, os, sys
+import http.client, http.server, os, sys
 root = sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
+    def forward(self):
+        c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[3]), timeout=30)
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("range", "accept")}
+        c.request(self.command, self.path, headers=hdrs)
+        r = c.getresponse()
+        body = r.read()
+        self.send_response(r.status)
+        for k in ("Content-Type", "Content-Range", "Docker-Content-Digest"):
+            if r.getheader(k):
+                self.send_header(k, r.getheader(k))
+        self.send_header("Content-Length", r.getheader("Content-Length") or str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    def do_HEAD(self):
+        if "/blobs/" in self.path:
+            return self.forward()
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
     def do_GET(self):
+        if "/blobs/" in self.path:
+            return self.forward()
         name = self.path.rsplit("/", 1)[-1]
         p = os.path.join(root, name)
         if "/manifests/" not in self.path or "/" in name or not os.path.isfile(p):
@@ -54,7 +78,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
-python3 stub.py "$SPORT" "$T/stub" > stub.log 2>&1 &
+python3 stub.py "$SPORT" "$T/stub" "$PORT" > stub.log 2>&1 &
 pids+=("$!")
 wait_http "http://127.0.0.1:$SPORT/"; ok $? "stub answers on 127.0.0.1:$SPORT"
 
