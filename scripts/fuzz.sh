@@ -75,11 +75,11 @@ build() {
 	done
 	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
 	# The registry helpers (fetchd/, libobdreg.a in the Makefile): REG_SRCS,
-	# pure, json-c only, linked into the registry targets; the rest of
-	# libobdreg.a (cache_entry.c, cred_server.c: curl) only where the tools' files need it.
+	# json-c and libcurl's URL API (url.c), linked into the registry targets; the rest of
+	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c: curl) only where the tools' files need it.
 	local robjs=() eobjs=()
 	mkdir -p "$OUT/obj/fetchd"
-	for f in $REG_SRCS fetchd/cache_entry.c fetchd/cred_server.c; do
+	for f in $REG_SRCS fetchd/cache_entry.c fetchd/cache_scan.c fetchd/cred_server.c; do
 		[ -e "$f" ] || continue
 		o=$OUT/obj/fetchd/$(basename "${f%.c}").o
 		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
@@ -112,7 +112,7 @@ build() {
 		t=$(basename "${f%.c}")
 		if [ -z "${REG_TARGETS##* $t *}" ]; then
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" \
-				"${robjs[@]}" "${objs[@]}" $LIBS || die "building $t failed"
+				"${robjs[@]}" "${objs[@]}" $LIBS -lcurl || die "building $t failed"
 		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ] || [ "$t" = fuzz_ocimanifest ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
 			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
