@@ -13,9 +13,9 @@
 #   - obd list agrees with the exporter: per remote layer the blob size and
 #     the bytes cached (blob_size_bytes, blob_cached_bytes), the number of
 #     remote layers (blobs_open), and dmsetup status with both;
-#   - mode http with p2pConfig: obd attach REF (manifest fetched with the
-#     server's credentials), every byte the daemon fetched came through the
-#     peer, device right;
+#   - p2pConfig, with a second, anonymous registry on the same storage (a
+#     peer never gets Basic credentials, review D13): obd attach REF, every
+#     byte the daemon fetched came through the peer, device right;
 #     the peer answering 500: the reads fall back to the registry and stay
 #     right;
 #   - fetchConfig.proxy: data GETs go through the forward proxy;
@@ -128,21 +128,30 @@ check "uds: detach" "$obd" detach c-u2
 fetchd_stop
 cs "/__set?pass=$PW2" > /dev/null
 
-# --- http + p2p, attach REF; the peer failing ------------------------------------------
+# --- p2p, attach REF; the peer failing ----------------------------------------------------
+# A P2P peer never gets Basic credentials (review D13): the daemon reads a
+# password-protected registry's blobs itself. The peer is tried with a second,
+# anonymous docker-registry on the same storage (the image pushed above).
+AREG=$(freeport)
+sed -e "s|addr: 127.0.0.1:$REG|addr: 127.0.0.1:$AREG|" -e '/^auth:/,$d' "$d/reg.yml" > "$d/reg-anon.yml"
+/usr/bin/docker-registry serve "$d/reg-anon.yml" >> "$d/reg-anon.log" 2>&1 &
+vm_on_exit kill $!
+wait_port "$AREG" || bail "the anonymous registry did not start: $(tail -3 "$d/reg-anon.log")"
+echo '{}' > "$d/nocred.json"
 fresh_cache
-svc svc-p2p.json http "http://127.0.0.1:$CP/auth" \
+svc svc-p2p.json file "$d/nocred.json" \
 	"\"p2pConfig\": { \"enable\": true, \"address\": \"http://127.0.0.1:$PP/dadip2p/access\" }"
 fetchd_start svc-p2p.json || bail "fetchd did not start: $(tail -3 fetchd.log)"
 peer /__reset > /dev/null
-dev=$("$obd" attach --service-config svc-p2p.json --name c-p "http://127.0.0.1:$REG/cred/img:v1" 2>attach.err)
-check_eq "p2p: obd attach REF with credentialConfig mode http prints the device" "$dev" /dev/mapper/c-p ||
+dev=$("$obd" attach --service-config svc-p2p.json --name c-p "http://127.0.0.1:$AREG/cred/img:v1" 2>attach.err)
+check_eq "p2p: obd attach REF (anonymous registry) prints the device" "$dev" /dev/mapper/c-p ||
 	diag "$(cat attach.err)"
 cached() { "$obd" list --json | jget "sum(r['cached_bytes'] for x in j['devices'] if x['name'] == '$1' for r in x['remote'])"; }
 c0=$(cached c-p)
 check_eq "p2p: the whole device reads right" "$(devsha c-p)" "$want"
 c1=$(cached c-p)
 n=$(peer /__stats | jget 'j["requests"]')
-urls=$(peer /__stats | jget "all('127.0.0.1:$REG/v2/cred/img/blobs/sha256:' in u for u in j['urls'])")
+urls=$(peer /__stats | jget "all('127.0.0.1:$AREG/v2/cred/img/blobs/sha256:' in u for u in j['urls'])")
 check "p2p: data GETs went through the peer ($n), for the image's blob URLs" test "$n" -ge 2 -a "$urls" = True
 check_eq "p2p: the peer passed on every byte the daemon fetched (obd list's cached bytes: $c0 -> $c1)" \
 	"$(peer /__stats | jget 'j["bytes"]')" $((c1 - c0))
@@ -150,7 +159,7 @@ check "p2p: detach" "$obd" detach c-p
 fresh_cache
 peer "/__mode?m=500" > /dev/null
 check "p2p, the peer answering 500: attach on a cold cache" \
-	"$obd" attach --service-config svc-p2p.json --name c-p5 "http://127.0.0.1:$REG/cred/img:v1"
+	"$obd" attach --service-config svc-p2p.json --name c-p5 "http://127.0.0.1:$AREG/cred/img:v1"
 check_eq "p2p, the peer answering 500: the device still reads right" "$(devsha c-p5)" "$want"
 sleep 0.5
 curl -s "http://127.0.0.1:$EXP/metrics" > metrics.txt
