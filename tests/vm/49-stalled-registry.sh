@@ -141,7 +141,7 @@ check "meanwhile: it reads" within 5 cmp -n 65536 /dev/mapper/obd49-local r1
 check "meanwhile: suspend and resume of it within 5 s" \
 	within 5 sh -c "dmsetup suspend obd49-local && dmsetup resume obd49-local"
 check "meanwhile: reload (same table) and resume within 5 s" \
-	within 5 sh -c "dmsetup table obd49-local | dmsetup reload obd49-local && dmsetup resume obd49-local"
+	within 5 sh -c "dmsetup table obd49-local | dmsetup reload --readonly obd49-local && dmsetup resume obd49-local"
 check "meanwhile: remove of it within 5 s" within 5 dmsetup remove obd49-local
 check "the stalled create is still waiting after all that" kill -0 $spid
 
