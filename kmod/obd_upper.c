@@ -79,11 +79,22 @@ static ssize_t obd_upper_pwrite(struct file *f, struct iov_iter *it, loff_t pos)
 	ssize_t done = 0;
 
 	while (iov_iter_count(it)) {
+		size_t left = iov_iter_count(it);
 		ssize_t r = obd_vfs_iter_write(f, it, &pos);
 
 		if (r < 0)
 			return r;
-		if (r == 0)
+		if (r == 0 || (size_t)r > left)
+			return -EIO;
+		/*
+		 * Some file systems write the bytes without advancing the
+		 * caller's iterator (seen with 9p on 6.12: an upper there
+		 * appended the same bytes forever). What r says was written is
+		 * what counts; an iterator moved by another amount is an error.
+		 */
+		if (iov_iter_count(it) == left)
+			iov_iter_advance(it, r);
+		else if (left - iov_iter_count(it) != (size_t)r)
 			return -EIO;
 		done += r;
 	}
