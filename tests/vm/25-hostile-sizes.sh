@@ -36,18 +36,10 @@ check "build valid layers" bash -c "
 	'$obd' commit --no-progress -z a.data a.index l.zfile &&
 	'$obd' create u.data u.index 1M" || bail "cannot build layers"
 
-"$PY" - <<'PYEOF' || bail "generator failed"
-import os, struct
-T = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    T.append(c)
-def crc32c(b, c=0):
-    for x in b:
-        c = T[(c ^ x) & 0xff] ^ (c >> 8)
-    return c
+"$PY" - "$OBD_TOP/tests/vm" <<'PYEOF' || bail "generator failed"
+import os, struct, sys
+sys.path.insert(0, sys.argv[1])
+from remote_lib import crc32c_raw as crc32c   # overlaybd's CRC32C, one copy
 def p64(b, off, v): b[off:off + 8] = struct.pack("<Q", v)
 def p32(b, off, v): b[off:off + 4] = struct.pack("<I", v)
 def g64(b, off): return struct.unpack_from("<Q", b, off)[0]
