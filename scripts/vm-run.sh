@@ -137,8 +137,12 @@ KROOT=$("$HERE/kernels.sh" root "$KERNEL")
 VMLINUZ=$KROOT/boot/vmlinuz-$KVER
 # kernels.sh unpacks an ELF vmlinux: QEMU boots it through its PVH entry, skipping the
 # BIOS and the in-guest decompression (xz on 6.1 costs ~15 s under TCG).
+# Not the debug kernel's: its vmlinux (kept for symbolizing reports) dies at once through
+# the PVH entry (KASAN's early shadow setup), silently; its bzImage boots.
 KIMAGE=$VMLINUZ
-[ ! -r "$KROOT/boot/vmlinux-$KVER" ] || KIMAGE=$KROOT/boot/vmlinux-$KVER
+if [ "$KERNEL" != debug ] && [ -r "$KROOT/boot/vmlinux-$KVER" ]; then
+	KIMAGE=$KROOT/boot/vmlinux-$KVER
+fi
 MODDIR=$KROOT/lib/modules/$KVER
 if [ ! -r "$VMLINUZ" ] || [ ! -d "$MODDIR" ]; then
 	die "kernel $KVER incomplete in $KROOT (rm -rf it and run scripts/kernels.sh fetch)"

@@ -29,38 +29,8 @@ mkdir -p src cache
 
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
-# entry BLOB: copy to src/ under its digest, make a cold cache entry, print the token
-entry() {
-	local dg
-	dg=sha256:$(sha256sum "$1" | cut -d' ' -f1)
-	cp "$1" "src/$dg"
-	rm -f "cache/$dg" "cache/$dg.meta"
-	$R entry "$1" cache
-}
-daemon_pid=
-# start_daemon LOG [opts]: waits until it holds the device
-start_daemon() {
-	local log=$1 i
-	shift
-	stop_daemon
-	rm -f "$log.ready"
-	$R daemon src "$log" "$@" 2>>"$log.err" &
-	daemon_pid=$!
-	for i in $(seq 100); do
-		[ -e "$log.ready" ] && return 0
-		kill -0 "$daemon_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "stand-in daemon did not start: $(cat "$log.err" 2>/dev/null)" >&2
-	return 1
-}
-stop_daemon() {
-	[ -n "$daemon_pid" ] || return 0
-	kill "$daemon_pid" 2>/dev/null
-	wait "$daemon_pid" 2>/dev/null
-	daemon_pid=
-}
-vm_on_exit stop_daemon
+# shellcheck source=tests/vm/miss_lib.sh
+. "$OBD_TOP/tests/vm/miss_lib.sh"
 reads_in() { awk '$1 == "READ" { n++ } END { print n + 0 }' "$1" 2>/dev/null; }
 # distinct granules the daemon answered with status 0 (answers may overlap)
 done_granules() {

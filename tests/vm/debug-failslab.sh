@@ -107,37 +107,11 @@ dmsetup remove fsl
 
 # --- misses --------------------------------------------------------------------------------
 mkdir -p src cache
-entry() {
-	local dg
-	dg=sha256:$(sha256sum "$1" | cut -d' ' -f1)
-	cp "$1" "src/$dg"
-	rm -f "cache/$dg" "cache/$dg.meta"
-	$R entry "$1" cache
-}
-daemon_pid=
-start_daemon() {
-	local i
-	stop_daemon
-	rm -f dm.log.ready
-	$R daemon src dm.log 2>>dm.log.err &
-	daemon_pid=$!
-	for i in $(seq 100); do
-		[ -e dm.log.ready ] && return 0
-		kill -0 "$daemon_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	return 1
-}
-stop_daemon() {
-	[ -n "$daemon_pid" ] || return 0
-	kill "$daemon_pid" 2>/dev/null
-	wait "$daemon_pid" 2>/dev/null
-	daemon_pid=
-}
-vm_on_exit stop_daemon
+# shellcheck source=tests/vm/miss_lib.sh
+. "$OBD_TOP/tests/vm/miss_lib.sh"
 t1=$(entry "$L1") || bail "cache entry"
 t2=$(entry "$L2") || bail "cache entry"
-start_daemon || bail "no stand-in daemon: $(cat dm.log.err)"
+start_daemon dm.log || bail "no stand-in daemon"
 rtable="0 $len overlaybd 2 $t1 $t2 2 hold_timeout 3"
 check "create over two cold remote layers" dmsetup create fsr --readonly --table "$rtable"
 vm_on_exit dmsetup remove fsr
@@ -145,7 +119,7 @@ good=0 eio=0 bad=0 inj=0 restarts=0
 for i in $(seq 0 31); do
 	p=${PS[$((RANDOM % ${#PS[@]}))]}
 	[ "$p" != 100 ] || p=20	# at 100 % every miss fails: nothing to learn after the first
-	kill -0 "$daemon_pid" 2>/dev/null || { start_daemon && restarts=$((restarts + 1)); }
+	kill -0 "$daemon_pid" 2>/dev/null || { start_daemon dm.log && restarts=$((restarts + 1)); }
 	fs_on "$p"
 	# 32 reads of 64 KiB spread over the 64 MiB device, each a cold miss
 	sk=$((i * 32 + RANDOM % 32))
@@ -163,14 +137,14 @@ for i in $(seq 0 31); do
 		diag "miss read at 64 KiB unit $sk (p=$p) returned wrong bytes"
 	fi
 done
-kill -0 "$daemon_pid" 2>/dev/null || { start_daemon && restarts=$((restarts + 1)); }
+kill -0 "$daemon_pid" 2>/dev/null || { start_daemon dm.log && restarts=$((restarts + 1)); }
 diag "misses: $good reads right, $eio failed, $inj failures injected, daemon restarted $restarts times"
 check_eq "every read under failures returned the right bytes or an error" $bad 0
 check "failures were injected into misses" test "$inj" -gt 0
 check_eq "failures off: the whole device reads right (nothing stuck or wrongly cached)" "$(devsha fsr)" "$want"
 check "remove" dmsetup remove fsr
 stop_daemon
-start_daemon || bail "no stand-in daemon"
+start_daemon dm.log || bail "no stand-in daemon"
 check "a reopen over the same cache reads right" bash -c "dmsetup create fsr --readonly --table '$rtable' &&
 	[ \"\$(sha256sum /dev/mapper/fsr | cut -d' ' -f1)\" = $want ] && dmsetup remove fsr"
 stop_daemon
