@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: Retry-After values, http_retry_after_ms()
- * (fetchd/http_hdr.c). The value arrives from the network and sets how
+ * (registry/http_hdr.c). The value arrives from the network and sets how
  * long a fetch waits: the answer must be -1 or a delay in [0, the cap],
  * the same for the same bytes, and a date must agree with delay-seconds
  * where both say the same moment.

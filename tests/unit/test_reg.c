@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Description: the registry helpers of libobdreg.a without a network:
- * overlaybd.json (fetchd/config.c), cred.json matching (cred.c),
+ * overlaybd.json (registry/config.c), cred.json matching (cred.c),
  * WWW-Authenticate, token URLs and token responses (auth.c), blob URLs and
  * image references (url.c), Retry-After (http_hdr.c).
  */
