@@ -25,8 +25,8 @@
 # and what it reaches of tools/*.c (an archive), registry/ and curl; fuzz_manifest
 # (imageref_manifest_parse, tools/cli_imageref.c) and fuzz_ocimanifest
 # (oci_manifest_layers, tools/cli_oci.c) are linked the same way. The registry targets (REG_TARGETS:
-# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token, fuzz_retryafter) link the
-# pure registry helpers registry/{config,cred,auth,url,http_hdr}.c, compiled the
+# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token, fuzz_url) link the
+# pure registry helpers registry/{config,cred,auth,url}.c, compiled the
 # same way with -Iregistry.
 set -u
 cd "$(dirname "$0")/.."
@@ -40,8 +40,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
 -Wno-unused-parameter -Iinclude -Ilib -Itools $SAN"
 LIBS="-llz4 -lzstd -ljson-c -ldevmapper -lpthread"
-REG_SRCS="registry/config.c registry/cred.c registry/auth.c registry/url.c registry/http_hdr.c"
-REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_retryafter "
+REG_SRCS="registry/config.c registry/cred.c registry/auth.c registry/url.c"
+REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_url "
 
 case $MODE in
 short) : "${FUZZ_SECONDS:=20}" ;;
@@ -76,10 +76,10 @@ build() {
 	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
 	# The registry library (registry/, libobdreg.a in the Makefile): REG_SRCS,
 	# json-c and libcurl's URL API (url.c), linked into the registry targets; the rest of
-	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c: curl) only where the tools' files need it.
+	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c, http.c: curl) only where the tools' files need it.
 	local robjs=() eobjs=()
 	mkdir -p "$OUT/obj/registry"
-	for f in $REG_SRCS registry/cache_entry.c registry/cache_scan.c registry/cred_server.c; do
+	for f in $REG_SRCS registry/cache_entry.c registry/cache_scan.c registry/cred_server.c registry/http.c; do
 		[ -e "$f" ] || continue
 		o=$OUT/obj/registry/$(basename "${f%.c}").o
 		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
@@ -112,7 +112,7 @@ build() {
 		t=$(basename "${f%.c}")
 		if [ -z "${REG_TARGETS##* $t *}" ]; then
 			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer -o "$OUT/$t" "$f" \
-				"${robjs[@]}" "${objs[@]}" $LIBS -lcurl || die "building $t failed"
+				"${robjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto || die "building $t failed"
 		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ] || [ "$t" = fuzz_ocimanifest ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
 			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
