@@ -147,52 +147,10 @@ void reg_abort(struct fetchd *d, struct fetch *f)
 }
 
 /*----- response parsing ------------------------------------------------------------*/
-static bool header_is(const char *line, size_t n, const char *name, const char **val)
-{
-	size_t k = strlen(name);
-
-	if (n <= k || strncasecmp(line, name, k) || line[k] != ':')
-		return false;
-	*val = line + k + 1;
-	while (*val < line + n && (**val == ' ' || **val == '\t'))
-		(*val)++;
-	return true;
-}
-
-static size_t value_len(const char *v, const char *end)
-{
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	return (size_t)(end - v);
-}
-
-/* "bytes first-last/total" (total may be "*"). */
-static void parse_content_range(struct xfer *x, const char *v, size_t n)
-{
-	char buf[128];
-	unsigned long long a, b, t;
-	char c;
-
-	if (n >= sizeof(buf))
-		return;
-	memcpy(buf, v, n);
-	buf[n] = 0;
-	if (sscanf(buf, "bytes %llu-%llu/%llu%c", &a, &b, &t, &c) == 3) {
-		x->cr_total = t;
-	} else if (sscanf(buf, "bytes %llu-%llu/*%c", &a, &b, &c) == 2) {
-		x->cr_total = 0;
-	} else {
-		return;
-	}
-	x->cr_first = a;
-	x->cr_last = b;
-	x->got_range = true;
-}
-
 static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 {
 	struct xfer *x = userp;
-	size_t n = size * nitems;
+	size_t n = size * nitems, vlen;
 	const char *v;
 	int code;
 
@@ -202,13 +160,11 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 			x->status = code;
 		x->got_range = false;
 		x->www_auth[0] = 0;
-	} else if (header_is(line, n, "Content-Range", &v)) {
-		parse_content_range(x, v, value_len(v, line + n));
-	} else if (header_is(line, n, "WWW-Authenticate", &v) &&
-		   (!x->www_auth[0] ||
-		    (strncasecmp(x->www_auth, "bearer", 6) && !strncasecmp(v, "bearer", 6)))) {
-		/* the first challenge, or the first Bearer one (as obd): a token over a password */
-		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)value_len(v, line + n), v);
+	} else if (reg_header(line, n, "Content-Range", &v, &vlen)) {
+		x->got_range = reg_content_range(v, vlen, &x->cr_first, &x->cr_last, &x->cr_total);
+	} else if (reg_header(line, n, "WWW-Authenticate", &v, &vlen) &&
+		   auth_challenge_better(x->www_auth, v, vlen)) {
+		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)vlen, v);
 	}
 	return n;
 }

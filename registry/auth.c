@@ -189,6 +189,16 @@ static bool realm_ok(const char *r)
 	return url_has_scheme(r, "http") || url_has_scheme(r, "https");
 }
 
+static bool is_bearer(const char *v, size_t n)
+{
+	return n >= 6 && !strncasecmp(v, "bearer", 6) && (n == 6 || is_ows(v[6]));
+}
+
+bool auth_challenge_better(const char *kept, const char *v, size_t n)
+{
+	return !kept[0] || (!is_bearer(kept, strlen(kept)) && is_bearer(v, n));
+}
+
 int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *ch,
 			 char *err, size_t errlen)
 {

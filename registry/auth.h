@@ -38,6 +38,13 @@ struct auth_challenge {
 int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *ch,
 			 char *err, size_t errlen);
 
+/*
+ * An answer may carry several WWW-Authenticate headers: the one taken is
+ * the first, or the first Bearer one (a token over a password). kept: the
+ * value taken so far ("" none); v (n bytes): the next one. True: take v.
+ */
+bool auth_challenge_better(const char *kept, const char *v, size_t n);
+
 /* "<realm>?service=<service>&scope=<scope>", each value percent-encoded
  * (realm's own query kept: '&' then; an empty service or scope is left
  * out). 0, -ENAMETOOLONG (out is "" then) or -EINVAL (empty realm). */

@@ -3,6 +3,10 @@
  * libcurl options and answers shared by obd's and the daemon's registry
  * requests (http.h).
  */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
 #include "http.h"
 
 void reg_curl_tls(CURL *e, const char *ca, const char *cert, const char *key)
@@ -71,4 +75,44 @@ int64_t reg_retry_after_ms(CURL *e)
 	if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s <= 0)
 		return -1;
 	return (int64_t)(s < HTTP_RETRY_AFTER_MAX_S ? s : HTTP_RETRY_AFTER_MAX_S) * 1000;
+}
+
+bool reg_header(const char *line, size_t n, const char *name, const char **v, size_t *vlen)
+{
+	size_t k = strlen(name);
+	const char *p, *end = line + n;
+
+	if (n <= k || strncasecmp(line, name, k) || line[k] != ':')
+		return false;
+	for (p = line + k + 1; p < end && (*p == ' ' || *p == '\t'); p++)
+		;
+	while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*v = p;
+	*vlen = (size_t)(end - p);
+	return true;
+}
+
+bool reg_content_range(const char *v, size_t n, uint64_t *first, uint64_t *last,
+		       uint64_t *total)
+{
+	unsigned long long a, b, t = 0;
+	char buf[128];
+	int end = -1;
+
+	if (n >= sizeof(buf) || n < 6 || strncasecmp(v, "bytes ", 6))
+		return false;
+	memcpy(buf, v + 6, n - 6);
+	buf[n - 6] = 0;
+	/* %n: the whole value, nothing after it ("0-9" alone or "0-9/10x" are no ranges) */
+	if (sscanf(buf, "%llu-%llu/%llu%n", &a, &b, &t, &end) != 3 || end != (int)(n - 6)) {
+		end = -1;
+		t = 0;
+		if (sscanf(buf, "%llu-%llu/*%n", &a, &b, &end) != 2 || end != (int)(n - 6))
+			return false;
+	}
+	*first = a;
+	*last = b;
+	*total = t;
+	return true;
 }

@@ -9,6 +9,7 @@
 #define OBD_REGISTRY_HTTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <curl/curl.h>
@@ -41,6 +42,18 @@ void reg_curl_proxy(CURL *e, const struct fetchd_config *c);
 /* A transfer that failed this way may succeed if made again (timeouts,
  * refused or dropped connections, a failed TLS handshake). */
 bool reg_curl_transient(CURLcode rc);
+
+/*
+ * One response header line as curl's CURLOPT_HEADERFUNCTION hands it (n
+ * bytes, CR LF included): true when it is a name header (case-insensitive),
+ * with its value, blanks and CR LF around it dropped, in *v and *vlen.
+ */
+bool reg_header(const char *line, size_t n, const char *name, const char **v, size_t *vlen);
+
+/* A Content-Range value (n bytes) "bytes first-last/total", total "*"
+ * giving 0: true when it is one (nothing after it). */
+bool reg_content_range(const char *v, size_t n, uint64_t *first, uint64_t *last,
+		       uint64_t *total);
 
 /* A Retry-After longer than this is taken as this (a day). */
 #define HTTP_RETRY_AFTER_MAX_S	86400

@@ -129,7 +129,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 {
 	struct reg_req *r = ctx;
 	size_t len = size * n, vlen;
-	const char *colon, *v;
+	const char *v;
 
 	if (len >= 5 && !memcmp(buf, "HTTP/", 5)) {
 		/* a new response (after 100 Continue): forget the last one's */
@@ -138,32 +138,22 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->has_content_length = false;
 		return len;
 	}
-	colon = memchr(buf, ':', len);
-	if (!colon)
-		return len;
-	v = colon + 1;
-	while (v < buf + len && (*v == ' ' || *v == '\t'))
-		v++;
-	vlen = (size_t)(buf + len - v);
-	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-		vlen--;
-#define HDR(name) ((size_t)(colon - buf) == strlen(name) && !strncasecmp(buf, name, strlen(name)))
-	if (HDR("location"))
+	if (reg_header(buf, len, "location", &v, &vlen))
 		snprintf(r->location, sizeof(r->location), "%.*s", (int)vlen, v);
-	else if (HDR("www-authenticate") && (!r->www_auth[0] || !strncasecmp(v, "bearer", 6)))
+	else if (reg_header(buf, len, "www-authenticate", &v, &vlen) &&
+		 auth_challenge_better(r->www_auth, v, vlen))
 		snprintf(r->www_auth, sizeof(r->www_auth), "%.*s", (int)vlen, v);
-	else if (HDR("content-range"))
+	else if (reg_header(buf, len, "content-range", &v, &vlen))
 		snprintf(r->resp_content_range, sizeof(r->resp_content_range), "%.*s", (int)vlen, v);
-	else if (HDR("content-type"))
+	else if (reg_header(buf, len, "content-type", &v, &vlen))
 		snprintf(r->resp_content_type, sizeof(r->resp_content_type), "%.*s", (int)vlen, v);
-	else if (HDR("content-length")) {
+	else if (reg_header(buf, len, "content-length", &v, &vlen)) {
 		char tmp[32];
 
 		snprintf(tmp, sizeof(tmp), "%.*s", (int)vlen, v);
 		r->content_length = strtoull(tmp, NULL, 10);
 		r->has_content_length = true;
 	}
-#undef HDR
 	return len;
 }
 
@@ -541,18 +531,13 @@ static int authenticate(struct reg_client *c, struct reg_req *r)
 /* -------------------------------------------------------------------------
  * Blobs and manifests
  * ------------------------------------------------------------------------- */
-/* "bytes a-b/t" matching [off, off + len) of a blob of size (t may be "*"). */
+/* A Content-Range matching [off, off + len) of a blob of size (or of unknown size). */
 static bool content_range_ok(const char *cr, uint64_t off, uint64_t len, uint64_t size)
 {
-	unsigned long long a, b;
-	char tail[32] = "";
+	uint64_t a, b, t;
 
-	if (strncasecmp(cr, "bytes ", 6) ||
-	    sscanf(cr + 6, "%llu-%llu/%31s", &a, &b, tail) != 3)
-		return false;
-	if (a != off || b != off + len - 1)
-		return false;
-	return !strcmp(tail, "*") || strtoull(tail, NULL, 10) == size;
+	return reg_content_range(cr, strlen(cr), &a, &b, &t) && a == off && b == off + len - 1 &&
+	       (!t || t == size);
 }
 
 int reg_blob_get(struct reg_client *c, const char *url, uint64_t size, uint64_t off,

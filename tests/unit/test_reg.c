@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "config.h"
 #include "cred.h"
+#include "http.h"
 #include "url.h"
 
 #define S(x) x, strlen(x)
@@ -751,6 +752,42 @@ static void rel_is(const char *a, const char *b, enum url_origin_rel want, const
 
 static void test_url_curl(void)
 {
+	static const struct {
+		const char *a, *b;
+		enum url_origin_rel want;
+		const char *what;
+	} rels[] = {
+		{ "https://reg.example.com/v2/", "https://REG.example.com:443/x",
+		  URL_ORIGIN_SAME, "case and the default port" },
+		{ "http://reg.example.com/v2/", "http://reg.example.com:80/x",
+		  URL_ORIGIN_SAME, "http's default port" },
+		{ "https://reg.example.com/", "https://reg.example.com:8443/",
+		  URL_ORIGIN_OTHER, "another port" },
+		{ "https://reg.example.com/", "https://user:pw@reg.example.com/",
+		  URL_ORIGIN_SAME, "user info is not part of the origin" },
+		{ "http://reg.example.com:5000/", "https://reg.example.com/",
+		  URL_ORIGIN_UPGRADE, "http to https on the same host (any port)" },
+		{ "https://reg.example.com/", "http://reg.example.com/",
+		  URL_ORIGIN_DOWNGRADE, "https to http on the same host" },
+		{ "https://reg.example.com/", "https://reg.example.com.evil/",
+		  URL_ORIGIN_OTHER, "a longer host" },
+		{ "https://reg.example.com/", "https://reg.example.com@evil.example/",
+		  URL_ORIGIN_OTHER, "user info that looks like the host" },
+		{ "https://example.com/", "https://ex%61mple.com/",
+		  URL_ORIGIN_SAME, "a percent-encoded host is the host it decodes to" },
+		{ "https://[::1]:5000/", "https://[0:0::1]:5000/",
+		  URL_ORIGIN_SAME, "IPv6 literals compared as addresses" },
+		{ "https://[::1]/", "https://[::2]/",
+		  URL_ORIGIN_OTHER, "two IPv6 literals" },
+		{ "https://[fe80::1%25eth0]/", "https://[fe80::1%25eth1]/",
+		  URL_ORIGIN_OTHER, "IPv6 zones differ" },
+		{ "https://reg.example.com/", "ftp://reg.example.com/",
+		  URL_ORIGIN_OTHER, "not http(s)" },
+		{ "https://reg.example.com/", "/relative/path",
+		  URL_ORIGIN_OTHER, "not absolute" },
+		{ "https://reg.example.com/", "https://bad host/",
+		  URL_ORIGIN_OTHER, "does not parse" },
+	};
 	char out[512], small[24];
 	int rc;
 
@@ -775,34 +812,8 @@ static void test_url_curl(void)
 	       "redact: cut to fit, nothing secret (%s)", small);
 
 	/* the one origin comparison */
-	rel_is("https://reg.example.com/v2/", "https://REG.example.com:443/x", URL_ORIGIN_SAME,
-	       "case and the default port");
-	rel_is("http://reg.example.com/v2/", "http://reg.example.com:80/x", URL_ORIGIN_SAME,
-	       "http's default port");
-	rel_is("https://reg.example.com/", "https://reg.example.com:8443/", URL_ORIGIN_OTHER,
-	       "another port");
-	rel_is("https://reg.example.com/", "https://user:pw@reg.example.com/", URL_ORIGIN_SAME,
-	       "user info is not part of the origin");
-	rel_is("http://reg.example.com:5000/", "https://reg.example.com/", URL_ORIGIN_UPGRADE,
-	       "http to https on the same host (any port)");
-	rel_is("https://reg.example.com/", "http://reg.example.com/", URL_ORIGIN_DOWNGRADE,
-	       "https to http on the same host");
-	rel_is("https://reg.example.com/", "https://reg.example.com.evil/", URL_ORIGIN_OTHER,
-	       "a longer host");
-	rel_is("https://reg.example.com/", "https://reg.example.com@evil.example/", URL_ORIGIN_OTHER,
-	       "user info that looks like the host");
-	rel_is("https://example.com/", "https://ex%61mple.com/", URL_ORIGIN_SAME,
-	       "a percent-encoded host is the host it decodes to");
-	rel_is("https://[::1]:5000/", "https://[0:0::1]:5000/", URL_ORIGIN_SAME,
-	       "IPv6 literals compared as addresses");
-	rel_is("https://[::1]/", "https://[::2]/", URL_ORIGIN_OTHER, "two IPv6 literals");
-	rel_is("https://[fe80::1%25eth0]/", "https://[fe80::1%25eth1]/", URL_ORIGIN_OTHER,
-	       "IPv6 zones differ");
-	rel_is("https://reg.example.com/", "ftp://reg.example.com/", URL_ORIGIN_OTHER,
-	       "not http(s)");
-	rel_is("https://reg.example.com/", "/relative/path", URL_ORIGIN_OTHER, "not absolute");
-	rel_is("https://reg.example.com/", "https://bad host/", URL_ORIGIN_OTHER,
-	       "does not parse");
+	for (size_t i = 0; i < sizeof(rels) / sizeof(rels[0]); i++)
+		rel_is(rels[i].a, rels[i].b, rels[i].want, rels[i].what);
 	tap_ok(url_creds_may_go("http://h:5000/", "https://h/") &&
 	       url_creds_may_go("https://h/", "https://h:443/") &&
 	       !url_creds_may_go("https://h/", "http://h/") &&
@@ -905,6 +916,45 @@ static void test_auth_answer(void)
 	       "token key: too small a buffer");
 }
 
+/* ------------------------------------------------------------------------
+ * Response headers both transports read
+ */
+
+static void test_headers(void)
+{
+	static const char *const bad_cr[] = {
+		/* the first two were ranges of unknown total to the daemon's old parser */
+		"bytes 0-9", "bytes 0-9/10x", "bytes a-9/10", "items 0-9/10", "bytes 0-9/*x", "",
+		"bytes 0-9/10 ",
+	};
+	const char *v;
+	size_t vlen;
+	uint64_t a, b, t;
+
+	tap_ok(reg_header(S("content-range:  bytes 0-9/10 \r\n"), "Content-Range", &v, &vlen) &&
+	       vlen == 12 && !strncmp(v, "bytes 0-9/10", 12), "header: name case, blanks, CRLF");
+	tap_ok(!reg_header(S("Content-Ranges: x\r\n"), "Content-Range", &v, &vlen) &&
+	       !reg_header(S("Content-Range\r\n"), "Content-Range", &v, &vlen),
+	       "header: another name, no colon");
+	tap_ok(reg_header(S("Location:\r\n"), "location", &v, &vlen) && vlen == 0,
+	       "header: empty value");
+	tap_ok(reg_content_range(S("bytes 0-9/10"), &a, &b, &t) && a == 0 && b == 9 && t == 10,
+	       "content-range: with total");
+	tap_ok(reg_content_range(S("Bytes 5-9/*"), &a, &b, &t) && a == 5 && b == 9 && t == 0,
+	       "content-range: total unknown, any case");
+	for (size_t i = 0; i < sizeof(bad_cr) / sizeof(bad_cr[0]); i++)
+		tap_ok(!reg_content_range(bad_cr[i], strlen(bad_cr[i]), &a, &b, &t),
+		       "content-range: '%s' refused", bad_cr[i]);
+	tap_ok(auth_challenge_better("", S("Basic realm=x")), "challenge: the first is taken");
+	tap_ok(auth_challenge_better("Basic realm=x", S("Bearer realm=\"https://a\"")),
+	       "challenge: Bearer over Basic");
+	tap_ok(!auth_challenge_better("Bearer realm=\"https://a\"", S("Bearer realm=\"https://b\"")),
+	       "challenge: the first Bearer stays");
+	tap_ok(!auth_challenge_better("Basic realm=x", S("Bearerx realm=y")) &&
+	       !auth_challenge_better("Bearer realm=a", S("Basic realm=x")),
+	       "challenge: not a Bearer, not over a Bearer");
+}
+
 int main(void)
 {
 	test_config_defaults();
@@ -919,5 +969,6 @@ int main(void)
 	test_url();
 	test_url_curl();
 	test_auth_answer();
+	test_headers();
 	return tap_done();
 }
