@@ -180,11 +180,12 @@ static int wa_params(struct wa_parser *w, struct wa_field *f, size_t nf)
 	}
 }
 
-/* Where our credentials go: an absolute http(s) URL of visible ASCII. */
+/* Where our credentials go: an absolute http(s) URL of visible ASCII, no
+ * fragment (the token request's query goes at its end). */
 static bool realm_ok(const char *r)
 {
 	for (const char *p = r; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
 			return false;
 	return url_has_scheme(r, "http") || url_has_scheme(r, "https");
 }

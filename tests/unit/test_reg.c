@@ -442,6 +442,8 @@ static void test_challenge(void)
 	chal_bad("Bearer realm=\"https://a/t\r\nX: y\"", "control");
 	chal_bad("Bearer realm=\"file:///etc/passwd\"", "http(s)");
 	chal_bad("Bearer realm=\"https://a b/t\"", "http(s)");
+	chal_bad("Bearer realm=\"https://a/t#x\"", "http(s)");
+	chal_bad("Bearer realm=\"https://[::1/t\"", "http(s)");
 	chal_bad("Bearerrealm=\"https://a/t\"", "unknown scheme");
 	chal_bad("Bearer =x", "parameter name");
 	{
