@@ -512,8 +512,11 @@ bool url_creds_may_go(const char *from, const char *to)
 bool url_has_scheme(const char *url, const char *scheme)
 {
 	struct url_origin_parts o;
+	size_t n = strlen(scheme);
 
-	return !origin_parts(url, &o) && !strcasecmp(o.scheme, scheme);
+	/* "https:/h" or "https:h" parse (curl is lenient): not written as a URL is */
+	return url && !strncasecmp(url, scheme, n) && !strncmp(url + n, "://", 3) &&
+	       !origin_parts(url, &o) && !strcasecmp(o.scheme, scheme);
 }
 
 bool url_is_https(const char *url)

@@ -59,7 +59,8 @@ bool url_creds_may_go(const char *from, const char *to);
  * always given. 0, -EINVAL (out is "" then), -ENAMETOOLONG or -ENOMEM. */
 int url_origin_of(const char *url, char *out, size_t outlen);
 
-/* url parses (libcurl) as an absolute URL of scheme (case-insensitive). */
+/* url is "<scheme>://..." (scheme http or https, case-insensitive) and
+ * parses (libcurl) as an absolute URL. */
 bool url_has_scheme(const char *url, const char *scheme);
 bool url_is_https(const char *url);
 

@@ -444,6 +444,7 @@ static void test_challenge(void)
 	chal_bad("Bearer realm=\"https://a b/t\"", "http(s)");
 	chal_bad("Bearer realm=\"https://a/t#x\"", "http(s)");
 	chal_bad("Bearer realm=\"https://[::1/t\"", "http(s)");
+	chal_bad("Bearer realm=\"https:/a/uth.docker.io/token\"", "http(s)");
 	chal_bad("Bearerrealm=\"https://a/t\"", "unknown scheme");
 	chal_bad("Bearer =x", "parameter name");
 	{
@@ -827,7 +828,8 @@ static void test_url_curl(void)
 	tap_ok(url_origin_of("mailto:x@y", out, sizeof(out)) == -EINVAL && !out[0],
 	       "origin_of: not http(s)");
 	tap_ok(url_is_https("HTTPS://h/") && !url_is_https("http://h/") &&
-	       !url_is_https("https//h") && !url_is_https(NULL), "is_https");
+	       !url_is_https("https//h") && !url_is_https("https:/h/x") &&
+	       !url_is_https("https:h") && !url_is_https(NULL), "is_https");
 
 	/* the one query encoder */
 	rc = url_append_query("https://h/uploads/1?_state=a", "digest", "sha256:" HEX64, out,
