@@ -12,7 +12,8 @@
 #   make fuzz       long libFuzzer runs (FUZZ_SECONDS per target)
 #   make install    install the tools under $(DESTDIR)$(PREFIX)
 #
-# Conventions: every lib/*.c goes into libobd.a; every tools/*.c into obd;
+# Conventions: every lib/*.c goes into libobd.a; every registry/*.c into
+# libobdreg.a; every fetchd/*.c into overlaybd-fetchd; every tools/*.c into obd;
 # every tests/unit/test_*.c is one test program; every tests/bench/bench_*.c
 # one benchmark; every tests/fuzz/fuzz_*.c one libFuzzer target.
 
@@ -25,7 +26,7 @@ SAN ?= 0
 CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -Ifetchd -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
+ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
 ifeq ($(SAN),1)
 O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -45,11 +46,12 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(O)/%.o)
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(O)/bench/%)
 COMPAT_NAMES := overlaybd-create overlaybd-commit overlaybd-zfile
-# fetchd/: the registry half shared with obd (config, credentials, auth,
-# URLs) goes into libobdreg.a; the rest is the daemon.
-REG_SRCS := $(wildcard $(addprefix fetchd/,config.c cred.c cred_server.c auth.c url.c http_hdr.c cache_entry.c cache_scan.c))
+# registry/: the registry library shared by obd and the daemon (config,
+# credentials, auth, URLs, HTTP options, the blob cache's entries) is
+# libobdreg.a; fetchd/ is the daemon alone.
+REG_SRCS := $(wildcard registry/*.c)
 REG_OBJS := $(REG_SRCS:%.c=$(O)/%.o)
-FETCHD_SRCS := $(filter-out $(REG_SRCS),$(wildcard fetchd/*.c))
+FETCHD_SRCS := $(wildcard fetchd/*.c)
 FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)
 FETCHD_BIN := $(if $(FETCHD_SRCS),$(O)/overlaybd-fetchd)
 
@@ -82,7 +84,7 @@ $(addprefix $(O)/,$(COMPAT_NAMES)): $(O)/obd
 
 $(O)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(O)/libobdreg.a $(O)/libobd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ifetchd $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) $(O)/libobdreg.a \
+	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) $(O)/libobdreg.a \
 		$(O)/libobd.a $(LIBS)
 
 $(O)/bench/%: tests/bench/%.c $(O)/libobd.a

@@ -196,7 +196,7 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 	pr_info("blob %llu: %s, %llu bytes, %llu/%llu granules present, from %s",
 		(unsigned long long)b->id, b->path, (unsigned long long)b->size,
 		(unsigned long long)b->nmem, (unsigned long long)b->ngranules,
-		log_url(b->url, ubuf, sizeof(ubuf)));
+		url_redact(b->url, ubuf, sizeof(ubuf)));
 }
 
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,

@@ -127,7 +127,7 @@ static char *fetch_what(const struct fetch *f, char *out, size_t outlen)
 	char ubuf[OBD_CACHE_URL_MAX];
 
 	snprintf(out, outlen, "blob %llu: GET %s bytes %llu-%llu", (unsigned long long)f->blob->id,
-		 log_url(f->cur_url[0] ? f->cur_url : f->blob->url, ubuf, sizeof(ubuf)),
+		 url_redact(f->cur_url[0] ? f->cur_url : f->blob->url, ubuf, sizeof(ubuf)),
 		 (unsigned long long)f->off, (unsigned long long)(f->off + f->len - 1));
 	return out;
 }

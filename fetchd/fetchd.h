@@ -233,7 +233,6 @@ struct xfer {
 	char *body;			/* X_DATA: fetch buffer; X_TOKEN: small */
 	uint64_t body_cap, body_len;
 	bool overflow;			/* more body than asked */
-	int64_t retry_after_ms;		/* Retry-After of the last response; -1: none */
 	bool sent_authz;
 	bool via_peer;			/* X_DATA sent to the P2P peer */
 	bool peer_trial;		/* ... as the one probe of a peer backed off */

@@ -145,22 +145,3 @@ void log_flush_suppressed(void)
 		emit(LOG_LVL_WARN, note);
 	}
 }
-
-const char *log_url(const char *url, char *out, size_t outlen)
-{
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end ? scheme_end + 3 : url;
-	const char *path = host + strcspn(host, "/?#");
-	const char *at = NULL, *p;
-	size_t n;
-
-	for (p = host; p < path; p++)
-		if (*p == '@')
-			at = p;
-	if (at)
-		host = at + 1;
-	n = strcspn(path, "?#");
-	snprintf(out, outlen, "%.*s%.*s%.*s%s", (int)(scheme_end ? scheme_end + 3 - url : 0), url,
-		 (int)(path - host), host, (int)n, path, path[n] ? "?..." : "");
-	return out;
-}

@@ -5,8 +5,8 @@
  * WARN and above are rate limited per message (format string), like DMERR_LIMIT:
  * a miss storm against a dead registry must not flood the journal.
  * Never pass credentials, tokens or Authorization values; URLs go through
- * log_url() first (drops userinfo and the query, where presigned URLs keep
- * their signatures).
+ * url_redact() (registry/url.h) first: it drops the user info and the
+ * query, where presigned URLs keep their signatures.
  */
 #ifndef OBD_FETCHD_LOG_H
 #define OBD_FETCHD_LOG_H
@@ -14,15 +14,13 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "url.h"
 
 void log_set_level(int level);
 int log_get_level(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print how many lines the rate limiter swallowed (at exit). */
 void log_flush_suppressed(void);
-/* A URL fit for a log line: scheme://host[:port]/path, no user:pass@, no
- * ?query. Returns out. */
-const char *log_url(const char *url, char *out, size_t outlen);
 
 /* debug lines cost nothing when off: their arguments are not even evaluated */
 #define pr_debug(...)							\

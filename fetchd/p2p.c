@@ -64,7 +64,7 @@ void p2p_trial_gone(void)
 
 static const char *peer_name(struct fetchd *d, char *buf, size_t len)
 {
-	return log_url(d->cfg.p2p_address, buf, len);
+	return url_redact(d->cfg.p2p_address, buf, len);
 }
 
 void p2p_result(struct fetchd *d, bool trial, bool ok, bool counts, const char *why)

@@ -27,11 +27,10 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <time.h>
-#include <openssl/evp.h>
 
 #include "registry.h"
-#include "http_hdr.h"
-#include "cred_server.h"
+#include "auth.h"
+#include "http.h"
 #include "url.h"
 
 #define TOKEN_CACHE_SLOTS	16
@@ -148,52 +147,10 @@ void reg_abort(struct fetchd *d, struct fetch *f)
 }
 
 /*----- response parsing ------------------------------------------------------------*/
-static bool header_is(const char *line, size_t n, const char *name, const char **val)
-{
-	size_t k = strlen(name);
-
-	if (n <= k || strncasecmp(line, name, k) || line[k] != ':')
-		return false;
-	*val = line + k + 1;
-	while (*val < line + n && (**val == ' ' || **val == '\t'))
-		(*val)++;
-	return true;
-}
-
-static size_t value_len(const char *v, const char *end)
-{
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	return (size_t)(end - v);
-}
-
-/* "bytes first-last/total" (total may be "*"). */
-static void parse_content_range(struct xfer *x, const char *v, size_t n)
-{
-	char buf[128];
-	unsigned long long a, b, t;
-	char c;
-
-	if (n >= sizeof(buf))
-		return;
-	memcpy(buf, v, n);
-	buf[n] = 0;
-	if (sscanf(buf, "bytes %llu-%llu/%llu%c", &a, &b, &t, &c) == 3) {
-		x->cr_total = t;
-	} else if (sscanf(buf, "bytes %llu-%llu/*%c", &a, &b, &c) == 2) {
-		x->cr_total = 0;
-	} else {
-		return;
-	}
-	x->cr_first = a;
-	x->cr_last = b;
-	x->got_range = true;
-}
-
 static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 {
 	struct xfer *x = userp;
-	size_t n = size * nitems;
+	size_t n = size * nitems, vlen;
 	const char *v;
 	int code;
 
@@ -203,16 +160,11 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 			x->status = code;
 		x->got_range = false;
 		x->www_auth[0] = 0;
-		x->retry_after_ms = -1;
-	} else if (header_is(line, n, "Retry-After", &v)) {
-		x->retry_after_ms = http_retry_after_ms(v, value_len(v, line + n), time(NULL));
-	} else if (header_is(line, n, "Content-Range", &v)) {
-		parse_content_range(x, v, value_len(v, line + n));
-	} else if (header_is(line, n, "WWW-Authenticate", &v) &&
-		   (!x->www_auth[0] ||
-		    (strncasecmp(x->www_auth, "bearer", 6) && !strncasecmp(v, "bearer", 6)))) {
-		/* the first challenge, or the first Bearer one (as obd): a token over a password */
-		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)value_len(v, line + n), v);
+	} else if (reg_header(line, n, "Content-Range", &v, &vlen)) {
+		x->got_range = reg_content_range(v, vlen, &x->cr_first, &x->cr_last, &x->cr_total);
+	} else if (reg_header(line, n, "WWW-Authenticate", &v, &vlen) &&
+		   auth_challenge_better(x->www_auth, v, vlen)) {
+		snprintf(x->www_auth, sizeof(x->www_auth), "%.*s", (int)vlen, v);
 	}
 	return n;
 }
@@ -273,7 +225,6 @@ struct xfer *xfer_alloc(struct fetchd *d, enum xfer_kind kind, const char *url)
 		return NULL;
 	list_add_tail(&x->node, &xfers);
 	x->kind = kind;
-	x->retry_after_ms = -1;
 	snprintf(x->url, sizeof(x->url), "%s", url);
 	e = x->easy = curl_easy_init();
 	if (!e) {
@@ -302,25 +253,10 @@ static struct xfer *xfer_new(struct fetchd *d, enum xfer_kind kind, const char *
 		return NULL;
 	e = x->easy;
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	reg_curl_setup(e, c, "overlaybd-fetchd/" FETCHD_VERSION);
 	/* the deadline covers every attempt: each gets what is left of it */
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
-	curl_easy_setopt(e, CURLOPT_USERAGENT,
-			 c->user_agent[0] ? c->user_agent : "overlaybd-fetchd/" FETCHD_VERSION);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->ca_file[0]) {
-		/* the configured CA replaces the system's: no CA directory either */
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-	}
-	if (c->cert_file[0])
-		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
-	if (c->key_file[0])
-		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-	reg_curl_proxy(e, c);
 	return x;
 }
 
@@ -482,12 +418,14 @@ static int start_data(struct fetchd *d, struct fetch *f)
 static void token_key(const struct blob *b, const struct auth_challenge *ch, char *out,
 		      size_t outlen)
 {
-	char origin[320];
+	char origin[32];
 
-	if (url_origin_of(b->url, origin, sizeof(origin)))
+	/* a URL without an origin (it cannot be fetched) shares with no one */
+	if (auth_token_key(b->url, b->cred_id, ch, out, outlen)) {
 		snprintf(origin, sizeof(origin), "?%llu", (unsigned long long)b->id);
-	snprintf(out, outlen, "%s|%s|%s|%s|%s", origin, b->cred_id, ch->realm, ch->service,
-		 ch->scope);
+		snprintf(out, outlen, "%s|%s|%s|%s|%s", origin, b->cred_id, ch->realm, ch->service,
+			 ch->scope);
+	}
 }
 
 static struct token_slot *token_find(const char *key)
@@ -528,38 +466,14 @@ static bool token_use(struct blob *b)
 	return true;
 }
 
-/* Which credentials: "-" anonymous, else 16 hex digits of sha256(user NUL pass). */
-static void cred_identify(const struct reg_cred *cred, char *out, size_t outlen)
+/* Credentials about to go over plain http: said once per run. */
+static void warn_plain_http(const char *url)
 {
-	unsigned char buf[sizeof(cred->user) + sizeof(cred->pass)], md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t ul = strlen(cred->user), pl = strlen(cred->pass);
-
-	if (!cred->user[0]) {
-		snprintf(out, outlen, "-");
-		return;
-	}
-	memcpy(buf, cred->user, ul + 1);
-	memcpy(buf + ul + 1, cred->pass, pl);
-	if (!EVP_Digest(buf, ul + 1 + pl, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
-		memset(md, 0, 8);
-	explicit_bzero(buf, sizeof(buf));
-	snprintf(out, outlen, "%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3],
-		 md[4], md[5], md[6], md[7]);
-	explicit_bzero(md, sizeof(md));
-}
-
-/* Credentials in the clear: said once per run. */
-static void warn_plain_http(const char *where)
-{
-	static bool warned;
 	char ubuf[OBD_CACHE_URL_MAX];
 
-	if (warned)
-		return;
-	warned = true;
-	pr_warn("sending credentials over plain http (not https) to %s",
-		log_url(where, ubuf, sizeof(ubuf)));
+	if (auth_plain_http_first(url))
+		pr_warn("sending credentials over plain http (not https) to %s",
+			url_redact(url, ubuf, sizeof(ubuf)));
 }
 
 /* The deadline of b's first waiting fetch: the token request's. */
@@ -570,10 +484,10 @@ static int64_t auth_deadline(struct fetchd *d, struct blob *b)
 	return container_of(b->auth_wait.next, struct fetch, node)->deadline_ms;
 }
 
-/* The token request of b's challenge, with cred (Basic) when not anonymous. */
-static int start_token(struct fetchd *d, struct blob *b, const struct reg_cred *cred)
+/* The token request of b's challenge, with basic (auth_answer's header line) or none. */
+static int start_token(struct fetchd *d, struct blob *b, const char *basic)
 {
-	char url[OBD_CACHE_URL_MAX], hdr[2400];
+	char url[OBD_CACHE_URL_MAX];
 	struct xfer *x;
 	int ret;
 
@@ -589,14 +503,9 @@ static int start_token(struct fetchd *d, struct blob *b, const struct reg_cred *
 	x->body_cap = x->body ? FETCHD_SMALL_BODY_MAX : 0;
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, xfer_small_write_cb);
 	ret = 0;
-	if (cred->user[0]) {
-		if (!url_is_https(url))
-			warn_plain_http(url);
-		memcpy(hdr, "Authorization: ", 15);
-		ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
-		if (!ret)
-			ret = xfer_add_header(x, hdr);
-		explicit_bzero(hdr, sizeof(hdr));
+	if (basic[0]) {
+		warn_plain_http(url);
+		ret = xfer_add_header(x, basic);
 	}
 	if (ret || !x->body) {
 		xfer_free(d, x);
@@ -716,34 +625,29 @@ void reg_cred_ready(struct fetchd *d, struct blob *b, const struct reg_cred *cre
 		snprintf(msg, sizeof(msg), "credentials: %s", why);
 		return auth_wake(d, b, err, msg, -1, CURLE_OK);
 	}
-	cred_identify(cred, b->cred_id, sizeof(b->cred_id));
-	if (b->chal.scheme == AUTH_BEARER) {
-		/* a token of this origin, realm, scope and credentials already? */
-		if (token_use(b))
-			return auth_wake(d, b, 0, "", -1, CURLE_OK);
+	auth_cred_id(cred, b->cred_id, sizeof(b->cred_id));
+	/* a token of this origin, realm, scope and credentials already? */
+	if (b->chal.scheme == AUTH_BEARER && token_use(b))
+		return auth_wake(d, b, 0, "", -1, CURLE_OK);
+	ret = auth_answer(&b->chal, b->url, cred, hdr, sizeof(hdr), msg, sizeof(msg));
+	if (ret == AUTH_ANSWER_TOKEN) {
 		/* one token request per key: the blobs of one repository share it */
 		if (token_pending(b)) {
 			b->token_follow = true;
 			d->st.token_shared++;
-			return;	/* token_done() of the other blob goes on */
-		}
-		ret = start_token(d, b, cred);
-		if (ret)
+		} else if (start_token(d, b, hdr)) {
 			auth_wake(d, b, -EACCES, "cannot request a token", -1, CURLE_OK);
-		return;	/* token_done() goes on */
-	}
-	if (!cred->user[0])
-		return auth_wake(d, b, -EACCES, "Basic auth asked, no credentials for it", -1,
-				 CURLE_OK);
-	if (!url_is_https(b->url))
+		}
+		/* token_done() (of this blob or of the other) goes on */
+	} else if (ret == AUTH_ANSWER_HEADER) {
 		warn_plain_http(b->url);
-	memcpy(hdr, "Authorization: ", 15);
-	ret = auth_basic_header(cred, hdr + 15, sizeof(hdr) - 15);
-	if (!ret)
 		snprintf(b->authz, sizeof(b->authz), "%s", hdr);
+		b->authz_expiry_ms = 0;
+		auth_wake(d, b, 0, "", -1, CURLE_OK);
+	} else {
+		auth_wake(d, b, -EACCES, msg, -1, CURLE_OK);
+	}
 	explicit_bzero(hdr, sizeof(hdr));
-	b->authz_expiry_ms = 0;
-	auth_wake(d, b, ret ? -EACCES : 0, "credentials too long", -1, CURLE_OK);
 }
 
 int reg_start(struct fetchd *d, struct fetch *f)
@@ -768,28 +672,8 @@ int reg_start(struct fetchd *d, struct fetch *f)
 }
 
 /*----- completions ---------------------------------------------------------------------*/
-static bool curl_retryable(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_SSL_CONNECT_ERROR:
-		return true;
-	default:
-		return false;
-	}
-}
-
 static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
 {
-	enum url_origin_rel rel;
 	char *loc = NULL;
 
 	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
@@ -804,10 +688,9 @@ static void on_redirect(struct fetchd *d, struct fetch *f, struct xfer *x)
 	 * us (url.h: the same origin, or an upgrade to https on its host).
 	 * https to http on the registry's own host is refused outright.
 	 */
-	rel = url_origin_relation(f->blob->url, loc);
-	if (rel == URL_ORIGIN_DOWNGRADE)
+	if (url_origin_relation(f->blob->url, loc) == URL_ORIGIN_DOWNGRADE)
 		return fetch_fail_logged(d, f, -EIO, "redirect from https to http on the same host refused");
-	if (rel == URL_ORIGIN_OTHER)
+	if (!url_creds_may_go(f->blob->url, loc))
 		f->cross_host = true;
 	snprintf(f->cur_url, sizeof(f->cur_url), "%s", loc);
 	d->st.redirects++;
@@ -856,9 +739,8 @@ static void on_auth(struct fetchd *d, struct fetch *f, struct xfer *x)
 	if (ret)
 		return fetch_fail_logged(d, f, -EACCES, err);
 	/* no token (and no credentials) of an https registry over http */
-	if (ch.scheme == AUTH_BEARER && url_is_https(b->url) && !url_is_https(ch.realm))
-		return fetch_fail_logged(d, f, -EACCES,
-					 "token realm is http:// for an https registry: refused");
+	if (auth_realm_check(&ch, b->url, err, sizeof(err)))
+		return fetch_fail_logged(d, f, -EACCES, err);
 	f->auth_rounds++;
 	b->chal = ch;
 	f->hops = 0;
@@ -947,7 +829,7 @@ static void peer_done(struct fetchd *d, struct fetch *f, struct xfer *x, CURLcod
 	/* spec 6.2: a failure drops the actual URL, so it is resolved again */
 	p2p_actual_drop(f->blob->url);
 	pr_debug("blob %llu: peer GET of %s failed (%s); from the registry",
-		 (unsigned long long)f->blob->id, log_url(f->cur_url, what, sizeof(what)), why);
+		 (unsigned long long)f->blob->id, url_redact(f->cur_url, what, sizeof(what)), why);
 	f->p2p_skip = true;
 	f->hops = 0;
 	f->cross_host = false;
@@ -982,7 +864,7 @@ static void fetch_note_result(struct fetch *f, const struct xfer *x, CURLcode rc
 {
 	f->last_status = x->status;
 	f->last_curl = rc;
-	f->retry_after_ms = x->retry_after_ms;
+	f->retry_after_ms = reg_retry_after_ms(x->easy);
 	snprintf(f->last_err, sizeof(f->last_err), "%s", x->errbuf);
 	if (!f->tls_err[0] && curl_tls_error(rc, x->errbuf))
 		snprintf(f->tls_err, sizeof(f->tls_err), "%s",
@@ -1007,7 +889,7 @@ static void data_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 			d->st.err_timeout++;
 		else
 			d->st.err_net++;
-		if (curl_retryable(rc))
+		if (reg_curl_transient(rc))
 			return fetch_retry_or_fail(d, f, -EIO, "transfer failed");
 		return fetch_fail_logged(d, f, -EIO, "transfer failed");
 	}
@@ -1043,7 +925,6 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 {
 	struct fetch *f = x->fetch;
 	long st = x->status;
-	enum url_origin_rel rel;
 	char *loc = NULL;
 
 	f->x = NULL;
@@ -1053,7 +934,7 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 			d->st.err_timeout++;
 		else
 			d->st.err_net++;
-		if (curl_retryable(rc))
+		if (reg_curl_transient(rc))
 			return fetch_retry_or_fail(d, f, -EIO, "probe failed");
 		return fetch_fail_logged(d, f, -EIO, "probe failed");
 	}
@@ -1063,12 +944,11 @@ static void probe_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 		curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
 		if (!loc || !loc[0] || strlen(loc) >= sizeof(f->cur_url))
 			return fetch_fail_logged(d, f, -EIO, "probe: redirect without a usable Location");
-		rel = url_origin_relation(f->blob->url, loc);
-		if (rel == URL_ORIGIN_DOWNGRADE)
+		if (url_origin_relation(f->blob->url, loc) == URL_ORIGIN_DOWNGRADE)
 			return fetch_fail_logged(d, f, -EIO,
 						 "redirect from https to http on the same host refused");
 		d->st.redirects++;
-		p2p_actual_set(f->blob->url, loc, rel == URL_ORIGIN_OTHER);
+		p2p_actual_set(f->blob->url, loc, !url_creds_may_go(f->blob->url, loc));
 	} else if (st == 401 || st == 403) {
 		return on_auth(d, f, x);
 	} else if (st == 404) {
@@ -1101,7 +981,7 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 			/* under the key it was asked for: b->chal may have moved on */
 			t = &tokens[token_next++ % TOKEN_CACHE_SLOTS];
 			snprintf(t->key, sizeof(t->key), "%s", x->tkey);
-			snprintf(t->authz, sizeof(t->authz), "Authorization: Bearer %s", token);
+			auth_bearer_line(token, t->authz, sizeof(t->authz));	/* fits: token[] is smaller */
 			t->expiry_ms = now_ms() +
 				       1000 * (expires > TOKEN_MIN_TTL_S ? expires : TOKEN_MIN_TTL_S);
 			memcpy(b->authz, t->authz, sizeof(b->authz));
@@ -1109,14 +989,14 @@ static void token_done(struct fetchd *d, struct xfer *x, CURLcode rc)
 			explicit_bzero(token, sizeof(token));
 		} else {
 			pr_err("blob %llu: token from %s: %s", (unsigned long long)b->id,
-			       log_url(x->url, ubuf, sizeof(ubuf)), err);
+			       url_redact(x->url, ubuf, sizeof(ubuf)), err);
 		}
 	} else {
-		retry = curl_retryable(rc) || st == 429 || st >= 500;
+		retry = reg_curl_transient(rc) || st == 429 || st >= 500;
 		if (st == 401 || st == 403)	/* the credentials are refused: ask again next time */
 			credq_forget(d, b->url);
 		pr_err("blob %llu: token request to %s failed: HTTP %ld, curl: %s",
-		       (unsigned long long)b->id, log_url(x->url, ubuf, sizeof(ubuf)), st,
+		       (unsigned long long)b->id, url_redact(x->url, ubuf, sizeof(ubuf)), st,
 		       rc ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "ok");
 	}
 	/* b may be gone after its wake-up: the key first */

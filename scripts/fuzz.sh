@@ -22,12 +22,12 @@
 # Every lib/*.c is compiled with clang -fsanitize=fuzzer-no-link,address,undefined;
 # a file that does not compile fails the build (nothing is skipped). fuzz_config
 # links the tools' config.v1.json parser (cli_config_load, tools/cli_stack.c)
-# and what it reaches of tools/*.c (an archive), fetchd/ and curl; fuzz_manifest
+# and what it reaches of tools/*.c (an archive), registry/ and curl; fuzz_manifest
 # (imageref_manifest_parse, tools/cli_imageref.c) and fuzz_ocimanifest
 # (oci_manifest_layers, tools/cli_oci.c) are linked the same way. The registry targets (REG_TARGETS:
-# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token, fuzz_retryafter) link the
-# pure registry helpers fetchd/{config,cred,auth,url,http_hdr}.c, compiled the
-# same way with -Ifetchd.
+# fuzz_svcconfig, fuzz_cred, fuzz_wwwauth, fuzz_token, fuzz_url) link the
+# pure registry helpers registry/{config,cred,auth,url}.c, compiled the
+# same way with -Iregistry.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -40,8 +40,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
 -Wno-unused-parameter -Iinclude -Ilib -Itools $SAN"
 LIBS="-llz4 -lzstd -ljson-c -ldevmapper -lpthread"
-REG_SRCS="fetchd/config.c fetchd/cred.c fetchd/auth.c fetchd/url.c fetchd/http_hdr.c"
-REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_retryafter "
+REG_SRCS="registry/config.c registry/cred.c registry/auth.c registry/url.c"
+REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_url "
 
 case $MODE in
 short) : "${FUZZ_SECONDS:=20}" ;;
@@ -74,17 +74,17 @@ build() {
 		objs+=("$o")
 	done
 	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
-	# The registry helpers (fetchd/, libobdreg.a in the Makefile): REG_SRCS,
+	# The registry library (registry/, libobdreg.a in the Makefile): REG_SRCS,
 	# json-c and libcurl's URL API (url.c), linked into the registry targets; the rest of
-	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c: curl) only where the tools' files need it.
+	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c, http.c: curl) only where the tools' files need it.
 	local robjs=() eobjs=()
-	mkdir -p "$OUT/obj/fetchd"
-	for f in $REG_SRCS fetchd/cache_entry.c fetchd/cache_scan.c fetchd/cred_server.c; do
+	mkdir -p "$OUT/obj/registry"
+	for f in $REG_SRCS registry/cache_entry.c registry/cache_scan.c registry/cred_server.c registry/http.c; do
 		[ -e "$f" ] || continue
-		o=$OUT/obj/fetchd/$(basename "${f%.c}").o
+		o=$OUT/obj/registry/$(basename "${f%.c}").o
 		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
-		   [ -n "$(find fetchd lib include -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
-			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
+		   [ -n "$(find registry lib include -name '*.h' -newer "$o" 2>/dev/null | head -1)" ]; then
+			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
 				die "$f does not build with $CC_FUZZ (needed by the registry targets)"
 		fi
 		case " $REG_SRCS " in *" $f "*) robjs+=("$o") ;; *) eobjs+=("$o") ;; esac
@@ -93,13 +93,13 @@ build() {
 	# cli_config_load(), with the tools' helper files (tools/cli_*.c, and
 	# reg_client.c for remote layers; not obd.c, which has main(), nor the
 	# cmd_*.c subcommands) in an archive, as libobd.a does for lib/: the
-	# linker takes only the members fuzz_config needs. They include fetchd/
+	# linker takes only the members fuzz_config needs. They include registry/
 	# headers and need libobdreg.a's objects, curl and libcrypto.
 	CONFIG_SRC=$(grep -l '^int cli_config_load(' tools/*.c 2>/dev/null | head -1)
 	if [ -n "$CONFIG_SRC" ]; then
 		for f in tools/cli_*.c tools/reg_client.c; do
 			o=$OUT/obj/tools/$(basename "${f%.c}").o
-			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
+			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer-no-link -c -o "$o" "$f" ||
 				die "$f does not build with $CC_FUZZ (needed by fuzz_config)"
 			tobjs+=("$o")
 		done
@@ -111,11 +111,11 @@ build() {
 		local t
 		t=$(basename "${f%.c}")
 		if [ -z "${REG_TARGETS##* $t *}" ]; then
-			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" \
-				"${robjs[@]}" "${objs[@]}" $LIBS -lcurl || die "building $t failed"
+			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer -o "$OUT/$t" "$f" \
+				"${robjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto || die "building $t failed"
 		elif [ "$t" = fuzz_config ] || [ "$t" = fuzz_manifest ] || [ "$t" = fuzz_ocimanifest ]; then
 			[ -n "$CONFIG_SRC" ] || die "fuzz_config: no cli_config_load() in tools/*.c"
-			"$CC_FUZZ" $CFLAGS_FUZZ -Ifetchd -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
+			"$CC_FUZZ" $CFLAGS_FUZZ -Iregistry -fsanitize=fuzzer -o "$OUT/$t" "$f" "$OUT/libtools.a" \
 				"${robjs[@]}" "${eobjs[@]}" "${objs[@]}" $LIBS -lcurl -lcrypto ||
 				die "building $t failed"
 		else

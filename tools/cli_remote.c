@@ -181,7 +181,7 @@ static int remote_locate(struct cli_remote *r, const char *cfgfile, const char *
 		cli_err(cfgfile, "repoBlobUrl: %s", err);
 		return -EINVAL;
 	}
-	reg_url_display(r->url, r->disp, sizeof(r->disp));
+	url_redact(r->url, r->disp, sizeof(r->disp));
 	return 0;
 }
 

@@ -3,7 +3,7 @@
  * obd cache: the entries of cacheConfig.cacheDir (size, cached bytes, disk
  * use, which dm devices use them, last use), and obd cache prune, which
  * removes unused ones least recently used first. The listing, the LRU
- * choice and the removal are fetchd/cache_scan.c's, the same code the
+ * choice and the removal are registry/cache_scan.c's, the same code the
  * daemon evicts with; this file adds the dm devices and the printing.
  */
 #include <errno.h>

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "cred.h"
 #include "cred_server.h"
+#include "http.h"
 #include "reg_client.h"
 
 #define REG_MAX_HOPS	8
@@ -58,91 +59,18 @@ struct reg_req {
 };
 
 /* -------------------------------------------------------------------------
- * URLs
+ * URLs (registry/url.h: the origin checks, the redactor, the query encoder)
  * ------------------------------------------------------------------------- */
-const char *reg_url_display(const char *url, char *out, size_t outlen)
-{
-	const char *auth = strstr(url, "://"), *at, *slash, *q;
-	size_t n;
-
-	if (!outlen)
-		return "";
-	q = strchr(url, '?');
-	n = q ? (size_t)(q - url) : strlen(url);
-	if (auth) {
-		auth += 3;
-		slash = strchr(auth, '/');
-		at = memchr(auth, '@', (slash ? (size_t)(slash - auth) : strlen(auth)));
-		if (at && at < url + n) {
-			snprintf(out, outlen, "%.*s%.*s", (int)(auth - url), url,
-				 (int)(url + n - at - 1), at + 1);
-			return out;
-		}
-	}
-	snprintf(out, outlen, "%.*s", (int)n, url);
-	return out;
-}
-
-/* Credentials for base's origin may go to url (url.h: same origin, or an upgrade to https). */
-static bool creds_may_go(const char *base, const char *url)
-{
-	enum url_origin_rel rel = url_origin_relation(base, url);
-
-	return rel == URL_ORIGIN_SAME || rel == URL_ORIGIN_UPGRADE;
-}
-
 static bool same_origin(struct reg_client *c, const char *url)
 {
-	return creds_may_go(c->origin, url);
+	return url_creds_may_go(c->origin, url);
 }
 
-/* Credentials in the clear: said once per run. */
-static void warn_plain_http(const char *where)
+/* Credentials about to go over plain http: said once per run. */
+static void warn_plain_http(const char *where, const char *url)
 {
-	static bool warned;
-
-	if (warned)
-		return;
-	warned = true;
-	cli_warn(where, "sending credentials over plain http (not https)");
-}
-
-/* Resolve a Location (maybe relative) against base into out. */
-static int resolve(const char *base, const char *loc, char *out, size_t outlen)
-{
-	CURLU *h = curl_url();
-	char *s = NULL;
-	int rc = -EINVAL;
-
-	if (h && !curl_url_set(h, CURLUPART_URL, base, 0) &&
-	    !curl_url_set(h, CURLUPART_URL, loc, 0) &&
-	    !curl_url_get(h, CURLUPART_URL, &s, 0)) {
-		if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))
-			rc = -EPROTO;
-		else if (snprintf(out, outlen, "%s", s) >= (int)outlen)
-			rc = -ENAMETOOLONG;
-		else
-			rc = 0;
-	}
-	curl_free(s);
-	curl_url_cleanup(h);
-	return rc;
-}
-
-/* url + "?k=v" or "&k=v" (v percent-encoded). */
-static int append_query(const char *url, const char *kv, char *out, size_t outlen)
-{
-	CURLU *h = curl_url();
-	char *s = NULL;
-	int rc = -EINVAL;
-
-	if (h && !curl_url_set(h, CURLUPART_URL, url, 0) &&
-	    !curl_url_set(h, CURLUPART_QUERY, kv, CURLU_APPENDQUERY | CURLU_URLENCODE) &&
-	    !curl_url_get(h, CURLUPART_URL, &s, 0))
-		rc = snprintf(out, outlen, "%s", s) >= (int)outlen ? -ENAMETOOLONG : 0;
-	curl_free(s);
-	curl_url_cleanup(h);
-	return rc;
+	if (auth_plain_http_first(url))
+		cli_warn(where, "sending credentials over plain http (not https)");
 }
 
 /* -------------------------------------------------------------------------
@@ -201,7 +129,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 {
 	struct reg_req *r = ctx;
 	size_t len = size * n, vlen;
-	const char *colon, *v;
+	const char *v;
 
 	if (len >= 5 && !memcmp(buf, "HTTP/", 5)) {
 		/* a new response (after 100 Continue): forget the last one's */
@@ -210,32 +138,22 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->has_content_length = false;
 		return len;
 	}
-	colon = memchr(buf, ':', len);
-	if (!colon)
-		return len;
-	v = colon + 1;
-	while (v < buf + len && (*v == ' ' || *v == '\t'))
-		v++;
-	vlen = (size_t)(buf + len - v);
-	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-		vlen--;
-#define HDR(name) ((size_t)(colon - buf) == strlen(name) && !strncasecmp(buf, name, strlen(name)))
-	if (HDR("location"))
+	if (reg_header(buf, len, "location", &v, &vlen))
 		snprintf(r->location, sizeof(r->location), "%.*s", (int)vlen, v);
-	else if (HDR("www-authenticate") && (!r->www_auth[0] || !strncasecmp(v, "bearer", 6)))
+	else if (reg_header(buf, len, "www-authenticate", &v, &vlen) &&
+		 auth_challenge_better(r->www_auth, v, vlen))
 		snprintf(r->www_auth, sizeof(r->www_auth), "%.*s", (int)vlen, v);
-	else if (HDR("content-range"))
+	else if (reg_header(buf, len, "content-range", &v, &vlen))
 		snprintf(r->resp_content_range, sizeof(r->resp_content_range), "%.*s", (int)vlen, v);
-	else if (HDR("content-type"))
+	else if (reg_header(buf, len, "content-type", &v, &vlen))
 		snprintf(r->resp_content_type, sizeof(r->resp_content_type), "%.*s", (int)vlen, v);
-	else if (HDR("content-length")) {
+	else if (reg_header(buf, len, "content-length", &v, &vlen)) {
 		char tmp[32];
 
 		snprintf(tmp, sizeof(tmp), "%.*s", (int)vlen, v);
 		r->content_length = strtoull(tmp, NULL, 10);
 		r->has_content_length = true;
 	}
-#undef HDR
 	return len;
 }
 
@@ -300,23 +218,6 @@ static bool is_upload(const struct reg_req *r)
 	return strcmp(r->method, "GET") && strcmp(r->method, "HEAD");
 }
 
-static void set_tls(struct reg_client *c, CURL *h)
-{
-	const struct fetchd_config *cfg = c->cfg;
-
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (cfg->ca_file[0]) {
-		/* the configured CA replaces the system's: no CA directory either */
-		curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
-		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-	}
-	if (cfg->cert_file[0])
-		curl_easy_setopt(h, CURLOPT_SSLCERT, cfg->cert_file);
-	if (cfg->key_file[0])
-		curl_easy_setopt(h, CURLOPT_SSLKEY, cfg->key_file);
-}
-
 static int curl_errno(CURLcode cc)
 {
 	switch (cc) {
@@ -348,20 +249,14 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 	r->resp = NULL;
 	r->resp_len = 0;
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	reg_curl_setup(h, cfg, "obd/" OBD_VERSION);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-	curl_easy_setopt(h, CURLOPT_USERAGENT,
-			 cfg->user_agent[0] ? cfg->user_agent : "obd/" OBD_VERSION);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)(cfg->connect_timeout_s ?
 							   cfg->connect_timeout_s : 10));
 	/* a stalled transfer fails; a long one (a big upload) is fine */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(cfg->request_timeout_s ?
 							   cfg->request_timeout_s : 30));
-	set_tls(c, h);
-	reg_curl_proxy(h, cfg);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -394,7 +289,7 @@ static int perform(struct reg_client *c, struct reg_req *r, const char *url, boo
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
 	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->overflow)) {
-		cli_err(reg_url_display(url, disp, sizeof(disp)), "%s",
+		cli_err(url_redact(url, disp, sizeof(disp)), "%s",
 			ebuf[0] ? ebuf : curl_easy_strerror(cc));
 		rc = curl_errno(cc);
 	}
@@ -445,7 +340,7 @@ static int http_fail(struct reg_req *r, const char *what)
 	char disp[1024], detail[512];
 
 	http_detail(r, detail, sizeof(detail));
-	cli_err(reg_url_display(r->final_url, disp, sizeof(disp)), "%sHTTP %ld%s",
+	cli_err(url_redact(r->final_url, disp, sizeof(disp)), "%sHTTP %ld%s",
 		what ? what : "", r->status, detail);
 	return http_errno(r->status);
 }
@@ -472,12 +367,12 @@ static int do_req(struct reg_client *c, struct reg_req *r)
 		bool own = same_origin(c, r->final_url);
 		/* https to http on the same host: refused, whatever the request carries */
 		if (hops && url_origin_relation(r->url, r->final_url) == URL_ORIGIN_DOWNGRADE) {
-			cli_err(reg_url_display(r->url, disp, sizeof(disp)),
+			cli_err(url_redact(r->url, disp, sizeof(disp)),
 				"redirect from https to http on the same host refused");
 			return -EPROTO;
 		}
 		/* the token request's Basic header: for the realm's origin only */
-		rc = perform(c, r, r->final_url, r->basic ? creds_may_go(r->url, r->final_url) :
+		rc = perform(c, r, r->final_url, r->basic ? url_creds_may_go(r->url, r->final_url) :
 				  own && !r->no_auth);
 		if (rc)
 			return rc;
@@ -492,18 +387,18 @@ static int do_req(struct reg_client *c, struct reg_req *r)
 		    (is_upload(r) && r->status != 307 && r->status != 308))
 			return 0;
 		if (++hops > REG_MAX_HOPS) {
-			cli_err(reg_url_display(r->url, disp, sizeof(disp)),
+			cli_err(url_redact(r->url, disp, sizeof(disp)),
 				"more than %d redirects", REG_MAX_HOPS);
 			return -ELOOP;
 		}
 		if (!r->location[0]) {
-			cli_err(reg_url_display(r->final_url, disp, sizeof(disp)),
+			cli_err(url_redact(r->final_url, disp, sizeof(disp)),
 				"HTTP %ld without a Location", r->status);
 			return -EPROTO;
 		}
-		rc = resolve(r->final_url, r->location, r->final_url, sizeof(r->final_url));
+		rc = url_resolve(r->final_url, r->location, r->final_url, sizeof(r->final_url));
 		if (rc) {
-			cli_err(reg_url_display(r->url, disp, sizeof(disp)),
+			cli_err(url_redact(r->url, disp, sizeof(disp)),
 				"redirect to an unusable Location");
 			return rc;
 		}
@@ -533,11 +428,12 @@ static int set_auth(struct reg_client *c, const char *scheme, const char *value)
 	return 0;
 }
 
+/* A token for challenge ch, asked with basic (auth_answer's header line) or none. */
 static int fetch_token(struct reg_client *c, const struct auth_challenge *ch,
-		       const struct reg_cred *cred, const char *where)
+		       const char *basic, const char *where)
 {
 	struct reg_req t = { .method = "GET", .no_auth = true };
-	char turl[2048 + 512], basic[1400], err[256], *token = NULL;
+	char turl[2048 + 512], err[256], *token = NULL;
 	long expires = 0;
 	int rc;
 
@@ -545,25 +441,12 @@ static int fetch_token(struct reg_client *c, const struct auth_challenge *ch,
 		cli_err(where, "token URL too long");
 		return -ENAMETOOLONG;
 	}
-	/* a token for an https registry is not asked for over http: a downgrade */
-	if (url_is_https(c->origin) && !url_is_https(turl)) {
-		cli_err(where, "token realm is http:// for an https registry: refused");
-		return -EPERM;
-	}
-	if (cred->user[0]) {
-		if (!url_is_https(turl))
-			warn_plain_http(where);
-		strcpy(basic, "Authorization: ");
-		rc = auth_basic_header(cred, basic + 15, sizeof(basic) - 15);
-		if (rc) {
-			cli_err(where, "credentials too long for a Basic header");
-			return rc;
-		}
+	if (basic[0]) {
+		warn_plain_http(where, turl);
 		t.basic = basic;
 	}
 	t.url = turl;
 	rc = do_req(c, &t);
-	explicit_bzero(basic, sizeof(basic));
 	if (rc)
 		goto out;
 	if (t.status != 200) {
@@ -580,7 +463,7 @@ static int fetch_token(struct reg_client *c, const struct auth_challenge *ch,
 	if (rc) {
 		char disp[1024];
 
-		cli_err(reg_url_display(turl, disp, sizeof(disp)), "%s", err);
+		cli_err(url_redact(turl, disp, sizeof(disp)), "%s", err);
 		goto out;
 	}
 	rc = set_auth(c, "Bearer ", token);
@@ -613,7 +496,7 @@ static int authenticate(struct reg_client *c, struct reg_req *r)
 	struct auth_challenge ch;
 	struct reg_cred cred;
 	char err[512], disp[1024], hdr[1400];
-	const char *where = reg_url_display(r->final_url, disp, sizeof(disp));
+	const char *where = url_redact(r->final_url, disp, sizeof(disp));
 	int rc;
 
 	rc = auth_parse_challenge(r->www_auth, strlen(r->www_auth), &ch, err, sizeof(err));
@@ -626,45 +509,35 @@ static int authenticate(struct reg_client *c, struct reg_req *r)
 		cli_err(NULL, "%s", err);
 		return rc == -EAGAIN ? -EIO : rc;
 	}
-	if (ch.scheme == AUTH_BASIC) {
-		if (!cred.user[0]) {
-			cli_err(where, "HTTP 401: Basic auth asked for, and no credentials for %s%s%s",
-				c->reg.host, c->cfg->cred_path[0] ? " in " : "",
-				c->cfg->cred_path);
-			rc = -EPERM;
-		} else {
-			if (!url_is_https(c->origin))
-				warn_plain_http(where);
-			rc = auth_basic_header(&cred, hdr, sizeof(hdr));
-			if (!rc)
-				rc = set_auth(c, "", hdr);
-			explicit_bzero(hdr, sizeof(hdr));
-		}
-	} else if (ch.scheme == AUTH_BEARER) {
-		rc = fetch_token(c, &ch, &cred, where);
-	} else {
-		cli_err(where, "HTTP 401: unsupported authentication scheme");
-		rc = -EPERM;
-	}
+	rc = auth_answer(&ch, c->origin, &cred, hdr, sizeof(hdr), err, sizeof(err));
 	cred_wipe(&cred);
+	if (rc == AUTH_ANSWER_HEADER) {
+		warn_plain_http(where, c->origin);
+		rc = set_auth(c, "", hdr + strlen("Authorization: "));
+	} else if (rc == AUTH_ANSWER_TOKEN) {
+		rc = fetch_token(c, &ch, hdr, where);
+	} else if (ch.scheme == AUTH_BASIC && rc == -EACCES) {
+		cli_err(where, "HTTP 401: Basic auth asked for, and no credentials for %s%s%s",
+			c->reg.host, c->cfg->cred_path[0] ? " in " : "", c->cfg->cred_path);
+		rc = -EPERM;
+	} else {
+		cli_err(where, "%s", err);
+		rc = rc == -EACCES || rc == -EINVAL ? -EPERM : rc;
+	}
+	explicit_bzero(hdr, sizeof(hdr));
 	return rc;
 }
 
 /* -------------------------------------------------------------------------
  * Blobs and manifests
  * ------------------------------------------------------------------------- */
-/* "bytes a-b/t" matching [off, off + len) of a blob of size (t may be "*"). */
+/* A Content-Range matching [off, off + len) of a blob of size (or of unknown size). */
 static bool content_range_ok(const char *cr, uint64_t off, uint64_t len, uint64_t size)
 {
-	unsigned long long a, b;
-	char tail[32] = "";
+	uint64_t a, b, t;
 
-	if (strncasecmp(cr, "bytes ", 6) ||
-	    sscanf(cr + 6, "%llu-%llu/%31s", &a, &b, tail) != 3)
-		return false;
-	if (a != off || b != off + len - 1)
-		return false;
-	return !strcmp(tail, "*") || strtoull(tail, NULL, 10) == size;
+	return reg_content_range(cr, strlen(cr), &a, &b, &t) && a == off && b == off + len - 1 &&
+	       (!t || t == size);
 }
 
 int reg_blob_get(struct reg_client *c, const char *url, uint64_t size, uint64_t off,
@@ -681,7 +554,7 @@ int reg_blob_get(struct reg_client *c, const char *url, uint64_t size, uint64_t 
 	rc = do_req(c, &r);
 	if (rc)
 		goto out;
-	reg_url_display(r.final_url, disp, sizeof(disp));
+	url_redact(r.final_url, disp, sizeof(disp));
 	if (r.status == 206) {
 		if (!content_range_ok(r.resp_content_range, off, len, size)) {
 			cli_err(disp, "HTTP 206 with Content-Range '%s', expected bytes %llu-%llu/%llu",
@@ -751,11 +624,11 @@ static int next_location(struct reg_req *r, char *loc, size_t loclen)
 	char disp[1024];
 
 	if (!r->location[0]) {
-		cli_err(reg_url_display(r->final_url, disp, sizeof(disp)),
+		cli_err(url_redact(r->final_url, disp, sizeof(disp)),
 			"HTTP %ld without a Location", r->status);
 		return -EPROTO;
 	}
-	return resolve(r->final_url, r->location, loc, loclen);
+	return url_resolve(r->final_url, r->location, loc, loclen);
 }
 
 static int upload_start(struct reg_client *c, char *loc, size_t loclen)
@@ -780,7 +653,7 @@ static int upload_part(struct reg_client *c, char *loc, size_t loclen, const cha
 		       struct reg_req *src, uint64_t off, uint64_t len, bool final)
 {
 	struct reg_req r = *src;
-	char url[REG_URL_MAX + 128], kv[128];
+	char url[REG_URL_MAX + 128];
 	int rc;
 
 	r.resp = NULL;
@@ -789,8 +662,7 @@ static int upload_part(struct reg_client *c, char *loc, size_t loclen, const cha
 	r.content_type = "application/octet-stream";
 	if (final) {
 		r.method = "PUT";
-		snprintf(kv, sizeof(kv), "digest=%s", digest);
-		rc = append_query(loc, kv, url, sizeof(url));
+		rc = url_append_query(loc, "digest", digest, url, sizeof(url));
 		if (rc)
 			return rc;
 	} else {
@@ -907,7 +779,7 @@ int reg_manifest_get(struct reg_client *c, const char *ref, const char *accept, 
 		goto out;
 	}
 	if (r.overflow) {
-		cli_err(reg_url_display(r.final_url, disp, sizeof(disp)),
+		cli_err(url_redact(r.final_url, disp, sizeof(disp)),
 			"manifest larger than %zu bytes", max);
 		rc = -EFBIG;
 		goto out;

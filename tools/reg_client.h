@@ -7,9 +7,12 @@
  *
  * Redirects are followed by hand (at most 8 hops); the Authorization
  * header goes only to the registry's own origin. TLS is always verified.
- * fetchConfig.proxy / noProxy apply to every request (reg_curl_proxy).
+ * fetchConfig.proxy / noProxy apply to every request (reg_curl_setup).
+ * The URL, auth and libcurl logic is the registry library's (registry/:
+ * url.h, auth.h, http.h), the same the daemon's transfers use; this file
+ * is the blocking transport on top of it.
  * Errors are reported on stderr as "obd: <url>: HTTP 404 ..." with the
- * URL's user info and query left out; credentials and tokens are never
+ * URL's user info and query left out (url_redact); credentials and tokens are never
  * printed. Every function returns 0 (or the documented positive value)
  * or -errno.
  */
@@ -80,8 +83,5 @@ int reg_manifest_put(struct reg_client *c, const char *ref, const char *body, si
  */
 int reg_manifest_get(struct reg_client *c, const char *ref, const char *accept, size_t max,
 		     char **body, size_t *len, char *ctype, size_t ctlen);
-
-/* url with "user:pass@" and the query removed, for messages. */
-const char *reg_url_display(const char *url, char *out, size_t outlen);
 
 #endif

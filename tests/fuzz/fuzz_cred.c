@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: cred.json matching, cred_match_json() (fetchd/cred.c),
+ * libFuzzer target: cred.json matching, cred_match_json() (registry/cred.c),
  * and a credential server's answer, cred_match_answer() (the same input
  * as {"success":..,"data":..}), against a few fixed blob URLs (host,
  * host:port, deep repository, IPv6).
  * A short input is also tried as a blob URL and as an image reference
- * (fetchd/url.c). Credentials accepted must be usable as a Basic header
+ * (registry/url.c). Credentials accepted must be usable as a Basic header
  * that decodes back to user:pass; a failure must leave no credential.
  */
 #include <string.h>

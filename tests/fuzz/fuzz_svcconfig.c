@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: the service config parser, fetchd_config_parse()
- * (fetchd/config.c, overlaybd.json). Checks that an accepted config obeys
+ * (registry/config.c, overlaybd.json). Checks that an accepted config obeys
  * every bound the daemon relies on, and that a rejected one leaves the
  * struct exactly as it was and says why.
  */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: token server answers, auth_parse_token_response()
- * (fetchd/auth.c), into a large and an input-chosen small buffer; and the
+ * (registry/auth.c), into a large and an input-chosen small buffer; and the
  * base64 pair: decode(encode(x)) == x, and whatever decode accepts
  * re-encodes to something decode accepts again with the same bytes.
  */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: WWW-Authenticate parsing, auth_parse_challenge(), and
- * the token URL built from what it accepts, auth_token_url() (fetchd/auth.c).
+ * the token URL built from what it accepts, auth_token_url() (registry/auth.c).
  * The value arrives from the network: every field must stay bounded and
  * terminated, a Bearer realm must be an http(s) URL, and the token URL must
  * fit the largest possible challenge and hold only URL-safe bytes.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * fetchd/cache_entry.c: create, reopen, mark/clear, the short last
+ * registry/cache_entry.c: create, reopen, mark/clear, the short last
  * granule, mismatched size/digest, corrupted headers, and where the bitmap
  * words land in the .meta file.
  */

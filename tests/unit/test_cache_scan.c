@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * fetchd/cache_scan.c: the marks, LRU selection (ordering, in use, grace,
+ * registry/cache_scan.c: the marks, LRU selection (ordering, in use, grace,
  * not enough to evict), scanning a real directory (cached bytes with a
  * short last granule, disk bytes, last use, every kind of broken entry,
  * names that are not entries), in-use marks from dm table params, and

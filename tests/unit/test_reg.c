@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Description: the registry helpers of libobdreg.a without a network:
- * overlaybd.json (fetchd/config.c), cred.json matching (cred.c),
+ * overlaybd.json (registry/config.c), cred.json matching (cred.c),
  * WWW-Authenticate, token URLs and token responses (auth.c), blob URLs and
- * image references (url.c), Retry-After (http_hdr.c).
+ * image references, origins, the redactor and the query encoder (url.c),
+ * the challenge/credential answer and token keys (auth.c). Retry-After is
+ * test_reg_http's (it needs a server).
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,7 +18,7 @@
 #include "auth.h"
 #include "config.h"
 #include "cred.h"
-#include "http_hdr.h"
+#include "http.h"
 #include "url.h"
 
 #define S(x) x, strlen(x)
@@ -440,6 +442,9 @@ static void test_challenge(void)
 	chal_bad("Bearer realm=\"https://a/t\r\nX: y\"", "control");
 	chal_bad("Bearer realm=\"file:///etc/passwd\"", "http(s)");
 	chal_bad("Bearer realm=\"https://a b/t\"", "http(s)");
+	chal_bad("Bearer realm=\"https://a/t#x\"", "http(s)");
+	chal_bad("Bearer realm=\"https://[::1/t\"", "http(s)");
+	chal_bad("Bearer realm=\"https:/a/uth.docker.io/token\"", "http(s)");
 	chal_bad("Bearerrealm=\"https://a/t\"", "unknown scheme");
 	chal_bad("Bearer =x", "parameter name");
 	{
@@ -729,37 +734,229 @@ static void test_url(void)
 	       "cred prefixes: with port");
 }
 
-static void test_retry_after(void)
-{
-	const int64_t now = 1700000000;	/* Tue, 14 Nov 2023 22:13:20 GMT */
-	static const char *const bad[] = {
-		"", " ", "-1", "1.5", "12s", "0x10", "Tue, 14 Nov 2023 22:13:20 UTC",
-		"Tue, 14 Nov 2023 22:13:20", "Tue 14 Nov 2023 22:13:20 GMT",
-		"Tuesday, 14-Nov-23 22:13:20 GMT", "Tue Nov 14 22:13:20 2023",
-		"Tue, 31 Nov 2023 22:13:20 GMT", "Tue, 14 Nov 2023 24:00:00 GMT",
-		"Tue, 29 Feb 2023 00:00:00 GMT", "Xyz, 14 Nov 2023 22:13:20 GMT",
-		"Tue, 14 Nox 2023 22:13:20 GMT", "ue,T 14 Nov 2023 22:13:20 GMT",
-		"Tue, 1a Nov 2023 22:13:20 GMT",
-	};
-	size_t i;
+/* ------------------------------------------------------------------------
+ * URLs through libcurl: the one origin comparison, redactor and encoder
+ */
 
-	tap_ok(http_retry_after_ms(S("120"), now) == 120000, "Retry-After: delay-seconds");
-	tap_ok(http_retry_after_ms(S(" 0\r\n"), now) == 0, "Retry-After: 0 with blanks and CRLF");
-	tap_ok(http_retry_after_ms(S("99999999999999999999999"), now) == HTTP_RETRY_AFTER_MAX_S * 1000LL,
-	       "Retry-After: a huge delay is capped, no overflow");
-	tap_ok(http_retry_after_ms(S("Tue, 14 Nov 2023 22:15:20 GMT"), now) == 120000,
-	       "Retry-After: IMF-fixdate two minutes ahead");
-	tap_ok(http_retry_after_ms(S("Sun, 06 Nov 1994 08:49:37 GMT"), now) == 0,
-	       "Retry-After: a date in the past: at once");
-	tap_ok(http_retry_after_ms(S("Thu, 29 Feb 2024 00:00:00 GMT"), 1709164800LL - 3600) == 3600000,
-	       "Retry-After: a leap day, an hour ahead");
-	tap_ok(http_retry_after_ms(S("Fri, 01 Mar 2024 00:00:00 GMT"), 1709164800LL) == 86400000,
-	       "Retry-After: the day after a leap day");
-	tap_ok(http_retry_after_ms(S("Fri, 01 Jan 2100 00:00:00 GMT"), now) ==
-	       HTTP_RETRY_AFTER_MAX_S * 1000LL, "Retry-After: a far date is capped");
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		tap_ok(http_retry_after_ms(bad[i], strlen(bad[i]), now) == -1,
-		       "Retry-After: '%s' refused", bad[i]);
+static void redact_is(const char *url, const char *want)
+{
+	char out[512];
+
+	url_redact(url, out, sizeof(out));
+	tap_ok(!strcmp(out, want), "redact: %s -> %s", url, out);
+}
+
+static void rel_is(const char *a, const char *b, enum url_origin_rel want, const char *what)
+{
+	enum url_origin_rel rel = url_origin_relation(a, b);
+
+	tap_ok(rel == want, "origin: %s (%s -> %s: %d)", what, a, b, rel);
+}
+
+static void test_url_curl(void)
+{
+	static const struct {
+		const char *a, *b;
+		enum url_origin_rel want;
+		const char *what;
+	} rels[] = {
+		{ "https://reg.example.com/v2/", "https://REG.example.com:443/x",
+		  URL_ORIGIN_SAME, "case and the default port" },
+		{ "http://reg.example.com/v2/", "http://reg.example.com:80/x",
+		  URL_ORIGIN_SAME, "http's default port" },
+		{ "https://reg.example.com/", "https://reg.example.com:8443/",
+		  URL_ORIGIN_OTHER, "another port" },
+		{ "https://reg.example.com/", "https://user:pw@reg.example.com/",
+		  URL_ORIGIN_SAME, "user info is not part of the origin" },
+		{ "http://reg.example.com:5000/", "https://reg.example.com/",
+		  URL_ORIGIN_UPGRADE, "http to https on the same host (any port)" },
+		{ "https://reg.example.com/", "http://reg.example.com/",
+		  URL_ORIGIN_DOWNGRADE, "https to http on the same host" },
+		{ "https://reg.example.com/", "https://reg.example.com.evil/",
+		  URL_ORIGIN_OTHER, "a longer host" },
+		{ "https://reg.example.com/", "https://reg.example.com@evil.example/",
+		  URL_ORIGIN_OTHER, "user info that looks like the host" },
+		{ "https://example.com/", "https://ex%61mple.com/",
+		  URL_ORIGIN_SAME, "a percent-encoded host is the host it decodes to" },
+		{ "https://[::1]:5000/", "https://[0:0::1]:5000/",
+		  URL_ORIGIN_SAME, "IPv6 literals compared as addresses" },
+		{ "https://[::1]/", "https://[::2]/",
+		  URL_ORIGIN_OTHER, "two IPv6 literals" },
+		{ "https://[fe80::1%25eth0]/", "https://[fe80::1%25eth1]/",
+		  URL_ORIGIN_OTHER, "IPv6 zones differ" },
+		{ "https://reg.example.com/", "ftp://reg.example.com/",
+		  URL_ORIGIN_OTHER, "not http(s)" },
+		{ "https://reg.example.com/", "/relative/path",
+		  URL_ORIGIN_OTHER, "not absolute" },
+		{ "https://reg.example.com/", "https://bad host/",
+		  URL_ORIGIN_OTHER, "does not parse" },
+	};
+	char out[512], small[24];
+	int rc;
+
+	/* the redactor: user info, query and fragment never shown */
+	redact_is("https://user:secret@reg.example.com/v2/a/blobs/sha256:" HEX64,
+		  "https://reg.example.com/v2/a/blobs/sha256:" HEX64);
+	redact_is("https://s3.example.com/bucket/blob?X-Amz-Signature=abc&X-Amz-Credential=k",
+		  "https://s3.example.com/bucket/blob?...");
+	redact_is("https://cdn.example.com/blob#token=abc", "https://cdn.example.com/blob?...");
+	redact_is("http://u@[::1]:5000/v2/?q", "http://[::1]:5000/v2/?...");
+	redact_is("https://user:pw;opt@h/x", "https://h/x");
+	/* obd's old redactor showed the password's tail and the fragment of these */
+	redact_is("https://user:p@ss@h/x", "(a URL that does not parse)");
+	redact_is("https://user:p%40ss@h/x#frag", "https://h/x?...");
+	redact_is("http://127.0.0.1:8080/dadip2p/access", "http://127.0.0.1:8080/dadip2p/access");
+	redact_is("HTTPS://Reg.Example.COM:443/a/../b", "https://Reg.Example.COM:443/a/../b");
+	redact_is("ftp://user:pw@h/x?y", "ftp://h/x?...");
+	redact_is("not a url user:pw@h?secret", "(a URL that does not parse)");
+	redact_is("https://h:99999/x?secret", "(a URL that does not parse)");
+	url_redact("https://user:pw@reg.example.com/a/very/long/path?secret", small, sizeof(small));
+	tap_ok(!strcmp(small, "https://reg.example.com") && !strstr(small, "pw"),
+	       "redact: cut to fit, nothing secret (%s)", small);
+
+	/* the one origin comparison */
+	for (size_t i = 0; i < sizeof(rels) / sizeof(rels[0]); i++)
+		rel_is(rels[i].a, rels[i].b, rels[i].want, rels[i].what);
+	tap_ok(url_creds_may_go("http://h:5000/", "https://h/") &&
+	       url_creds_may_go("https://h/", "https://h:443/") &&
+	       !url_creds_may_go("https://h/", "http://h/") &&
+	       !url_creds_may_go("https://h/", "https://i/"), "creds_may_go: SAME and UPGRADE only");
+	rc = url_origin_of("HTTPS://User:pw@Reg.Example.COM/v2/?x", out, sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "https://reg.example.com:443"), "origin_of: %s", out);
+	rc = url_origin_of("http://[::1]/", out, sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "http://[::1]:80"), "origin_of: IPv6: %s", out);
+	tap_ok(url_origin_of("mailto:x@y", out, sizeof(out)) == -EINVAL && !out[0],
+	       "origin_of: not http(s)");
+	tap_ok(url_is_https("HTTPS://h/") && !url_is_https("http://h/") &&
+	       !url_is_https("https//h") && !url_is_https("https:/h/x") &&
+	       !url_is_https("https:h") && !url_is_https(NULL), "is_https");
+
+	/* the one query encoder */
+	rc = url_append_query("https://h/uploads/1?_state=a", "digest", "sha256:" HEX64, out,
+			      sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "https://h/uploads/1?_state=a&digest=sha256%3A" HEX64),
+	       "append_query: to a query: %s", out);
+	rc = url_append_query("http://127.0.0.1:9/auth", "remote_url",
+			      "https://r/v2/a/b/blobs/x?y=1&z=2 ~", out, sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "http://127.0.0.1:9/auth?remote_url=https%3A%2F%2Fr%2Fv2%2F"
+				  "a%2Fb%2Fblobs%2Fx%3Fy%3D1%26z%3D2%20~"),
+	       "append_query: a URL as the value: %s", out);
+	rc = url_append_query("https://h/t", "k", "\xc3\xa9+%", out, sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "https://h/t?k=%C3%A9%2B%25"), "append_query: bytes: %s", out);
+	tap_ok(url_append_query("https://h/t", "k", "v", small, 12) == -ENAMETOOLONG && !small[0],
+	       "append_query: too small a buffer");
+	tap_ok(url_append_query("nope", "k", "v", out, sizeof(out)) == -EINVAL,
+	       "append_query: not a URL");
+	snprintf(out, sizeof(out), "https://h/t");
+	tap_ok(url_append_query(out, "a", "b", out, sizeof(out)) == 0 &&
+	       !strcmp(out, "https://h/t?a=b"), "append_query: in place");
+
+	/* redirects */
+	snprintf(out, sizeof(out), "https://h/v2/a/blobs/x");
+	rc = url_resolve(out, "/data/x?sig=1", out, sizeof(out));
+	tap_ok(rc == 0 && !strcmp(out, "https://h/data/x?sig=1"), "resolve: relative, in place: %s",
+	       out);
+	tap_ok(url_resolve("https://h/", "ftp://h/x", out, sizeof(out)) == -EPROTO,
+	       "resolve: to ftp refused");
+}
+
+/* ------------------------------------------------------------------------
+ * The challenge/credential answer of obd and the daemon, token keys
+ */
+
+static void test_auth_answer(void)
+{
+	struct reg_cred anon = { "", "" }, cred = { "user", "pass" };
+	struct auth_challenge ch;
+	char hdr[256], err[256], key[2048], key2[2048], id[32], id2[32];
+	int rc;
+
+	chal("Basic realm=\"r\"", &ch, err);
+	rc = auth_answer(&ch, BLOB, &cred, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == AUTH_ANSWER_HEADER && !strcmp(hdr, "Authorization: Basic dXNlcjpwYXNz"),
+	       "answer: Basic with credentials: %s", hdr);
+	rc = auth_answer(&ch, BLOB, &anon, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == -EACCES && !hdr[0] && strstr(err, "no credentials"),
+	       "answer: Basic without credentials refused (%s)", err);
+	rc = auth_answer(&ch, BLOB, &cred, hdr, 20, err, sizeof(err));
+	tap_ok(rc == -ENAMETOOLONG, "answer: header too long");
+	chal("Bearer realm=\"https://auth.example/token\",service=\"s\"", &ch, err);
+	rc = auth_answer(&ch, BLOB, &anon, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == AUTH_ANSWER_TOKEN && !hdr[0], "answer: Bearer, anonymous: a token, no header");
+	rc = auth_answer(&ch, BLOB, &cred, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == AUTH_ANSWER_TOKEN && !strcmp(hdr, "Authorization: Basic dXNlcjpwYXNz"),
+	       "answer: Bearer with credentials: a token asked with Basic");
+	chal("Bearer realm=\"http://auth.example/token\"", &ch, err);
+	rc = auth_answer(&ch, BLOB, &cred, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == -EACCES && !hdr[0] && strstr(err, "token realm is http:// for an https registry"),
+	       "answer: D6: an http realm of an https registry refused (%s)", err);
+	rc = auth_answer(&ch, BLOB_PORT, &cred, hdr, sizeof(hdr), err, sizeof(err));
+	tap_ok(rc == AUTH_ANSWER_TOKEN, "answer: an http realm of an http registry");
+	tap_ok(auth_bearer_line("tok", hdr, sizeof(hdr)) == 0 &&
+	       !strcmp(hdr, "Authorization: Bearer tok") &&
+	       auth_bearer_line("tok", hdr, 20) == -ENAMETOOLONG, "bearer line");
+
+	/* token keys (D2) */
+	auth_cred_id(&anon, id, sizeof(id));
+	tap_ok(!strcmp(id, "-"), "cred id: anonymous");
+	auth_cred_id(&cred, id, sizeof(id));
+	tap_ok(strlen(id) == 16 && !strstr(id, "user"), "cred id: 16 hex digits (%s)", id);
+	strcpy(cred.pass, "other");
+	auth_cred_id(&cred, id2, sizeof(id2));
+	tap_ok(strcmp(id, id2), "cred id: another password, another id");
+	chal("Bearer realm=\"https://auth.example/token\",service=\"s\",scope=\"repository:a/b:pull\"",
+	     &ch, err);
+	rc = auth_token_key(BLOB, id, &ch, key, sizeof(key));
+	tap_ok(rc == 0 && !strncmp(key, "https://reg.example.com:443|", 28), "token key: %s", key);
+	auth_token_key("https://REG.example.com:443/v2/c/blobs/x", id, &ch, key2, sizeof(key2));
+	tap_ok(!strcmp(key, key2), "token key: the same origin written otherwise");
+	auth_token_key("https://reg.example.com:8443/v2/a/b/blobs/x", id, &ch, key2, sizeof(key2));
+	tap_ok(strcmp(key, key2), "token key: another port, another key");
+	auth_token_key(BLOB, id2, &ch, key2, sizeof(key2));
+	tap_ok(strcmp(key, key2), "token key: other credentials, another key");
+	tap_ok(auth_token_key("nope", id, &ch, key2, sizeof(key2)) == -EINVAL,
+	       "token key: no origin");
+	tap_ok(auth_token_key(BLOB, id, &ch, key2, 30) == -ENAMETOOLONG && !key2[0],
+	       "token key: too small a buffer");
+}
+
+/* ------------------------------------------------------------------------
+ * Response headers both transports read
+ */
+
+static void test_headers(void)
+{
+	static const char *const bad_cr[] = {
+		/* the first two were ranges of unknown total to the daemon's old parser */
+		"bytes 0-9", "bytes 0-9/10x", "bytes a-9/10", "items 0-9/10", "bytes 0-9/*x", "",
+		"bytes 0-9/10 ",
+	};
+	const char *v;
+	size_t vlen;
+	uint64_t a, b, t;
+
+	tap_ok(reg_header(S("content-range:  bytes 0-9/10 \r\n"), "Content-Range", &v, &vlen) &&
+	       vlen == 12 && !strncmp(v, "bytes 0-9/10", 12), "header: name case, blanks, CRLF");
+	tap_ok(!reg_header(S("Content-Ranges: x\r\n"), "Content-Range", &v, &vlen) &&
+	       !reg_header(S("Content-Range\r\n"), "Content-Range", &v, &vlen),
+	       "header: another name, no colon");
+	tap_ok(reg_header(S("Location:\r\n"), "location", &v, &vlen) && vlen == 0,
+	       "header: empty value");
+	tap_ok(reg_content_range(S("bytes 0-9/10"), &a, &b, &t) && a == 0 && b == 9 && t == 10,
+	       "content-range: with total");
+	tap_ok(reg_content_range(S("Bytes 5-9/*"), &a, &b, &t) && a == 5 && b == 9 && t == 0,
+	       "content-range: total unknown, any case");
+	for (size_t i = 0; i < sizeof(bad_cr) / sizeof(bad_cr[0]); i++)
+		tap_ok(!reg_content_range(bad_cr[i], strlen(bad_cr[i]), &a, &b, &t),
+		       "content-range: '%s' refused", bad_cr[i]);
+	tap_ok(auth_challenge_better("", S("Basic realm=x")), "challenge: the first is taken");
+	tap_ok(auth_challenge_better("Basic realm=x", S("Bearer realm=\"https://a\"")),
+	       "challenge: Bearer over Basic");
+	tap_ok(!auth_challenge_better("Bearer realm=\"https://a\"", S("Bearer realm=\"https://b\"")),
+	       "challenge: the first Bearer stays");
+	tap_ok(!auth_challenge_better("Basic realm=x", S("Bearerx realm=y")) &&
+	       !auth_challenge_better("Bearer realm=a", S("Basic realm=x")),
+	       "challenge: not a Bearer, not over a Bearer");
 }
 
 int main(void)
@@ -774,6 +971,8 @@ int main(void)
 	test_token_response();
 	test_b64();
 	test_url();
-	test_retry_after();
+	test_url_curl();
+	test_auth_answer();
+	test_headers();
 	return tap_done();
 }

@@ -11,89 +11,44 @@
 #include <string.h>
 
 #include "cred_server.h"
-
-/* RFC 3986 unreserved characters pass; everything else is %XX. */
-static int url_encode(const char *s, char *out, size_t outlen)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		bool plain = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-			     (ch >= '0' && ch <= '9') || strchr("-._~", ch);
-
-		if (o + (plain ? 1 : 3) >= outlen)
-			return -ENAMETOOLONG;
-		if (plain) {
-			out[o++] = (char)ch;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[ch >> 4];
-			out[o++] = hex[ch & 15];
-		}
-	}
-	out[o] = 0;
-	return 0;
-}
+#include "http.h"
+#include "url.h"
 
 int cred_server_url(const struct fetchd_config *c, const char *blob_url, char *out,
 		    size_t outlen, char *err, size_t errlen)
 {
 	const char *base = c->cred_path, *want = NULL;
-	char enc[3 * 2048 + 1];
+	int rc;
 
 	if (c->cred_mode == CRED_MODE_UDS)
 		base = "http://localhost/auth";
 	else if (c->cred_mode == CRED_MODE_HTTP)
-		want = "http://";
+		want = "http";
 	else
-		want = "https://";
+		want = "https";
 	/* the mode names the protocol: an https path in mode http would send
 	 * the request without the TLS options the admin meant to give */
-	if (want && strncmp(base, want, strlen(want)))
+	if (want && !url_has_scheme(base, want))
 		return reg_errf(err, errlen, -EINVAL,
-				"credentialConfig.path: mode %s needs a %s URL",
-				c->cred_mode == CRED_MODE_HTTP ? "http" : "https", want);
-	if (url_encode(blob_url, enc, sizeof(enc)) ||
-	    snprintf(out, outlen, "%s%cremote_url=%s", base, strchr(base, '?') ? '&' : '?', enc) >=
-		    (int)outlen)
-		return reg_errf(err, errlen, -ENAMETOOLONG, "credential server request URL too long");
+				"credentialConfig.path: mode %s needs a %s:// URL", want, want);
+	rc = url_append_query(base, "remote_url", blob_url, out, outlen);
+	if (rc == -ENAMETOOLONG || rc == -ENOMEM)
+		return reg_errf(err, errlen, rc, "credential server request URL too long");
+	if (rc)
+		return reg_errf(err, errlen, rc, "credentialConfig.path: not a URL");
 	return 0;
 }
 
 const char *cred_server_name(const struct fetchd_config *c, char *out, size_t outlen)
 {
-	const char *p = c->cred_path, *q = strchr(p, '?'), *at = strchr(p, '@');
-	const char *host = strstr(p, "://");
+	char url[PATH_MAX + 32];
 
-	if (c->cred_mode == CRED_MODE_UDS) {
-		snprintf(out, outlen, "credential server unix:%s", p);
-		return out;
-	}
-	/* no query, no user info: either may hold a secret */
-	if (host && at && (!q || at < q) && at > host) {
-		snprintf(out, outlen, "credential server %.*s%.*s", (int)(host + 3 - p), p,
-			 (int)(q ? q - at - 1 : (long)strlen(at + 1)), at + 1);
-		return out;
-	}
-	snprintf(out, outlen, "credential server %.*s", (int)(q ? q - p : (long)strlen(p)), p);
+	if (c->cred_mode == CRED_MODE_UDS)
+		snprintf(out, outlen, "credential server unix:%s", c->cred_path);
+	else
+		snprintf(out, outlen, "credential server %s",
+			 url_redact(c->cred_path, url, sizeof(url)));
 	return out;
-}
-
-void reg_curl_proxy(CURL *e, const struct fetchd_config *c)
-{
-	if (c->proxy[0]) {
-		curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
-		curl_easy_setopt(e, CURLOPT_NOPROXY, c->no_proxy);
-		/* an https proxy is verified against the configured CA alone too */
-		if (c->ca_file[0]) {
-			curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, c->ca_file);
-			curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, NULL);
-		}
-	} else if (c->no_proxy[0]) {
-		curl_easy_setopt(e, CURLOPT_NOPROXY, c->no_proxy);
-	}
 }
 
 void cred_server_setopt(CURL *e, const struct fetchd_config *c, const char *url)
@@ -110,19 +65,10 @@ void cred_server_setopt(CURL *e, const struct fetchd_config *c, const char *url)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms);
 	curl_easy_setopt(e, CURLOPT_USERAGENT,
 			 c->user_agent[0] ? c->user_agent : FETCHD_USER_AGENT);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->cred_mode == CRED_MODE_HTTPS) {
-		if (c->cred_server_ca[0]) {
-			/* the configured CA replaces the system's: no CA directory either */
-			curl_easy_setopt(e, CURLOPT_CAINFO, c->cred_server_ca);
-			curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-		}
-		if (c->cred_client_cert[0])
-			curl_easy_setopt(e, CURLOPT_SSLCERT, c->cred_client_cert);
-		if (c->cred_client_key[0])
-			curl_easy_setopt(e, CURLOPT_SSLKEY, c->cred_client_key);
-	}
+	if (c->cred_mode == CRED_MODE_HTTPS)
+		reg_curl_tls(e, c->cred_server_ca, c->cred_client_cert, c->cred_client_key);
+	else
+		reg_curl_tls(e, "", "", "");
 	if (c->cred_mode == CRED_MODE_UDS) {
 		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, c->cred_path);
 	} else {
@@ -136,14 +82,6 @@ void cred_server_setopt(CURL *e, const struct fetchd_config *c, const char *url)
 			curl_easy_setopt(e, CURLOPT_PROXY, "");
 		reg_curl_proxy(e, c);
 	}
-}
-
-static bool curl_transient(CURLcode rc)
-{
-	return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_CONNECT ||
-	       rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_RECV_ERROR ||
-	       rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE ||
-	       rc == CURLE_SSL_CONNECT_ERROR;
 }
 
 int cred_server_result(const struct fetchd_config *c, const char *blob_url, CURLcode rc,
@@ -162,7 +100,7 @@ int cred_server_result(const struct fetchd_config *c, const char *blob_url, CURL
 		return reg_errf(err, errlen, -EAGAIN, "%s: no answer within credentialConfig.timeout "
 				"(%u s)", name, c->cred_timeout_s);
 	if (rc != CURLE_OK)
-		return reg_errf(err, errlen, curl_transient(rc) ? -EAGAIN : -EACCES, "%s: %s", name,
+		return reg_errf(err, errlen, reg_curl_transient(rc) ? -EAGAIN : -EACCES, "%s: %s", name,
 				curl_err && curl_err[0] ? curl_err : curl_easy_strerror(rc));
 	if (status != 200)
 		return reg_errf(err, errlen, status == 429 || status >= 500 ? -EAGAIN : -EACCES,

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <strings.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "auth.h"
 #include "config.h"
+#include "url.h"
 
 #define TOKEN_MAX_BODY	(16u * 1024)	/* the reference reads at most 16 KiB */
 #define TOKEN_DEFAULT_EXPIRES	60
@@ -178,15 +180,24 @@ static int wa_params(struct wa_parser *w, struct wa_field *f, size_t nf)
 	}
 }
 
-/* Where our credentials go: an absolute http(s) URL of visible ASCII. */
+/* Where our credentials go: an absolute http(s) URL of visible ASCII, no
+ * fragment (the token request's query goes at its end). */
 static bool realm_ok(const char *r)
 {
-	if (strncasecmp(r, "https://", 8) && strncasecmp(r, "http://", 7))
-		return false;
-	for (; *r; r++)
-		if ((unsigned char)*r <= 0x20 || (unsigned char)*r >= 0x7f)
+	for (const char *p = r; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
 			return false;
-	return true;
+	return url_has_scheme(r, "http") || url_has_scheme(r, "https");
+}
+
+static bool is_bearer(const char *v, size_t n)
+{
+	return n >= 6 && !strncasecmp(v, "bearer", 6) && (n == 6 || is_ows(v[6]));
+}
+
+bool auth_challenge_better(const char *kept, const char *v, size_t n)
+{
+	return !kept[0] || (!is_bearer(kept, strlen(kept)) && is_bearer(v, n));
 }
 
 int auth_parse_challenge(const char *value, size_t len, struct auth_challenge *ch,
@@ -245,70 +256,28 @@ fail:
  * Token URL
  */
 
-/* RFC 3986 unreserved bytes stay, every other byte becomes %XX. */
-static bool put_encoded(char **o, char *end, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~') {
-			if (end - *o < 2)
-				return false;
-			*(*o)++ = (char)c;
-		} else {
-			if (end - *o < 4)
-				return false;
-			*(*o)++ = '%';
-			*(*o)++ = hex[c >> 4];
-			*(*o)++ = hex[c & 15];
-		}
-	}
-	**o = 0;
-	return true;
-}
-
-static bool put_raw(char **o, char *end, const char *s)
-{
-	size_t n = strlen(s);
-
-	if ((size_t)(end - *o) < n + 1)
-		return false;
-	memcpy(*o, s, n + 1);
-	*o += n;
-	return true;
-}
-
 int auth_token_url(const struct auth_challenge *ch, char *out, size_t outlen)
 {
-	const char *sep = strchr(ch->realm, '?') ? "&" : "?";
-	char *o = out, *end = out + outlen;
+	char tmp[sizeof(ch->realm) * 4];
+	int rc;
 
 	if (!outlen)
 		return -ENAMETOOLONG;
 	out[0] = 0;
 	if (!ch->realm[0])
 		return -EINVAL;
-	if (!put_raw(&o, end, ch->realm))
-		goto too_long;
 	/* empty service / scope are left out rather than sent as "service=" */
-	if (ch->service[0]) {
-		if (!put_raw(&o, end, sep) || !put_raw(&o, end, "service=") ||
-		    !put_encoded(&o, end, ch->service))
-			goto too_long;
-		sep = "&";
+	rc = snprintf(out, outlen, "%s", ch->realm) >= (int)outlen ? -ENAMETOOLONG : 0;
+	if (!rc && ch->service[0]) {
+		rc = url_append_query(out, "service", ch->service, tmp, sizeof(tmp));
+		if (!rc && snprintf(out, outlen, "%s", tmp) >= (int)outlen)
+			rc = -ENAMETOOLONG;
 	}
-	if (ch->scope[0]) {
-		if (!put_raw(&o, end, sep) || !put_raw(&o, end, "scope=") ||
-		    !put_encoded(&o, end, ch->scope))
-			goto too_long;
-	}
-	return 0;
-too_long:
-	out[0] = 0;
-	return -ENAMETOOLONG;
+	if (!rc && ch->scope[0])
+		rc = url_append_query(out, "scope", ch->scope, out, outlen);
+	if (rc)
+		out[0] = 0;
+	return rc == -EINVAL ? -EINVAL : rc ? -ENAMETOOLONG : 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -421,6 +390,110 @@ int auth_basic_header(const struct reg_cred *cred, char *out, size_t outlen)
 	if (rc)
 		explicit_bzero(out, outlen);
 	return rc;
+}
+
+int auth_realm_check(const struct auth_challenge *ch, const char *reg_url, char *err,
+		     size_t errlen)
+{
+	/* a token for an https registry is not asked for over http: a downgrade */
+	if (ch->scheme == AUTH_BEARER && url_is_https(reg_url) && !url_is_https(ch->realm))
+		return reg_errf(err, errlen, -EACCES,
+				"token realm is http:// for an https registry: refused");
+	return 0;
+}
+
+static int basic_line(const struct reg_cred *cred, char *out, size_t outlen)
+{
+	static const char name[] = "Authorization: ";
+
+	if (outlen < sizeof(name))
+		return -ENAMETOOLONG;
+	memcpy(out, name, sizeof(name));
+	return auth_basic_header(cred, out + sizeof(name) - 1, outlen - (sizeof(name) - 1));
+}
+
+int auth_answer(const struct auth_challenge *ch, const char *reg_url, const struct reg_cred *cred,
+		char *hdr, size_t hdrlen, char *err, size_t errlen)
+{
+	int rc;
+
+	if (hdrlen)
+		hdr[0] = 0;
+	if (ch->scheme != AUTH_BASIC && ch->scheme != AUTH_BEARER)
+		return reg_errf(err, errlen, -EINVAL, "unsupported authentication scheme");
+	rc = auth_realm_check(ch, reg_url, err, errlen);
+	if (rc)
+		return rc;
+	if (ch->scheme == AUTH_BASIC && !cred->user[0])
+		return reg_errf(err, errlen, -EACCES, "Basic auth asked for, and no credentials");
+	if (cred->user[0]) {
+		rc = basic_line(cred, hdr, hdrlen);
+		if (rc) {
+			if (hdrlen)
+				explicit_bzero(hdr, hdrlen);
+			return reg_errf(err, errlen, rc, "credentials too long for a Basic header");
+		}
+	}
+	return ch->scheme == AUTH_BASIC ? AUTH_ANSWER_HEADER : AUTH_ANSWER_TOKEN;
+}
+
+int auth_bearer_line(const char *token, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "Authorization: Bearer %s", token);
+
+	if (n < 0 || (size_t)n >= outlen) {
+		if (outlen)
+			explicit_bzero(out, outlen);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+bool auth_plain_http_first(const char *url)
+{
+	static bool warned;
+
+	return !url_is_https(url) && !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED);
+}
+
+void auth_cred_id(const struct reg_cred *cred, char *out, size_t outlen)
+{
+	unsigned char buf[sizeof(cred->user) + sizeof(cred->pass)], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t ul = strlen(cred->user), pl = strlen(cred->pass);
+
+	if (!cred->user[0]) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	memcpy(buf, cred->user, ul + 1);
+	memcpy(buf + ul + 1, cred->pass, pl);
+	if (!EVP_Digest(buf, ul + 1 + pl, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
+		memset(md, 0, 8);
+	explicit_bzero(buf, sizeof(buf));
+	snprintf(out, outlen, "%02x%02x%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3],
+		 md[4], md[5], md[6], md[7]);
+	explicit_bzero(md, sizeof(md));
+}
+
+int auth_token_key(const char *url, const char *cred_id, const struct auth_challenge *ch,
+		   char *out, size_t outlen)
+{
+	char origin[320];
+	int rc = url_origin_of(url, origin, sizeof(origin)), n;
+
+	if (outlen)
+		out[0] = 0;
+	if (rc)
+		return rc == -ENAMETOOLONG ? rc : -EINVAL;
+	n = snprintf(out, outlen, "%s|%s|%s|%s|%s", origin, cred_id, ch->realm, ch->service,
+		     ch->scope);
+	if (n < 0 || (size_t)n >= outlen) {
+		if (outlen)
+			out[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	return 0;
 }
 
 static const char b64_alphabet[] =

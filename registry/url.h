@@ -4,8 +4,8 @@
  * and image references for obd push ([http://|https://]HOST[:PORT]/REPO[:TAG],
  * https when no scheme is given).
  */
-#ifndef OBD_FETCHD_URL_H
-#define OBD_FETCHD_URL_H
+#ifndef OBD_REGISTRY_URL_H
+#define OBD_REGISTRY_URL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,13 +52,41 @@ enum url_origin_rel {
 };
 enum url_origin_rel url_origin_relation(const char *from, const char *to);
 
+/* Credentials for from's origin may go to to: SAME or UPGRADE. */
+bool url_creds_may_go(const char *from, const char *to);
+
 /* "scheme://host:port" of an absolute http(s) URL, lower-cased, the port
  * always given. 0, -EINVAL (out is "" then), -ENAMETOOLONG or -ENOMEM. */
 int url_origin_of(const char *url, char *out, size_t outlen);
 
+/* url is "<scheme>://..." (scheme http or https, case-insensitive) and
+ * parses (libcurl) as an absolute URL. */
+bool url_has_scheme(const char *url, const char *scheme);
 bool url_is_https(const char *url);
 
 /* Two blob URLs of the same origin (SAME) and repository. */
 bool url_same_repo(const char *a, const char *b);
+
+/*
+ * url for logs and messages (the one redactor of obd and the daemon): the
+ * user info (user, password, options), the query (presigned URLs keep
+ * their signature there) and the fragment dropped, "?..." appended when a
+ * query or fragment was there; cut to outlen. A URL that does not parse is
+ * not shown at all. Returns out.
+ */
+const char *url_redact(const char *url, char *out, size_t outlen);
+
+/*
+ * url with "key=<value percent-encoded>" appended to its query ('?' or
+ * '&'): RFC 3986 unreserved bytes stay, every other byte is %XX (the one
+ * query encoder: token requests, credential server requests, uploads).
+ * 0, -EINVAL (url does not parse), -ENOMEM or -ENAMETOOLONG (out is "").
+ */
+int url_append_query(const char *url, const char *key, const char *value, char *out,
+		     size_t outlen);
+
+/* A Location (maybe relative) resolved against base. 0, -EINVAL, -EPROTO
+ * (not http or https), -ENOMEM or -ENAMETOOLONG (out is "" then). */
+int url_resolve(const char *base, const char *loc, char *out, size_t outlen);
 
 #endif

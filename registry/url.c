@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -382,44 +383,92 @@ int url_cred_prefixes(const struct reg_url *u, char (*out)[1024], int max)
 	return cnt;
 }
 
-/* scheme, host (lower-cased) and port (the scheme's default filled in) of an absolute URL. */
+/*
+ * Every other URL question below goes through libcurl's URL parser
+ * (curl_url()): one parser decides what a URL's scheme, host, port, user
+ * info and query are, for the origin checks, the redaction of logged URLs
+ * and the query strings built, in obd and the daemon alike.
+ */
+static CURLU *url_handle(const char *url, unsigned int flags)
+{
+	CURLU *h;
+
+	if (!url)
+		return NULL;
+	h = curl_url();
+	if (h && curl_url_set(h, CURLUPART_URL, url, flags)) {
+		curl_url_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+/* The whole URL of h into out. 0, -ENOMEM or -ENAMETOOLONG (out is "" then). */
+static int url_get(CURLU *h, char *out, size_t outlen)
+{
+	char *s = NULL;
+	int rc = -ENOMEM;
+
+	if (outlen)
+		out[0] = 0;
+	if (!curl_url_get(h, CURLUPART_URL, &s, 0)) {
+		rc = 0;
+		if (!put_field(out, outlen, s, strlen(s))) {
+			if (outlen)
+				out[0] = 0;
+			rc = -ENAMETOOLONG;
+		}
+	}
+	curl_free(s);
+	return rc;
+}
+
+static void lower(char *p)
+{
+	for (; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+/* scheme, host (lower-cased, %-decoded by curl, an IPv6 zone kept) and
+ * port (the scheme's default filled in) of an absolute http(s) URL. */
 struct url_origin_parts {
 	char scheme[8];
-	char host[256];
+	char host[300];
 	char port[8];
 };
 
 static int origin_parts(const char *url, struct url_origin_parts *o)
 {
-	CURLU *h = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	int rc = -EINVAL;
+	CURLU *h = url_handle(url, 0);
+	char *scheme = NULL, *host = NULL, *port = NULL, *zone = NULL;
+	int rc = -EINVAL, n;
 
 	memset(o, 0, sizeof(*o));
 	if (!h)
-		return -ENOMEM;
-	if (!url || curl_url_set(h, CURLUPART_URL, url, 0) ||
-	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) ||
+		return -EINVAL;
+	if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) ||
 	    curl_url_get(h, CURLUPART_HOST, &host, 0) ||
 	    curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
 		goto out;
 	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))
 		goto out;
-	if (!put_field(o->scheme, sizeof(o->scheme), scheme, strlen(scheme)) ||
-	    !put_field(o->host, sizeof(o->host), host, strlen(host)) ||
+	/* fe80::1%eth0 and fe80::1%eth1 are other hosts */
+	if (curl_url_get(h, CURLUPART_ZONEID, &zone, 0))
+		zone = NULL;
+	n = snprintf(o->host, sizeof(o->host), "%s%s%s", host, zone ? "%" : "", zone ? zone : "");
+	if (n < 0 || (size_t)n >= sizeof(o->host) ||
+	    !put_field(o->scheme, sizeof(o->scheme), scheme, strlen(scheme)) ||
 	    !put_field(o->port, sizeof(o->port), port, strlen(port)))
 		goto out;
-	for (char *p = o->scheme; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	for (char *p = o->host; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
+	lower(o->scheme);
+	lower(o->host);
 	rc = 0;
 out:
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
+	curl_free(zone);
 	curl_url_cleanup(h);
 	return rc;
 }
@@ -453,9 +502,26 @@ enum url_origin_rel url_origin_relation(const char *from, const char *to)
 	return strcmp(a.scheme, "https") ? URL_ORIGIN_UPGRADE : URL_ORIGIN_DOWNGRADE;
 }
 
+bool url_creds_may_go(const char *from, const char *to)
+{
+	enum url_origin_rel rel = url_origin_relation(from, to);
+
+	return rel == URL_ORIGIN_SAME || rel == URL_ORIGIN_UPGRADE;
+}
+
+bool url_has_scheme(const char *url, const char *scheme)
+{
+	struct url_origin_parts o;
+	size_t n = strlen(scheme);
+
+	/* "https:/h" or "https:h" parse (curl is lenient): not written as a URL is */
+	return url && !strncasecmp(url, scheme, n) && !strncmp(url + n, "://", 3) &&
+	       !origin_parts(url, &o) && !strcasecmp(o.scheme, scheme);
+}
+
 bool url_is_https(const char *url)
 {
-	return url && !strncasecmp(url, "https://", 8);
+	return url_has_scheme(url, "https");
 }
 
 bool url_same_repo(const char *a, const char *b)
@@ -466,4 +532,96 @@ bool url_same_repo(const char *a, const char *b)
 	return url_origin_relation(a, b) == URL_ORIGIN_SAME &&
 	       !url_parse_blob(a, &ua, err, sizeof(err)) &&
 	       !url_parse_blob(b, &ub, err, sizeof(err)) && !strcmp(ua.repo, ub.repo);
+}
+
+const char *url_redact(const char *url, char *out, size_t outlen)
+{
+	static const CURLUPart secret[] = {
+		CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS,
+	};
+	CURLU *h = url_handle(url, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
+	bool dropped = false;
+	char *part = NULL;
+
+	if (!outlen)
+		return "";
+	if (!h) {
+		/* nothing of it is shown: where the user info or query is is unknown */
+		snprintf(out, outlen, "(a URL that does not parse)");
+		return out;
+	}
+	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+		curl_url_set(h, secret[i], NULL, 0);
+	/* the query (presigned URLs keep their signature there) and fragment */
+	if (!curl_url_get(h, CURLUPART_QUERY, &part, 0) ||
+	    !curl_url_get(h, CURLUPART_FRAGMENT, &part, 0))
+		dropped = true;
+	curl_free(part);
+	part = NULL;
+	curl_url_set(h, CURLUPART_QUERY, NULL, 0);
+	curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+	/* cut to fit if need be (nothing secret is left); "?..." says a query was there */
+	if (curl_url_get(h, CURLUPART_URL, &part, 0))
+		snprintf(out, outlen, "(a URL)");
+	else
+		snprintf(out, outlen, "%s%s", part, dropped ? "?..." : "");
+	curl_free(part);
+	curl_url_cleanup(h);
+	return out;
+}
+
+int url_append_query(const char *url, const char *key, const char *value, char *out,
+		     size_t outlen)
+{
+	CURLU *h = url_handle(url, 0);
+	char *enc = NULL, *s = NULL;
+	int rc = -EINVAL;
+
+	/*
+	 * libcurl checks that url is one, and encodes the value; url itself
+	 * is kept byte for byte (re-rendered, curl would rewrite the %XX of
+	 * an upload's opaque _state, for one). No fragment: it would end up
+	 * in front of the new parameter.
+	 */
+	if (h && !strchr(url, '#')) {
+		/* RFC 3986 unreserved bytes stay, every other byte is %XX */
+		enc = curl_easy_escape(NULL, value, 0);
+		rc = -ENOMEM;
+		/* out may be url: built aside first */
+		if (enc && asprintf(&s, "%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', key, enc) >= 0)
+			rc = put_field(out, outlen, s, strlen(s)) ? 0 : -ENAMETOOLONG;
+		else
+			s = NULL;
+	}
+	if (rc && outlen)
+		out[0] = 0;
+	free(s);
+	curl_free(enc);
+	curl_url_cleanup(h);
+	return rc;
+}
+
+int url_resolve(const char *base, const char *loc, char *out, size_t outlen)
+{
+	CURLU *h = url_handle(base, 0);	/* before out is touched: out may be base */
+	char *scheme = NULL;
+	int rc = -EINVAL;
+
+	if (h && curl_url_set(h, CURLUPART_URL, loc, 0)) {
+		curl_url_cleanup(h);
+		h = NULL;
+	}
+	if (outlen)
+		out[0] = 0;
+	if (!h)
+		return -EINVAL;
+	if (!curl_url_get(h, CURLUPART_SCHEME, &scheme, 0)) {
+		if (strcmp(scheme, "http") && strcmp(scheme, "https"))
+			rc = -EPROTO;
+		else
+			rc = url_get(h, out, outlen);
+	}
+	curl_free(scheme);
+	curl_url_cleanup(h);
+	return rc;
 }

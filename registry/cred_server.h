@@ -9,7 +9,7 @@
  * Shared by obd (blocking, cred_get) and overlaybd-fetchd (its event loop
  * runs the same request as a curl multi transfer: cred_server_setopt, then
  * cred_server_result on completion). Also the proxy options every transfer
- * of both programs gets (reg_curl_proxy).
+ * of both programs gets (reg_curl_proxy, http.h).
  *
  * Messages name the server ("credential server http://h:p/auth",
  * "credential server unix:/run/x.sock"), never the answer's secrets nor
@@ -58,14 +58,5 @@ int cred_server_result(const struct fetchd_config *c, const char *blob_url, CURL
 /* Blocking: any mode (file: cred_lookup), for obd. Errors as above. */
 int cred_get(const struct fetchd_config *c, const char *blob_url, struct reg_cred *cred,
 	     char *err, size_t errlen);
-
-/*
- * fetchConfig.proxy / noProxy on e. The config wins: with proxy set,
- * CURLOPT_PROXY and CURLOPT_NOPROXY (noProxy, "" = nothing exempt) are set,
- * so http_proxy, https_proxy, all_proxy and no_proxy from the environment
- * are ignored. Without proxy, curl's environment proxies apply as for curl
- * itself, with noProxy (when set) replacing no_proxy.
- */
-void reg_curl_proxy(CURL *e, const struct fetchd_config *c);
 
 #endif

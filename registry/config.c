@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "url.h"
 
 #define CFG_MAX_FILE	(1u << 20)	/* overlaybd.json is a few hundred bytes */
 
@@ -659,8 +660,8 @@ static int parse_p2p(struct cfg_ctx *x, json_object *root, struct fetchd_config 
 			     sizeof(c->p2p_address), STR_NOCTL);
 	if (rc < 0)
 		return rc;
-	if (c->p2p_enable && strncmp(c->p2p_address, "http://", 7) &&
-	    strncmp(c->p2p_address, "https://", 8))
+	if (c->p2p_enable && !url_has_scheme(c->p2p_address, "http") &&
+	    !url_has_scheme(c->p2p_address, "https"))
 		return reg_errf(x->err, x->errlen, -EINVAL,
 			       "p2pConfig.address: expected an http:// or https:// URL when enabled");
 	return 0;
