@@ -65,14 +65,13 @@ within() {
 }
 # until_true SECS CMD...: CMD becomes true within SECS seconds
 until_true() {
-	local n=$(($1 * 10))
+	local end=$(($(date +%s) + $1))
 	shift
-	while [ $n -gt 0 ]; do
+	while :; do
 		"$@" && return 0
+		[ "$(date +%s)" -lt $end ] || return 1
 		sleep 0.1
-		n=$((n - 1))
 	done
-	return 1
 }
 pending_ge() { [ "$(stat_field obd50-a pending)" -ge "$1" ]; }
 pending_eq() { [ "$(stat_field obd50-a pending)" -eq "$1" ]; }
