@@ -92,7 +92,8 @@ struct obd_bio {
 	struct obd_target *t;
 	u64 lba;			/* sectors, relative to the target */
 	u32 done;			/* sectors already filled (inline, or before a miss) */
-	u8 refetches;			/* ZFile blocks of a remote layer fetched again */
+	u8 refetches;			/* times refetch_block was fetched again */
+	u64 refetch_block;		/* blob offset of the last ZFile block fetched again */
 	int woken;			/* the miss it was parked on: 0, -EIO, -EAGAIN */
 	struct obd_waiter waiter;	/* parked on a miss (obd_blob_park) */
 };
@@ -310,9 +311,16 @@ static int obd_zblock_refetch(struct obd_walk *wk, struct obd_dev_layer *dl, u64
 	obd_zfile_block_range(zf, b, &boff, &slen);
 	boff += dl->sl->layer.window.off;
 	if (wk->ob) {
-		/* the worker: park on the refetch, decode again when it is answered */
+		/*
+		 * the worker: park on the refetch, decode again when it is
+		 * answered; a bio's blocks are met in order, so counting the
+		 * current one's tries bounds each block's
+		 */
+		if (wk->ob->refetch_block != boff)
+			wk->ob->refetches = 0;
 		if (wk->ob->refetches >= OBD_REFETCH_TRIES)
 			return r;
+		wk->ob->refetch_block = boff;
 		wk->ob->refetches++;
 		DMWARN_LIMIT("%s: layer %s: block %llu: fetching its bytes %llu+%u again",
 			     obd_name(wk->t), dl->path, b, boff, slen);
@@ -743,6 +751,7 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	ob->lba = lba;
 	ob->done = 0;
 	ob->refetches = 0;
+	ob->refetch_block = U64_MAX;
 	ob->woken = 0;
 	ob->waiter.opts = &t->fetch;
 	ob->waiter.wake = obd_bio_wake;
