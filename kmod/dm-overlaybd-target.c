@@ -91,7 +91,18 @@ struct obd_bio {
 	struct work_struct work;
 	struct obd_target *t;
 	u64 lba;			/* sectors, relative to the target */
-	u32 done;			/* sectors already filled inline */
+	u32 done;			/* sectors already filled (inline, or before a miss) */
+	u8 refetches;			/* times refetch_block was fetched again */
+	u64 refetch_block;		/* blob offset of the last ZFile block fetched again */
+	int woken;			/* the miss it was parked on: 0, -EIO, -EAGAIN */
+	struct obd_waiter waiter;	/* parked on a miss (obd_blob_park) */
+};
+
+/* A remote range the walk needs and does not wait for (the worker parks on it). */
+struct obd_miss {
+	struct obd_blob *blob;		/* NULL: none */
+	u64 off, len;
+	u32 flags;			/* OBD_READ_F_REFETCH */
 };
 
 /*
@@ -107,7 +118,24 @@ struct obd_walk {
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
 	bool nowait;
 	unsigned int zblocks;		/* decoded, counted when the walk ends */
+	/*
+	 * The worker's walk: an absent remote range ends it with -EAGAIN
+	 * and the range in miss (the bio parks on it); NULL: wait for it
+	 * (the upper's reader, obd_read_device).
+	 */
+	struct obd_bio *ob;
+	struct obd_miss miss;
 };
+
+/* The walk needs [off, off + len) of the blob: park (worker) rather than wait. */
+static int obd_walk_miss(struct obd_walk *wk, struct obd_blob *b, u64 off, u64 len, u32 flags)
+{
+	wk->miss.blob = b;
+	wk->miss.off = off;
+	wk->miss.len = len;
+	wk->miss.flags = flags;
+	return -EAGAIN;
+}
 
 static const char *obd_name(struct obd_target *t)
 {
@@ -123,17 +151,20 @@ static const char *obd_name(struct obd_target *t)
  * An O_DIRECT read that the file system refuses for alignment (-EINVAL)
  * is retried through the page cache.
  */
-static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 pos,
-			  bool nowait)
+static int obd_read_plain(struct obd_walk *wk, struct obd_dev_layer *dl, struct iov_iter *piece,
+			  u64 pos)
 {
 	struct file *f = dl->dfile ? dl->dfile : dl->sl->file;
 	loff_t p = dl->sl->layer.window.off + pos;
+	bool nowait = wk->nowait;
 
 	if (dl->blob) {
 		size_t n = iov_iter_count(piece);
 
 		if (nowait && !obd_blob_present(dl->blob, p, n))
 			return -EAGAIN;
+		if (wk->ob && !obd_blob_present(dl->blob, p, n))
+			return obd_walk_miss(wk, dl->blob, p, n, 0);
 		if (!nowait) {
 			int r = obd_blob_fetch(dl->blob, p, n, dl->fetch);
 
@@ -159,9 +190,17 @@ static int obd_read_plain(struct obd_dev_layer *dl, struct iov_iter *piece, u64 
 	return 0;
 }
 
-static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos, u32 len,
-			   bool nowait, u32 *got)
+/*
+ * The stored bytes [pos, pos + len) into the context's buffer. A worker
+ * of a remote layer only gets here with the range present (obd_zfile_need):
+ * if it went meanwhile (INVALIDATE), it parks rather than wait holding
+ * the context.
+ */
+static u8 *obd_read_stored(struct obd_walk *wk, struct obd_dev_layer *dl, u64 pos, u32 len,
+			   u32 *got)
 {
+	struct obd_kctx *c = wk->kctx;
+	bool nowait = wk->nowait;
 	u8 *p;
 
 	if (dl->blob && nowait) {
@@ -169,6 +208,8 @@ static u8 *obd_read_stored(struct obd_kctx *c, struct obd_dev_layer *dl, u64 pos
 		len = (u32)obd_blob_present_prefix(dl->blob, pos, len);
 		if (!len)
 			return ERR_PTR(-EAGAIN);
+	} else if (dl->blob && wk->ob && !obd_blob_present(dl->blob, pos, len)) {
+		return ERR_PTR(obd_walk_miss(wk, dl->blob, pos, len, 0));
 	} else if (dl->blob) {
 		int r = obd_blob_fetch(dl->blob, pos, len, dl->fetch);
 
@@ -269,21 +310,60 @@ static int obd_zblock_refetch(struct obd_walk *wk, struct obd_dev_layer *dl, u64
 
 	obd_zfile_block_range(zf, b, &boff, &slen);
 	boff += dl->sl->layer.window.off;
+	if (wk->ob) {
+		/*
+		 * the worker: park on the refetch, decode again when it is
+		 * answered; a bio's blocks are met in order, so counting the
+		 * current one's tries bounds each block's
+		 */
+		if (wk->ob->refetch_block != boff)
+			wk->ob->refetches = 0;
+		if (wk->ob->refetches >= OBD_REFETCH_TRIES)
+			return r;
+		wk->ob->refetch_block = boff;
+		wk->ob->refetches++;
+		DMWARN_LIMIT("%s: layer %s: block %llu: fetching its bytes %llu+%u again",
+			     obd_name(wk->t), dl->path, b, boff, slen);
+		return obd_walk_miss(wk, dl->blob, boff, slen, OBD_READ_F_REFETCH);
+	}
 	for (tries = 0; r == -EFSBADCRC && tries < OBD_REFETCH_TRIES; tries++) {
 		u8 *stored;
 		u32 got;
 
 		DMWARN_LIMIT("%s: layer %s: block %llu: fetching its bytes %llu+%u again",
 			     obd_name(wk->t), dl->path, b, boff, slen);
+		/* no decode context held across the network wait */
+		obd_kctx_release(wk->kctx);
 		r = obd_blob_refetch(dl->blob, boff, slen, dl->fetch);
+		wk->kctx = obd_kctx_acquire(wk->t->reserve);
 		if (r)
 			return r;
-		stored = obd_read_stored(wk->kctx, dl, boff, slen, false, &got);
+		stored = obd_read_stored(wk, dl, boff, slen, &got);
 		if (IS_ERR(stored))
 			return PTR_ERR(stored);
 		r = obd_zblock_out(wk, dl, b, stored, slen, piece, pos, bytes);
 	}
 	return r;
+}
+
+/*
+ * The stored bytes of a ZFile piece, [off, off + len) of a remote layer's
+ * blob, before a decode context is taken: never wait for the network
+ * holding one (a worker parks; the upper's reader drops the context it
+ * may hold from an earlier piece while it waits). The inline walk reads
+ * what is present.
+ */
+static int obd_zfile_need(struct obd_walk *wk, struct obd_dev_layer *dl, u64 off, u64 len)
+{
+	if (!dl->blob || wk->nowait || obd_blob_present(dl->blob, off, len))
+		return 0;
+	if (wk->ob)
+		return obd_walk_miss(wk, dl->blob, off, len, 0);
+	if (wk->kctx) {
+		obd_kctx_release(wk->kctx);
+		wk->kctx = NULL;
+	}
+	return obd_blob_fetch(dl->blob, off, len, dl->fetch);
 }
 
 /*
@@ -298,9 +378,14 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 	struct obd_zfile *zf = &l->zf;
 	u32 bs = zf->info.block_size;
 	u64 b = pos / bs, blast = (pos + bytes - 1) / bs;
+	int r;
 
 	if (blast >= zf->info.nblocks)
 		return -EIO;
+	r = obd_zfile_need(wk, dl, l->window.off + obd_zfile_block_start(zf, b),
+			   obd_zfile_block_start(zf, blast + 1) - obd_zfile_block_start(zf, b));
+	if (r)
+		return r;
 	if (!wk->kctx) {
 		wk->kctx = wk->nowait ? obd_kctx_tryacquire(t->reserve) :
 			obd_kctx_acquire(t->reserve);
@@ -315,16 +400,14 @@ static int obd_read_zfile(struct obd_walk *wk, struct obd_dev_layer *dl,
 
 		while (e < blast && obd_zfile_block_start(zf, e + 2) - start <= OBD_CBUF_BYTES)
 			e++;
-		stored = obd_read_stored(wk->kctx, dl, l->window.off + start,
-					 (u32)(obd_zfile_block_start(zf, e + 1) - start), wk->nowait,
-					 &got);
+		stored = obd_read_stored(wk, dl, l->window.off + start,
+					 (u32)(obd_zfile_block_start(zf, e + 1) - start), &got);
 		if (IS_ERR(stored))
 			return PTR_ERR(stored);
 
 		for (; b <= e; b++) {
 			u64 boff;
 			u32 slen;
-			int r;
 
 			obd_zfile_block_range(zf, b, &boff, &slen);
 			/* nowait: the rest is not cached; the worker goes on from b */
@@ -368,8 +451,8 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 		if (dl->sl->layer.wrap & OBD_WRAP_ZFILE)
 			r = obd_read_zfile(wk, dl, &piece, moff << SECTOR_SHIFT, bytes);
 		else
-			r = obd_read_plain(dl, &piece, moff << SECTOR_SHIFT, wk->nowait);
-		if (r && wk->nowait) {
+			r = obd_read_plain(wk, dl, &piece, moff << SECTOR_SHIFT);
+		if (r && (wk->nowait || (r == -EAGAIN && wk->miss.blob))) {
 			/* keep what the piece filled: the worker goes on from there */
 			iov_iter_advance(&wk->iter, bytes - iov_iter_count(&piece));
 			return -EAGAIN;
@@ -541,17 +624,62 @@ static void obd_write_work(struct obd_target *t, struct bio *bio, u64 lba)
  * from here (page cache readahead of a layer, miss requests) must not
  * wait for I/O that may be queued on this very device.
  */
+/* A bio's miss was answered, failed or timed out, or its device suspends. */
+static void obd_bio_wake(struct obd_waiter *w, int status)
+{
+	struct obd_bio *ob = container_of(w, struct obd_bio, waiter);
+
+	ob->woken = status;
+	queue_work(ob->t->wq, &ob->work);
+}
+
+/*
+ * A read: walk from ob->done. At an absent remote range the bio parks on
+ * the request covering it (obd_blob_park) and the worker returns, holding
+ * nothing; the answer queues the bio again and the walk goes on from the
+ * first sector not yet filled. Requeued (noflush suspend): dm maps it
+ * again after resume.
+ */
+static void obd_read_work(struct obd_bio *ob, struct bio *bio)
+{
+	struct obd_target *t = ob->t;
+	struct obd_walk wk = { .t = t };
+	int r = ob->woken;
+
+	ob->woken = 0;
+	while (!r) {
+		wk = (struct obd_walk){ .t = t, .ob = ob };
+		r = obd_walk_bio(ob, bio, &wk);
+		if (r != -EAGAIN || !wk.miss.blob)
+			break;
+		ob->done = (bio->bi_iter.bi_size - (u32)iov_iter_count(&wk.iter)) >> SECTOR_SHIFT;
+		if (wk.zblocks)
+			this_cpu_add(t->stats->zblocks, wk.zblocks);
+		wk.zblocks = 0;
+		r = obd_blob_park(wk.miss.blob, wk.miss.off, wk.miss.len, wk.miss.flags,
+				  &ob->waiter);
+		if (r > 0)
+			return;		/* obd_bio_wake queues it again */
+		cond_resched();
+	}
+	if (r == -EAGAIN) {
+		bio->bi_status = BLK_STS_DM_REQUEUE;
+		bio_endio(bio);
+		return;
+	}
+	obd_complete(t, bio, &wk, r);
+}
+
 static void obd_work(struct work_struct *w)
 {
 	struct obd_bio *ob = container_of(w, struct obd_bio, work);
 	struct bio *bio = dm_bio_from_per_bio_data(ob, sizeof(*ob));
-	struct obd_walk wk = { .t = ob->t };
 	unsigned int noio = memalloc_noio_save();
 
 	if (bio_op(bio) != REQ_OP_READ)
 		obd_write_work(ob->t, bio, ob->lba);
 	else
-		obd_complete(ob->t, bio, &wk, obd_walk_bio(ob, bio, &wk));
+		obd_read_work(ob, bio);
 	memalloc_noio_restore(noio);
 }
 
@@ -622,6 +750,11 @@ static int obd_map(struct dm_target *ti, struct bio *bio)
 	ob->t = t;
 	ob->lba = lba;
 	ob->done = 0;
+	ob->refetches = 0;
+	ob->refetch_block = U64_MAX;
+	ob->woken = 0;
+	ob->waiter.opts = &t->fetch;
+	ob->waiter.wake = obd_bio_wake;
 	if (bio_op(bio) == REQ_OP_READ && obd_read_inline(ob, bio))
 		return DM_MAPIO_SUBMITTED;
 	INIT_WORK(&ob->work, obd_work);
@@ -636,8 +769,11 @@ static void obd_dtr(struct dm_target *ti)
 
 	if (!t)
 		return;
-	if (t->wq)
+	if (t->wq) {
+		/* remove does not wait for bios in flight: fail the parked ones */
+		obd_fetch_stop(&t->fetch);
 		destroy_workqueue(t->wq);
+	}
 	/* the device's other table may go on with it: only the last one closes it */
 	if (t->ushare)
 		obd_upper_share_put(t->ushare);
@@ -1127,6 +1263,30 @@ static int obd_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 }
 
 /*
+ * Bios parked on misses must not hold up a suspend for request_timeout
+ * (a registry that hangs): with noflush they go back to dm at once
+ * (BLK_STS_DM_REQUEUE: dm keeps them and maps them again after resume, as
+ * dm-thin and dm-multipath requeue); a suspend with flush, which waits for
+ * every bio in flight and cannot take requeues, lets them wait a few
+ * seconds more for their bytes, then fails them (EIO). docs/dm-overlaybd.rst
+ * "Suspend".
+ */
+static void obd_presuspend(struct dm_target *ti)
+{
+	struct obd_target *t = ti->private;
+
+	obd_fetch_suspend(&t->fetch, dm_noflush_suspending(ti));
+}
+
+/* The suspend failed, or the table is live again: misses wait again. */
+static void obd_presuspend_undo(struct dm_target *ti)
+{
+	struct obd_target *t = ti->private;
+
+	obd_fetch_resume(&t->fetch);
+}
+
+/*
  * Suspended (no I/O in flight): what was written is durable before a table
  * swap. A failed flush is recorded (status suspend_flush_error, a log
  * line); its records stay buffered in the shared upper.
@@ -1203,8 +1363,11 @@ static struct target_type obd_target_type = {
 	.status = obd_status,
 	.message = obd_message,
 	.io_hints = obd_io_hints,
+	.presuspend = obd_presuspend,
+	.presuspend_undo = obd_presuspend_undo,
 	.postsuspend = obd_postsuspend,
 	.preresume = obd_preresume,
+	.resume = obd_presuspend_undo,
 	.iterate_devices = obd_iterate_devices,
 };
 

@@ -15,6 +15,15 @@
  * readers wait for one at most their device's hold timeout, then EIO.
  * Every wait also has an overall bound (request_timeout): never a hang.
  *
+ * Bios do not wait in a thread: a worker that meets an absent range parks
+ * the bio on the list of the request covering it (obd_blob_park, the
+ * shape of dm-clone's per-region deferred bios) and returns. The answer,
+ * a failure, a timeout (obd_reap, a delayed work ticking each second while
+ * anything is parked) or the device's suspend (obd_fetch_suspend) takes
+ * it off the list and hands it back to its device's worker. Only ctr
+ * (parsing a layer) and the upper's read-modify-write of a partial block
+ * still wait in obd_req_wait.
+ *
  * Everything here is under obd_remote_mutex; the data path only tests
  * presence bits (obd_blob.c), without it.
  */
@@ -68,7 +77,8 @@ struct obd_req {
 	u64 g0, g1;			/* granules [g0, g1) */
 	enum obd_req_state state;
 	int status;			/* when DONE */
-	unsigned int refs;		/* waiters, + 1 until DONE */
+	unsigned int refs;		/* waiters (parked too), + 1 until DONE */
+	struct list_head waiters;	/* parked readers (struct obd_waiter) */
 };
 
 struct obd_close {
@@ -93,6 +103,10 @@ static u64 obd_prefetch_done, obd_prefetch_failed;
 #define OBD_PREFETCH_BATCH		32u
 
 static DECLARE_WAIT_QUEUE_HEAD(obd_poll_wq);	/* the daemon's read/poll */
+static unsigned int obd_nparked;		/* parked readers; obd_remote_mutex */
+static void obd_reap_work(struct work_struct *work);
+static DECLARE_DELAYED_WORK(obd_reap, obd_reap_work);
+static void __obd_unpark(struct obd_waiter *w, int status);
 
 bool obd_daemon_connected(void)
 {
@@ -140,6 +154,10 @@ static void __obd_req_finish(struct obd_req *req, int status)
 	}
 	WRITE_ONCE(req->state, OBD_REQ_DONE);
 	wake_up_all(&req->blob->wq);
+	/* the parked readers go on; the DONE ref keeps req until the last */
+	while (!list_empty(&req->waiters))
+		__obd_unpark(list_first_entry(&req->waiters, struct obd_waiter, node),
+			     status ? -EIO : 0);
 	__obd_req_put(req);
 }
 
@@ -176,6 +194,7 @@ static struct obd_req *__obd_req_new(struct obd_blob *b, u64 g0, u64 g1, u32 fla
 	req->flags = flags;
 	req->state = OBD_REQ_NEW;
 	req->refs = 1;
+	INIT_LIST_HEAD(&req->waiters);
 	list_add_tail(&req->blob_node, &b->reqs);
 	list_add_tail(&req->queue_node, &obd_queue);
 	wake_up_interruptible(&obd_poll_wq);
@@ -286,6 +305,25 @@ static void __obd_req_leave(struct obd_req *req)
 	__obd_req_put(req);
 }
 
+/*
+ * What a device's suspend means for its readers now: 0 (wait on),
+ * -EAGAIN (requeue the bio) or -EIO.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static int __obd_suspended(const struct obd_fetch_opts *o)
+{
+	switch (o->suspend) {
+	case OBD_SUSP_NONE:
+		return 0;
+	case OBD_SUSP_REQUEUE:
+		return -EAGAIN;
+	case OBD_SUSP_FLUSH:
+		return time_after_eq(jiffies, o->fail_at) ? -EIO : 0;
+	default:
+		return -EIO;
+	}
+}
+
 /* Wait for req (a waiter ref held); drops the ref. 0 or -EIO. */
 static int obd_req_wait(struct obd_req *req, const struct obd_fetch_opts *o,
 			unsigned long start)
@@ -312,6 +350,14 @@ static int obd_req_wait(struct obd_req *req, const struct obd_fetch_opts *o,
 		/* ctr (dmsetup) killed: the table load fails, the request stays queued */
 		if (o && o->killable && fatal_signal_pending(current)) {
 			r = -EINTR;
+			break;
+		}
+		/* the upper's read-modify-write: its device suspends (presuspend) */
+		if (o && __obd_suspended(o)) {
+			DMERR_LIMIT("%s: device suspending: failing a write that waits for bytes %llu+%llu",
+				    b->path, req->g0 << OBD_GRANULE_SHIFT,
+				    (req->g1 - req->g0) << OBD_GRANULE_SHIFT);
+			r = -EIO;
 			break;
 		}
 		since = time_after(obd_gone_at, start) ? obd_gone_at : start;
@@ -380,6 +426,190 @@ static int obd_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetc
 int obd_blob_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o)
 {
 	return obd_fetch(b, off, len, o, 0);
+}
+
+/*
+ * A parked reader leaves its request (answered, failed, timed out, or its
+ * device suspends) and goes back to its device: wake() queues its bio.
+ * NOTE: caller holds obd_remote_mutex; w is off any list.
+ */
+static void __obd_unpark_off(struct obd_waiter *w, int status)
+{
+	struct obd_req *req = w->req;
+
+	w->req = NULL;
+	obd_nparked--;
+	if (w->opts->pending)
+		atomic_dec(w->opts->pending);
+	__obd_req_leave(req);
+	w->wake(w, status);
+}
+
+/* NOTE: caller holds obd_remote_mutex; req (w's) keeps another ref. */
+static void __obd_unpark(struct obd_waiter *w, int status)
+{
+	list_del(&w->node);
+	__obd_unpark_off(w, status);
+}
+
+/*
+ * Why a parked reader must stop waiting now, or 0: its device suspends,
+ * no daemon for its hold timeout, or request_timeout.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static int __obd_waiter_expired(struct obd_waiter *w)
+{
+	const struct obd_fetch_opts *o = w->opts;
+	struct obd_req *req = w->req;
+	struct obd_blob *b = req->blob;
+	unsigned long since;
+	int r = __obd_suspended(o);
+
+	if (r == -EIO) {
+		DMERR_LIMIT("%s: device suspending: failing a read waiting for bytes %llu+%llu",
+			    b->path, req->g0 << OBD_GRANULE_SHIFT,
+			    (req->g1 - req->g0) << OBD_GRANULE_SHIFT);
+		return r;
+	}
+	if (r)
+		return r;
+	since = time_after(obd_gone_at, w->start) ? obd_gone_at : w->start;
+	if (!obd_connected && time_after_eq(jiffies, since + o->hold)) {
+		DMERR_LIMIT("%s: no fetch daemon on /dev/%s for %u s: failing a read of bytes %llu+%llu",
+			    b->path, OBD_DEV_NAME, jiffies_to_msecs(o->hold) / 1000,
+			    req->g0 << OBD_GRANULE_SHIFT, (req->g1 - req->g0) << OBD_GRANULE_SHIFT);
+		return -EIO;
+	}
+	if (time_after_eq(jiffies, w->start + (unsigned long)request_timeout * HZ)) {
+		DMERR_LIMIT("%s: miss of bytes %llu+%llu not answered in %u s", b->path,
+			    req->g0 << OBD_GRANULE_SHIFT, (req->g1 - req->g0) << OBD_GRANULE_SHIFT,
+			    request_timeout);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Send back the parked readers that must stop waiting: of every device
+ * (only == NULL), or every one of device only's. Unparking can end a
+ * request (obd_req_leave), so they are collected first.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static void __obd_reap(const struct obd_fetch_opts *only, int status)
+{
+	LIST_HEAD(out);
+	struct obd_waiter *w, *tmp;
+	struct obd_req *req;
+	unsigned long idx;
+
+	lockdep_assert_held(&obd_remote_mutex);
+	if (!obd_nparked)
+		return;
+	xa_for_each(&obd_reqs, idx, req) {
+		list_for_each_entry_safe(w, tmp, &req->waiters, node) {
+			if (only && w->opts != only)
+				continue;
+			w->status = only ? status : __obd_waiter_expired(w);
+			if (w->status)
+				list_move_tail(&w->node, &out);
+		}
+	}
+	list_for_each_entry_safe(w, tmp, &out, node) {
+		list_del(&w->node);
+		__obd_unpark_off(w, w->status);
+	}
+}
+
+static void obd_reap_work(struct work_struct *work)
+{
+	mutex_lock(&obd_remote_mutex);
+	__obd_reap(NULL, 0);
+	if (obd_nparked)
+		queue_delayed_work(system_wq, &obd_reap, HZ);
+	mutex_unlock(&obd_remote_mutex);
+}
+
+/*
+ * A reader (a bio's worker) needs [off, off + len) of the blob: make the
+ * requests (as obd_blob_fetch) and park w on the one covering the first
+ * absent granule. 1: parked, w->wake() runs later; 0: present, go on;
+ * -EAGAIN: the device is suspending with noflush (requeue the bio);
+ * another error: fail the read. OBD_READ_F_REFETCH forgets the range first.
+ */
+int obd_blob_park(struct obd_blob *b, u64 off, u64 len, u32 flags, struct obd_waiter *w)
+{
+	struct obd_req *req;
+	u64 g0, g1;
+	int r;
+
+	if (!len || off >= b->size)
+		return 0;
+	len = min(len, b->size - off);
+	if (!(flags & OBD_READ_F_REFETCH) && obd_blob_present(b, off, len))
+		return 0;
+	g0 = off >> OBD_GRANULE_SHIFT;
+	g1 = DIV_ROUND_UP_ULL(off + len, OBD_GRANULE_SIZE);
+	mutex_lock(&obd_remote_mutex);
+	r = __obd_suspended(w->opts);
+	if (r)
+		goto out_unlock;
+	if (flags & OBD_READ_F_REFETCH)
+		bitmap_clear(b->present, g0, g1 - g0);
+	req = __obd_issue(b, g0, g1, flags);
+	if (IS_ERR_OR_NULL(req)) {
+		r = PTR_ERR_OR_ZERO(req);
+		goto out_unlock;
+	}
+	w->req = req;
+	w->start = jiffies;
+	list_add_tail(&w->node, &req->waiters);
+	if (w->opts->pending)
+		atomic_inc(w->opts->pending);
+	if (!obd_nparked++)
+		queue_delayed_work(system_wq, &obd_reap, HZ);
+	r = 1;
+out_unlock:
+	mutex_unlock(&obd_remote_mutex);
+	return r;
+}
+
+/*
+ * presuspend: with noflush, the device's parked bios go back to dm at once
+ * (requeued, mapped again after resume); else they may wait
+ * OBD_SUSPEND_GRACE more for their bytes, then fail. New misses of the
+ * device do the same until obd_fetch_resume.
+ */
+#define OBD_SUSPEND_GRACE	(5 * HZ)
+
+void obd_fetch_suspend(struct obd_fetch_opts *o, bool noflush)
+{
+	mutex_lock(&obd_remote_mutex);
+	o->suspend = noflush ? OBD_SUSP_REQUEUE : OBD_SUSP_FLUSH;
+	o->fail_at = jiffies + OBD_SUSPEND_GRACE;
+	if (noflush)
+		__obd_reap(o, -EAGAIN);
+	mutex_unlock(&obd_remote_mutex);
+}
+
+/* resume, presuspend_undo: misses wait again. */
+void obd_fetch_resume(struct obd_fetch_opts *o)
+{
+	mutex_lock(&obd_remote_mutex);
+	o->suspend = OBD_SUSP_NONE;
+	mutex_unlock(&obd_remote_mutex);
+}
+
+/*
+ * dtr (remove does not wait for bios in flight): every parked bio of the
+ * device fails now, and any miss after; the caller then drains its
+ * workqueue.
+ */
+void obd_fetch_stop(struct obd_fetch_opts *o)
+{
+	mutex_lock(&obd_remote_mutex);
+	o->suspend = OBD_SUSP_DEAD;
+	__obd_reap(o, -EIO);
+	mutex_unlock(&obd_remote_mutex);
 }
 
 /*
@@ -901,6 +1131,8 @@ int obd_miss_init(void)
 void obd_miss_exit(void)
 {
 	misc_deregister(&obd_misc);
+	cancel_delayed_work_sync(&obd_reap);
+	WARN_ON(obd_nparked);
 	WARN_ON(!xa_empty(&obd_reqs));
 	xa_destroy(&obd_reqs);
 }

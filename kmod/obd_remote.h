@@ -70,11 +70,41 @@ struct obd_blob {
 /* Guards the blob list, blob refs, requests and the connection state. */
 extern struct mutex obd_remote_mutex;
 
+/* A device's suspend state, as its parked readers see it (obd_remote_mutex). */
+enum obd_susp {
+	OBD_SUSP_NONE,
+	OBD_SUSP_REQUEUE,	/* noflush suspend: parked bios go back to dm (-EAGAIN) */
+	OBD_SUSP_FLUSH,		/* suspend: parked bios fail (-EIO) from fail_at on */
+	OBD_SUSP_DEAD,		/* dtr: parked bios fail at once */
+};
+
 /* How a reader waits: its device's hold timeout and pending counter. */
 struct obd_fetch_opts {
 	unsigned long hold;		/* jiffies without a daemon before EIO */
 	atomic_t *pending;		/* readers of the device waiting now */
 	bool killable;			/* ctr: a fatal signal ends the wait, -EINTR */
+	enum obd_susp suspend;		/* obd_remote_mutex */
+	unsigned long fail_at;		/* OBD_SUSP_FLUSH: jiffies; obd_remote_mutex */
+};
+
+struct obd_req;
+
+/*
+ * A reader parked on a miss (a bio, as dm-clone's deferred bios): it sits
+ * on the list of the request covering its first absent granule, and no
+ * thread waits for it. When the request is answered, fails or times out,
+ * or the device suspends, it leaves the list and wake() runs (under
+ * obd_remote_mutex: it must not sleep) with 0 (go on: the range may be
+ * present), -EIO, or -EAGAIN (the device is suspending with noflush:
+ * give the bio back to dm).
+ */
+struct obd_waiter {
+	struct list_head node;		/* the request's waiters; obd_remote_mutex */
+	struct obd_req *req;		/* parked on; obd_remote_mutex */
+	unsigned long start;		/* jiffies: parked (request_timeout, hold) */
+	int status;			/* obd_miss.c's, while leaving */
+	const struct obd_fetch_opts *opts;	/* the device's */
+	void (*wake)(struct obd_waiter *w, int status);
 };
 
 /* obd_blob.c */
@@ -97,6 +127,10 @@ struct obd_blob *__obd_blob_by_id(u64 id);	/* caller holds obd_remote_mutex */
 int obd_blob_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o);
 int obd_blob_refetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetch_opts *o);
 int obd_blob_prefetch(struct obd_blob *b, u64 off, u64 len);
+int obd_blob_park(struct obd_blob *b, u64 off, u64 len, u32 flags, struct obd_waiter *w);
+void obd_fetch_suspend(struct obd_fetch_opts *o, bool noflush);
+void obd_fetch_resume(struct obd_fetch_opts *o);
+void obd_fetch_stop(struct obd_fetch_opts *o);
 void obd_prefetch_counts(u64 *queued, u64 *running, u64 *done, u64 *failed);
 void __obd_miss_blob_gone(struct obd_blob *b);	/* caller holds obd_remote_mutex */
 void __obd_miss_blob_new(struct obd_blob *b);	/* caller holds obd_remote_mutex */
