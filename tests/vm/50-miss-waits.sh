@@ -30,29 +30,8 @@ echo 300 >$param/request_timeout
 mkdir -p src cache
 
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
-daemon_pid=
-start_daemon() {
-	local log=$1 i
-	shift
-	stop_daemon
-	rm -f "$log.ready"
-	$R daemon src "$log" "$@" 2>>"$log.err" &
-	daemon_pid=$!
-	for i in $(seq 100); do
-		[ -e "$log.ready" ] && return 0
-		kill -0 "$daemon_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "stand-in daemon did not start: $(cat "$log.err" 2>/dev/null)" >&2
-	return 1
-}
-stop_daemon() {
-	[ -n "$daemon_pid" ] || return 0
-	kill "$daemon_pid" 2>/dev/null
-	wait "$daemon_pid" 2>/dev/null
-	daemon_pid=
-}
-vm_on_exit stop_daemon
+# shellcheck source=tests/vm/miss_lib.sh
+. "$OBD_TOP/tests/vm/miss_lib.sh"
 # within SECS CMD...: CMD succeeds within SECS seconds
 within() {
 	local secs=$1 t0 t1
