@@ -500,7 +500,7 @@ static int hdr_rewrite_locked(struct cache_entry *e, const struct hdr_change *c,
 		goto out_free;
 	}
 	rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
-	if (!rc)
+	if (!rc && !e->defer_sync)
 		rc = cache_entry_sync_meta(e);
 	if (rc)
 		reg_errf(err, errlen, rc, "%s: rewriting the header: %s", e->meta_path,
@@ -690,5 +690,5 @@ int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len)
 
 	if (!rc)
 		rc = update_bits(e, g0, g1, false);
-	return rc ? rc : cache_entry_sync_meta(e);
+	return rc || e->defer_sync ? rc : cache_entry_sync_meta(e);
 }

@@ -154,7 +154,8 @@ struct blob {
 	uint64_t *syncing;		/* covered by the fsync in flight */
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
-	bool meta_sync_inflight;	/* the .meta's fdatasync (OP_META_FSYNC) */
+	unsigned int meta_syncs;	/* the .meta's fdatasyncs in flight (OP_META_FSYNC);
+					 * ce.meta_fd is open only while they or a change need it */
 	bool load_retry;		/* the entry could not be opened for want of fds: retried */
 	unsigned int fetches;		/* fetch objects on this blob */
 	/* the stream being read (stream_note, fetch_ahead) */
@@ -297,6 +298,8 @@ struct ring_op {
 	uint64_t off;			/* file offset of buf[done] is off + done */
 	uint64_t len, done;
 	bool nospace_retried;		/* OP_WRITE: written again after an eviction pass */
+	bool sets_complete;		/* OP_META_FSYNC: of the complete flag's header write */
+	uint64_t gen;			/* OP_META_FSYNC: the blob's gen then */
 };
 
 enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK, EP_WATCH };
