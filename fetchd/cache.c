@@ -204,6 +204,11 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 		blob_set_broken(b, "its .meta names no URL");
 		return;
 	}
+	/* every byte there but never checked (obd filled it, or a daemon stopped first) */
+	if (!b->verified && b->nmem == b->ngranules) {
+		b->last_miss_ms = now_ms();	/* its reader is about to start: after the quiet time */
+		verify_maybe_start(d, b);
+	}
 	pr_info("blob %llu: %s, %llu bytes, %llu/%llu granules present, from %s",
 		(unsigned long long)b->id, b->path, (unsigned long long)b->size,
 		(unsigned long long)b->nmem, (unsigned long long)b->ngranules,

@@ -41,6 +41,8 @@
 /* a token's cache key: origin|credentials|realm|service|scope (registry.c) */
 #define FETCHD_TOKEN_KEY_MAX	2400
 #define FETCHD_VERIFY_QUIET_MS	1000	/* a complete blob's sha256 check waits for its misses to stop this long */
+#define FETCHD_VERIFY_RETRY_MS	1000	/* a failed read-back: checked again after this, doubling */
+#define FETCHD_VERIFY_RETRY_MAX_MS	60000
 #define FETCHD_SHUTDOWN_GRACE_MS 3000
 #define FETCHD_RING_MAX_INFLIGHT 256
 #define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
@@ -184,6 +186,8 @@ struct blob {
 	uint64_t verify_off;
 	uint64_t verify_gen;
 	void *verify_ctx;		/* EVP_MD_CTX */
+	unsigned int verify_fails;	/* read-backs failed in a row */
+	int64_t verify_retry_ms;	/* after a failed read-back: not before this */
 };
 
 struct req {
@@ -396,6 +400,8 @@ void download_fini(struct fetchd *d);
 void download_blob_opened(struct fetchd *d, struct blob *b);
 void download_blob_closed(struct fetchd *d, struct blob *b);
 void download_blob_verified(struct fetchd *d, struct blob *b, bool ok);
+/* The check could not read the blob back: a failed attempt of its job. */
+void download_blob_unverified(struct fetchd *d, struct blob *b, const char *why);
 int64_t download_tick(struct fetchd *d);	/* next due ms, 0 = none */
 
 /*----- evict.c: cacheSizeGB and the free-disk floor ----------------------*/

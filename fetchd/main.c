@@ -89,7 +89,7 @@ static void log_summary_node(const struct fetchd_stats *s)
  *    memory (curl's and json-c's copies are not wiped); the unit also sets
  *    LimitCORE=0
  *  - the soft open-file limit up to the hard one: every blob the kernel
- *    OPENs holds its cache file and .meta open, plus curl's sockets
+ *    OPENs holds its cache file open, plus curl's sockets
  *  - random() (backoff jitter, download delayExtra) seeded from
  *    getrandom(): every node and restart would draw the same delays
  */
@@ -114,6 +114,14 @@ static void process_setup(void)
 		seed = (unsigned int)now_ms() ^ ((unsigned int)getpid() << 16);
 	}
 	srandom(seed);
+	/*
+	 * curl's threaded (or c-ares) resolver keeps a slow DNS server from
+	 * stalling the loop; a libcurl built without one resolves in the
+	 * caller: said, with what to do about it
+	 */
+	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+		pr_warn("libcurl %s resolves host names synchronously (no AsynchDNS): a slow DNS server stalls every miss; use a libcurl built with the threaded resolver or c-ares, or name registries by address",
+			curl_version_info(CURLVERSION_NOW)->version);
 }
 
 /* The service user (--user): resolved before anything else is done. */
