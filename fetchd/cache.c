@@ -13,6 +13,11 @@
  *
  * Ring ops own their buffer (or borrow the fetch's, which outlives them)
  * from submit until their CQE; short writes and -EAGAIN are resubmitted.
+ *
+ * A blob holds its cache file open; its .meta only while it is used (the
+ * bits of a batch, a clear, the complete flag) and until that change's
+ * fdatasync, which goes through the ring like the data's: the event loop
+ * never waits for a .meta sync (cache_entry.defer_sync).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,6 +120,8 @@ static uint64_t bitmap_words(const struct blob *b)
 /* A blob short of fds, or a .meta locked by obd: how soon to look again. */
 #define FETCHD_RETRY_MS		200
 
+static void meta_sync_start(struct fetchd *d, struct blob *b, bool sets_complete);
+
 /*----- blobs -----------------------------------------------------------------*/
 struct blob *blob_find(struct fetchd *d, uint64_t id)
 {
@@ -170,6 +177,10 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 		return;
 	}
 	b->opened = true;
+	/* the bitmap is in memory: the .meta is opened again when it changes */
+	b->ce.defer_sync = true;
+	close(b->ce.meta_fd);
+	b->ce.meta_fd = -1;
 	if (fstat(b->ce.fd, &st) < 0 || (uint64_t)st.st_ino != ino || (uint32_t)st.st_dev != dev) {
 		snprintf(err, sizeof(err),
 			 "the file at this path is not the one the kernel opened (inode %llu, device 0x%x; the kernel has %llu, 0x%x): the entry was removed and made again; detach and attach the image again",
@@ -192,6 +203,11 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 	if (!b->url[0]) {
 		blob_set_broken(b, "its .meta names no URL");
 		return;
+	}
+	/* every byte there but never checked (obd filled it, or a daemon stopped first) */
+	if (!b->verified && b->nmem == b->ngranules) {
+		b->last_miss_ms = now_ms();	/* its reader is about to start: after the quiet time */
+		verify_maybe_start(d, b);
 	}
 	pr_info("blob %llu: %s, %llu bytes, %llu/%llu granules present, from %s",
 		(unsigned long long)b->id, b->path, (unsigned long long)b->size,
@@ -245,9 +261,60 @@ out_nomem:
 	pr_err("OPEN of blob %llu (%s): out of memory", (unsigned long long)id, path);
 }
 
+/*
+ * The .meta, opened again by path for a change: it must still be this
+ * entry's. obd replaces an entry (another origin, cache_entry.c) by
+ * unlinking the .meta, then the cache file, then making the new cache file
+ * before the new .meta: a .meta opened before a check that finds our own
+ * cache file (which we hold open, so its inode is not reused) at the path
+ * is ours. 0, -ESTALE (the entry was replaced or removed) or -errno.
+ */
+static int meta_open(struct blob *b)
+{
+	struct stat at, held;
+	int fd, ret = 0;
+
+	if (b->ce.meta_fd >= 0)
+		return 0;
+	fd = open(b->ce.meta_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if (stat(b->ce.path, &at) < 0)
+		ret = errno == ENOENT ? -ESTALE : -errno;
+	else if (fstat(b->ce.fd, &held) < 0)
+		ret = -errno;
+	else if (at.st_ino != held.st_ino || at.st_dev != held.st_dev)
+		ret = -ESTALE;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	b->ce.meta_fd = fd;
+	return 0;
+}
+
+/* Closed once no change needs it (no fdatasync of it in flight). */
+static void meta_close_idle(struct blob *b)
+{
+	if (b->opened && b->ce.meta_fd >= 0 && !b->meta_syncs) {
+		close(b->ce.meta_fd);
+		b->ce.meta_fd = -1;
+	}
+}
+
+static bool errno_transient(int ret)
+{
+	return ret == -EMFILE || ret == -ENFILE || ret == -ENOMEM;
+}
+
+static const char *meta_strerror(int ret)
+{
+	return ret == -ESTALE ? "the entry was removed or replaced at its path" : strerror(-ret);
+}
+
 static bool blob_idle(const struct blob *b)
 {
-	return !b->fetches && !b->ops && !b->sync_inflight && !b->meta_sync_inflight &&
+	return !b->fetches && !b->ops && !b->sync_inflight && !b->meta_syncs &&
 	       !b->verify_inflight && !b->token_inflight;
 }
 
@@ -282,9 +349,12 @@ void blob_close(struct fetchd *d, struct blob *b)
 {
 	b->closing = true;
 	download_blob_closed(d, b);
-	/* the entry's last use, for LRU eviction (evict.c, obd cache) */
-	if (b->opened && futimens(b->ce.meta_fd, NULL) < 0)
-		pr_warn("blob %llu (%s): touching its .meta: %s", (unsigned long long)b->id, b->path,
+	/*
+	 * the entry's last use, for LRU eviction (evict.c, obd cache: the later
+	 * mtime of its two files): the cache file, which we hold
+	 */
+	if (b->opened && futimens(b->ce.fd, NULL) < 0)
+		pr_warn("blob %llu (%s): touching it: %s", (unsigned long long)b->id, b->path,
 			strerror(errno));
 	blob_maybe_free(d, b);
 }
@@ -307,12 +377,24 @@ int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t 
 	bits_clear(b->syncing, g, n);
 	b->gen++;
 	b->verified = b->complete = b->want_complete = false;
-	ret = cache_entry_clear(&b->ce, off, len);
-	if (ret)
+	/*
+	 * Cleared now (page cache), durable at the CQE of the fdatasync: a
+	 * crash before it leaves the bits of before the clear, as a crash a
+	 * moment earlier would; bits set again later are for bytes written
+	 * and synced after the clear.
+	 */
+	ret = meta_open(b);
+	if (!ret)
+		ret = cache_entry_clear(&b->ce, off, len);
+	if (ret) {
 		pr_err("blob %llu (%s): clearing [%llu, +%llu) in its .meta: %s",
 		       (unsigned long long)b->id, b->path, (unsigned long long)off,
-		       (unsigned long long)len, strerror(-ret));
-	return ret;
+		       (unsigned long long)len, meta_strerror(ret));
+		meta_close_idle(b);
+		return ret;
+	}
+	meta_sync_start(d, b, false);
+	return 0;
 }
 
 /*----- the ring ----------------------------------------------------------------*/
@@ -513,22 +595,38 @@ static void sync_mark(struct fetchd *d, struct blob *b)
 	syncing_runs(d, b, mark_run);
 }
 
+/*
+ * A .meta change is durable: the complete flag's (of the blob as it was
+ * when it was written: not if a clear came since) is now true; after the
+ * bits of a batch the flag may follow. The .meta closes when unused.
+ */
+static void meta_synced(struct fetchd *d, struct blob *b, bool sets_complete, uint64_t gen,
+			int res)
+{
+	if (res < 0)
+		pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id, b->path,
+		       strerror(-res));
+	else if (sets_complete && gen == b->gen && b->verified) {
+		b->complete = true;
+		pr_info("blob %llu (%s): marked complete", (unsigned long long)b->id, b->path);
+	} else if (!sets_complete)
+		cache_try_complete(d, b);
+	meta_close_idle(b);
+}
+
 /* The .meta's fdatasync, through the ring like the data's. */
-static void meta_sync_start(struct fetchd *d, struct blob *b)
+static void meta_sync_start(struct fetchd *d, struct blob *b, bool sets_complete)
 {
 	struct ring_op *op = ring_op_new(d, OP_META_FSYNC, b);
 
 	if (!op) {
 		/* out of memory: the slow way, once */
-		int ret = cache_entry_sync_meta(&b->ce);
-
-		if (ret)
-			pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id,
-			       b->path, strerror(-ret));
-		cache_try_complete(d, b);
+		meta_synced(d, b, sets_complete, b->gen, cache_entry_sync_meta(&b->ce));
 		return;
 	}
-	b->meta_sync_inflight = true;
+	op->sets_complete = sets_complete;
+	op->gen = b->gen;
+	b->meta_syncs++;
 	ring_queue(d, op);
 }
 
@@ -540,13 +638,9 @@ static void meta_fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 		ring_queue(d, op);
 		return;
 	}
-	b->meta_sync_inflight = false;
+	b->meta_syncs--;
 	d->st.fsyncs++;
-	if (res < 0)
-		pr_err("blob %llu (%s): syncing .meta: %s", (unsigned long long)b->id, b->path,
-		       strerror(-res));
-	else
-		cache_try_complete(d, b);
+	meta_synced(d, b, op->sets_complete, op->gen, res);
 	ring_op_free(d, op);
 	blob_maybe_free(d, b);
 }
@@ -561,6 +655,7 @@ static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 {
 	struct blob *b = op->blob;
 	uint64_t i;
+	int ret;
 
 	b->sync_inflight = false;
 	if (res == -EAGAIN || res == -EINTR) {
@@ -583,9 +678,23 @@ static void fsync_cqe(struct fetchd *d, struct ring_op *op, int res)
 		take_back_syncing(d, b);
 		b->gen++;
 		b->verified = b->want_complete = false;
+	} else if ((ret = meta_open(b))) {
+		if (errno_transient(ret)) {
+			/* short of fds: the batch's bits go with the next one */
+			pr_warn("blob %llu (%s): opening its .meta: %s; its bits are recorded later",
+				(unsigned long long)b->id, b->path, strerror(-ret));
+			for (i = 0; i < bitmap_words(b); i++)
+				b->dirty[i] |= b->syncing[i];
+			if (!d->next_sync_ms)
+				d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
+		} else {
+			pr_err("blob %llu (%s): recording the bits of written ranges: %s",
+			       (unsigned long long)b->id, b->path, meta_strerror(ret));
+		}
+		memset(b->syncing, 0, bitmap_words(b) * 8);
 	} else {
 		sync_mark(d, b);
-		meta_sync_start(d, b);
+		meta_sync_start(d, b, false);
 	}
 	ring_op_free(d, op);
 	blob_maybe_free(d, b);
@@ -597,13 +706,27 @@ void cache_try_complete(struct fetchd *d, struct blob *b)
 	int ret;
 
 	if (!b->want_complete || !b->verified || b->complete || b->sync_inflight ||
-	    b->meta_sync_inflight || b->nmem != b->ngranules || bits_any(b->dirty, bitmap_words(b)) ||
+	    b->meta_syncs || b->nmem != b->ngranules || bits_any(b->dirty, bitmap_words(b)) ||
 	    bits_any(b->syncing, bitmap_words(b)))
 		return;
 	/* every bit durable: the flag can never stand for bytes a crash lost */
 	b->want_complete = false;
+	ret = meta_open(b);
+	if (errno_transient(ret)) {
+		b->want_complete = true;
+		if (!d->retry_due_ms)
+			d->retry_due_ms = now_ms() + FETCHD_RETRY_MS;
+		return;
+	}
+	if (ret) {
+		pr_err("blob %llu: marking it complete: %s", (unsigned long long)b->id,
+		       meta_strerror(ret));
+		return;
+	}
+	/* the header written here, durable (and said) at its fdatasync's CQE */
 	ret = cache_entry_set_complete(&b->ce, err, sizeof(err));
 	if (ret == -EWOULDBLOCK) {
+		meta_close_idle(b);
 		/* obd holds the .meta's lock: never wait for it in the loop */
 		b->want_complete = true;
 		if (!d->retry_due_ms)
@@ -614,10 +737,10 @@ void cache_try_complete(struct fetchd *d, struct blob *b)
 	}
 	if (ret) {
 		pr_err("blob %llu: marking it complete: %s", (unsigned long long)b->id, err);
+		meta_close_idle(b);
 		return;
 	}
-	b->complete = true;
-	pr_info("blob %llu (%s): marked complete", (unsigned long long)b->id, b->path);
+	meta_sync_start(d, b, true);
 }
 
 /* Blobs short of fds and completions a lock held up: once more. */
@@ -714,6 +837,13 @@ void cache_final_sync(struct fetchd *d)
 		for (i = 0; i < bitmap_words(b); i++) {
 			b->syncing[i] |= b->dirty[i];
 			b->dirty[i] = 0;
+		}
+		ret = meta_open(b);
+		if (ret) {
+			memset(b->syncing, 0, bitmap_words(b) * 8);
+			pr_err("blob %llu (%s): recording the bits of written ranges: %s",
+			       (unsigned long long)b->id, b->path, meta_strerror(ret));
+			continue;
 		}
 		sync_mark(d, b);
 		ret = cache_entry_sync_meta(&b->ce);

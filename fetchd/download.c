@@ -194,6 +194,18 @@ void download_blob_verified(struct fetchd *d, struct blob *b, bool ok)
 	job_attempt_failed(d, j, "sha256 mismatch");
 }
 
+void download_blob_unverified(struct fetchd *d, struct blob *b, const char *why)
+{
+	struct dl_job *j = b->dl;
+
+	if (!j || j->done)
+		return;
+	d->dl->due_ms = 0;
+	d->st.dl_attempts_bad++;
+	/* the check is tried again by verify.c; the job counts it, and ends */
+	job_attempt_failed(d, j, why);
+}
+
 static void on_piece(struct fetchd *d, struct fetch *f, int err)
 {
 	struct dl_job *j = f->owner;

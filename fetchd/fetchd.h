@@ -41,6 +41,8 @@
 /* a token's cache key: origin|credentials|realm|service|scope (registry.c) */
 #define FETCHD_TOKEN_KEY_MAX	2400
 #define FETCHD_VERIFY_QUIET_MS	1000	/* a complete blob's sha256 check waits for its misses to stop this long */
+#define FETCHD_VERIFY_RETRY_MS	1000	/* a failed read-back: checked again after this, doubling */
+#define FETCHD_VERIFY_RETRY_MAX_MS	60000
 #define FETCHD_SHUTDOWN_GRACE_MS 3000
 #define FETCHD_RING_MAX_INFLIGHT 256
 #define FETCHD_SMALL_BODY_MAX	16384	/* token and error bodies */
@@ -154,7 +156,8 @@ struct blob {
 	uint64_t *syncing;		/* covered by the fsync in flight */
 	uint64_t nmem;			/* granules set in mem */
 	bool sync_inflight;
-	bool meta_sync_inflight;	/* the .meta's fdatasync (OP_META_FSYNC) */
+	unsigned int meta_syncs;	/* the .meta's fdatasyncs in flight (OP_META_FSYNC);
+					 * ce.meta_fd is open only while they or a change need it */
 	bool load_retry;		/* the entry could not be opened for want of fds: retried */
 	unsigned int fetches;		/* fetch objects on this blob */
 	/* the stream being read (stream_note, fetch_ahead) */
@@ -183,6 +186,8 @@ struct blob {
 	uint64_t verify_off;
 	uint64_t verify_gen;
 	void *verify_ctx;		/* EVP_MD_CTX */
+	unsigned int verify_fails;	/* read-backs failed in a row */
+	int64_t verify_retry_ms;	/* after a failed read-back: not before this */
 };
 
 struct req {
@@ -296,6 +301,8 @@ struct ring_op {
 	uint64_t off;			/* file offset of buf[done] is off + done */
 	uint64_t len, done;
 	bool nospace_retried;		/* OP_WRITE: written again after an eviction pass */
+	bool sets_complete;		/* OP_META_FSYNC: of the complete flag's header write */
+	uint64_t gen;			/* OP_META_FSYNC: the blob's gen then */
 };
 
 enum ep_tag { EP_CHAN = 1, EP_CURL_TIMER, EP_TICK, EP_SIGNAL, EP_RING, EP_CURL_SOCK, EP_WATCH };
@@ -392,6 +399,8 @@ void download_fini(struct fetchd *d);
 void download_blob_opened(struct fetchd *d, struct blob *b);
 void download_blob_closed(struct fetchd *d, struct blob *b);
 void download_blob_verified(struct fetchd *d, struct blob *b, bool ok);
+/* The check could not read the blob back: a failed attempt of its job. */
+void download_blob_unverified(struct fetchd *d, struct blob *b, const char *why);
 int64_t download_tick(struct fetchd *d);	/* next due ms, 0 = none */
 
 /*----- evict.c: cacheSizeGB and the free-disk floor ----------------------*/

@@ -14,6 +14,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <grp.h>
+#include <pwd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -29,13 +31,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: overlaybd-fetchd [--service-config FILE] [--device PATH] [--log-level N]\n"
-		"                        [--version] [--help]\n"
+		"                        [--user NAME] [--version] [--help]\n"
 		"\n"
 		"  --service-config FILE  service config (default %s; may be absent)\n"
 		"  --device PATH          miss channel (default /dev/%s); a Unix socket\n"
 		"                         is connected to as SOCK_SEQPACKET (test stand-in)\n"
 		"  --log-level N          0 debug, 1 info, 2 warn, 3 error, 4 fatal\n"
-		"                         (overrides logConfig.logLevel)\n",
+		"                         (overrides logConfig.logLevel)\n"
+		"  --user NAME            once the channel is open, run as this user (and its\n"
+		"                         group) without capabilities; the cache directory\n"
+		"                         and its entries are given to it at start\n",
 		FETCHD_DEFAULT_CONFIG, OBD_DEV_NAME);
 }
 
@@ -84,7 +89,7 @@ static void log_summary_node(const struct fetchd_stats *s)
  *    memory (curl's and json-c's copies are not wiped); the unit also sets
  *    LimitCORE=0
  *  - the soft open-file limit up to the hard one: every blob the kernel
- *    OPENs holds its cache file and .meta open, plus curl's sockets
+ *    OPENs holds its cache file open, plus curl's sockets
  *  - random() (backoff jitter, download delayExtra) seeded from
  *    getrandom(): every node and restart would draw the same delays
  */
@@ -109,22 +114,125 @@ static void process_setup(void)
 		seed = (unsigned int)now_ms() ^ ((unsigned int)getpid() << 16);
 	}
 	srandom(seed);
+	/*
+	 * curl's threaded (or c-ares) resolver keeps a slow DNS server from
+	 * stalling the loop; a libcurl built without one resolves in the
+	 * caller: said, with what to do about it
+	 */
+	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+		pr_warn("libcurl %s resolves host names synchronously (no AsynchDNS): a slow DNS server stalls every miss; use a libcurl built with the threaded resolver or c-ares, or name registries by address",
+			curl_version_info(CURLVERSION_NOW)->version);
+}
+
+/* The service user (--user): resolved before anything else is done. */
+struct svc_user {
+	const char *name;	/* NULL: stay root (without capabilities) */
+	uid_t uid;
+	gid_t gid;
+};
+
+static int user_lookup(const char *name, struct svc_user *u)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw) {
+		fprintf(stderr, "overlaybd-fetchd: --user %s: %s\n", name,
+			errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	if (!pw->pw_uid) {
+		fprintf(stderr, "overlaybd-fetchd: --user %s: that is root; name an unprivileged user\n",
+			name);
+		return -1;
+	}
+	if (geteuid() && geteuid() != pw->pw_uid) {
+		fprintf(stderr, "overlaybd-fetchd: --user %s: only root can become another user\n",
+			name);
+		return -1;
+	}
+	u->name = name;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	return 0;
+}
+
+/* mkdir -p: parents 0755, the cache itself 0700 (as obd makes it). */
+static int make_dirs(const char *dir)
+{
+	char p[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, i == n ? 0700 : 0755) < 0 && errno != EEXIST)
+			return -errno;
+		p[i] = i == n ? '\0' : '/';
+	}
+	return 0;
 }
 
 /*
- * The cache names what this host runs and holds private layers: the
- * directory should be 0700 and its entries 0600 (what obd and the daemon
- * make). Looser modes are said once at start, with one example.
+ * An entry file given to the service user, opened without following a
+ * link: only a regular file with one link (never a hard link to a file
+ * elsewhere: the directory may belong to that user, who could have put one
+ * there). 1 given, 0 nothing to do, -errno.
  */
-static void check_cache_modes(const char *dir)
+static int give_entry(int dfd, const char *name, const struct svc_user *u)
 {
-	unsigned int loose = 0;
-	char first[300] = "";
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? 0 : -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		 (st.st_uid != u->uid || st.st_gid != u->gid))
+		rc = fchown(fd, u->uid, u->gid) < 0 ? -errno : 1;
+	close(fd);
+	return rc;
+}
+
+/*
+ * The cache at start, before anything is read or fetched:
+ *  - with --user, it is the service user's: the directory is made if
+ *    absent and given to the user, and so is every entry file in it not
+ *    yet the user's (made by an obd of before, or while the directory was
+ *    root's); obd gives the entries it makes to the directory's owner
+ *  - it names what this host runs and holds private layers: the directory
+ *    should be 0700 and its entries 0600 (what obd and the daemon make).
+ *    Looser modes are said once, with one example.
+ */
+static void cache_prepare(const char *dir, const struct svc_user *u)
+{
+	unsigned int loose = 0, given = 0, failed = 0;
+	char first[300] = "", ferr[400] = "";
 	struct dirent *de;
 	struct stat st;
 	DIR *dp;
-	int dfd;
+	int dfd, rc;
 
+	if (u->name && geteuid() == 0) {
+		rc = make_dirs(dir);
+		if (rc)
+			pr_warn("cache %s: making it: %s", dir, strerror(-rc));
+		else if (!stat(dir, &st) && (st.st_uid != u->uid || st.st_gid != u->gid)) {
+			if (chown(dir, u->uid, u->gid) < 0)
+				pr_err("cache %s: giving it to user %s: %s", dir, u->name,
+				       strerror(errno));
+			else
+				pr_info("cache %s: given to user %s (uid %u, gid %u)", dir, u->name,
+					(unsigned int)u->uid, (unsigned int)u->gid);
+		}
+	}
 	if (stat(dir, &st) < 0)
 		return;		/* made by obd attach later */
 	if (st.st_mode & 077)
@@ -143,30 +251,85 @@ static void check_cache_modes(const char *dir)
 				snprintf(first, sizeof(first), "%s (%04o)", de->d_name,
 					 (unsigned int)(st.st_mode & 07777));
 		}
+		if (!u->name || geteuid() || (st.st_uid == u->uid && st.st_gid == u->gid))
+			continue;
+		rc = give_entry(dfd, de->d_name, u);
+		if (rc > 0)
+			given++;
+		else if (rc < 0 && !failed++)
+			snprintf(ferr, sizeof(ferr), "%s: %s", de->d_name, strerror(-rc));
 	}
 	closedir(dp);
 	if (loose)
 		pr_warn("cache %s: %u files readable or writable by other users, e.g. %s; chmod 0600 them",
 			dir, loose, first);
+	if (given)
+		pr_info("cache %s: %u entry files given to user %s", dir, given, u->name);
+	if (failed)
+		pr_err("cache %s: %u entry files could not be given to user %s (their reads will fail), e.g. %s",
+		       dir, failed, u->name, ferr);
 }
 
 /*
  * Once /dev/overlaybd is open nothing needs a capability any more (the
- * open alone checks CAP_SYS_ADMIN; the cache files belong to root, the
- * uid the unit runs as): drop them all, so a flaw in the HTTP, TLS or
- * JSON code gains no administrator rights. With NoNewPrivileges no
- * execve can bring them back. Failing to drop is said, not fatal.
+ * open alone checks CAP_SYS_ADMIN): with --user the daemon becomes that
+ * user (its group, no supplementary groups), which owns the cache; then
+ * every capability goes, so a flaw in the HTTP, TLS or JSON code gains no
+ * administrator rights (and, with a user, no root files either). With
+ * NoNewPrivileges no execve can bring them back. Failing to become the
+ * user is fatal (it was asked for); failing to drop a capability is said.
+ * No thread runs yet: the ids change for the whole process.
  */
-static void drop_caps(void)
+static int drop_privileges(const struct svc_user *u)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
+	uid_t r, e, s;
 
+	if (u->name && (geteuid() != u->uid || getegid() != u->gid)) {
+		if (setgroups(0, NULL) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+		    setresuid(u->uid, u->uid, u->uid) < 0) {
+			pr_err("becoming user %s (uid %u, gid %u): %s", u->name, (unsigned int)u->uid,
+			       (unsigned int)u->gid, strerror(errno));
+			return -1;
+		}
+		if (getresuid(&r, &e, &s) < 0 || r != u->uid || e != u->uid || s != u->uid) {
+			pr_err("becoming user %s: still uid %u", u->name, (unsigned int)e);
+			return -1;
+		}
+		/* a change of ids may make the process dumpable again */
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			pr_warn("prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
+	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		pr_warn("clearing the ambient capabilities: %s", strerror(errno));
 	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capset, &h, data) < 0)
 		pr_warn("dropping the capabilities: %s", strerror(errno));
+	return 0;
+}
+
+/*
+ * The files the daemon reads later (credentials, keys, CAs) must be
+ * readable by the user it runs as: said once at start, naming the file.
+ */
+static void check_readable(const struct fetchd_config *c, const struct svc_user *u)
+{
+	const char *files[] = { c->cred_mode == CRED_MODE_FILE ? c->cred_path : "",
+				c->cert_file, c->key_file, c->ca_file, c->cred_client_cert,
+				c->cred_client_key, c->cred_server_ca };
+	size_t i;
+
+	if (!u->name)
+		return;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][0] && access(files[i], R_OK) < 0 && errno != ENOENT)
+			pr_warn("%s: not readable by user %s (%s): make it readable by its group %u",
+				files[i], u->name, strerror(errno), (unsigned int)u->gid);
+	if (c->cred_mode == CRED_MODE_UDS && c->cred_path[0] && access(c->cred_path, W_OK) < 0 &&
+	    errno != ENOENT)
+		pr_warn("%s: credential socket not writable by user %s (%s)", c->cred_path, u->name,
+			strerror(errno));
 }
 
 static int parse_level(const char *s, int *out)
@@ -188,17 +351,19 @@ int main(int argc, char **argv)
 		{ "service-config", required_argument, NULL, 'c' },
 		{ "device", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct fetchd d;
-	const char *config = NULL;
+	struct svc_user user = { NULL, 0, 0 };
+	const char *config = NULL, *user_name = NULL;
 	int level = -1, c, ret;
 	char err[1024];
 
 	d.device = "/dev/" OBD_DEV_NAME;
-	while ((c = getopt_long(argc, argv, "c:d:l:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:l:u:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -212,6 +377,9 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case 'u':
+			user_name = optarg;
 			break;
 		case 'V':
 			printf("overlaybd-fetchd %s\n", FETCHD_VERSION);
@@ -230,6 +398,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (user_name && user_lookup(user_name, &user))
+		return 1;
 	ret = fetchd_config_load(config ? config : FETCHD_DEFAULT_CONFIG, config != NULL,
 				 &d.cfg, err, sizeof(err));
 	if (ret) {
@@ -242,13 +412,18 @@ int main(int argc, char **argv)
 	/* the loop never waits for obd's lock on a .meta: it tries again later */
 	cache_entry_lock_wait_ms = 0;
 	notify_init();
-	check_cache_modes(d.cfg.cache_dir);
+	cache_prepare(d.cfg.cache_dir, &user);
 
 	if (loop_init(&d))
 		goto out_fini;
 	if (chan_open(&d))
 		goto out_fini;
-	drop_caps();
+	if (drop_privileges(&user))
+		goto out_fini;
+	check_readable(&d.cfg, &user);
+	if (user.name)
+		pr_info("running as user %s (uid %u, gid %u), without capabilities", user.name,
+			(unsigned int)user.uid, (unsigned int)user.gid);
 	pr_info("overlaybd-fetchd %s: serving %s (cacheDir %s, refillSize %llu, "
 		"maxConcurrent %u, requestTimeout %u s, maxRetries %u, syncIntervalMs %u)",
 		FETCHD_VERSION, d.device, d.cfg.cache_dir, (unsigned long long)d.cfg.refill_size,

@@ -11,6 +11,11 @@
  * whole blob is present: until then an uncompressed layer's wrong bytes
  * are served (ZFile blocks have CRCs).
  * Any clear while the check runs (a refetch) makes it stale: dropped.
+ * A read-back that fails (an I/O error, a cache file cut short) is tried
+ * again after 1 s, doubling up to 60 s, and is a failed attempt of the
+ * blob's background download, which so ends after tryCnt of them instead
+ * of waiting for a check that never comes. A blob found fully present when
+ * it is loaded (obd filled it, or a daemon before) is checked too.
  * Hashing costs CPU the reads of the blob need (a cold sequential read
  * completes the blob while its reader still decodes the last window): the
  * check starts once the blob has had no miss for FETCHD_VERIFY_QUIET_MS.
@@ -42,6 +47,28 @@ void verify_abort(struct blob *b)
 	b->verify_ctx = NULL;
 }
 
+static void verify_due(struct fetchd *d, int64_t due)
+{
+	if (!d->verify_due_ms || due < d->verify_due_ms)
+		d->verify_due_ms = due;
+}
+
+/* The check could not run or read the blob: again later, said to the download job. */
+static void verify_failed(struct fetchd *d, struct blob *b)
+{
+	int64_t delay = FETCHD_VERIFY_RETRY_MS;
+	unsigned int i;
+
+	for (i = 1; i < b->verify_fails && delay < FETCHD_VERIFY_RETRY_MAX_MS; i++)
+		delay *= 2;
+	if (delay > FETCHD_VERIFY_RETRY_MAX_MS)
+		delay = FETCHD_VERIFY_RETRY_MAX_MS;
+	b->verify_fails++;
+	b->verify_retry_ms = now_ms() + delay;
+	verify_due(d, b->verify_retry_ms);
+	download_blob_unverified(d, b, "the sha256 check could not read the cache file");
+}
+
 static void verify_next(struct fetchd *d, struct ring_op *op)
 {
 	struct blob *b = op->blob;
@@ -61,8 +88,11 @@ void verify_maybe_start(struct fetchd *d, struct blob *b)
 	    d->stopping || b->nmem != b->ngranules)
 		return;
 	if (b->last_miss_ms && now_ms() < due) {
-		if (!d->verify_due_ms || due < d->verify_due_ms)
-			d->verify_due_ms = due;
+		verify_due(d, due);
+		return;
+	}
+	if (b->verify_retry_ms && now_ms() < b->verify_retry_ms) {
+		verify_due(d, b->verify_retry_ms);
 		return;
 	}
 	op = ring_op_new(d, OP_VERIFY_READ, b);
@@ -74,7 +104,8 @@ void verify_maybe_start(struct fetchd *d, struct blob *b)
 		pr_err("blob %llu: cannot start its sha256 check (out of memory)",
 		       (unsigned long long)b->id);
 		b->verify_inflight = true;
-		verify_end(d, op);
+		verify_failed(d, b);
+		verify_end(d, op);	/* may free b */
 		return;
 	}
 	b->verify_inflight = true;
@@ -103,6 +134,8 @@ static void verify_finish(struct fetchd *d, struct blob *b)
 	unsigned int mdlen = 0;
 
 	EVP_DigestFinal_ex(b->verify_ctx, md, &mdlen);
+	b->verify_fails = 0;
+	b->verify_retry_ms = 0;
 	if (mdlen == OBD_SHA256_LEN && !memcmp(md, b->digest, OBD_SHA256_LEN)) {
 		b->verified = true;
 		d->st.verify_ok++;
@@ -135,7 +168,8 @@ void verify_read_done(struct fetchd *d, struct ring_op *op, int res)
 		pr_err("blob %llu (%s): reading for the sha256 check at %llu: %s",
 		       (unsigned long long)b->id, b->path, (unsigned long long)(op->off + op->done),
 		       res ? strerror(-res) : "unexpected end of file");
-		return verify_end(d, op);
+		verify_failed(d, b);
+		return verify_end(d, op);	/* may free b */
 	}
 	op->done += (uint64_t)res;
 	if (op->done < op->len) {

@@ -254,10 +254,40 @@ static int alloc_bits(struct cache_entry *e, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A file made in the cache belongs to the cache directory's owner: the
+ * daemon may run as its own user (overlaybd-fetchd --user), which is given
+ * the directory, and must be able to open what obd (root) makes there.
+ * Only root changes owners; any other obd makes its files its own anyway.
+ */
+static int give_to_dir_owner(int fd, const char *path, char *err, size_t errlen)
+{
+	char *copy;
+	struct stat dst, st;
+	int rc = 0;
+
+	if (geteuid())
+		return 0;
+	copy = strdup(path);
+	if (!copy)
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
+	if (stat(dirname(copy), &dst) < 0 || fstat(fd, &st) < 0)
+		rc = -errno;
+	else if ((st.st_uid != dst.st_uid || st.st_gid != dst.st_gid) &&
+		 fchown(fd, dst.st_uid, dst.st_gid) < 0)
+		rc = -errno;
+	free(copy);
+	if (rc)
+		reg_errf(err, errlen, rc, "%s: giving it to the cache directory's owner: %s", path,
+			 strerror(-rc));
+	return rc;
+}
+
 /* The cache file: created if absent, sparse, of the blob size. */
 static int create_data(struct cache_entry *e, char *err, size_t errlen)
 {
 	struct stat st;
+	int rc;
 
 	e->fd = open(e->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (e->fd < 0)
@@ -266,6 +296,9 @@ static int create_data(struct cache_entry *e, char *err, size_t errlen)
 		return reg_errf(err, errlen, -errno, "%s: %s", e->path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return reg_errf(err, errlen, -EINVAL, "%s: not a regular file", e->path);
+	rc = give_to_dir_owner(e->fd, e->path, err, errlen);
+	if (rc)
+		return rc;
 	/* no .meta: whatever bytes it holds are unknown; start from holes */
 	if ((st.st_size && ftruncate(e->fd, 0)) ||
 	    ftruncate(e->fd, (off_t)e->info.blob_size))
@@ -297,6 +330,12 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = reg_errf(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+		goto out_free;
+	}
+	rc = give_to_dir_owner(fd, tmp, err, errlen);
+	if (rc) {
+		close(fd);
+		unlink(tmp);
 		goto out_free;
 	}
 	rc = obd_pwrite_all(fd, blk, OBD_CACHE_HDR_SPACE, 0);
@@ -461,7 +500,7 @@ static int hdr_rewrite_locked(struct cache_entry *e, const struct hdr_change *c,
 		goto out_free;
 	}
 	rc = obd_pwrite_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
-	if (!rc)
+	if (!rc && !e->defer_sync)
 		rc = cache_entry_sync_meta(e);
 	if (rc)
 		reg_errf(err, errlen, rc, "%s: rewriting the header: %s", e->meta_path,
@@ -651,5 +690,5 @@ int cache_entry_clear(struct cache_entry *e, uint64_t off, uint64_t len)
 
 	if (!rc)
 		rc = update_bits(e, g0, g1, false);
-	return rc ? rc : cache_entry_sync_meta(e);
+	return rc || e->defer_sync ? rc : cache_entry_sync_meta(e);
 }

@@ -30,6 +30,12 @@ struct cache_entry {
 	struct obd_cache_info info;	/* decoded header */
 	uint64_t *bits;		/* in-memory copy of the bitmap (info.bitmap_bytes) */
 	uint64_t ngranules;
+	/*
+	 * Set by the daemon: cache_entry_clear() and the header changes do not
+	 * fdatasync the .meta themselves; the caller does (through its ring),
+	 * so nothing blocks its event loop. obd leaves it false.
+	 */
+	bool defer_sync;
 };
 
 /* "<dir>/sha256:<hex>" for a digest string. 0 or -ENAMETOOLONG/-EINVAL. */

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Open files (review D3): every blob the kernel OPENs holds its cache file
-# and .meta open, so a node with many layers needs many fds. The daemon
-# raises its soft RLIMIT_NOFILE to the hard limit, and a blob whose entry
-# cannot be opened for want of fds (EMFILE) is tried again, never left
-# broken until the next connection. kstub.py stands in for the kernel.
-#   - 40 images' blobs OPENed at once under `ulimit -S -n 64`: all read right
-#   - under a hard limit of 64 too: a blob that could not be opened fails
+# open (its .meta only while a change of it is made and synced), so a node
+# with many layers needs many fds. The daemon raises its soft RLIMIT_NOFILE
+# to the hard limit, and a blob whose entry cannot be opened for want of
+# fds (EMFILE) is tried again, never left broken until the next
+# connection. kstub.py stands in for the kernel.
+#   - 40 images' blobs OPENed at once under `ulimit -S -n 64`: all read
+#     right; then the daemon holds 40 cache files open and no .meta
+#   - under a hard limit of 40 too: a blob that could not be opened fails
 #     its READ (EIO), and reads right once other blobs were CLOSEd
 . "$(dirname "$0")/lib.bash"
 
@@ -26,11 +28,22 @@ for i in $(seq $N); do
 done
 ok 0 "$N blobs uploaded, their entries made"
 write_config '"requestTimeout": 10, "syncIntervalMs": 100'
+# the daemon through a wrapper that leaves its pid (exec: the same process)
+cat > "$T/fetchd-wrap.sh" <<-SH
+	#!/bin/sh
+	echo \$\$ > "$T/daemon.pid"
+	exec "$FETCHD" "\$@"
+	SH
+chmod +x "$T/fetchd-wrap.sh"
+FETCHD=$T/fetchd-wrap.sh
+fds='{"exec": "ls -l /proc/$(cat '"'$T/daemon.pid'"')/fd | grep -c \"/sha256:[0-9a-f]*$\"; ls -l /proc/$(cat '"'$T/daemon.pid'"')/fd | grep -c \"\\.meta$\""}'
 
 # --- soft limit 64, hard limit higher: the daemon raises it ---------------------------
-(ulimit -S -n 64 && run_stub r1 "[$blobs]" "[{\"read\": [$reads]}, {\"sleep\": 0.3}]")
+(ulimit -S -n 64 && run_stub r1 "[$blobs]" "[{\"read\": [$reads]}, {\"sleep\": 0.5}, $fds]")
 ok $? "run 1 (ulimit -S -n 64): every one of the $N blobs' READs answered with the right bytes"
 is "run 1: no entry unusable" "$(runlog r1 | grep -c 'unusable\|Too many open files')" 0
+is "run 1: after the batches, each blob holds its cache file open and no .meta" \
+	"$(jget "$T/r1.json" 'j["steps"][2]["out"].split()')" "['$N', '0']"
 
 # --- hard limit 64 as well: EMFILE is transient -----------------------------------------
 # the same entries made afresh, in one python process (quick on a loaded host)
@@ -47,14 +60,14 @@ python3 - "$here" "$T" "$REG_PORT" "$N" <<-'PY' > /dev/null
 	PY
 closes=""
 for i in $(seq 20); do closes="$closes{\"close\": $i},"; done
-(ulimit -n 64 && run_stub r2 "[$blobs]" "[
+(ulimit -n $N && run_stub r2 "[$blobs]" "[
 	{\"sleep\": 0.5},
 	{\"read\": [[$N, 0, 4096]], \"expect\": \"err\"},
 	$closes
 	{\"sleep\": 0.5},
 	{\"read\": [[$N, 0, 4096], [$((N - 1)), 0, 4096], [21, 0, 4096]]},
 	{\"sleep\": 0.3}]")
-ok $? "run 2 (ulimit -n 64): the last blob's READ fails while fds are short, reads right after 20 blobs closed"
+ok $? "run 2 (ulimit -n $N): the last blob's READ fails while fds are short, reads right after 20 blobs closed"
 runlog r2 | grep -q "Too many open files; trying again"
 ok $? "run 2: a blob short of fds was said to be tried again"
 is "run 2: no blob marked unusable" "$(runlog r2 | grep -c 'unusable')" 0

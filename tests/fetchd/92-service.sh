@@ -11,7 +11,9 @@
 #   - cache modes looser than 0700/0600 are warned about at start
 #   - fetchd/overlaybd-fetchd.service: systemd-analyze security
 #     --offline=yes scores it 3.0 or lower, and its SystemCallFilter= lets
-#     through every system call the daemon makes (strace of a run)
+#     through every system call the daemon makes (strace of a run; 94-user
+#     checks the calls of becoming the user); it runs the daemon as its own
+#     user (--user), made by overlaybd-fetchd.sysusers
 . "$(dirname "$0")/lib.bash"
 
 UNIT=$top/fetchd/overlaybd-fetchd.service
@@ -128,6 +130,13 @@ if command -v systemd-analyze > /dev/null; then
 		sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 	python3 -c "import sys; sys.exit(0 if float('${score:-99}') <= 3.0 else 1)"
 	ok $? "systemd-analyze security --offline=yes: exposure ${score:-?} <= 3.0"
+	# its own user (94-user runs the daemon so): named in ExecStart=, made by the sysusers file
+	svc_user=$(sed -n 's/^ExecStart=.* --user \([a-z_][a-z0-9_-]*\).*/\1/p' "$UNIT")
+	[ -n "$svc_user" ] && grep -q "^u $svc_user " "$top/fetchd/overlaybd-fetchd.sysusers"
+	ok $? "the unit runs the daemon as its own user (--user ${svc_user:-?}), which overlaybd-fetchd.sysusers makes"
+	is "the unit lets it become that user and nothing more" \
+		"$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT" | tr ' ' '\n' | sort | tr '\n' ' ')" \
+		"CAP_CHOWN CAP_SETGID CAP_SETUID CAP_SYS_ADMIN "
 	if command -v strace > /dev/null; then
 		# SIGTERM to strace would not reach the daemon: to its child
 		WRAP_PRE="strace -f -qq -o $T/strace.txt" run_stub r5 "$BLOBS" "[

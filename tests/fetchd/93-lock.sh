@@ -9,6 +9,10 @@
 #   - blob A is read whole while its .meta is locked: verified, but the
 #     complete flag waits; meanwhile misses of blob B are answered
 #   - the lock released: A is marked complete without another read
+#   - no .meta sync blocks the loop either (strace): a REFETCH of the
+#     complete A (its flag and bits cleared) and A read and marked
+#     complete again: every fdatasync of a .meta goes through io_uring, none
+#     is a system call of the daemon
 . "$(dirname "$0")/lib.bash"
 
 command -v flock > /dev/null || { echo "1..0 # SKIP no flock(1)"; exit 0; }
@@ -43,4 +47,27 @@ is "while locked: A not yet marked complete" "$(jget "$T/r1.json" 'j["steps"][4]
 is "after the lock went: A marked complete" "$(jget "$T/r1.json" 'j["flags"]["1"]["flags"]')" 1
 runlog r1 | grep -q "blob 1 .*marked complete"
 ok $? "the daemon said A is complete"
+
+if command -v strace > /dev/null; then
+	cat > "$T/fetchd-wrap.sh" <<-SH
+		#!/bin/sh
+		echo \$\$ > "$T/daemon.pid"
+		exec strace -f -qq -y -e trace=fsync,fdatasync,sync_file_range -o "$T/strace.txt" "$FETCHD" "\$@"
+		SH
+	chmod +x "$T/fetchd-wrap.sh"
+	FETCHD=$T/fetchd-wrap.sh run_stub r2 "[{\"id\":1,\"cache\":\"$A\",\"data\":\"$T/a.bin\"}]" "[
+		{\"read\": [[1, 0, $K, 1]]},
+		{\"sleep\": 0.3},
+		{\"read\": [[1, 0, 300000]]},
+		{\"sleep\": 2},
+		{\"exec\": \"kill -TERM \$(pgrep -P \$(cat '$T/daemon.pid'))\"}, {\"sleep\": 0.5}]"
+	ok $? "run 2 (strace): a REFETCH of the complete A, A read whole again"
+	runlog r2 | grep -q "blob 1 .*marked complete"
+	ok $? "run 2: A marked complete again"
+	is "run 2: A's flag as it ends" "$(jget "$T/r2.json" 'j["flags"]["1"]["flags"]')" 1
+	is "run 2: no fsync/fdatasync system call on a .meta (all through the ring)" \
+		"$(grep -c '\.meta>' "$T/strace.txt")" 0
+else
+	echo "# strace missing: the .meta syncs are not checked"
+fi
 done_testing

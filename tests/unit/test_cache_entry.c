@@ -308,6 +308,40 @@ static void test_bad_sizes(void)
 	       "open_existing of a missing entry -> -ENOENT");
 }
 
+/*
+ * A directory given to another user (overlaybd-fetchd --user): the entry
+ * obd (root) makes in it is that user's, data and .meta, mode 0600.
+ */
+static void test_dir_owner(void)
+{
+	struct cache_entry e;
+	char sub[256], path[300], meta[320], err[512];
+	u8 dg[OBD_CACHE_DIGEST_LEN];
+	struct stat a, m;
+	int rc;
+
+	if (geteuid()) {
+		tap_ok(1, "dir owner: not root, skipped");
+		return;
+	}
+	digest_of(dg, 9);
+	snprintf(sub, sizeof(sub), "%s/owned", dir);
+	if (mkdir(sub, 0700) || chown(sub, 54321, 54322)) {
+		tap_ok(0, "dir owner: making a directory of uid 54321");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/sha256:o", sub);
+	snprintf(meta, sizeof(meta), "%s.meta", path);
+	rc = cache_entry_open(&e, path, 5 * G, dg, U_A, err, sizeof(err));
+	tap_ok(rc == 0, "dir owner: entry made (%s)", rc ? err : "");
+	cache_entry_close(&e);
+	tap_ok(!stat(path, &a) && !stat(meta, &m) && a.st_uid == 54321 && a.st_gid == 54322 &&
+	       m.st_uid == 54321 && m.st_gid == 54322,
+	       "dir owner: data and .meta belong to the directory's owner");
+	tap_ok((a.st_mode & 07777) == 0600 && (m.st_mode & 07777) == 0600,
+	       "dir owner: both 0600");
+}
+
 int main(void)
 {
 	char cmd[PATH_MAX + 16];
@@ -321,6 +355,7 @@ int main(void)
 	test_bad_sizes();
 	test_origins();
 	test_two_holders();
+	test_dir_owner();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd)) {}
 	return tap_done();
