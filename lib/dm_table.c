@@ -7,21 +7,44 @@
 
 #include "dm_table.h"
 
-/* The next word at *s, cut off in place; NULL when only white space is left. */
+/*
+ * The next word at *s, cut off in place with its backslash escapes removed
+ * (a backslash takes the next character as it is, white space included),
+ * as dm_split_args() reads a table; NULL when only white space is left.
+ */
 static char *next_word(char **s)
 {
-	char *w = *s;
+	char *w = *s, *out;
 
 	while (isspace((unsigned char)*w))
 		w++;
 	if (!*w)
 		return NULL;
 	*s = w;
-	while (**s && !isspace((unsigned char)**s))
-		(*s)++;
+	out = w;
+	while (**s && !isspace((unsigned char)**s)) {
+		if (**s == '\\' && (*s)[1])
+			(*s)++;
+		*out++ = *(*s)++;
+	}
 	if (**s)
-		*(*s)++ = '\0';
+		(*s)++;
+	*out = '\0';
 	return w;
+}
+
+size_t obd_table_word(char *p, const char *w)
+{
+	size_t n = 0;
+
+	p[n++] = ' ';
+	for (; *w; w++) {
+		if (*w == '\\' || isspace((unsigned char)*w))
+			p[n++] = '\\';
+		p[n++] = *w;
+	}
+	p[n] = '\0';
+	return n;
 }
 
 /* A count word: a whole number no more than max. */

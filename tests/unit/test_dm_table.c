@@ -27,6 +27,10 @@ static void test_good(void)
 	       !strcmp(t.opts[1], "upper") && !strcmp(t.opts[3], "-"), "options in order");
 	tap_ok(!parse("  1\t/a  0\n", &t, buf, sizeof(buf)) && t.n == 1 &&
 	       !strcmp(t.layers[0], "/a") && !t.nopt, "white space runs; #opt args 0");
+	tap_ok(!parse("2 /a\\ b /c\\\\d 3 upper /u\\ d\\\tx -", &t, buf, sizeof(buf)) &&
+	       t.n == 2 && !strcmp(t.layers[0], "/a b") && !strcmp(t.layers[1], "/c\\d") &&
+	       t.nopt == 3 && !strcmp(t.opts[1], "/u d\tx") && !strcmp(t.opts[2], "-"),
+	       "backslash escapes removed, as dm_split_args (the target prints them)");
 }
 
 static void test_bad(void)
