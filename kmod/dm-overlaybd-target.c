@@ -55,11 +55,13 @@ struct obd_dev_layer {
 #define OBD_REFETCH_TRIES	2
 
 /*
- * ZFile blocks one bio decodes in the submitter's context (obd_read_inline);
- * the worker decodes the rest. Bounds the CPU charged to the submitter and
- * the time map() keeps dm's SRCU read lock (which a table swap waits for).
+ * Bytes of ZFile blocks one bio decodes in the submitter's context
+ * (obd_read_inline); the worker decodes the rest. Bounds the CPU charged to
+ * the submitter and the time map() keeps dm's SRCU read lock (which a table
+ * swap waits for): a 64 KiB read of 4 KiB blocks stays inline, a 1 MiB one
+ * (or 64 KiB blocks beyond the second) goes on in the worker.
  */
-#define OBD_INLINE_ZBLOCKS	4
+#define OBD_INLINE_ZBYTES	(128 << 10)
 
 struct obd_stats {
 	u64 reads;
@@ -117,6 +119,7 @@ struct obd_walk {
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
 	bool nowait;
 	unsigned int zblocks;		/* decoded, counted when the walk ends */
+	u32 zbytes;			/* their block sizes, summed */
 };
 
 static const char *obd_name(struct obd_target *t)
@@ -245,8 +248,8 @@ static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
 	u8 *dst;
 	int n;
 
-	/* inline: a few blocks only, the worker goes on from this one */
-	if (wk->nowait && wk->zblocks >= OBD_INLINE_ZBLOCKS)
+	/* inline: a bounded amount, the worker goes on from this block */
+	if (wk->nowait && wk->zbytes >= OBD_INLINE_ZBYTES)
 		return -EAGAIN;
 	if (lo == bpos && hi == bpos + bs)
 		pg = obd_block_page(piece, bs, &poff);
@@ -268,6 +271,7 @@ static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
 		return n;
 	}
 	wk->zblocks++;
+	wk->zbytes += bs;
 	if (hi - bpos > (u64)n)
 		return -EIO;
 	if (pg) {
