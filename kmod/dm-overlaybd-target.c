@@ -705,6 +705,27 @@ static void obd_dtr(struct dm_target *ti)
 	ti->private = NULL;
 }
 
+/*
+ * A path argument as written in the table, decoded in place: \ooo (three
+ * octal digits, not \000) is that byte, as obd_emit_arg() writes white
+ * space and backslashes; any other backslash is itself.
+ */
+static void obd_unescape(char *s)
+{
+	char *o = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7' && (s[1] != '0' || s[2] != '0' || s[3] != '0')) {
+			*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+			s += 4;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+}
+
 static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char **error)
 {
 	static const struct dm_arg opt_arg = {0, 7, "Invalid number of optional arguments"};
@@ -745,6 +766,8 @@ static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char 
 				*error = "Cannot allocate memory";
 				return -ENOMEM;
 			}
+			obd_unescape(t->upper_data);
+			obd_unescape(t->upper_index);
 		} else {
 			*error = "Unrecognized optional argument";
 			DMERR("%s: unrecognized optional argument '%s'", obd_name(t), a);
@@ -968,6 +991,7 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	static const struct dm_arg layers_arg = {1, OBD_MAX_LAYERS, "Invalid number of layers"};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct obd_target *t;
+	unsigned int i;
 	char **paths;
 	int r;
 
@@ -989,6 +1013,8 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	paths = as.argv;
+	for (i = 0; i < t->nlayers; i++)
+		obd_unescape(paths[i]);
 	dm_consume_args(&as, t->nlayers);
 	r = obd_parse_opt_args(t, &as, &ti->error);
 	if (r)
@@ -1126,8 +1152,12 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
 }
 
 /*
- * " <arg>" as dm_split_args() reads it back: a backslash before each white
- * space character and backslash, so that `dmsetup table` output reloads.
+ * " <arg>" with each white space character and backslash written as a
+ * three-digit octal escape (\040, \134), which obd_unescape() reads back:
+ * `dmsetup table` output loads again as it is. (libdevmapper doubles every
+ * backslash it sends and dm_split_args() halves them, so the target sees
+ * what the user wrote; a backslash escape of dm_split_args itself cannot
+ * go through dmsetup.)
  */
 static void obd_emit_arg(char *result, unsigned int maxlen, unsigned int *psz, const char *a)
 {
@@ -1136,8 +1166,9 @@ static void obd_emit_arg(char *result, unsigned int maxlen, unsigned int *psz, c
 	DMEMIT(" ");
 	for (; *a; a++) {
 		if (*a == '\\' || isspace(*a))
-			DMEMIT("\\");
-		DMEMIT("%c", *a);
+			DMEMIT("\\%03o", (unsigned char)*a);
+		else
+			DMEMIT("%c", *a);
 	}
 	*psz = sz;
 }

@@ -7,10 +7,22 @@
 
 #include "dm_table.h"
 
+static bool is_odigit(char c)
+{
+	return c >= '0' && c <= '7';
+}
+
+/* An escape \ooo of the target: three octal digits, not \000. */
+static bool is_escape(const char *p)
+{
+	return p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && is_odigit(p[2]) && is_odigit(p[3]) &&
+	       (p[1] != '0' || p[2] != '0' || p[3] != '0');
+}
+
 /*
- * The next word at *s, cut off in place with its backslash escapes removed
- * (a backslash takes the next character as it is, white space included),
- * as dm_split_args() reads a table; NULL when only white space is left.
+ * The next word at *s, cut off in place and decoded as the target decodes
+ * its path arguments (\ooo is that byte, any other backslash itself);
+ * NULL when only white space is left.
  */
 static char *next_word(char **s)
 {
@@ -23,9 +35,12 @@ static char *next_word(char **s)
 	*s = w;
 	out = w;
 	while (**s && !isspace((unsigned char)**s)) {
-		if (**s == '\\' && (*s)[1])
-			(*s)++;
-		*out++ = *(*s)++;
+		if (is_escape(*s)) {
+			*out++ = (char)(((*s)[1] - '0') << 6 | ((*s)[2] - '0') << 3 | ((*s)[3] - '0'));
+			*s += 4;
+		} else {
+			*out++ = *(*s)++;
+		}
 	}
 	if (**s)
 		(*s)++;
@@ -39,9 +54,16 @@ size_t obd_table_word(char *p, const char *w)
 
 	p[n++] = ' ';
 	for (; *w; w++) {
-		if (*w == '\\' || isspace((unsigned char)*w))
+		unsigned char c = (unsigned char)*w;
+
+		if (c == '\\' || isspace(c)) {
 			p[n++] = '\\';
-		p[n++] = *w;
+			p[n++] = (char)('0' + (c >> 6));
+			p[n++] = (char)('0' + ((c >> 3) & 7));
+			p[n++] = (char)('0' + (c & 7));
+		} else {
+			p[n++] = *w;
+		}
 	}
 	p[n] = '\0';
 	return n;

@@ -368,12 +368,12 @@ int img_begin(struct img_work *w, const char *out, u64 vsize,
 /* "<n+1> base L1 .. Ln 3 upper D I" */
 static char *layer_table(const struct img_work *w)
 {
-	size_t cap = 2 * (strlen(w->base) + strlen(w->data) + strlen(w->index)) + 64;
+	size_t cap = 4 * (strlen(w->base) + strlen(w->data) + strlen(w->index)) + 64;
 	size_t len, lcap = strlen(w->out) + OBD_DIGEST_STR_LEN + 16;
 	unsigned int i;
 	char *p, *l;
 
-	cap += (size_t)w->n * 2 * lcap;
+	cap += (size_t)w->n * 4 * lcap;
 	p = malloc(cap);
 	l = malloc(lcap);
 	if (!p || !l) {

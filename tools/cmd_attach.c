@@ -110,13 +110,13 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 	if (upper && (check_upper(s, nlow) || upper_tokens(&s->layers[nlow], &udata, &uindex)))
 		goto out_free;
 	if (upper)
-		cap += 2 * (strlen(udata) + strlen(uindex)) + 16;
+		cap += 4 * (strlen(udata) + strlen(uindex)) + 16;
 	for (i = 0; i < nlow; i++) {
 		rc = layer_token(&s->layers[i], &abs[i]);
 		if (rc)
 			goto out_free;
 		rc = -EINVAL;
-		cap += 2 * strlen(abs[i]) + 2;
+		cap += 4 * strlen(abs[i]) + 2;
 	}
 	p = malloc(cap + 64);
 	if (!p) {

@@ -72,15 +72,15 @@ static int table_parse(const char *name, char *params, struct table *t)
 static char *table_print(const struct table *t, const char *sealed, const char *data,
 			 const char *index)
 {
-	size_t cap = 2 * (strlen(sealed) + strlen(data) + strlen(index)) + 64;
+	size_t cap = 4 * (strlen(sealed) + strlen(data) + strlen(index)) + 64;
 	unsigned int i;
 	char *p;
 	int len;
 
 	for (i = 0; i < t->w.n; i++)
-		cap += 2 * strlen(t->w.layers[i]) + 2;
+		cap += 4 * strlen(t->w.layers[i]) + 2;
 	for (i = 0; i < t->w.nopt; i++)
-		cap += 2 * strlen(t->w.opts[i]) + 2;
+		cap += 4 * strlen(t->w.opts[i]) + 2;
 	p = malloc(cap);
 	if (!p)
 		return NULL;
