@@ -56,7 +56,8 @@ size_t obd_table_word(char *p, const char *w)
 	for (; *w; w++) {
 		unsigned char c = (unsigned char)*w;
 
-		if (c == '\\' || isspace(c)) {
+		/* 0xa0: white space to the kernel's isspace (Latin-1), which dm_split_args uses */
+		if (c == '\\' || isspace(c) || c == 0xa0) {
 			p[n++] = '\\';
 			p[n++] = (char)('0' + (c >> 6));
 			p[n++] = (char)('0' + ((c >> 3) & 7));
