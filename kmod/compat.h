@@ -21,12 +21,38 @@ static inline struct timespec64 obd_inode_mtime(struct inode *inode)
 #endif
 }
 
-/* The write bit of dm_table_get_mode() (fmode_t before 6.5, blk_mode_t after). */
+/* The bits of dm_table_get_mode() (fmode_t before 6.5, blk_mode_t after). */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
 #define OBD_MODE_WRITE	BLK_OPEN_WRITE
+#define OBD_MODE_READ	BLK_OPEN_READ
 #else
 #define OBD_MODE_WRITE	FMODE_WRITE
+#define OBD_MODE_READ	FMODE_READ
 #endif
+
+/*
+ * Polled I/O: the target completes bios from its workers, never from a
+ * queue a poller could reap, so the device must not advertise it. Since
+ * 6.11 it is a queue limit feature (BLK_FEAT_POLL) that dm sets for every
+ * bio-based table and clears when a target's limits lack it: io_hints
+ * clears it. In 6.1 dm sets QUEUE_FLAG_POLL at the table swap when
+ * iterate_devices finds no device that lacks polling (none at all for a
+ * table of files), after io_hints: the resume method clears it, before
+ * the device takes bios from the new table.
+ */
+static inline void obd_limits_no_poll(struct queue_limits *lim)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+	lim->features &= ~BLK_FEAT_POLL;
+#endif
+}
+
+static inline void obd_queue_no_poll(struct gendisk *disk)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
+	blk_queue_flag_clear(QUEUE_FLAG_POLL, disk->queue);
+#endif
+}
 
 /*
  * vfs_iter_write takes freeze protection itself since 6.8; before, the

@@ -25,6 +25,8 @@
 #include <linux/workqueue.h>
 #include <linux/device-mapper.h>
 #include <linux/sched/mm.h>
+#include <linux/blkdev.h>
+#include <linux/ctype.h>
 
 #include "compat.h"
 #include "obd_kmod.h"
@@ -46,10 +48,20 @@ struct obd_dev_layer {
 	const struct obd_fetch_opts *fetch;	/* &target->fetch */
 	struct obd_blob_user user;	/* remote layer: page cache dropped on INVALIDATE */
 	struct inode *claim;		/* obd_lower_claim'ed, or NULL */
+	struct dm_dev *dmdev;		/* a block device layer, held through dm */
 };
 
 /* A ZFile block of a remote layer failing its CRC is fetched again this often. */
 #define OBD_REFETCH_TRIES	2
+
+/*
+ * Bytes of ZFile blocks one bio decodes in the submitter's context
+ * (obd_read_inline); the worker decodes the rest. Bounds the CPU charged to
+ * the submitter and the time map() keeps dm's SRCU read lock (which a table
+ * swap waits for): a 64 KiB read of 4 KiB blocks stays inline, a 1 MiB one
+ * (or 64 KiB blocks beyond the second) goes on in the worker.
+ */
+#define OBD_INLINE_ZBYTES	(128 << 10)
 
 struct obd_stats {
 	u64 reads;
@@ -118,6 +130,7 @@ struct obd_walk {
 	struct obd_kctx *kctx;		/* taken at the first ZFile piece */
 	bool nowait;
 	unsigned int zblocks;		/* decoded, counted when the walk ends */
+	u32 zbytes;			/* their block sizes, summed */
 	/*
 	 * The worker's walk: an absent remote range ends it with -EAGAIN
 	 * and the range in miss (the bio parks on it); NULL: wait for it
@@ -182,6 +195,18 @@ static int obd_read_plain(struct obd_walk *wk, struct obd_dev_layer *dl, struct 
 		if (r < 0)
 			return r;
 		if (r == 0) {
+			/*
+			 * The cache file of a remote blob ends before the blob
+			 * does: the bytes marked present are gone (the file was
+			 * truncated or re-created under the device). EIO, not
+			 * zeros that would pass for data.
+			 */
+			if (dl->blob && p < (loff_t)dl->blob->size) {
+				if (!nowait)
+					DMERR_LIMIT("layer %s: cache file ends at byte %lld, before the blob's end (%llu): truncated under the device",
+						    dl->path, p, dl->blob->size);
+				return -EIO;
+			}
 			/* Past the end of the file: zeros, as in the reference reader. */
 			iov_iter_zero(iov_iter_count(piece), piece);
 			break;
@@ -264,6 +289,9 @@ static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
 	u8 *dst;
 	int n;
 
+	/* inline: a bounded amount, the worker goes on from this block */
+	if (wk->nowait && wk->zbytes >= OBD_INLINE_ZBYTES)
+		return -EAGAIN;
 	if (lo == bpos && hi == bpos + bs)
 		pg = obd_block_page(piece, bs, &poff);
 	dst = pg ? (u8 *)kmap_local_page(pg) + poff : wk->kctx->dbuf;
@@ -284,6 +312,7 @@ static int obd_zblock_out(struct obd_walk *wk, struct obd_dev_layer *dl, u64 b,
 		return n;
 	}
 	wk->zblocks++;
+	wk->zbytes += bs;
 	if (hi - bpos > (u64)n)
 		return -EIO;
 	if (pg) {
@@ -694,7 +723,14 @@ static bool obd_read_inline(struct obd_bio *ob, struct bio *bio)
 {
 	struct obd_walk wk = { .t = ob->t, .nowait = true };
 
-	if (!ob->t->nowait)
+	/*
+	 * The walk may sleep (cond_resched() in filemap_read, a mutex_trylock
+	 * that is not a spin): it relies on map() being allowed to. The
+	 * target does not set DM_TARGET_NOWAIT, so REQ_NOWAIT bios never get
+	 * here (6.1's dm maps those under rcu_read_lock()); should they, they
+	 * go to the worker.
+	 */
+	if (!ob->t->nowait || (bio->bi_opf & REQ_NOWAIT))
 		return false;
 	if (obd_walk_bio(ob, bio, &wk)) {
 		/* whole sectors filled in order before the first miss */
@@ -793,6 +829,8 @@ static void obd_dtr(struct dm_target *ti)
 		obd_blob_user_del(&dl->user);
 		if (dl->claim)
 			obd_lower_release(dl->claim);
+		if (dl->dmdev)
+			dm_put_device(ti, dl->dmdev);
 		if (!IS_ERR_OR_NULL(dl->sl))
 			obd_shared_put(dl->sl);
 		kfree(dl->path);
@@ -801,6 +839,27 @@ static void obd_dtr(struct dm_target *ti)
 	obd_trace_free(&t->trace);
 	kfree(t);
 	ti->private = NULL;
+}
+
+/*
+ * A path argument as written in the table, decoded in place: \ooo (three
+ * octal digits, not \000) is that byte, as obd_emit_arg() writes white
+ * space and backslashes; any other backslash is itself.
+ */
+static void obd_unescape(char *s)
+{
+	char *o = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7' && (s[1] != '0' || s[2] != '0' || s[3] != '0')) {
+			*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+			s += 4;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
 }
 
 static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char **error)
@@ -843,6 +902,8 @@ static int obd_parse_opt_args(struct obd_target *t, struct dm_arg_set *as, char 
 				*error = "Cannot allocate memory";
 				return -ENOMEM;
 			}
+			obd_unescape(t->upper_data);
+			obd_unescape(t->upper_index);
 		} else {
 			*error = "Unrecognized optional argument";
 			DMERR("%s: unrecognized optional argument '%s'", obd_name(t), a);
@@ -895,6 +956,61 @@ static struct obd_shared_layer *obd_open_remote(struct obd_target *t,
 	return obd_shared_get_remote(b, &t->fetch, error, err);
 }
 
+/*
+ * A local layer's path: absolute (a relative one would resolve against
+ * whoever loads the table, and `dmsetup table` would not reload it
+ * elsewhere), and not this device's own node (its reads would come back
+ * to it through the worker, without end).
+ */
+static int obd_check_local_path(struct obd_target *t, const char *path, char **error)
+{
+	dev_t dev;
+
+	if (path[0] != '/') {
+		*error = "Layer path must be absolute";
+		DMERR("%s: layer %s: the path must be absolute", obd_name(t), path);
+		return -EINVAL;
+	}
+	if (!lookup_bdev(path, &dev) &&
+	    dev == disk_devt(dm_disk(dm_table_get_md(t->ti->table)))) {
+		*error = "A layer cannot be the device itself";
+		DMERR("%s: layer %s is this device's own node", obd_name(t), path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A layer that is a block device is also held through dm (read-only,
+ * claimed by dm like any target's device): it shows under the device's
+ * slaves/ and its holders/, and iterate_devices reports it. The layer is
+ * read through the file opened for it (its page cache); the number comes
+ * from that open inode, so both name one device.
+ */
+static int obd_hold_bdev(struct obd_target *t, struct obd_dev_layer *dl, char **error)
+{
+	struct inode *inode = file_inode(dl->sl->file);
+	char name[24];
+	int r;
+
+	if (!S_ISBLK(inode->i_mode))
+		return 0;
+	if (inode->i_rdev == disk_devt(dm_disk(dm_table_get_md(t->ti->table)))) {
+		*error = "A layer cannot be the device itself";
+		DMERR("%s: layer %s is this device's own node", obd_name(t), dl->path);
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%u:%u", MAJOR(inode->i_rdev), MINOR(inode->i_rdev));
+	r = dm_get_device(t->ti, name, OBD_MODE_READ, &dl->dmdev);
+	if (r) {
+		dl->dmdev = NULL;
+		*error = "Cannot claim layer block device";
+		DMERR("%s: layer %s (%s): dm_get_device failed: error %d", obd_name(t), dl->path,
+		      name, r);
+	}
+	return r;
+}
+
 static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 {
 	unsigned int i;
@@ -914,6 +1030,9 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 		if (obd_is_remote(dl->path)) {
 			dl->sl = obd_open_remote(t, dl, error, &err);
 		} else {
+			r = obd_check_local_path(t, dl->path, error);
+			if (r)
+				return r;
 			/* an upper file in use: EBUSY rather than a parse error */
 			r = obd_lower_check_path(t->ti, dl->path, error);
 			if (r)
@@ -930,6 +1049,9 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 		if (r)
 			return r;
 		dl->claim = file_inode(dl->sl->file);
+		r = obd_hold_bdev(t, dl, error);
+		if (r)
+			return r;
 		dl->blob = dl->sl->blob;
 		if (dl->blob)
 			obd_blob_user_add(&dl->user, dl->blob, t->ti);
@@ -1005,6 +1127,7 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	static const struct dm_arg layers_arg = {1, OBD_MAX_LAYERS, "Invalid number of layers"};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct obd_target *t;
+	unsigned int i;
 	char **paths;
 	int r;
 
@@ -1026,6 +1149,8 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	paths = as.argv;
+	for (i = 0; i < t->nlayers; i++)
+		obd_unescape(paths[i]);
 	dm_consume_args(&as, t->nlayers);
 	r = obd_parse_opt_args(t, &as, &ti->error);
 	if (r)
@@ -1047,6 +1172,14 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 	if (t->upper_data) {
+		if (t->upper_data[0] != '/' ||
+		    (t->upper_index[0] != '/' && strcmp(t->upper_index, "-"))) {
+			DMERR("%s: upper %s %s: the paths must be absolute", obd_name(t),
+			      t->upper_data, t->upper_index);
+			ti->error = "Upper layer paths must be absolute";
+			r = -EINVAL;
+			goto bad;
+		}
 		if (!(dm_table_get_mode(ti->table) & OBD_MODE_WRITE)) {
 			ti->error = "A table with an upper layer must be read-write";
 			r = -EINVAL;
@@ -1155,6 +1288,28 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
 }
 
 /*
+ * " <arg>" with each white space character and backslash written as a
+ * three-digit octal escape (\040, \134), which obd_unescape() reads back:
+ * `dmsetup table` output loads again as it is. (libdevmapper doubles every
+ * backslash it sends and dm_split_args() halves them, so the target sees
+ * what the user wrote; a backslash escape of dm_split_args itself cannot
+ * go through dmsetup.)
+ */
+static void obd_emit_arg(char *result, unsigned int maxlen, unsigned int *psz, const char *a)
+{
+	unsigned int sz = *psz;
+
+	DMEMIT(" ");
+	for (; *a; a++) {
+		if (*a == '\\' || isspace(*a))
+			DMEMIT("\\%03o", (unsigned char)*a);
+		else
+			DMEMIT("%c", *a);
+	}
+	*psz = sz;
+}
+
+/*
  * INFO:  <#layers> reads <n> inline <n> resumed <n> bytes <n> zblocks <n> crc_errors <n>
  *        io_errors <n> remote <n> pending <n> fetched <n> daemon <0|1>
  *   reads/bytes: read bios completed and their bytes; inline: those of the
@@ -1178,7 +1333,8 @@ static void obd_status_upper(struct obd_target *t, char *result, unsigned int ma
  *        [suspend_flush_error <errno>]  (with an upper layer only)
  *   0, or the error of the flush at the last suspend (or of its retry at
  *   resume) until a flush succeeds: records not durable, kept in memory.
- * TABLE: the constructor line, optional arguments recounted.
+ * TABLE: the constructor line, optional arguments recounted, paths
+ *   escaped (obd_emit_arg).
  */
 static void obd_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 		       char *result, unsigned int maxlen)
@@ -1213,7 +1369,7 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
 		for (i = 0; i < t->nlayers; i++)
-			DMEMIT(" %s", t->layers[i].path);
+			obd_emit_arg(result, maxlen, &sz, t->layers[i].path);
 		nopt = t->direct_io + t->no_verify + 2 * t->hold_set + 3 * !!t->upper_data;
 		if (nopt)
 			DMEMIT(" %u", nopt);
@@ -1223,8 +1379,11 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 			DMEMIT(" no_verify");
 		if (t->hold_set)
 			DMEMIT(" hold_timeout %u", t->hold_s);
-		if (t->upper_data)
-			DMEMIT(" upper %s %s", t->upper_data, t->upper_index);
+		if (t->upper_data) {
+			DMEMIT(" upper");
+			obd_emit_arg(result, maxlen, &sz, t->upper_data);
+			obd_emit_arg(result, maxlen, &sz, t->upper_index);
+		}
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
@@ -1239,6 +1398,14 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 {
 	struct obd_target *t = ti->private;
 
+	/* bios complete from workers: nothing to poll (compat.h) */
+	obd_limits_no_poll(limits);
+	/*
+	 * Block device layers were stacked by iterate_devices; bios never go
+	 * to them, so their logical block size is not this device's (whose
+	 * length need only be whole sectors).
+	 */
+	limits->logical_block_size = SECTOR_SIZE;
 	if (t->upper) {
 		/* any 512-byte range: zeroed records or punched holes */
 		limits->discard_granularity = SECTOR_SIZE;
@@ -1253,12 +1420,28 @@ static void obd_io_hints(struct dm_target *ti, struct queue_limits *limits)
 }
 
 /*
- * No data devices (layers are files). Having the method at all matters:
- * without it dm (6.1) skips io_hints and never enables discard or write
- * zeroes for the table.
+ * The layers that are block devices (held by obd_hold_bdev); file layers
+ * are no dm device. Having the method at all matters: without it dm (6.1)
+ * skips io_hints and never enables discard or write zeroes for the table.
+ * What dm derives from the devices: rotational (any layer device is), and
+ * write zeroes only if every layer device has it; with no layer device
+ * (files only) the device is non-rotational.
  */
 static int obd_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
 {
+	struct obd_target *t = ti->private;
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < t->nlayers; i++) {
+		struct dm_dev *d = t->layers[i].dmdev;
+
+		if (!d)
+			continue;
+		r = fn(ti, d, 0, bdev_nr_sectors(d->bdev), data);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -1284,6 +1467,13 @@ static void obd_presuspend_undo(struct dm_target *ti)
 	struct obd_target *t = ti->private;
 
 	obd_fetch_resume(&t->fetch);
+}
+
+/* The table is live (swapped in by dm, then resumed): no polled I/O, misses wait again. */
+static void obd_resume(struct dm_target *ti)
+{
+	obd_queue_no_poll(dm_disk(dm_table_get_md(ti->table)));
+	obd_presuspend_undo(ti);
 }
 
 /*
@@ -1355,7 +1545,7 @@ static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, cha
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 5, 1},
+	.version = {1, 6, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,
@@ -1367,7 +1557,7 @@ static struct target_type obd_target_type = {
 	.presuspend_undo = obd_presuspend_undo,
 	.postsuspend = obd_postsuspend,
 	.preresume = obd_preresume,
-	.resume = obd_presuspend_undo,
+	.resume = obd_resume,
 	.iterate_devices = obd_iterate_devices,
 };
 

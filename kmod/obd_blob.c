@@ -241,7 +241,7 @@ static struct obd_blob *__obd_blob_find(struct inode *host)
 
 	lockdep_assert_held(&obd_remote_mutex);
 	list_for_each_entry(b, &obd_blobs, list)
-		if (b->sdev == host->i_sb->s_dev && b->ino == host->i_ino)
+		if (file_inode(b->file) == host)
 			return b;
 	return NULL;
 }

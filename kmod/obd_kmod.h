@@ -104,11 +104,9 @@ void obd_env_exit(void);
 struct obd_shared_layer {
 	struct list_head list;		/* on obd_layers, under obd_layers_mutex */
 	unsigned int refs;		/* under obd_layers_mutex */
-	dev_t sdev;			/* key: host inode's sb->s_dev + i_ino */
-	unsigned long ino;
 	loff_t size;			/* sanity: a rewritten file is not shared */
 	struct timespec64 mtime;
-	struct file *file;
+	struct file *file;		/* key: its f_mapping->host (pinned) */
 	struct obd_kfile_io kio;
 	struct obd_layer layer;
 	char *name;			/* path of the first opener, for messages */

@@ -45,7 +45,8 @@ struct obd_blob {
 	struct list_head list;		/* obd_blobs, under obd_remote_mutex */
 	unsigned int refs;		/* shared layers + requests; obd_remote_mutex */
 	u64 id;				/* names the blob on the channel */
-	dev_t sdev;			/* key: the cache file's inode */
+	dev_t sdev;			/* the cache file's inode, as OPEN names it; */
+					/* the key is file_inode(file) itself */
 	unsigned long ino;
 	u64 size;
 	u8 digest[OBD_SHA256_LEN];

@@ -3,9 +3,11 @@
  * Layers shared between devices: a layer file stacked by several devices is
  * opened and parsed once, so all of them read through one page cache and
  * one in-memory index. Keyed by the inode behind the file (the block device
- * inode for a device node), with size and mtime as a guard against a file
- * rewritten in place: a changed file gets a fresh parse, the old one lives
- * on for the devices already using it.
+ * inode for a device node): the inode itself, which each entry pins by
+ * holding the file open, not its number (inode numbers are per subvolume
+ * on btrfs, whose subvolumes share one super block). Size and mtime guard
+ * against a file rewritten in place: a changed file gets a fresh parse, the
+ * old one lives on for the devices already using it.
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -38,8 +40,7 @@ static struct obd_shared_layer *__obd_shared_find(struct inode *host)
 
 	lockdep_assert_held(&obd_layers_mutex);
 	list_for_each_entry(sl, &obd_layers, list) {
-		if (!sl->blob && sl->sdev == host->i_sb->s_dev && sl->ino == host->i_ino &&
-		    sl->size == size && timespec64_equal(&sl->mtime, &mtime))
+		if (!sl->blob && sl->file->f_mapping->host == host && sl->size == size && timespec64_equal(&sl->mtime, &mtime))
 			return sl;
 	}
 	return NULL;
@@ -122,8 +123,6 @@ static struct obd_shared_layer *obd_shared_alloc(struct file *file, const char *
 	INIT_LIST_HEAD(&sl->list);
 	init_completion(&sl->parsed);
 	sl->file = file;
-	sl->sdev = host->i_sb->s_dev;
-	sl->ino = host->i_ino;
 	sl->size = i_size_read(host);
 	sl->mtime = obd_inode_mtime(host);
 	sl->blob = blob;
@@ -172,6 +171,9 @@ static int obd_shared_parse(struct obd_shared_layer *sl, const struct obd_fetch_
 		r = obd_shared_check(sl, error, err);
 		if (r)
 			obd_layer_close(&sl->layer);
+		else if (sl->layer.wrap & OBD_WRAP_ZFILE)
+			/* the data path decodes into per-request buffers (obd_kctx) */
+			obd_zfile_drop_buffers(&sl->layer.zf);
 	}
 
 	mutex_lock(&obd_layers_mutex);

@@ -118,43 +118,46 @@ static int obd_trace_start(struct obd_trace *tr, const char *path, const char **
 static int obd_trace_dump(struct obd_trace *tr, const char *a_start, const char *a_max,
 			  char *result, unsigned int maxlen, const char **why)
 {
-	unsigned int start, max, k = 0, sz = 0, room;
-	char line[64];
+	unsigned int start, max, k = 0, sz = 0, rsz = 0, room, hdr = 160 + OBD_TRACE_PATH_MAX;
+	char line[64], *recs = result + hdr;
+	u64 dropped;
 	u32 n;
 
 	if (kstrtouint(a_start, 10, &start) || kstrtouint(a_max, 10, &max)) {
 		*why = "trace dump: expected START MAX";
 		return -EINVAL;
 	}
-	n = READ_ONCE(tr->n);
-	if (start > n)
-		start = n;
-	/* the header takes at most the path plus 160 bytes */
-	room = maxlen > 160 + OBD_TRACE_PATH_MAX ? maxlen - 160 - OBD_TRACE_PATH_MAX : 0;
+	/* the header takes at most the path plus 160 bytes, the records the rest */
+	room = maxlen > hdr ? maxlen - hdr : 0;
+	/*
+	 * One pass under the lock: the lines written are the lines counted (a
+	 * record can still merge and grow after it is formatted, not between
+	 * counting and writing). They go after the room kept for the header
+	 * and move down behind it once the header is written.
+	 */
 	spin_lock_irq(&tr->lock);
 	n = tr->n;
-	while (k < max && start + k < n) {
+	dropped = tr->dropped;
+	if (start > n)
+		start = n;
+	while (room && k < max && start + k < n) {
 		const struct obd_trace_rec *r = &tr->recs[start + k];
 		int len = scnprintf(line, sizeof(line), "%u %llu %llu\n", r->layer, r->off,
 				    r->count);
 
-		if (sz + len >= room)
+		if (rsz + len >= room)
 			break;
+		memcpy(recs + rsz, line, len);
+		rsz += len;
 		k++;
-		sz += len;
 	}
 	spin_unlock_irq(&tr->lock);
-	sz = 0;
 	DMEMIT("trace recording=%d total=%u dropped=%llu path=%s start=%u count=%u\n",
-	       READ_ONCE(tr->on), n, tr->dropped, tr->path ?: "-", start, k);
-	/* records only grow (clear and start are serialized by msg_lock): same lines */
-	spin_lock_irq(&tr->lock);
-	for (; k; k--, start++) {
-		const struct obd_trace_rec *r = &tr->recs[start];
-
-		DMEMIT("%u %llu %llu\n", r->layer, r->off, r->count);
+	       READ_ONCE(tr->on), n, dropped, tr->path ?: "-", start, k);
+	if (rsz) {
+		memmove(result + sz, recs, rsz);
+		result[sz + rsz] = 0;
 	}
-	spin_unlock_irq(&tr->lock);
 	return 1;
 }
 

@@ -7,21 +7,67 @@
 
 #include "dm_table.h"
 
-/* The next word at *s, cut off in place; NULL when only white space is left. */
+static bool is_odigit(char c)
+{
+	return c >= '0' && c <= '7';
+}
+
+/* An escape \ooo of the target: three octal digits, not \000. */
+static bool is_escape(const char *p)
+{
+	return p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && is_odigit(p[2]) && is_odigit(p[3]) &&
+	       (p[1] != '0' || p[2] != '0' || p[3] != '0');
+}
+
+/*
+ * The next word at *s, cut off in place and decoded as the target decodes
+ * its path arguments (\ooo is that byte, any other backslash itself);
+ * NULL when only white space is left.
+ */
 static char *next_word(char **s)
 {
-	char *w = *s;
+	char *w = *s, *out;
 
 	while (isspace((unsigned char)*w))
 		w++;
 	if (!*w)
 		return NULL;
 	*s = w;
-	while (**s && !isspace((unsigned char)**s))
-		(*s)++;
+	out = w;
+	while (**s && !isspace((unsigned char)**s)) {
+		if (is_escape(*s)) {
+			*out++ = (char)(((*s)[1] - '0') << 6 | ((*s)[2] - '0') << 3 | ((*s)[3] - '0'));
+			*s += 4;
+		} else {
+			*out++ = *(*s)++;
+		}
+	}
 	if (**s)
-		*(*s)++ = '\0';
+		(*s)++;
+	*out = '\0';
 	return w;
+}
+
+size_t obd_table_word(char *p, const char *w)
+{
+	size_t n = 0;
+
+	p[n++] = ' ';
+	for (; *w; w++) {
+		unsigned char c = (unsigned char)*w;
+
+		/* 0xa0: white space to the kernel's isspace (Latin-1), which dm_split_args uses */
+		if (c == '\\' || isspace(c) || c == 0xa0) {
+			p[n++] = '\\';
+			p[n++] = (char)('0' + (c >> 6));
+			p[n++] = (char)('0' + ((c >> 3) & 7));
+			p[n++] = (char)('0' + (c & 7));
+		} else {
+			p[n++] = *w;
+		}
+	}
+	p[n] = '\0';
+	return n;
 }
 
 /* A count word: a whole number no more than max. */

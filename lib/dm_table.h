@@ -25,7 +25,9 @@ struct obd_table {
 
 /*
  * Split line in place into t. Words are separated by white space, as the
- * kernel splits a table (dm_split_args). 0 when the line is well formed:
+ * kernel splits a table (dm_split_args); in each, \ooo (three octal digits,
+ * not \000) is that byte, as the target decodes paths and prints white
+ * space and backslashes in its table line (\040, \134). 0 when the line is well formed:
  * #layers 1..OBD_MAX_LAYERS and that many layers, then nothing or
  * #opt args (at most OBD_TABLE_MAX_OPTS) and exactly that many words.
  * Otherwise -EINVAL, and t still holds the layers read before the
@@ -33,5 +35,13 @@ struct obd_table {
  * that only looks at the layers may use them.
  */
 int obd_table_parse(char *line, struct obd_table *t);
+
+/*
+ * Append " <word>" at p, each white space character and backslash written
+ * \ooo (what obd_table_parse and the target decode; libdevmapper passes
+ * the backslashes through); returns the length appended (NUL-terminated
+ * after it). Room needed: 4 * strlen(w) + 2.
+ */
+size_t obd_table_word(char *p, const char *w);
 
 #endif

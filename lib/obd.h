@@ -155,7 +155,9 @@ struct obd_zfile {
 	u32 max_stored;		/* largest stored block, CRC included */
 	struct obd_io io;	/* the uncompressed stream, see obd_zfile_read */
 	struct obd_codec *codec;
-	u8 *cbuf, *dbuf;	/* scratch for io.read: max_stored, block_size */
+	u8 *cbuf, *dbuf;	/* scratch for io.read: max_stored, block_size; */
+				/* NULL after obd_zfile_drop_buffers (io.read */
+				/* allocates them again) */
 	bool no_verify;		/* skip per-block CRC checks */
 };
 
@@ -181,6 +183,12 @@ int obd_zfile_decode_ht(const void *blk, bool is_header, u64 file_size,
 int obd_zfile_open(struct obd_zfile *zf, struct obd_io *src,
 		   struct obd_codec *codec, struct obd_err *err);
 void obd_zfile_close(struct obd_zfile *zf);
+/*
+ * Free the scratch buffers of io.read (up to about 192 KiB) for a user that
+ * reads blocks itself (the kernel's data path, with its own buffers); a
+ * later io.read allocates them again. Not safe against a concurrent io.read.
+ */
+void obd_zfile_drop_buffers(struct obd_zfile *zf);
 
 static inline u64 obd_zfile_block_start(const struct obd_zfile *zf, u64 b)
 {

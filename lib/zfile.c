@@ -240,6 +240,17 @@ static struct obd_zfile *zf_of_io(struct obd_io *io)
 	return (struct obd_zfile *)((char *)io - __builtin_offsetof(struct obd_zfile, io));
 }
 
+static int zf_alloc_buffers(struct obd_zfile *zf)
+{
+	zf->cbuf = obd_zalloc(zf->max_stored ? zf->max_stored : 1);
+	zf->dbuf = obd_zalloc(zf->info.block_size);
+	if (!zf->cbuf || !zf->dbuf) {
+		obd_zfile_drop_buffers(zf);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int obd_zfile_read(struct obd_io *io, void *buf, size_t len, u64 off)
 {
 	struct obd_zfile *zf = zf_of_io(io);
@@ -249,6 +260,11 @@ static int obd_zfile_read(struct obd_io *io, void *buf, size_t len, u64 off)
 
 	if (off > io->size || len > io->size - off)
 		return -EIO;
+	if (len && !zf->cbuf) {
+		ret = zf_alloc_buffers(zf);
+		if (ret)
+			return ret;
+	}
 	while (len) {
 		u64 b = off / zi->block_size;
 		u32 in = (u32)(off % zi->block_size);
@@ -279,16 +295,21 @@ static int obd_zfile_read(struct obd_io *io, void *buf, size_t len, u64 off)
 	return 0;
 }
 
+void obd_zfile_drop_buffers(struct obd_zfile *zf)
+{
+	obd_free(zf->cbuf);
+	obd_free(zf->dbuf);
+	zf->cbuf = NULL;
+	zf->dbuf = NULL;
+}
+
 void obd_zfile_close(struct obd_zfile *zf)
 {
 	obd_free(zf->group_base);
 	obd_free(zf->delta);
-	obd_free(zf->cbuf);
-	obd_free(zf->dbuf);
 	zf->group_base = NULL;
 	zf->delta = NULL;
-	zf->cbuf = NULL;
-	zf->dbuf = NULL;
+	obd_zfile_drop_buffers(zf);
 }
 
 /* Read, check and compact the jump table. */
@@ -412,9 +433,7 @@ int obd_zfile_open(struct obd_zfile *zf, struct obd_io *src,
 	ret = zf_load_table(zf, check_crc, err);
 	if (ret)
 		goto out_table;
-	zf->cbuf = obd_zalloc(zf->max_stored ? zf->max_stored : 1);
-	zf->dbuf = obd_zalloc(zf->info.block_size);
-	if (!zf->cbuf || !zf->dbuf) {
+	if (zf_alloc_buffers(zf)) {
 		ret = obd_errf(err, -ENOMEM, "%s: zfile buffers: out of memory", src->name);
 		goto out_table;
 	}

@@ -26,6 +26,7 @@
 
 #include "cli_dm.h"
 #include "cli_image.h"
+#include "dm_table.h"
 #include "env_user.h"
 #include "lsmt_write.h"
 
@@ -367,19 +368,29 @@ int img_begin(struct img_work *w, const char *out, u64 vsize,
 /* "<n+1> base L1 .. Ln 3 upper D I" */
 static char *layer_table(const struct img_work *w)
 {
-	size_t cap = strlen(w->base) + strlen(w->data) + strlen(w->index) + 64;
+	size_t cap = 4 * (strlen(w->base) + strlen(w->data) + strlen(w->index)) + 64;
+	size_t len, lcap = strlen(w->out) + OBD_DIGEST_STR_LEN + 16;
 	unsigned int i;
-	char *p;
-	int len;
+	char *p, *l;
 
-	cap += (size_t)w->n * (strlen(w->out) + OBD_DIGEST_STR_LEN + 16);
+	cap += (size_t)w->n * 4 * lcap;
 	p = malloc(cap);
-	if (!p)
+	l = malloc(lcap);
+	if (!p || !l) {
+		free(p);
+		free(l);
 		return NULL;
-	len = sprintf(p, "%u %s", w->n + 1, w->base);
-	for (i = 0; i < w->n; i++)
-		len += sprintf(p + len, " %s/blobs/sha256/%s", w->out, w->layers[i].digest + 7);
-	sprintf(p + len, " 3 upper %s %s", w->data, w->index);
+	}
+	len = (size_t)sprintf(p, "%u", w->n + 1);
+	len += obd_table_word(p + len, w->base);
+	for (i = 0; i < w->n; i++) {
+		snprintf(l, lcap, "%s/blobs/sha256/%s", w->out, w->layers[i].digest + 7);
+		len += obd_table_word(p + len, l);
+	}
+	len += (size_t)sprintf(p + len, " 3 upper");
+	len += obd_table_word(p + len, w->data);
+	obd_table_word(p + len, w->index);
+	free(l);
 	return p;
 }
 

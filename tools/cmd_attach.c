@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "cli_dm.h"
+#include "dm_table.h"
 #include "cli_imageref.h"
 #include "cli_prefetch.h"
 #include "cli_remote.h"
@@ -109,13 +110,13 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 	if (upper && (check_upper(s, nlow) || upper_tokens(&s->layers[nlow], &udata, &uindex)))
 		goto out_free;
 	if (upper)
-		cap += strlen(udata) + strlen(uindex) + 16;
+		cap += 4 * (strlen(udata) + strlen(uindex)) + 16;
 	for (i = 0; i < nlow; i++) {
 		rc = layer_token(&s->layers[i], &abs[i]);
 		if (rc)
 			goto out_free;
 		rc = -EINVAL;
-		cap += strlen(abs[i]) + 1;
+		cap += 4 * strlen(abs[i]) + 2;
 	}
 	p = malloc(cap + 64);
 	if (!p) {
@@ -124,11 +125,14 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 	}
 	len = (size_t)sprintf(p, "%u", nlow);
 	for (i = 0; i < nlow; i++)
-		len += (size_t)sprintf(p + len, " %s", abs[i]);
+		len += obd_table_word(p + len, abs[i]);
 	if (nopt)
-		sprintf(p + len, " %u%s%s%s%s%s%s", nopt, direct_io ? " direct_io" : "",
-			no_verify ? " no_verify" : "", upper ? " upper " : "", upper ? udata : "",
-			upper ? " " : "", upper ? uindex : "");
+		len += (size_t)sprintf(p + len, " %u%s%s%s", nopt, direct_io ? " direct_io" : "",
+				       no_verify ? " no_verify" : "", upper ? " upper" : "");
+	if (upper) {
+		len += obd_table_word(p + len, udata);
+		obd_table_word(p + len, uindex);
+	}
 	*out = p;
 	rc = 0;
 out_free:

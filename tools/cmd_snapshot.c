@@ -72,28 +72,31 @@ static int table_parse(const char *name, char *params, struct table *t)
 static char *table_print(const struct table *t, const char *sealed, const char *data,
 			 const char *index)
 {
-	size_t cap = strlen(sealed) + strlen(data) + strlen(index) + 64;
+	size_t cap = 4 * (strlen(sealed) + strlen(data) + strlen(index)) + 64;
 	unsigned int i;
 	char *p;
 	int len;
 
 	for (i = 0; i < t->w.n; i++)
-		cap += strlen(t->w.layers[i]) + 1;
+		cap += 4 * strlen(t->w.layers[i]) + 2;
 	for (i = 0; i < t->w.nopt; i++)
-		cap += strlen(t->w.opts[i]) + 1;
+		cap += 4 * strlen(t->w.opts[i]) + 2;
 	p = malloc(cap);
 	if (!p)
 		return NULL;
 	len = sprintf(p, "%u", t->w.n + 1);
 	for (i = 0; i < t->w.n; i++)
-		len += sprintf(p + len, " %s", t->w.layers[i]);
-	len += sprintf(p + len, " %s %u", sealed, t->w.nopt);
+		len += (int)obd_table_word(p + len, t->w.layers[i]);
+	len += (int)obd_table_word(p + len, sealed);
+	len += sprintf(p + len, " %u", t->w.nopt);
 	for (i = 0; i < t->w.nopt; i++) {
 		if ((int)i == t->upper) {
-			len += sprintf(p + len, " upper %s %s", data, index);
+			len += sprintf(p + len, " upper");
+			len += (int)obd_table_word(p + len, data);
+			len += (int)obd_table_word(p + len, index);
 			i += 2;
 		} else {
-			len += sprintf(p + len, " %s", t->w.opts[i]);
+			len += (int)obd_table_word(p + len, t->w.opts[i]);
 		}
 	}
 	return p;

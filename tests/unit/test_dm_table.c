@@ -27,6 +27,24 @@ static void test_good(void)
 	       !strcmp(t.opts[1], "upper") && !strcmp(t.opts[3], "-"), "options in order");
 	tap_ok(!parse("  1\t/a  0\n", &t, buf, sizeof(buf)) && t.n == 1 &&
 	       !strcmp(t.layers[0], "/a") && !t.nopt, "white space runs; #opt args 0");
+	tap_ok(!parse("3 /a\\040b /c\\134d /e\\x\\000\\4001 3 upper /u\\040d\\011x -", &t, buf,
+		     sizeof(buf)) &&
+	       t.n == 3 && !strcmp(t.layers[0], "/a b") && !strcmp(t.layers[1], "/c\\d") &&
+	       !strcmp(t.layers[2], "/e\\x\\000\\4001") && t.nopt == 3 &&
+	       !strcmp(t.opts[1], "/u d\tx") && !strcmp(t.opts[2], "-"),
+	       "\\ooo escapes decoded as the target decodes them, other backslashes kept");
+	{
+		char line[256];
+		size_t n = (size_t)sprintf(line, "2");
+
+		n += obd_table_word(line + n, "/dir with space/l\\1\t.commit");
+		n += obd_table_word(line + n, "/plain\xc3\xa0");
+		tap_ok(!strcmp(line, "2 /dir\\040with\\040space/l\\1341\\011.commit /plain\xc3\\240") &&
+		       !obd_table_parse(line, &t) && t.n == 2 &&
+		       !strcmp(t.layers[0], "/dir with space/l\\1\t.commit") &&
+		       !strcmp(t.layers[1], "/plain\xc3\xa0"),
+		       "obd_table_word encodes what the parse decodes (0xa0: the kernel's white space)");
+	}
 }
 
 static void test_bad(void)

@@ -153,7 +153,8 @@ for dev in "obd-inp $sha_l1 l1.commit" "obd-inz $sha_l1l2 l1.commit.lz4.zfile l2
 	r1=$(stat_field "$1" resumed); z1=$(stat_field "$1" zblocks)
 	check "$1: half-cached: reads resumed by the worker ($((r1 - r0)))" [ $((r1 - r0)) -gt 0 ]
 	if [ "$1" = obd-inz ]; then
-		# Now all cached: every bio inline. A resumed bio decodes no
+		# Now all cached: 1 MiB bios start inline and the worker goes
+		# on past 128 KiB of decoded blocks. A resumed bio decodes no
 		# block twice, so both passes decode the same number.
 		ddsha obd-inz >/dev/null
 		dd if=/dev/mapper/obd-inz of=/dev/null bs=1M iflag=direct status=none
