@@ -695,9 +695,6 @@ static void on_conn(struct fetchd *d, void *ctx, int fd, uint32_t events)
 {
 	struct conn *c = ctx;
 
-	/* a stale event for a slot reused in the same epoll batch */
-	if (c->fd != fd)
-		return;
 	switch (c->state) {
 	case C_READ:
 		return conn_read(d, c);

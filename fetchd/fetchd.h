@@ -316,6 +316,7 @@ struct fetchd;
 typedef void (*loop_watch_fn)(struct fetchd *d, void *ctx, int fd, uint32_t events);
 struct loop_watch {
 	int fd;				/* -1: free */
+	uint16_t gen;			/* bumped at each use of the slot, in its events */
 	loop_watch_fn fn;
 	void *ctx;
 };

@@ -24,6 +24,12 @@
 #include "fetchd.h"
 
 #define EP_DATA(tag, fd)	(((uint64_t)(tag) << 32) | (uint32_t)(fd))
+/*
+ * A watch's events carry its slot and the slot's generation: a slot freed
+ * and taken again within one epoll batch (a connection closed, another
+ * accepted) must not get the events of the fd it held before.
+ */
+#define EP_WATCH_DATA(slot, gen)	EP_DATA(EP_WATCH, ((uint32_t)(gen) << 16) | (uint32_t)(slot))
 
 int64_t now_ms(void)
 {
@@ -71,6 +77,7 @@ void loop_update_chan_events(struct fetchd *d)
 int loop_watch_add(struct fetchd *d, int fd, uint32_t events, loop_watch_fn fn, void *ctx)
 {
 	struct epoll_event ev = { .events = events };
+	uint16_t gen;
 	int i;
 
 	for (i = 0; i < FETCHD_MAX_WATCHES; i++)
@@ -78,19 +85,21 @@ int loop_watch_add(struct fetchd *d, int fd, uint32_t events, loop_watch_fn fn, 
 			break;
 	if (i == FETCHD_MAX_WATCHES)
 		return -EMFILE;
-	ev.data.u64 = EP_DATA(EP_WATCH, i);
+	gen = (uint16_t)(d->watches[i].gen + 1);
+	ev.data.u64 = EP_WATCH_DATA(i, gen);
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
-	d->watches[i] = (struct loop_watch){ .fd = fd, .fn = fn, .ctx = ctx };
+	d->watches[i] = (struct loop_watch){ .fd = fd, .gen = gen, .fn = fn, .ctx = ctx };
 	return i;
 }
 
 int loop_watch_mod(struct fetchd *d, int slot, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = EP_DATA(EP_WATCH, slot) };
+	struct epoll_event ev = { .events = events };
 
 	if (slot < 0 || slot >= FETCHD_MAX_WATCHES || d->watches[slot].fd < 0)
 		return -EINVAL;
+	ev.data.u64 = EP_WATCH_DATA(slot, d->watches[slot].gen);
 	return epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->watches[slot].fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -102,15 +111,16 @@ void loop_watch_del(struct fetchd *d, int slot)
 	d->watches[slot].fd = -1;
 }
 
-static void on_watch(struct fetchd *d, int slot, uint32_t events)
+static void on_watch(struct fetchd *d, uint32_t data, uint32_t events)
 {
+	unsigned int slot = data & 0xffff;
 	struct loop_watch *w;
 
-	if (slot < 0 || slot >= FETCHD_MAX_WATCHES)
+	if (slot >= FETCHD_MAX_WATCHES)
 		return;
 	w = &d->watches[slot];
-	/* deleted earlier in this batch of events */
-	if (w->fd >= 0)
+	/* deleted, or deleted and taken again, earlier in this batch of events */
+	if (w->fd >= 0 && w->gen == (uint16_t)(data >> 16))
 		w->fn(d, w->ctx, w->fd, events);
 }
 
@@ -343,7 +353,7 @@ static void on_event(struct fetchd *d, const struct epoll_event *ev)
 		on_curl_sock(d, fd, ev->events);
 		break;
 	case EP_WATCH:
-		on_watch(d, fd, ev->events);
+		on_watch(d, (uint32_t)ev->data.u64, ev->events);
 		break;
 	}
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,14 +124,78 @@ int img_wait(pid_t pid, int *st)
 	return 0;
 }
 
+/*
+ * What img_run keeps free on OUT's file system while a tool writes into the
+ * image: the image's upper lives in OUT, so a layer that expands far past
+ * its compressed size (a decompression bomb: gigabytes of zeros in a few
+ * KiB of gzip) or a --size larger than the disk would otherwise fill that
+ * file system before the image's own file system is full. --min-free
+ * SIZE; by default 5 % of the file system, at least 64 MiB, at most 1 GiB.
+ */
+static const char *img_watch_dir;
+static u64 img_min_free;
+static bool img_min_free_set;
+
+#define IMG_WATCH_US	100000	/* a tool writes at most a few 100 MB between looks */
+
+static u64 img_reserve(const struct statvfs *fs)
+{
+	u64 r = (u64)fs->f_blocks * fs->f_frsize / 20;
+
+	if (img_min_free_set)
+		return img_min_free;
+	return r < (64ULL << 20) ? 64ULL << 20 : r > (1ULL << 30) ? 1ULL << 30 : r;
+}
+
+/* 0 while OUT's file system has more than the reserve free, else -ENOSPC (said). */
+static int img_space_check(const char *tool)
+{
+	struct statvfs fs;
+	u64 avail, reserve;
+
+	if (!img_watch_dir || statvfs(img_watch_dir, &fs))
+		return 0;
+	avail = (u64)fs.f_bavail * fs.f_frsize;
+	reserve = img_reserve(&fs);
+	if (avail >= reserve)
+		return 0;
+	cli_err(img_watch_dir, "%s stopped: %llu MiB left on this file system, less than the %llu MiB kept free (--min-free); a layer that expands far past its size, or a --size larger than the disk",
+		tool, (unsigned long long)(avail >> 20), (unsigned long long)(reserve >> 20));
+	return -ENOSPC;
+}
+
+/* Wait for pid, killing it once OUT's file system runs short (img_space_check). */
+static int img_wait_watched(pid_t pid, int *st, const char *tool)
+{
+	int rc;
+
+	for (;;) {
+		pid_t r = waitpid(pid, st, WNOHANG);
+
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		rc = img_space_check(tool);
+		if (rc) {
+			kill(pid, SIGKILL);
+			img_wait(pid, st);
+			return rc;
+		}
+		usleep(IMG_WATCH_US);
+	}
+}
+
 int img_run(char *const argv[])
 {
 	int st, rc;
 	pid_t pid;
 
-	rc = img_spawn(argv, -1, &pid);
+	rc = img_space_check(argv[0]);
 	if (!rc)
-		rc = img_wait(pid, &st);
+		rc = img_spawn(argv, -1, &pid);
+	if (!rc)
+		rc = img_wait_watched(pid, &st, argv[0]);
 	if (rc)
 		return rc;
 	if (WIFEXITED(st) && !WEXITSTATUS(st))
@@ -300,6 +366,13 @@ int img_parse_opt(const char *cmd, int opt, struct img_opts *o)
 		return 1;
 	case IMG_OPT_NOZ: c->zfile = false; return 1;
 	case IMG_OPT_NOTAR: c->tar = false; return 1;
+	case IMG_OPT_MINFREE:
+		if (cli_parse_size(optarg, &img_min_free)) {
+			cli_usage_err(cmd, "bad --min-free '%s'", optarg);
+			return -1;
+		}
+		img_min_free_set = true;
+		return 1;
 	case 'm': c->msg = optarg; return 1;
 	case 'T': o->tag = optarg; return 1;
 	case 'h': cli_help(cmd); return 2;
@@ -346,6 +419,7 @@ int img_begin(struct img_work *w, const char *out, u64 vsize,
 
 	memset(w, 0, sizeof(*w));
 	w->out = out;
+	img_watch_dir = out;
 	w->vsize = vsize;
 	w->commit = *commit;
 	snprintf(w->name, sizeof(w->name), "obd-%s-%d", img_cmd, pid);

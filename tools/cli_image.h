@@ -53,12 +53,14 @@ void img_end(struct img_work *w);
 #define IMG_OPT_BS	0x2102
 #define IMG_OPT_NOZ	0x2103
 #define IMG_OPT_NOTAR	0x2104
+#define IMG_OPT_MINFREE	0x2105
 #define IMG_OPTIONS \
 	{ "size", required_argument, NULL, 's' }, \
 	{ "algorithm", required_argument, NULL, IMG_OPT_ALGO }, \
 	{ "bs", required_argument, NULL, IMG_OPT_BS }, \
 	{ "no-zfile", no_argument, NULL, IMG_OPT_NOZ }, \
 	{ "no-tar", no_argument, NULL, IMG_OPT_NOTAR }, \
+	{ "min-free", required_argument, NULL, IMG_OPT_MINFREE }, \
 	{ "message", required_argument, NULL, 'm' }, \
 	{ "tag", required_argument, NULL, 'T' }, \
 	{ "help", no_argument, NULL, 'h' }, \

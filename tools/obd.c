@@ -19,6 +19,10 @@ static int cmd_version(int argc, char **argv);
 #define PROGRESS_HELP \
 	"      --progress / --no-progress  force the progress bar on or off\n" \
 	"                                  (default: on when stderr is a terminal)\n"
+/* obd build and convert: the upper grows in OUT, on the host's file system. */
+#define MIN_FREE_HELP \
+	"      --min-free SIZE    stop (tar, cp, skopeo killed) when the file system of\n" \
+	"                         OUT has less free (default 5%, 64M..1G; 0: never)\n"
 
 static const struct cli_cmd cmds[] = {
 	{ "create", cmd_create,
@@ -148,7 +152,7 @@ static const struct cli_cmd cmds[] = {
 	  "list devices" },
 	{ "build", cmd_build,
 	  "obd build [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
-	  "          [-m MSG] [--tag TAG] DIR OUT",
+	  "          [--min-free SIZE] [-m MSG] [--tag TAG] DIR OUT",
 	  "Make an overlaybd image of the directory tree DIR in OUT (made if missing,\n"
 	  "else empty), as an OCI image layout: the device-mapper target writes it.\n"
 	  "A fresh upper is attached, mkfs.ext4 runs on the device, the tree is\n"
@@ -166,11 +170,13 @@ static const struct cli_cmd cmds[] = {
 	  "      --bs N             ZFile block size in KiB (default 4)\n"
 	  "  -m, --message MSG      the layer's user tag\n"
 	  "      --tag TAG          the image's ref name in index.json (default latest)\n"
+	  MIN_FREE_HELP
 	  PROGRESS_HELP,
 	  "make an image of a directory tree" },
 	{ "convert", cmd_convert,
 	  "obd convert [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
-	  "            [-m MSG] [--tag TAG] [--src-tls-verify=true|false] [--insecure-policy]\n"
+	  "            [--min-free SIZE] [-m MSG] [--tag TAG] [--src-tls-verify=true|false]\n"
+	  "            [--insecure-policy]\n"
 	  "            SOURCE OUTDIR",
 	  "Turn an OCI image into an overlaybd image in OUTDIR (made if missing, else\n"
 	  "empty), one overlaybd layer per OCI layer, as an OCI image layout like obd\n"
@@ -190,6 +196,7 @@ static const struct cli_cmd cmds[] = {
 	  "      --src-tls-verify B passed to skopeo (false: a plain-http registry)\n"
 	  "      --insecure-policy  skopeo --insecure-policy: accept the source without\n"
 	  "                         /etc/containers/policy.json's signature rules\n"
+	  MIN_FREE_HELP
 	  PROGRESS_HELP,
 	  "convert an OCI image to overlaybd" },
 	{ "push", cmd_push,

@@ -30,6 +30,10 @@
 #     (outside the image on the host): written inside the image, at its
 #     /tmp/obd-escape, as umoci does; nothing written on the host
 #   - refused: a source skopeo cannot read, OUTDIR not empty
+#   - a decompression bomb (oci_bomb.py: a 256 KiB gzip layer of 256 MiB of
+#     zeros) into an OUTDIR on a 160 MiB tmpfs with --min-free 96M: stopped
+#     with a message, the tmpfs never below 48 MiB free (sampled throughout;
+#     the old obd filled it), no image, no work files, no device left
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/vm/registry_lib.sh
@@ -213,6 +217,25 @@ else
 	check "the converted image attaches and mounts" false
 fi
 rm -rf /tmp/obd-escape
+
+# --- a decompression bomb: the upper grows in OUTDIR, on the host's file system ----------
+mkdir -p small
+check "a 160 MiB tmpfs for OUTDIR" mount -t tmpfs -o size=160m tmpfs small
+vm_on_exit umount -l "$d/small"
+check "an OCI image whose gzip layer holds 256 MiB of zeros" $PY "$OBD_TOP/tests/vm/oci_bomb.py" bomb v1 256
+rm -f small.stop small.avail
+( while [ ! -e small.stop ]; do df -B1 --output=avail small | tail -n 1 >> small.avail; sleep 0.05; done ) &
+sampler=$!
+out=$("$obd" convert --size 1G --min-free 96M "oci:$d/bomb:v1" small/o 2>&1)
+rc=$?
+touch small.stop
+wait "$sampler"
+check "obd convert of the bomb fails" test "$rc" -ne 0
+check "... saying OUTDIR's file system ran short" grep -q 'kept free (--min-free)' <<< "$out" || diag "$out"
+minavail=$(sort -n small.avail | head -n 1)
+check "... and the tmpfs never had less than 48 MiB free (least: $((minavail >> 20)) MiB, $(wc -l < small.avail) samples)" \
+	test "$minavail" -ge $((48 << 20))
+check "... no image, no work files left in OUTDIR" bash -c "! ls -A small/o | grep -qv -e '^blobs\$' -e '^oci-layout\$'"
 check "no device left behind" bash -c "! dmsetup ls | grep -q obd-convert"
 vm_dmesg_check 44-convert
 tap_done
