@@ -158,26 +158,6 @@ static int user_lookup(const char *name, struct svc_user *u)
 	return 0;
 }
 
-/* mkdir -p: parents 0755, the cache itself 0700 (as obd makes it). */
-static int make_dirs(const char *dir)
-{
-	char p[PATH_MAX];
-	size_t i, n = strlen(dir);
-
-	if (n >= sizeof(p))
-		return -ENAMETOOLONG;
-	memcpy(p, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != '\0')
-			continue;
-		p[i] = '\0';
-		if (mkdir(p, i == n ? 0700 : 0755) < 0 && errno != EEXIST)
-			return -errno;
-		p[i] = i == n ? '\0' : '/';
-	}
-	return 0;
-}
-
 /*
  * An entry file given to the service user, opened without following a
  * link: only a regular file with one link (never a hard link to a file
@@ -221,9 +201,11 @@ static void cache_prepare(const char *dir, const struct svc_user *u)
 	int dfd, rc;
 
 	if (u->name && geteuid() == 0) {
-		rc = make_dirs(dir);
+		char part[PATH_MAX];
+
+		rc = cache_dir_make(dir, part, sizeof(part));
 		if (rc)
-			pr_warn("cache %s: making it: %s", dir, strerror(-rc));
+			pr_warn("cache %s: making %s: %s", dir, part, strerror(-rc));
 		else if (!stat(dir, &st) && (st.st_uid != u->uid || st.st_gid != u->gid)) {
 			if (chown(dir, u->uid, u->gid) < 0)
 				pr_err("cache %s: giving it to user %s: %s", dir, u->name,

@@ -24,6 +24,29 @@
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
 
+int cache_dir_make(const char *dir, char *failed, size_t failedlen)
+{
+	char p[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(p)) {
+		snprintf(failed, failedlen, "%s", dir);
+		return -ENAMETOOLONG;
+	}
+	memcpy(p, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i])
+			continue;
+		p[i] = 0;
+		if (mkdir(p, i == n ? 0700 : 0755) && errno != EEXIST) {
+			snprintf(failed, failedlen, "%s", p);
+			return -errno;
+		}
+		p[i] = dir[i];
+	}
+	return 0;
+}
+
 int cache_entry_path(const char *dir, const char *digest, char *out, size_t outlen)
 {
 	u8 raw[OBD_CACHE_DIGEST_LEN];

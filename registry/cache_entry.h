@@ -40,6 +40,12 @@ struct cache_entry {
 
 /* "<dir>/sha256:<hex>" for a digest string. 0 or -ENAMETOOLONG/-EINVAL. */
 int cache_entry_path(const char *dir, const char *digest, char *out, size_t outlen);
+/*
+ * mkdir -p of a cache directory: the cache itself 0700 (it names what this
+ * host runs and holds private layers; its files are 0600), parents 0755.
+ * 0, or -errno with the component that failed in failed[failedlen].
+ */
+int cache_dir_make(const char *dir, char *failed, size_t failedlen);
 
 /*
  * Open the entry at path, creating it if absent (cache file truncated to

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "cache_entry.h"
 #include "cli.h"
 
 const char *cli_prog = "obd";
@@ -245,25 +246,12 @@ bool cli_same_file(const char *a, const char *b)
 
 int cli_make_dirs(const char *dir)
 {
-	char p[PATH_MAX];
-	size_t i, n = strlen(dir);
+	char failed[PATH_MAX];
+	int rc = cache_dir_make(dir, failed, sizeof(failed));
 
-	if (n >= sizeof(p))
-		return -ENAMETOOLONG;
-	memcpy(p, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i])
-			continue;
-		p[i] = 0;
-		/* the cache itself 0700: it names what this host runs and holds
-		 * private layers (its files are 0600); parents as usual */
-		if (mkdir(p, i == n ? 0700 : 0755) && errno != EEXIST) {
-			cli_err(p, "cannot make the cache directory: %s", strerror(errno));
-			return -errno;
-		}
-		p[i] = dir[i];
-	}
-	return 0;
+	if (rc)
+		cli_err(failed, "cannot make the cache directory: %s", strerror(-rc));
+	return rc;
 }
 
 int cli_read_file(const char *path, u64 max, u8 **buf, u64 *len)

@@ -118,16 +118,6 @@ vm_on_exit stop_daemon
 for _ in $(seq 100); do [ -e daemon.ready ] && break; sleep 0.1; done
 [ -e daemon.ready ] || bail "stand-in daemon did not start: $(cat daemon.err)"
 
-# within SECS CMD...: CMD completes (successfully) within SECS seconds
-within() {
-	local secs=$1 t0 t1
-	shift
-	t0=$(date +%s%N)
-	timeout -s KILL "$((secs * 3))" "$@" || return 1
-	t1=$(date +%s%N)
-	echo "$(((t1 - t0) / 1000000)) ms" >&2
-	[ $(((t1 - t0) / 1000000)) -le $((secs * 1000)) ]
-}
 
 # --- a create waiting for a registry that never answers -----------------------------
 dmsetup create obd49-stall --readonly --table "0 131072 overlaybd 1 $t_stall" 2>stall.err &

@@ -32,16 +32,6 @@ mkdir -p src cache
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # shellcheck source=tests/vm/miss_lib.sh
 . "$OBD_TOP/tests/vm/miss_lib.sh"
-# within SECS CMD...: CMD succeeds within SECS seconds
-within() {
-	local secs=$1 t0 t1
-	shift
-	t0=$(date +%s%N)
-	timeout -s KILL "$((secs * 3))" "$@" || return 1
-	t1=$(date +%s%N)
-	echo "$(((t1 - t0) / 1000000)) ms" >&2
-	[ $(((t1 - t0) / 1000000)) -le $((secs * 1000)) ]
-}
 # until_true SECS CMD...: CMD becomes true within SECS seconds
 until_true() {
 	local end=$(($(date +%s) + $1))

@@ -152,6 +152,18 @@ vm_unload_module() {
 	[ ! -d /sys/module/dm_overlaybd ] || rmmod dm_overlaybd
 }
 
+# within SECS CMD...: CMD succeeds within SECS seconds (killed at 3 x SECS); the
+# time taken on stderr
+within() {
+	local secs=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	timeout -s KILL "$((secs * 3))" "$@" || return 1
+	t1=$(date +%s%N)
+	echo "$(((t1 - t0) / 1000000)) ms" >&2
+	[ $(((t1 - t0) / 1000000)) -le $((secs * 1000)) ]
+}
+
 vm_tmpdir() {
 	mktemp -d /tmp/obd-test.XXXXXX
 }
