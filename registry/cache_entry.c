@@ -416,30 +416,38 @@ static int entry_create(struct cache_entry *e, uint64_t size,
 	return rc;
 }
 
+/* The .meta's header block, read and decoded: *blk (OBD_CACHE_HDR_SPACE, freed by the caller). */
+static int hdr_read(struct cache_entry *e, u8 **blk, struct obd_cache_info *ci, char *err,
+		    size_t errlen)
+{
+	struct obd_err oe = { "" };
+	int rc;
+
+	*blk = malloc(OBD_CACHE_HDR_SPACE);
+	if (!*blk)
+		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
+	rc = obd_pread_all(e->meta_fd, *blk, OBD_CACHE_HDR_SPACE, 0);
+	if (rc)
+		return reg_errf(err, errlen, rc, "%s: cache header: %s", e->meta_path,
+				rc == -EIO ? "file too short" : strerror(-rc));
+	rc = obd_cache_hdr_decode(*blk, e->meta_path, ci, &oe);
+	if (rc)
+		return reg_errf(err, errlen, rc, "%s", oe.msg);
+	return 0;
+}
+
 /* Read and check the header and bitmap of an open .meta. */
 static int entry_load(struct cache_entry *e, uint64_t size,
 		      const uint8_t digest[OBD_CACHE_DIGEST_LEN], char *err, size_t errlen)
 {
-	struct obd_err oe = { "" };
 	struct stat st;
 	uint64_t w;
 	u8 *blk;
 	int rc;
 
-	blk = malloc(OBD_CACHE_HDR_SPACE);
-	if (!blk)
-		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
-	rc = obd_pread_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
-	if (rc) {
-		reg_errf(err, errlen, rc, "%s: cache header: %s", e->meta_path,
-		       rc == -EIO ? "file too short" : strerror(-rc));
+	rc = hdr_read(e, &blk, &e->info, err, errlen);
+	if (rc)
 		goto out_free;
-	}
-	rc = obd_cache_hdr_decode(blk, e->meta_path, &e->info, &oe);
-	if (rc) {
-		reg_errf(err, errlen, rc, "%s", oe.msg);
-		goto out_free;
-	}
 	if (e->info.blob_size != size) {
 		rc = reg_errf(err, errlen, -EEXIST, "%s: blob_size %llu, expected %llu",
 			    e->meta_path, (unsigned long long)e->info.blob_size,
@@ -502,14 +510,7 @@ static int hdr_rewrite_locked(struct cache_entry *e, const struct hdr_change *c,
 	u8 *blk;
 	int rc;
 
-	blk = malloc(OBD_CACHE_HDR_SPACE);
-	if (!blk)
-		return reg_errf(err, errlen, -ENOMEM, "%s: out of memory", e->meta_path);
-	rc = obd_pread_all(e->meta_fd, blk, OBD_CACHE_HDR_SPACE, 0);
-	if (rc)
-		reg_errf(err, errlen, rc, "%s: cache header: %s", e->meta_path, strerror(-rc));
-	if (!rc && obd_cache_hdr_decode(blk, e->meta_path, &ci, &oe))
-		rc = reg_errf(err, errlen, -EFSCORRUPTED, "%s", oe.msg);
+	rc = hdr_read(e, &blk, &ci, err, errlen);
 	if (rc)
 		goto out_free;
 	if (c->url)
