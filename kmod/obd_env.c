@@ -52,7 +52,7 @@ struct obd_alloc_hdr {
 	size_t pad;		/* keeps the object 16-byte aligned */
 };
 
-static unsigned long obd_alloc_budget(void)
+unsigned long obd_index_budget(void)
 {
 	unsigned int mb = READ_ONCE(index_budget_mb);
 
@@ -64,7 +64,7 @@ static unsigned long obd_alloc_budget(void)
 void *obd_zalloc(size_t size)
 {
 	size_t total = size + sizeof(struct obd_alloc_hdr);
-	unsigned long budget = obd_alloc_budget();
+	unsigned long budget = obd_index_budget();
 	struct obd_alloc_hdr *h;
 	long used;
 

@@ -232,10 +232,27 @@ static u64 obd_upper_slot_room(const struct obd_upper *up)
 	       OBD_UPPER_GC_RECS - up->ngc;
 }
 
-/* The record limit: upper_max_records, at most what the loader takes. */
+/*
+ * What loading an index of n records takes at its peak, a bound: the
+ * records (24 B each), the replay's sort keys and heap (20 B), up to two
+ * maps a record (48 B), then the memindex built from those maps while
+ * they are still held (up to 2 maps a record in leaves: 96 B at most with
+ * the maps, the sort's arrays gone). All of it is charged to the index
+ * budget (obd_zalloc).
+ */
+#define OBD_UPPER_LOAD_BYTES	160
+
+/*
+ * The record limit: upper_max_records, at most what the loader takes, and
+ * at most what the index budget can load: an upper written to its limit
+ * reopens on this machine (as long as the budget is not spent on other
+ * indexes; the refusal then names index_budget_mb).
+ */
 static u64 obd_upper_max_records(void)
 {
-	return min_t(u64, READ_ONCE(upper_max_records), OBD_LSMT_RW_MAX_RECORDS);
+	u64 by_budget = obd_index_budget() / OBD_UPPER_LOAD_BYTES;
+
+	return min3((u64)READ_ONCE(upper_max_records), (u64)OBD_LSMT_RW_MAX_RECORDS, by_budget);
 }
 
 static u64 obd_upper_room(u64 nrecs, u64 slot_room)

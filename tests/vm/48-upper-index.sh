@@ -15,6 +15,10 @@
 #     it, flushes still work, the device reads and reopens equal to the
 #     model, writes succeed again once the limit is raised, `obd commit`
 #     of the files stacks read-only to the same bytes
+#   - the index budget bounds the limit too (index_budget_mb / 160 B a
+#     record, what loading takes at most): with a 16 MiB budget index_room
+#     follows it, the upper reopens within it; a budget so small that the
+#     upper cannot load refuses the table naming index_budget_mb
 #   - inline reads (lowers on ext4, which honours IOCB_NOWAIT): an upper
 #     on 9p (no FMODE_NOWAIT) is read by the worker only, its data right;
 #     an upper on ext4 is read inline, and reading it leaves its atime
@@ -28,6 +32,11 @@ modprobe ext4 2>/dev/null
 modprobe loop 2>/dev/null
 DS="$PY $OBD_TOP/tests/vm/upper_dsync.py"
 P=/sys/module/dm_overlaybd/parameters/upper_max_records
+B=/sys/module/dm_overlaybd/parameters/index_budget_mb
+# A budget that leaves the record limit at 2^24 (16777216 x 160 B = 2.5 GiB)
+# for the checks of the limit itself; the budget case sets its own.
+echo 4096 > $B
+vm_on_exit sh -c "echo 0 > $B"
 nwrites=${OBD_48_WRITES:-100000}
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
@@ -58,6 +67,23 @@ check_eq "the device = the model" "$(devsha obd48)" "$(shaof model.1)"
 check "remove, reopen" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
 check_eq "after the reopen the device = the model" "$(devsha obd48)" "$(shaof model.1)"
 check_eq "... and status counts the records loaded" "$(field obd48 records)" "$recs"
+
+# --- the index budget bounds the record limit ----------------------------------------
+echo 16 > $B
+lim=$(((16 << 20) / 160))
+check_eq "index_budget_mb 16: index_room = 16 MiB / 160 B - records" \
+	"$(field obd48 index_room)" "$((lim > recs ? lim - recs : 0))"
+check "remove, reopen within the 16 MiB budget" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
+check_eq "... the device = the model" "$(devsha obd48)" "$(shaof model.1)"
+check "remove" dmsetup remove obd48
+echo 1 > $B
+vm_dmesg_mark budget
+check "index_budget_mb 1: the upper cannot load, the table is refused" \
+	bash -c "! dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")' 2>/dev/null"
+check "... the kernel log names index_budget_mb" grep -q index_budget_mb <<< "$(vm_dmesg_since budget)"
+dmsetup remove obd48 2>/dev/null
+echo 4096 > $B
+check "budget back: reopen" dmsetup create obd48 --table "$(table "$d/u.data" "$d/u.index")"
 
 # --- the limit ------------------------------------------------------------------------
 vm_on_exit sh -c "echo 16777216 > $P"
