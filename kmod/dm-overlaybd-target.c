@@ -86,7 +86,7 @@ struct obd_target {
 	bool hold_set;			/* table option hold_timeout given */
 	unsigned int hold_s;		/* its value, seconds */
 	unsigned int nremote;		/* remote layers */
-	atomic_t pending;		/* readers waiting for a miss */
+	atomic_t pending;		/* bios parked on a miss */
 	struct obd_fetch_opts fetch;	/* how this device's readers wait */
 	struct workqueue_struct *wq;
 	struct obd_stats __percpu *stats;
@@ -699,6 +699,85 @@ static void obd_read_work(struct obd_bio *ob, struct bio *bio)
 	obd_complete(t, bio, &wk, r);
 }
 
+/*
+ * Walk the device's [from, to) into a scratch page, parking the bio at the
+ * first absent remote range: 1 parked, 0 all there, else an error.
+ */
+static int obd_fetch_range(struct obd_bio *ob, struct page *pg, u64 from, u64 to)
+{
+	struct bio_vec bv;
+	int r = 0;
+
+	while (!r && from < to) {
+		u64 n = min_t(u64, to - from, PAGE_SIZE >> SECTOR_SHIFT);
+		struct obd_walk wk = { .t = ob->t, .ob = ob };
+
+		bvec_set_page(&bv, pg, (unsigned int)(n << SECTOR_SHIFT), 0);
+		iov_iter_bvec(&wk.iter, ITER_DEST, &bv, 1, bv.bv_len);
+		r = obd_walk_upper(&wk, from, n);
+		if (wk.kctx)
+			obd_kctx_release(wk.kctx);
+		if (r == -EAGAIN && wk.miss.blob) {
+			r = obd_blob_park(wk.miss.blob, wk.miss.off, wk.miss.len, wk.miss.flags,
+					  &ob->waiter);
+			if (r)
+				return r;
+			continue;	/* there now: walk the page again */
+		}
+		from += n;
+	}
+	return r;
+}
+
+/*
+ * A sparse upper fills the blocks a write (discard, write zeroes) covers
+ * only in part with what the device shows around it, under its fill_lock
+ * (obd_upper_fill_edges). Their remote lower bytes are fetched here first,
+ * the bio parked on the miss as a read is: neither this worker nor
+ * fill_lock (which every other write of the device takes) waits for the
+ * network. (Should a range be taken back between here and the fill, the
+ * fill waits for it as before.) 1 parked, 0 go on, else an error.
+ */
+static int obd_write_fetch_edges(struct obd_bio *ob, struct bio *bio)
+{
+	struct obd_target *t = ob->t;
+	u64 nsect = bio_sectors(bio), head, tail;
+	struct page *pg;
+	int r;
+
+	if (!t->nremote || !nsect || !t->upper->sparse)
+		return 0;
+	obd_upper_edges(t->upper, ob->lba, nsect, &head, &tail);
+	if (head == ob->lba && tail == ob->lba + nsect)
+		return 0;
+	pg = alloc_page(GFP_NOIO);
+	if (!pg)
+		return -ENOMEM;
+	r = obd_fetch_range(ob, pg, head, ob->lba);
+	if (!r)
+		r = obd_fetch_range(ob, pg, ob->lba + nsect, tail);
+	__free_page(pg);
+	return r;
+}
+
+static void obd_write_bio(struct obd_bio *ob, struct bio *bio)
+{
+	int r = ob->woken;
+
+	ob->woken = 0;
+	if (!r)
+		r = obd_write_fetch_edges(ob, bio);
+	if (r > 0)
+		return;		/* parked: obd_bio_wake queues it again */
+	if (r) {
+		/* -EAGAIN: a noflush suspend, dm maps it again after resume */
+		bio->bi_status = r == -EAGAIN ? BLK_STS_DM_REQUEUE : errno_to_blk_status(r);
+		bio_endio(bio);
+		return;
+	}
+	obd_write_work(ob->t, bio, ob->lba);
+}
+
 static void obd_work(struct work_struct *w)
 {
 	struct obd_bio *ob = container_of(w, struct obd_bio, work);
@@ -706,7 +785,7 @@ static void obd_work(struct work_struct *w)
 	unsigned int noio = memalloc_noio_save();
 
 	if (bio_op(bio) != REQ_OP_READ)
-		obd_write_work(ob->t, bio, ob->lba);
+		obd_write_bio(ob, bio);
 	else
 		obd_read_work(ob, bio);
 	memalloc_noio_restore(noio);

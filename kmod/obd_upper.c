@@ -701,15 +701,28 @@ static int obd_upper_fill_range(struct obd_upper *up, const struct obd_upper_rea
  * Returns with fill_lock held (released by obd_upper_unlock_edges) unless
  * the fill failed.
  */
-static int obd_upper_fill_edges(struct obd_upper *up, const struct obd_upper_reader *rd, u64 lba,
-				u64 nsect, bool *excl)
+void obd_upper_edges(const struct obd_upper *up, u64 lba, u64 nsect, u64 *head, u64 *tail)
 {
 	const u64 hdr = OBD_LSMT_HT_SPACE >> SECTOR_SHIFT, fs = up->fs_sectors;
 	u64 end = lba + nsect, vsect = up->vsize >> SECTOR_SHIFT;
+
+	if (!up->sparse) {
+		*head = lba;
+		*tail = end;
+		return;
+	}
 	/* file sectors: the device's sector X is the file's hdr + X */
-	u64 head = max(rounddown(lba + hdr, fs), hdr) - hdr;
-	u64 tail = min(roundup(end + hdr, fs) - hdr, vsect);
+	*head = max(rounddown(lba + hdr, fs), hdr) - hdr;
+	*tail = max(min(roundup(end + hdr, fs) - hdr, vsect), end);
+}
+
+static int obd_upper_fill_edges(struct obd_upper *up, const struct obd_upper_reader *rd, u64 lba,
+				u64 nsect, bool *excl)
+{
+	u64 end = lba + nsect, head, tail;
 	int r;
+
+	obd_upper_edges(up, lba, nsect, &head, &tail);
 
 	*excl = head < lba || tail > end;
 	if (!*excl) {

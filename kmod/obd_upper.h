@@ -107,6 +107,13 @@ int obd_upper_lookup(struct obd_upper *up, u64 lba, u64 nsect, struct obd_map *o
  */
 int obd_upper_write(struct obd_upper *up, struct bio *bio, u64 lba,
 		    const struct obd_upper_reader *rd);
+/*
+ * The edges a sparse upper's write, discard or write zeroes of [lba, lba +
+ * nsect) fills from the device first (the rest of the data file's blocks
+ * it covers only in part): [*head, lba) and [lba + nsect, *tail); both
+ * empty for an append upper and for aligned ranges.
+ */
+void obd_upper_edges(const struct obd_upper *up, u64 lba, u64 nsect, u64 *head, u64 *tail);
 /* Discard (zeroed records / punched holes) or write zeroes of [lba, lba + nsect). */
 int obd_upper_discard(struct obd_upper *up, u64 lba, u64 nsect, bool zeroes,
 		      const struct obd_upper_reader *rd);

@@ -16,11 +16,17 @@
 #     with flush returns within 15 s (5 s of grace, TCG) and fails them
 #     (EIO, documented); `dmsetup remove --force` of A with 20 reads
 #     parked returns within 20 s;
+#   - a sparse upper's partial-block write over a cold lower range parks
+#     before the upper's fill lock: an aligned write of the same device
+#     completes within 5 s meanwhile (the old module held the lock across
+#     the network wait), a noflush suspend requeues the write, and once the
+#     daemon answers it lands: the block = the lower's with the new bytes;
 #   - dmesg: no WARN, hung task or leak.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 ref=$OBD_TOP/tests/data/overlaybd-ref
+obd=$OBD_TOP/build/obd
 PY=/usr/bin/python3
 R="$PY $OBD_TOP/tests/vm/remote_lib.py"
 param=/sys/module/dm_overlaybd/parameters
@@ -137,6 +143,39 @@ check "20 cold reads of A wait again" until_true 60 pending_ge 20
 check "remove --force of A returns within 20 s" within 20 dmsetup remove --force --retry obd50-a
 check "the readers ended" until_true 10 test "$(running)" -eq 0
 for p in "${readers[@]}"; do wait "$p"; done
+stop_daemon
+
+# --- a sparse upper's partial-block write over a cold lower range ---------------------
+start_daemon d3.log --silent || bail "no silent daemon"
+check "obd create --sparse" "$obd" create --sparse "$PWD/c.data" 64M
+check "create C: the cold remote layer under a sparse upper" \
+	dmsetup create obd50-c --table "0 $len overlaybd 1 $ta 3 upper $PWD/c.data -"
+blk=$((2048 + 200))	# 4 KiB block at 8M + 800K: never read, cold
+head -c 512 /dev/urandom > patch
+dd if=patch of=/dev/mapper/obd50-c bs=512 seek=$((blk * 8 + 1)) count=1 oflag=direct \
+	conv=notrunc status=none 2> w.err &
+writer=$!
+pending_c() { [ "$(stat_field obd50-c pending)" -ge 1 ]; }
+check "the 512-byte write parks on the miss (C pending >= 1)" until_true 30 pending_c
+head -c 4096 /dev/urandom > whole
+check "meanwhile an aligned 4 KiB write of C completes within 5 s" \
+	within 5 dd if=whole of=/dev/mapper/obd50-c bs=4K seek=256 count=1 oflag=direct conv=notrunc status=none
+check "suspend --noflush of C returns within 5 s" within 5 dmsetup suspend --noflush obd50-c
+check "... the write still waits (requeued)" kill -0 "$writer"
+check "resume of C" dmsetup resume obd50-c
+start_daemon d4.log || bail "no stand-in daemon"
+check "the daemon answers: the write completes" until_true 60 bash -c "! kill -0 $writer 2>/dev/null"
+wait "$writer"
+check "... successfully" test $? -eq 0 || diag "$(cat w.err)"
+dd if=/dev/mapper/obd50-b of=want bs=4K skip=$blk count=1 iflag=direct status=none
+dd if=patch of=want bs=512 seek=1 conv=notrunc status=none
+check_eq "C's block = the lower's with the 512 bytes written" \
+	"$(dd if=/dev/mapper/obd50-c bs=4K skip=$blk count=1 iflag=direct status=none | sha256sum)" \
+	"$(sha256sum < want)"
+check_eq "... and the aligned block = what was written" \
+	"$(dd if=/dev/mapper/obd50-c bs=4K skip=256 count=1 iflag=direct status=none | sha256sum)" \
+	"$(sha256sum < whole)"
+check "remove C" dmsetup remove obd50-c
 stop_daemon
 dmsetup remove obd50-b
 check_eq "no device left behind" "$(dmsetup ls --target overlaybd 2>&1)" "No devices found"
