@@ -8,7 +8,10 @@
 # of an unrelated CA C: without a CA file B's certificates verify through
 # that directory (the control); with certConfig.caFile = A (registry) or
 # server_ca_path = A (https credential server) they must not: CAPATH is
-# cleared. obd (reg_client) likewise. Nothing is installed system-wide.
+# cleared. An https proxy (fwdproxy.py with TLS, certificate by B) in
+# front of a registry whose certificate is A's: caFile = A must refuse the
+# proxy (PROXY_CAPATH cleared), A + B passes. obd (reg_client) likewise.
+# Nothing is installed system-wide.
 . "$(dirname "$0")/lib.bash"
 
 K=4096
@@ -120,6 +123,37 @@ mkentry "$URL" "$T/a.bin" > /dev/null
 cred_config "\"server_ca_path\": \"$T/caB.pem\""
 ns_stub credcab "[ {\"read\": [[1, 0, $K]]} ]"
 ok $? "credential server, server_ca_path = B: reads succeed"
+
+# --- an https proxy --------------------------------------------------------------------------
+# The registry's certificate by A, the proxy's by B (in the CA directory only):
+# caFile = A verifies the registry, and must not let the directory vouch for
+# the proxy (CURLOPT_PROXY_CAPATH cleared); caFile = A + B lets both through.
+cert regA caA
+RA=$(free_port)
+echo '{}' > "$T/rega.cfg"
+python3 "$here/fakereg.py" "$RA" "$T/a.bin" "$T/rega.cfg" "$T/rega.req" "$T/regA.pem" "$T/regA.key" \
+	> "$T/rega.log" 2>&1 &
+pids+=("$!")
+PP=$(free_port)
+python3 "$here/fwdproxy.py" "$PP" "$T/server.pem" "$T/server.key" > "$T/tlsproxy.log" 2>&1 &
+pids+=("$!")
+wait_port "$RA" && wait_port "$PP" || bail "registry A or the https proxy did not start"
+pstat() { in_ns curl -sS --noproxy '*' --cacert "$T/caB.pem" "https://127.0.0.1:$PP/__stats" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["methods"].get("CONNECT", 0))'; }
+URLA=https://127.0.0.1:$RA/v2/test/a/blobs/sha256:$dig
+BLOBS="[{\"id\":1,\"cache\":\"$T/cache/sha256:$dig\",\"data\":\"$T/a.bin\"}]"
+PX="\"proxy\": \"https://127.0.0.1:$PP\""
+mkentry "$URLA" "$T/a.bin" > /dev/null
+write_config "$FC, $PX" "\"certConfig\": { \"caFile\": \"$T/caA.pem\" }"
+ns_stub pxca "[ {\"read\": [[1, 0, $K]], \"expect\": \"err\"}, {\"alive\": true} ]"
+ok $? "https proxy by B, caFile = A: the proxy refused although B is in the CA directory"
+is "... no CONNECT reached it" "$(pstat)" 0
+cat "$T/caA.pem" "$T/caB.pem" > "$T/caAB.pem"
+mkentry "$URLA" "$T/a.bin" > /dev/null
+write_config "$FC, $PX" "\"certConfig\": { \"caFile\": \"$T/caAB.pem\" }"
+ns_stub pxcab "[ {\"read\": [[1, 0, $K]]} ]"
+ok $? "https proxy by B, caFile = A + B: reads succeed"
+[ "$(pstat)" -ge 1 ]; ok $? "... through the proxy (CONNECT)"
 
 # --- obd -----------------------------------------------------------------------------------
 if [ -x "$OBDB" ]; then

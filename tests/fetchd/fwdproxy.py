@@ -4,7 +4,10 @@
 A forward HTTP proxy for the overlaybd-fetchd and obd tests
 (fetchConfig.proxy); 127.0.0.1 only, upstreams on 127.0.0.1 only.
 
-  fwdproxy.py PORT
+  fwdproxy.py PORT [CERT KEY]
+
+With CERT and KEY it is an https proxy (TLS to the proxy itself, as
+curl's "https://" proxies).
 
 Absolute-URI requests (GET, HEAD, POST, PUT, PATCH: "GET http://h:p/x") are
 passed on with their body and headers; CONNECT h:p is tunnelled (https).
@@ -12,7 +15,7 @@ Counted per method ({"methods": {"GET": n, "CONNECT": n, ...}}, "requests":
 all of them, "targets": [url or host:port, ...]). Control (a relative path):
 GET /__stats, GET /__reset.
 """
-import http.client, json, select, socket, sys, threading
+import http.client, json, select, socket, ssl, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -109,8 +112,26 @@ class H(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class TLSServer(ThreadingHTTPServer):
+    """The handshake in the connection's thread: a client that refuses the
+    certificate does not hold up the others."""
+    ctx = None
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
 def main():
-    srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+    if len(sys.argv) > 3:
+        TLSServer.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        TLSServer.ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv = TLSServer(("127.0.0.1", int(sys.argv[1])), H)
+    else:
+        srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
     srv.daemon_threads = True
     srv.serve_forever()
 
