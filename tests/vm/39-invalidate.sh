@@ -15,6 +15,11 @@
 #   B  the image's background download completes it, finds the mismatch
 #      and downloads again; the device's page cache held the wrong bytes
 #      and was dropped;
+#   D  the cache on a file system whose writes fail (dm-flakey,
+#      error_writes, under ext4 without a journal): the fetched bytes land
+#      in the page cache, their fdatasync fails, the daemon takes the range
+#      back and the kernel forgets it; once writes work again the device
+#      reads right;
 #   C  the kernel alone (tests/vm/remote_lib.py's stand-in daemon):
 #      malformed INVALIDATEs (range, ids, status, reserved, version, size)
 #      are refused with EINVAL, a valid one makes a complete blob miss.
@@ -111,6 +116,40 @@ if vm_dmesg_since 39-a | grep -q '/dev/overlaybd: .*refused'; then
 else
 	ok "no channel message refused"
 fi
+
+# --- D: a failed fdatasync of fetched bytes takes them back --------------------------------
+fetchd_stop
+modprobe dm-flakey 2>/dev/null
+vm_dmesg_mark 39-d
+truncate -s 64M flaky.img
+lo=$(losetup -f --show flaky.img) || bail "losetup"
+vm_on_exit losetup -d "$lo"
+fsz=$(blockdev --getsz "$lo")
+check "D: a dm device over a loop device, ext4 without a journal, mounted" bash -c "
+	dmsetup create obd39fl --table '0 $fsz linear $lo 0' &&
+	mkfs.ext4 -q -O ^has_journal /dev/mapper/obd39fl && mkdir -p fl && mount /dev/mapper/obd39fl fl"
+vm_on_exit dmsetup remove obd39fl
+vm_on_exit umount "$d/fl"
+sed "s|\"$d/cache\"|\"$d/fl/cache\"|" svc.json > svcd.json
+if fetchd_start svcd.json; then ok "D: fetchd with its cache there"; else bail "fetchd: $(tail -5 fetchd.log)"; fi
+check "D: attach A again, cold" "$obd" attach --service-config svcd.json --name id A.json
+ent_d=$d/fl/cache/${ent_a##*/}
+flaky() {	# flaky 1|0: the cache's writes fail (reads pass) / work
+	local t="0 $fsz linear $lo 0"
+	[ "$1" = 0 ] || t="0 $fsz flakey $lo 0 0 1 1 error_writes"
+	dmsetup suspend obd39fl && dmsetup load obd39fl --table "$t" && dmsetup resume obd39fl
+}
+check "D: the cache's writes fail from here" flaky 1
+dd if=/dev/mapper/id bs=64K skip=8 count=2 iflag=direct status=none > /dev/null
+check "D: the daemon's fdatasync failed" wait_log "($ent_d): fdatasync: .*fetched again"
+check "D: ... the kernel took the range back" bash -c \
+	"for i in \$(seq 50); do dmesg | grep -q '${ent_d##*/}: the fetch daemon took bytes [0-9]*+[0-9]* back' && exit 0; sleep 0.1; done; exit 1"
+check "D: writes work again" flaky 0
+check_eq "D: the device reads right (O_DIRECT)" \
+	"$(dd if=/dev/mapper/id bs=64K iflag=direct status=none | sha)" "$want_a"
+check "D: detach" "$obd" detach id
+fetchd_stop
+vm_dmesg_check 39-d
 
 # --- the kernel alone: malformed INVALIDATEs refused, a valid one makes a complete blob miss ---
 fetchd_stop
