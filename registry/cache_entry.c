@@ -85,6 +85,37 @@ static uint64_t granule_len(const struct cache_entry *e, uint64_t g)
  * that are not). The read-modify-write holds an OFD lock on the word's 8
  * bytes (independent of the header's flock), for a few syscalls.
  */
+int cache_entry_lock_wait_ms = 10000;
+
+/*
+ * A bitmap word's lock is held for one pread and one pwrite of 8 bytes:
+ * waiting longer means its holder is stopped (obd under a debugger, or
+ * SIGSTOP), and the daemon's event loop must not wait for it. Bounded by
+ * cache_entry_lock_wait_ms, or WORD_LOCK_MS where that is 0 (the daemon):
+ * then -EWOULDBLOCK, the word unchanged on disk (the daemon logs it; those
+ * granules are fetched again after a restart).
+ */
+#define WORD_LOCK_MS	20
+
+static int lock_word(int fd, struct flock *fl)
+{
+	int limit = cache_entry_lock_wait_ms > 0 ? cache_entry_lock_wait_ms : WORD_LOCK_MS;
+	int waited_us = 0;
+
+	for (;;) {
+		if (!fcntl(fd, F_OFD_SETLK, fl))
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EACCES)
+			return -errno;
+		if (waited_us >= limit * 1000)
+			return -EWOULDBLOCK;
+		usleep(500);
+		waited_us += 500;
+	}
+}
+
 static int write_word(struct cache_entry *e, uint64_t w, uint64_t setm, uint64_t clrm)
 {
 	off_t off = (off_t)(e->info.bitmap_off + w * 8);
@@ -92,8 +123,9 @@ static int write_word(struct cache_entry *e, uint64_t w, uint64_t setm, uint64_t
 	__le64 v;
 	int rc;
 
-	if (fcntl(e->meta_fd, F_OFD_SETLKW, &fl) < 0)
-		return -errno;
+	rc = lock_word(e->meta_fd, &fl);
+	if (rc)
+		return rc;
 	rc = obd_pread_all(e->meta_fd, &v, sizeof(v), (uint64_t)off);
 	if (!rc) {
 		v = cpu_to_le64((le64_to_cpu(v) | setm) & ~clrm);
@@ -535,8 +567,6 @@ out_free:
 	free(blk);
 	return rc;
 }
-
-int cache_entry_lock_wait_ms = 10000;
 
 /*
  * The header lock, never waited for without bound: a process stopped (or

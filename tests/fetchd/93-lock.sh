@@ -9,6 +9,10 @@
 #   - blob A is read whole while its .meta is locked: verified, but the
 #     complete flag waits; meanwhile misses of blob B are answered
 #   - the lock released: A is marked complete without another read
+#   - a bitmap word's lock (an OFD lock obd takes for 8 bytes) held by a
+#     stopped process: the daemon gives up on it after a few ms and logs it
+#     (the old daemon waited in F_OFD_SETLKW, its loop frozen), misses of
+#     another blob are answered meanwhile
 #   - no .meta sync blocks the loop either (strace): a REFETCH of the
 #     complete A (its flag and bits cleared) and A read and marked
 #     complete again: every fdatasync of a .meta goes through io_uring, none
@@ -47,6 +51,31 @@ is "while locked: A not yet marked complete" "$(jget "$T/r1.json" 'j["steps"][4]
 is "after the lock went: A marked complete" "$(jget "$T/r1.json" 'j["flags"]["1"]["flags"]')" 1
 runlog r1 | grep -q "blob 1 .*marked complete"
 ok $? "the daemon said A is complete"
+
+# a POSIX write lock on all of C's .meta (conflicts with the daemon's OFD word locks)
+mkblob "$T/c.bin" 100000
+upload "$REG_PORT" test/lock "$T/c.bin"
+C=$(mkentry "$(url "$T/c.bin")" "$T/c.bin")
+rm -f "$T/release"
+python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[2] + ".held", "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)' "$C.meta" "$T/release" &
+pids+=("$!")
+for _ in $(seq 50); do [ -e "$T/release.held" ] && break; sleep 0.1; done
+run_stub r3 "[{\"id\":3,\"cache\":\"$C\",\"data\":\"$T/c.bin\"},{\"id\":2,\"cache\":\"$B\",\"data\":\"$T/b.bin\"}]" "[
+	{\"read\": [[3, 0, $K]]},
+	{\"sleep\": 1},
+	{\"read\": [[2, 1572864, $K]], \"timeout\": 5},
+	{\"read\": [[3, 65536, $K]], \"timeout\": 5},
+	{\"alive\": 1}]"
+ok $? "C's bitmap words locked by a stopped process: misses answered, the daemon kept running"
+runlog r3 | grep -q "blob 3 .*marking granules .*: Resource temporarily unavailable"
+ok $? "the daemon said it could not mark C's granules"
+touch "$T/release"
 
 if command -v strace > /dev/null; then
 	cat > "$T/fetchd-wrap.sh" <<-SH
