@@ -3,8 +3,9 @@
 #
 # Runs the test suites and adds up their TAP counts.
 #
-#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|vm|debug [...]
-#   ("all" is every suite but debug, the debug-kernel run of make check-debug)
+#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|host|vm|debug [...]
+#   ("all" is every suite but debug, the debug-kernel run of make check-debug;
+#   "host" is all of it before the VM suite: unit, tools, fetchd, san, fuzz)
 #
 # Every test program or script prints TAP lines and a closing
 # "# passed: P failed: F" line; a suite whose program exits non-zero without
@@ -86,17 +87,45 @@ suite_fetchd() {
 	done
 }
 
-suite_san() {
-	build SAN=1 all || return
+san_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+
+suite_san() {
+	build SAN=1 all || return
+	san_env
 	suite_unit build-san
 	suite_tools "$top/build-san/obd" "-san"
 	suite_fetchd "$top/build-san" "-san"
 }
 
+# make check's short run: 10 s a target (make fuzz runs them for longer).
 suite_fuzz() {
-	run_one "fuzz/short" scripts/fuzz.sh short
+	run_one "fuzz/short" env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh short
+}
+
+# The host suites of `all` in four streams at once, after both builds: the
+# CLI tests (CPU-bound; then the fuzz run) and the daemon tests (mostly
+# waiting on daemons, registries and timeouts), plain and sanitized. They
+# share nothing (own build trees, temp dirs, free ports). On CI's 2 cores
+# this takes the host part from about 22 to about 12 minutes.
+suite_host() {
+	local plain=0 san=0
+
+	build all && plain=1
+	build SAN=1 all && san=1
+	if [ $plain = 1 ]; then
+		( suite_unit; suite_tools; suite_fuzz ) &
+		suite_fetchd &
+	else
+		suite_fuzz &
+	fi
+	if [ $san = 1 ]; then
+		( san_env; suite_unit build-san; suite_tools "$top/build-san/obd" "-san" ) &
+		( san_env; suite_fetchd "$top/build-san" "-san" ) &
+	fi
+	wait
 }
 
 # Both kernels' VM suites run at once: each QEMU (single-threaded TCG)
@@ -177,20 +206,14 @@ suites=("$@")
 for s in "${suites[@]}"; do
 	case "$s" in
 	all)
-		# The plain and the sanitized host suites at once, in two subshells:
-		# their tests mostly wait on daemons, registries and timeouts (about
-		# half a core each), so on 2 cores this takes ~8 of CI's minutes off.
-		# They share nothing: own build trees, temp dirs, free ports.
-		( build all && suite_unit && suite_tools && suite_fetchd ) &
-		suite_san &
-		wait
-		suite_fuzz
+		suite_host
 		suite_vm
 		;;
 	unit) build all && suite_unit ;;
 	tools) build all && suite_tools ;;
 	fetchd) build all && suite_fetchd ;;
 	san) suite_san ;;
+	host) suite_host ;;
 	fuzz) suite_fuzz ;;
 	vm) suite_vm ;;
 	debug) build all && suite_debug ;;
