@@ -122,7 +122,7 @@ fetchd_stop
 modprobe dm-flakey 2>/dev/null
 vm_dmesg_mark 39-d
 truncate -s 64M flaky.img
-lo=$(losetup -f --show flaky.img) || bail "losetup"
+lo=$(vm_loop_attach "$d/flaky.img") || bail "losetup"
 vm_on_exit losetup -d "$lo"
 fsz=$(blockdev --getsz "$lo")
 check "D: a dm device over a loop device, ext4 without a journal, mounted" bash -c "

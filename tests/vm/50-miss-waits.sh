@@ -150,7 +150,7 @@ start_daemon d3.log --silent || bail "no silent daemon"
 check "obd create --sparse" "$obd" create --sparse "$PWD/c.data" 64M
 check "create C: the cold remote layer under a sparse upper" \
 	dmsetup create obd50-c --table "0 $len overlaybd 1 $ta 3 upper $PWD/c.data -"
-blk=$((2048 + 200))	# 4 KiB block at 8M + 800K: never read, cold
+blk=$((2048 + 126))	# 4 KiB block at 8M + 504K: data, never fetched (the readers got EIO)
 head -c 512 /dev/urandom > patch
 dd if=patch of=/dev/mapper/obd50-c bs=512 seek=$((blk * 8 + 1)) count=1 oflag=direct \
 	conv=notrunc status=none 2> w.err &
