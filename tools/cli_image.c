@@ -134,6 +134,7 @@ int img_wait(pid_t pid, int *st)
  * SIZE; by default 5 % of the file system, at least 64 MiB, at most 1 GiB.
  */
 static const char *img_watch_dir;
+static const char *img_watch_mnt;	/* the image's file system, while mounted */
 static u64 img_min_free;
 static bool img_min_free_set;
 
@@ -148,6 +149,44 @@ static u64 img_reserve(const struct statvfs *fs)
 	return r < (64ULL << 20) ? 64ULL << 20 : r > (1ULL << 30) ? 1ULL << 30 : r;
 }
 
+/* Bytes the page cache holds dirty or under writeback (all devices), 0 if unknown. */
+static u64 img_dirty_bytes(void)
+{
+	unsigned long long kb, sum = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Dirty: %llu kB", &kb) == 1 ||
+		    sscanf(line, "Writeback: %llu kB", &kb) == 1)
+			sum += kb;
+	fclose(f);
+	return (u64)sum << 10;
+}
+
+/*
+ * Dirty pages of the image's file system still have to land in the upper,
+ * in OUT: where they could take OUT below the reserve, write them now
+ * (syncfs of the image's file system) so that the free space looked at
+ * is the real one. The kernel holds the device's dirty share to 1 % only
+ * where its bdi can be strictly limited (6.2 on); before, a few hundred
+ * MiB may be dirty when the tool is stopped.
+ */
+static void img_settle(u64 avail, u64 reserve)
+{
+	int fd;
+
+	if (!img_watch_mnt || avail >= reserve + img_dirty_bytes())
+		return;
+	fd = open(img_watch_mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	syncfs(fd);
+	close(fd);
+}
+
 /* 0 while OUT's file system has more than the reserve free, else -ENOSPC (said). */
 static int img_space_check(const char *tool)
 {
@@ -158,6 +197,10 @@ static int img_space_check(const char *tool)
 		return 0;
 	avail = (u64)fs.f_bavail * fs.f_frsize;
 	reserve = img_reserve(&fs);
+	img_settle(avail, reserve);
+	if (statvfs(img_watch_dir, &fs))
+		return 0;
+	avail = (u64)fs.f_bavail * fs.f_frsize;
 	if (avail >= reserve)
 		return 0;
 	cli_err(img_watch_dir, "%s stopped: %llu MiB left on this file system, less than the %llu MiB kept free (--min-free); a layer that expands far past its size, or a --size larger than the disk",
@@ -473,25 +516,35 @@ static char *layer_table(const struct img_work *w)
  * The page cache may hold a fifth of RAM dirty for one device, and writeback
  * then lands it in the upper (in OUT) in one burst, faster than
  * img_space_check looks: a device's share of dirty pages is held to 1 %
- * (its bdi's max_ratio), so writes reach OUT as they are made and a stopped
- * tool leaves little behind. Best effort (nothing to do without sysfs).
+ * (its bdi's max_ratio, strict from 6.2 on), so writes reach OUT as they
+ * are made and a stopped tool leaves little behind; img_settle covers the
+ * kernels without strict_limit. Best effort (nothing to do without sysfs).
  */
-static void img_limit_dirty(const char *dev)
+static void img_bdi_set(const struct stat *st, const char *knob)
 {
 	char path[96];
-	struct stat st;
 	int fd;
 
-	if (stat(dev, &st) || !S_ISBLK(st.st_mode))
-		return;
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/bdi/max_ratio", major(st.st_rdev),
-		 minor(st.st_rdev));
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/bdi/%s", major(st->st_rdev),
+		 minor(st->st_rdev), knob);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	if (write(fd, "1", 1) != 1)
 		cli_err(path, "cannot limit the device's dirty pages: %s", strerror(errno));
 	close(fd);
+}
+
+/* max_ratio alone binds only past the global "freerun" point; strict_limit
+ * (6.2 on) makes it bind always. */
+static void img_limit_dirty(const char *dev)
+{
+	struct stat st;
+
+	if (stat(dev, &st) || !S_ISBLK(st.st_mode))
+		return;
+	img_bdi_set(&st, "max_ratio");
+	img_bdi_set(&st, "strict_limit");
 }
 
 int img_layer_begin(struct img_work *w, bool mkfs)
@@ -537,6 +590,7 @@ int img_layer_begin(struct img_work *w, bool mkfs)
 		return -errno;
 	}
 	w->mounted = true;
+	img_watch_mnt = w->mnt;
 	return 0;
 }
 
@@ -545,6 +599,7 @@ int img_layer_end(struct img_work *w)
 	char tmp[PATH_MAX];
 	int rc;
 
+	img_watch_mnt = NULL;
 	if (umount(w->mnt)) {
 		cli_err(w->mnt, "umount: %s", strerror(errno));
 		return -errno;
@@ -634,6 +689,7 @@ void img_end(struct img_work *w)
 {
 	char tmp[PATH_MAX];
 
+	img_watch_mnt = NULL;
 	if (w->mounted && umount(w->mnt))
 		cli_err(w->mnt, "umount: %s (left mounted)", strerror(errno));
 	else if (w->attached && cli_dm_remove(w->name))
