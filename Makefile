@@ -87,6 +87,14 @@ $(O)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(O)/libobdreg.a $(O)/libobd.a
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) $(O)/libobdreg.a \
 		$(O)/libobd.a $(LIBS)
 
+# test_fetchd_*: the daemon's parts, linked with its objects (all but main).
+$(O)/tests/test_fetchd_%: tests/unit/test_fetchd_%.c $(TEST_HELPER_OBJS) \
+		$(filter-out %/main.o,$(FETCHD_OBJS)) $(O)/libobdreg.a $(O)/libobd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ifetchd $(LDSAN) -o $@ $< $(TEST_HELPER_OBJS) \
+		$(filter-out %/main.o,$(FETCHD_OBJS)) $(O)/libobdreg.a $(O)/libobd.a \
+		$(FETCHD_LIBS) $(LIBS)
+
 $(O)/bench/%: tests/bench/%.c $(O)/libobd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 -march=x86-64-v2 -o $@ $< $(O)/libobd.a $(LIBS)

@@ -382,6 +382,9 @@ int64_t now_ms(void);
 int loop_init(struct fetchd *d);
 int loop_run(struct fetchd *d);
 void loop_fini(struct fetchd *d);
+/* One epoll_wait batch, in order (loop_run's; a unit test's with its own order). */
+struct epoll_event;
+void loop_dispatch(struct fetchd *d, const struct epoll_event *evs, int n);
 void loop_update_chan_events(struct fetchd *d);
 /* fd into the loop; the slot (>= 0) or -errno (no slot free: -EMFILE). */
 int loop_watch_add(struct fetchd *d, int fd, uint32_t events, loop_watch_fn fn, void *ctx);

@@ -391,11 +391,19 @@ static int64_t services_tick(struct fetchd *d)
 	return earliest(due, exporter_tick(d));
 }
 
+void loop_dispatch(struct fetchd *d, const struct epoll_event *evs, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		on_event(d, &evs[i]);
+}
+
 int loop_run(struct fetchd *d)
 {
 	struct epoll_event evs[64];
 	int64_t svc_due;
-	int n, i;
+	int n;
 
 	for (;;) {
 		if ((d->stopping || d->chan_eof) && stop_step(d))
@@ -421,8 +429,7 @@ int loop_run(struct fetchd *d)
 			pr_err("epoll_wait: %s", strerror(errno));
 			return -1;
 		}
-		for (i = 0; i < n; i++)
-			on_event(d, &evs[i]);
+		loop_dispatch(d, evs, n);
 		/* CQEs may be ready without the eventfd firing yet */
 		cache_reap(d);
 	}

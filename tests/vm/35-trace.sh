@@ -88,6 +88,16 @@ prefetch_idle() {
 	diag "prefetch_status: $s"
 	return 1
 }
+# replay_sent NAME: the background `obd trace replay NAME` of attach has exited
+# (it sends every range before; only then can an idle queue mean done)
+replay_sent() {
+	local i
+	for i in $(seq 600); do
+		pgrep -f "^obd trace replay $1 " > /dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
 wait_log() {	# wait_log FILE PATTERN SECONDS
 	local i
 	for i in $(seq $(($3 * 10))); do
@@ -132,7 +142,7 @@ check "  it has records ($nrec), all reads of layer 0" bash -c \
 check_eq "  and the records the module has are freed (trace clear)" \
 	"$(dmsetup message r1 0 trace dump 0 0 | head -1 | grep -o 'total=[0-9]*')" "total=0"
 check "  the watcher has exited" bash -c \
-	"for i in \$(seq 50); do pgrep -f '^obd trace watch r1\$' > /dev/null || exit 0; sleep 0.1; done; exit 1"
+	"for i in \$(seq 300); do pgrep -f '^obd trace watch r1\$' > /dev/null || exit 0; sleep 0.1; done; exit 1"
 check "detach" "$obd" detach r1
 
 # --- replay at attach on a fresh cache -------------------------------------------------
@@ -211,7 +221,7 @@ check "attach with a local acceleration layer" attach r6 accel-local.json c6.svc
 check "  the stack has 1 layer (the acceleration layer left out)" bash -c \
 	"[ \"\$(dmsetup table r6 | awk '{print \$4}')\" = 1 ]"
 check "  its trace is replayed" bash -c "grep -q 'replaying the trace $d/accel.tar' attach.err"
-sleep 2
+check "  the replay has sent its ranges (it exits)" replay_sent r6
 check "  the prefetch queue drains" prefetch_idle r6
 b1=$(px_bytes)
 check "  the workload then" workload r6
@@ -241,7 +251,7 @@ check "attach with a remote acceleration layer" attach r7 accel-remote.json c7.s
 check "  the stack has 1 layer" bash -c "[ \"\$(dmsetup table r7 | awk '{print \$4}')\" = 1 ]"
 check "  the blob was fetched whole into its cache entry" cmp -s "$d/c7/sha256:$hex" accel.tar
 check "  its trace is replayed" bash -c "grep -q 'replaying the trace $d/c7/sha256:$hex' attach.err"
-sleep 2
+check "  the replay has sent its ranges (it exits)" replay_sent r7
 check "  the prefetch queue drains" prefetch_idle r7
 b1=$(px_bytes)
 check "  the workload then" workload r7
