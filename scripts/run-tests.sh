@@ -186,6 +186,24 @@ suite_vm() {
 # the fault-injection pass (tests/vm/debug-failslab.sh: failslab confined to the
 # module's code). vm-run.sh --kernel debug adds the kmemleak scan after each test.
 # OBD_DEBUG_FAILSLAB=0 skips the pass. Not part of `all` (far over make check's budget).
+# The selected VM tests (OBD_VM_TESTS, default all but 00-boot) on the debug
+# kernel in OBD_DEBUG_JOBS streams at once (default 2: one TCG guest a core),
+# the tests dealt out in turn.
+debug_vm_streams() {
+	local sel=${OBD_VM_TESTS:-[1-9]*} jobs=${OBD_DEBUG_JOBS:-2} t i=0 j
+	local -a group=()
+
+	for t in tests/vm/[0-9]*.sh; do
+		OBD_VM_TESTS=$sel vm_selected "$(basename "$t" .sh)" || continue
+		group[i % jobs]+="$(basename "$t" .sh) "
+		i=$((i + 1))
+	done
+	for ((j = 0; j < jobs && j < i; j++)); do
+		OBD_VM_TESTS=${group[j]} suite_vm_kernel debug &
+	done
+	wait
+}
+
 suite_debug() {
 	local kdir
 	run_one "debug-kernel/build" scripts/debug-kernel.sh build || true
@@ -195,7 +213,7 @@ suite_debug() {
 	# A kernel that cannot boot fails every test the same way: say it once.
 	OBD_VM_TESTS=00-boot suite_vm_kernel debug
 	awk '$3 == "vm-debug/00-boot" && $2 == 0 { ok = 1 } END { exit !ok }' "$results" || return 0
-	OBD_VM_TESTS=${OBD_VM_TESTS:-[1-9]*} suite_vm_kernel debug
+	debug_vm_streams
 	if [ "${OBD_DEBUG_FAILSLAB:-1}" != 0 ]; then
 		run_one "vm-debug/failslab" scripts/vm-run.sh --kernel debug -- bash tests/vm/debug-failslab.sh
 	fi
