@@ -279,7 +279,7 @@ if [ "$KERNEL" = debug ]; then
 	# command prints it for what the boot left (then cleared); after the command the
 	# report itself ($C/kmemleak) is what counts.
 	BENIGN="$BENIGN|kmemleak: Kernel memory leak detector initialized|kmemleak: Automatic memory scanning thread"
-	BENIGN="$BENIGN|rcu: +RCU lockdep checking is enabled"
+	BENIGN="$BENIGN|rcu:[[:space:]]+RCU lockdep checking is enabled"
 	BENIGN="$BENIGN|kmemleak: [0-9]+ new suspected memory leaks \(see /sys/kernel/debug/kmemleak\)"
 	SCAN="$SCAN|blocked for more than|ODEBUG|lockdep|kmemleak|list_(add|del) corruption|workqueue lockup"
 fi
