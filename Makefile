@@ -32,7 +32,7 @@ O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=address,undefined
 endif
-LIBS := -llz4 -lzstd -ljson-c -ldevmapper -lpthread -lcrypto -lcurl
+LIBS := -llz4 -lzstd -lz -ljson-c -ldevmapper -lpthread -lcrypto -lcurl
 FETCHD_LIBS := -luring -lcurl -ljson-c -lcrypto -lssl -lpthread
 
 LIB_SRCS := $(wildcard lib/*.c)
