@@ -178,6 +178,12 @@ static int parse_layer(json_object *d, unsigned int i, struct imageref_layer *l,
 		return reg_errf(err, errlen, -EINVAL,
 				"not an overlaybd image: %s (%.80s) has no annotation %s", what,
 				ldlen > 80 ? "?" : ld, IMAGEREF_ANNOT_DIGEST);
+	/* its blob is a meta layer pointing into the original OCI layer (issue #20) */
+	if (json_object_object_get_ex(a, IMAGEREF_ANNOT "turbo-oci/target-digest", NULL) ||
+	    json_object_object_get_ex(a, IMAGEREF_ANNOT "fastoci/target-digest", NULL))
+		return reg_errf(err, errlen, -EOPNOTSUPP,
+				"%s: a TurboOCI layer (an unconverted OCI layer with a filesystem meta layer): not supported yet",
+				what);
 	snprintf(what, sizeof(what), "layers[%u].annotations", i);
 	rc = get_digest(a, IMAGEREF_ANNOT_DIGEST, what, dg, err, errlen);
 	if (rc)

@@ -173,6 +173,25 @@ static int remote_lower(const char *path, json_object *l, size_t i, const char *
 }
 
 /*
+ * A TurboOCI lower (targetDigest / targetFile / gzipIndex: its `file` is a
+ * meta layer whose records point into the original OCI layer) read as a
+ * plain layer would serve the meta file's bytes where the original layer's
+ * belong: refused until the stack can carry the target (issue #20).
+ */
+static int turbo_oci_lower(const char *path, json_object *l, size_t i)
+{
+	static const char *const keys[] = { "targetDigest", "targetFile", "gzipIndex" };
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		if (json_object_object_get_ex(l, keys[k], NULL)) {
+			cli_err(path, "lowers[%zu].%s: a TurboOCI layer (an unconverted OCI layer with a filesystem meta layer): not supported yet",
+				i, keys[k]);
+			return -EOPNOTSUPP;
+		}
+	return 0;
+}
+
+/*
  * accelerationLayer (spec 5.1): the last lower holds the image's trace
  * (replayed by tools/cli_prefetch.c), not data: it is left out of the
  * stack. Combined with recordTracePath it is an error, as in the reference.
@@ -288,6 +307,8 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		if (get_str(path, l, "file", &file, where) ||
 		    get_str(path, l, "dir", &dir, where) ||
 		    get_str(path, l, "digest", &digest, where))
+			goto out_free;
+		if (turbo_oci_lower(path, l, i))
 			goto out_free;
 		if (file) {
 			out[i] = config_path(cfgdir, file);

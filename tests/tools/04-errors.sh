@@ -60,6 +60,11 @@ fails "cat: offset past the end" 1 "past the end" "$OBD" cat --offset 2G -o o "$
 echo '{"lowers":[{"file":"'"$REF"'/l1.commit"},{"digest":"sha256:ab"}]}' > remote.json
 fails "config: remote-only layer" 1 "remote.json: layer 1: not local \(remote fetch not supported by this command\)" \
 	"$OBD" cat -o o remote.json
+for k in targetDigest targetFile gzipIndex; do
+	echo '{"lowers":[{"file":"'"$REF"'/l1.commit","'$k'":"x"}]}' > turbo.json
+	fails "config: a TurboOCI lower ($k) is refused, not read as its meta layer" 1 \
+		"turbo.json: lowers\[0\].$k: a TurboOCI layer .*not supported yet" "$OBD" info turbo.json
+done
 echo '{"lowers":{"file":"x"}}' > t1.json
 fails "config: lowers not an array" 1 "t1.json: lowers: expected an array" "$OBD" info t1.json
 echo '{"lowers":[{"file":3}]}' > t2.json

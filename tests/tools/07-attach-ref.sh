@@ -284,6 +284,10 @@ ann blob-size '" 12"' | stub a-space
 stub_fails "blob-size with a space" "blob-size: expected" a-space
 ann blob-size '12' | stub a-num
 stub_fails "blob-size a number" "blob-size: expected" a-num
+ann turbo-oci/target-digest '"sha256:" + "a" * 64' | stub a-turbo
+stub_fails "a TurboOCI layer: refused, not read as an overlaybd blob" "layers\[0\]: a TurboOCI layer .*not supported yet" a-turbo
+ann fastoci/target-digest '"sha256:" + "a" * 64' | stub a-fastoci
+stub_fails "a legacy FastOCI layer: refused" "layers\[0\]: a TurboOCI layer" a-fastoci
 ann blob-digest '"sha256:XYZ"' | stub a-dg
 stub_fails "blob-digest malformed" "layers\[0\].annotations.$A/blob-digest: expected sha256" a-dg
 ann blob-digest '"sha256:" + "A" * 64' | stub a-dgup
