@@ -32,8 +32,9 @@
 #
 # --kernel debug is the debug kernel of `make check-debug` (scripts/debug-kernel.sh;
 # not fetched here: build it first). Everything is built in; the default timeout is
-# 7200 s (tests run about 19 times slower); the scan also catches hung-task ("blocked for more than"), ODEBUG and
-# lockdep lines; and vm-init.sh's kmemleak scan after the command must find nothing.
+# 7200 s (tests run about 19 times slower there); the scan also catches hung-task
+# ("blocked for more than"), ODEBUG and lockdep lines; and vm-init.sh's kmemleak scan
+# after the command must find nothing.
 #
 # Environment: OBD_VM_KVM=1 (use KVM; TCG is the default, KVM can hang here),
 # OBD_VM_TCG (TCG options, default thread=single; thread=multi for MTTCG),
