@@ -45,7 +45,7 @@ struct obd_gzindex {
 	u32 span;
 	u8 algo;
 	u64 n;
-	struct obd_gzidx_entry *e;	/* n, de_pos strictly increasing, e[0].de_pos = 0 */
+	struct obd_gzidx_entry *e;	/* n, en_pos increasing, de_pos not decreasing, e[0].de_pos = 0 */
 };
 
 /*
