@@ -30,21 +30,6 @@ enum {
 	H_INDEX_LEN = 321, H_CRC = 329,
 };
 
-static u64 get_le(const u8 *p, int n)
-{
-	u64 v = 0;
-
-	while (n--)
-		v = (v << 8) | p[n];
-	return v;
-}
-
-static void put_le(u8 *p, u64 v, int n)
-{
-	for (int i = 0; i < n; i++, v >>= 8)
-		p[i] = (u8)v;
-}
-
 /* One zlib stream of exactly want bytes (a window, the table). */
 static int zlib_exact(const u8 *in, size_t in_len, u8 *out, size_t want)
 {
@@ -61,8 +46,8 @@ static int zlib_exact(const u8 *in, size_t in_len, u8 *out, size_t want)
 static int check_header(struct obd_io *io, const u8 *h, u64 gzip_size, struct obd_gzindex *gi,
 			u64 *index_start, u64 *index_len, struct obd_err *err)
 {
-	u64 n = get_le(h + H_NUM, 8), fsize = get_le(h + H_FILE_SIZE, 8);
-	u32 crc = (u32)get_le(h + H_CRC, 4), want = obd_crc32c(0, h, OBD_GZIDX_CRC_LEN);
+	u64 n = obd_get_le64(h + H_NUM), fsize = obd_get_le64(h + H_FILE_SIZE);
+	u32 crc = obd_get_le32(h + H_CRC), want = obd_crc32c(0, h, OBD_GZIDX_CRC_LEN);
 
 	if (memcmp(h + H_MAGIC, OBD_GZIDX_MAGIC, 7))
 		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index magic: not \"ddgzidx\"", io->name);
@@ -75,18 +60,18 @@ static int check_header(struct obd_io *io, const u8 *h, u64 gzip_size, struct ob
 	if (h[H_ALGO] > OBD_GZIDX_ALGO_ZLIB)
 		return obd_errf(err, -EOPNOTSUPP, "%s: gzip index dict_compress_algo %u (0 or 1)",
 				io->name, h[H_ALGO]);
-	if (get_le(h + H_ENTRY_SIZE, 4) != OBD_GZIDX_ENTRY_SIZE)
+	if (obd_get_le32(h + H_ENTRY_SIZE) != OBD_GZIDX_ENTRY_SIZE)
 		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index index_size %llu, want 29", io->name,
-				(unsigned long long)get_le(h + H_ENTRY_SIZE, 4));
+				(unsigned long long)obd_get_le32(h + H_ENTRY_SIZE));
 	if (fsize != io->size)
 		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index index_file_size %llu, the file has %llu",
 				io->name, (unsigned long long)fsize, (unsigned long long)io->size);
-	if (get_le(h + H_GZIP_SIZE, 8) != gzip_size)
+	if (obd_get_le64(h + H_GZIP_SIZE) != gzip_size)
 		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index gzip_file_size %llu, the blob has %llu",
-				io->name, (unsigned long long)get_le(h + H_GZIP_SIZE, 8),
+				io->name, (unsigned long long)obd_get_le64(h + H_GZIP_SIZE),
 				(unsigned long long)gzip_size);
-	*index_start = get_le(h + H_INDEX_START, 8);
-	*index_len = get_le(h + H_INDEX_LEN, 8);
+	*index_start = obd_get_le64(h + H_INDEX_START);
+	*index_len = obd_get_le64(h + H_INDEX_LEN);
 	if (*index_start < OBD_GZIDX_HDR_SIZE || *index_start > fsize ||
 	    *index_len != fsize - *index_start)
 		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index index_start %llu + index_area_len %llu, file size %llu",
@@ -103,8 +88,8 @@ static int check_header(struct obd_io *io, const u8 *h, u64 gzip_size, struct ob
 				(unsigned long long)(n * OBD_GZIDX_ENTRY_SIZE));
 	gi->io = io;
 	gi->gzip_size = gzip_size;
-	gi->usize = get_le(h + H_USIZE, 8);
-	gi->span = (u32)get_le(h + H_SPAN, 4);
+	gi->usize = obd_get_le64(h + H_USIZE);
+	gi->span = obd_get_le32(h + H_SPAN);
 	gi->algo = h[H_ALGO];
 	gi->n = n;
 	return 0;
@@ -174,11 +159,11 @@ static int load_table(struct obd_gzindex *gi, u64 index_start, u64 index_len, st
 		const u8 *p = raw + i * OBD_GZIDX_ENTRY_SIZE;
 		struct obd_gzidx_entry *e = &gi->e[i];
 
-		e->de_pos = get_le(p, 8);
-		e->en_pos = get_le(p + 8, 8);
-		e->win_pos = get_le(p + 16, 8);
+		e->de_pos = obd_get_le64(p);
+		e->en_pos = obd_get_le64(p + 8);
+		e->win_pos = obd_get_le64(p + 16);
 		e->bits = p[24];
-		e->win_len = (u32)get_le(p + 25, 4);
+		e->win_len = obd_get_le32(p + 25);
 		if ((s64)e->de_pos < 0 || (s64)e->en_pos < 0 || (s64)e->win_pos < 0) {
 			rc = obd_errf(err, -EFSCORRUPTED, "%s: gzip index entry %llu: negative offset",
 				      gi->io->name, (unsigned long long)i);
@@ -268,6 +253,28 @@ static int entry_window(const struct obd_gzindex *gi, const struct obd_gzidx_ent
 	return rc;
 }
 
+/*
+ * The next GZ_IN_CHUNK (or fewer) compressed bytes from *in_pos into in, as
+ * s's input. 1 (no message) at the end of the blob, the caller saying
+ * what it was decoding; -errno for a read error, with its message.
+ */
+static int gz_feed(z_stream *s, struct obd_io *gz, u8 *in, u64 *in_pos, struct obd_err *err)
+{
+	size_t k = gz->size - *in_pos < GZ_IN_CHUNK ? (size_t)(gz->size - *in_pos) : GZ_IN_CHUNK;
+	int rc;
+
+	if (!k)
+		return 1;
+	rc = obd_io_read(gz, in, k, *in_pos);
+	if (rc)
+		return obd_errf(err, rc, "%s: read at %llu: %s", gz->name,
+				(unsigned long long)*in_pos, strerror(-rc));
+	*in_pos += k;
+	s->next_in = in;
+	s->avail_in = (uInt)k;
+	return 0;
+}
+
 /* raw inflate positioned at entry e: the primed bits and the window set */
 static int entry_stream(const struct obd_gzindex *gi, struct obd_io *gz,
 			const struct obd_gzidx_entry *e, z_stream *s, struct obd_err *err)
@@ -325,25 +332,13 @@ ssize_t obd_gzindex_extract(const struct obd_gzindex *gi, struct obd_io *gz, voi
 	skip = off - e->de_pos;
 	in_pos = e->en_pos;
 	while (done < len) {
-		if (!s.avail_in) {
-			size_t k = gz->size - in_pos < GZ_IN_CHUNK ? (size_t)(gz->size - in_pos) : GZ_IN_CHUNK;
-
-			if (!k) {
-				rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at %llu, before output offset %llu",
-					      gz->name, (unsigned long long)in_pos,
-					      (unsigned long long)(off + len));
-				goto out;
-			}
-			rc = obd_io_read(gz, in, k, in_pos);
-			if (rc) {
-				obd_errf(err, rc, "%s: read at %llu: %s", gz->name,
-					 (unsigned long long)in_pos, strerror(-rc));
-				goto out;
-			}
-			in_pos += k;
-			s.next_in = in;
-			s.avail_in = (uInt)k;
-		}
+		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		if (rc == 1)
+			rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at %llu, before output offset %llu",
+				      gz->name, (unsigned long long)in_pos,
+				      (unsigned long long)(off + len));
+		if (rc)
+			goto out;
 		if (skip) {
 			s.next_out = scratch;
 			s.avail_out = (uInt)(skip < GZ_IN_CHUNK ? skip : GZ_IN_CHUNK);
@@ -480,11 +475,11 @@ static int write_table(struct gz_builder *b, struct obd_gzidx_build_stats *st, u
 	for (u64 i = 0; i < b->n; i++) {
 		u8 *p = raw + i * OBD_GZIDX_ENTRY_SIZE;
 
-		put_le(p, b->v[i].de_pos, 8);
-		put_le(p + 8, b->v[i].en_pos, 8);
-		put_le(p + 16, b->v[i].win_pos, 8);
+		obd_put_le64(p, b->v[i].de_pos);
+		obd_put_le64(p + 8, b->v[i].en_pos);
+		obd_put_le64(p + 16, b->v[i].win_pos);
 		p[24] = b->v[i].bits;
-		put_le(p + 25, b->v[i].win_len, 4);
+		obd_put_le32(p + 25, b->v[i].win_len);
 	}
 	if (b->algo) {
 		if (compress2(z, &zlen, raw, raw_len, OBD_GZIDX_LEVEL) != Z_OK)
@@ -499,16 +494,16 @@ static int write_table(struct gz_builder *b, struct obd_gzidx_build_stats *st, u
 	h[H_MAJOR] = 1;
 	h[H_ALGO] = b->algo;
 	h[H_LEVEL] = OBD_GZIDX_LEVEL;
-	put_le(h + H_SPAN, span, 4);
-	put_le(h + H_WINDOW, OBD_GZIDX_WINSIZE, 4);
-	put_le(h + H_ENTRY_SIZE, OBD_GZIDX_ENTRY_SIZE, 4);
-	put_le(h + H_NUM, b->n, 8);
-	put_le(h + H_GZIP_SIZE, st->gzip_size, 8);
-	put_le(h + H_FILE_SIZE, fsize, 8);
-	put_le(h + H_USIZE, st->usize, 8);
-	put_le(h + H_INDEX_START, index_start, 8);
-	put_le(h + H_INDEX_LEN, zlen, 8);
-	put_le(h + H_CRC, obd_crc32c(0, h, OBD_GZIDX_CRC_LEN), 4);
+	obd_put_le32(h + H_SPAN, span);
+	obd_put_le32(h + H_WINDOW, OBD_GZIDX_WINSIZE);
+	obd_put_le32(h + H_ENTRY_SIZE, OBD_GZIDX_ENTRY_SIZE);
+	obd_put_le64(h + H_NUM, b->n);
+	obd_put_le64(h + H_GZIP_SIZE, st->gzip_size);
+	obd_put_le64(h + H_FILE_SIZE, fsize);
+	obd_put_le64(h + H_USIZE, st->usize);
+	obd_put_le64(h + H_INDEX_START, index_start);
+	obd_put_le64(h + H_INDEX_LEN, zlen);
+	obd_put_le32(h + H_CRC, obd_crc32c(0, h, OBD_GZIDX_CRC_LEN));
 	rc = obd_pwrite_all(b->fd, table, zlen, index_start);
 	if (!rc)
 		rc = obd_pwrite_all(b->fd, h, sizeof(h), 0);
@@ -551,24 +546,12 @@ static int build_pass(struct gz_builder *b, struct obd_io *gz, u32 span,
 	if (!in || !window || !cur || !last || inflateInit2(&s, 47) != Z_OK)
 		goto out_free;
 	do {
-		if (!s.avail_in) {
-			size_t k = gz->size - in_pos < GZ_IN_CHUNK ? (size_t)(gz->size - in_pos) : GZ_IN_CHUNK;
-
-			if (!k) {
-				rc = obd_errf(b->err, -EFSCORRUPTED, "%s: gzip stream truncated at %llu",
-					      gz->name, (unsigned long long)in_pos);
-				goto out;
-			}
-			rc = obd_io_read(gz, in, k, in_pos);
-			if (rc) {
-				obd_errf(b->err, rc, "%s: read at %llu: %s", gz->name,
-					 (unsigned long long)in_pos, strerror(-rc));
-				goto out;
-			}
-			in_pos += k;
-			s.next_in = in;
-			s.avail_in = (uInt)k;
-		}
+		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, b->err);
+		if (rc == 1)
+			rc = obd_errf(b->err, -EFSCORRUPTED, "%s: gzip stream truncated at %llu",
+				      gz->name, (unsigned long long)in_pos);
+		if (rc)
+			goto out;
 		if (!s.avail_out) {
 			s.next_out = window;
 			s.avail_out = OBD_GZIDX_WINSIZE;
