@@ -174,17 +174,18 @@ static u64 img_dirty_bytes(void)
  * where its bdi can be strictly limited (6.2 on); before, a few hundred
  * MiB may be dirty when the tool is stopped.
  */
-static void img_settle(u64 avail, u64 reserve)
+static bool img_settle(u64 avail, u64 reserve)
 {
 	int fd;
 
 	if (!img_watch_mnt || avail >= reserve + img_dirty_bytes())
-		return;
+		return false;
 	fd = open(img_watch_mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return false;
 	syncfs(fd);
 	close(fd);
+	return true;
 }
 
 /* 0 while OUT's file system has more than the reserve free, else -ENOSPC (said). */
@@ -197,10 +198,11 @@ static int img_space_check(const char *tool)
 		return 0;
 	avail = (u64)fs.f_bavail * fs.f_frsize;
 	reserve = img_reserve(&fs);
-	img_settle(avail, reserve);
-	if (statvfs(img_watch_dir, &fs))
-		return 0;
-	avail = (u64)fs.f_bavail * fs.f_frsize;
+	if (img_settle(avail, reserve)) {	/* written out: look again */
+		if (statvfs(img_watch_dir, &fs))
+			return 0;
+		avail = (u64)fs.f_bavail * fs.f_frsize;
+	}
 	if (avail >= reserve)
 		return 0;
 	cli_err(img_watch_dir, "%s stopped: %llu MiB left on this file system, less than the %llu MiB kept free (--min-free); a layer that expands far past its size, or a --size larger than the disk",
