@@ -73,16 +73,27 @@ done
 
 # Parallel readers, 4 KiB and 12 KiB direct reads in shuffled order, per-chunk sha256.
 jq -r '.chunks[] | "\(.offset) \(.sha256)"' "$ref/expected_l1l2.json" > /tmp/chunks
+# Each reader counts the chunks it compared: the guest once had no /dev/fd,
+# shuf --random-source=<(...) failed, and the readers compared nothing and
+# passed.
+nchunks=$(wc -l < /tmp/chunks)
 for w in 0 1 2 3; do
 	dev=obd-l1l2; bs=4096; [ $((w % 2)) -eq 1 ] && { dev=obd-mix; bs=12288; }
-	(shuf --random-source=<(yes "$w") /tmp/chunks | while read -r off sha; do
+	yes "$w" | head -c 65536 > /tmp/rand.$w
+	(shuf --random-source=/tmp/rand.$w /tmp/chunks | while read -r off sha; do
 		got=$(dd if=/dev/mapper/$dev bs=$bs iflag=direct,skip_bytes,count_bytes \
 			skip="$off" count=1048576 status=none | sha256sum | cut -d' ' -f1)
 		[ "$got" = "$sha" ] || echo "$dev chunk $off: $got"
+		echo "$off" >> /tmp/par.$w.done
 	done > /tmp/par.$w) &
 done
 wait
-bad_chunks=$(cat /tmp/par.*)
+bad_chunks=$(cat /tmp/par.[0-3])
+for w in 0 1 2 3; do
+	[ "$(sort -u /tmp/par.$w.done 2>/dev/null | wc -l)" = "$nchunks" ] ||
+		bad_chunks+=" reader $w compared $(wc -l < /tmp/par.$w.done 2>/dev/null || echo 0) of $nchunks chunks"
+done
+check "64 chunks to compare" [ "$nchunks" = 64 ]
 is "4 parallel readers, 64 chunks each, per-chunk sha256" "$bad_chunks" ""
 
 # --- status ----------------------------------------------------------------

@@ -88,7 +88,7 @@ verify() {
 	next_s=$(sed -n 's/^next //p' <<<"$out")
 	check "ext4: mount replays the journal" mount -t ext4 /dev/mapper/c41f mnt
 	local bad=0 n=0 i h
-	tr -d '\000' < fs.log | tail -n 40 > fs.tail	# no <(...): the guest has no /dev/fd
+	tr -d '\000' < fs.log | tail -n 40 > fs.tail
 	while read -r i h; do
 		[ -e "mnt/f$i" ] || continue	# removed by the workload later
 		n=$((n + 1))

@@ -37,7 +37,7 @@ B=/sys/module/dm_overlaybd/parameters/index_budget_mb
 # for the checks of the limit itself; the budget case sets its own.
 echo 4096 > $B
 vm_on_exit sh -c "echo 0 > $B"
-nwrites=${OBD_48_WRITES:-100000}
+nwrites=${OBD_48_WRITES:-$(vm_scaled 100000)}
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
 # field NAME KEY: the number after KEY in NAME's status

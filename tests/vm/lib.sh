@@ -23,9 +23,10 @@
 #   vm_dmesg_check NAME        one TAP line: no BUG/WARNING/... since the marker
 #   vm_disk [N]                the Nth (default 1st) scratch disk, once its node exists
 #   vm_kill_now [MAX_MS]       crash tests: end this boot by a SIGKILL of QEMU (below)
+#   vm_scaled N [MIN]          a loop count, divided by 20 on the debug kernel
 #
 # Environment from vm-run.sh: OBD_VM=1, OBD_KVER (the release requested),
-# OBD_KERNEL (6.1|6.12), OBD_SHARE=/mnt/share (writable, visible on the host),
+# OBD_KERNEL (6.1|6.12|debug), OBD_SHARE=/mnt/share (writable, visible on the host),
 # DM_DISABLE_UDEV=1 (no udev in the guest: libdevmapper makes /dev/mapper nodes),
 # OBD_VM_DISKS (scratch disks), OBD_VM_BOOT / OBD_VM_BOOTS (this boot, 1..N, of
 # a "# vm-boots: N" test) and OBD_VM_SEED (the run's seed, printed by vm-run.sh).
@@ -39,15 +40,39 @@ _tap_n=0
 _tap_fail=0
 _tap_skip=0
 
+# On the debug kernel (about 20 times slower) each result says how long it
+# took, so the loops that dominate there can be found and scaled down.
+_tap_t=$SECONDS
+_tap_time() {
+	[ "${OBD_KERNEL:-}" = debug ] || return 0
+	echo "# +$((SECONDS - _tap_t)) s"
+	_tap_t=$SECONDS
+}
+
 ok() {
 	_tap_n=$((_tap_n + 1))
 	echo "ok $_tap_n $*"
+	_tap_time
 }
 
 not_ok() {
 	_tap_n=$((_tap_n + 1))
 	_tap_fail=$((_tap_fail + 1))
 	echo "not ok $_tap_n $*"
+	_tap_time
+}
+
+# vm_scaled N [MIN]: a loop count: N, or N / 20 (at least MIN, default 1) on the
+# debug kernel, whose run looks for KASAN, lockdep and leak reports on every
+# path (a path walked 20 times less is still walked); the packaged kernels run
+# the full count.
+vm_scaled() {
+	local n=$1 min=${2:-1}
+	if [ "${OBD_KERNEL:-}" = debug ]; then
+		n=$((n / 20))
+		[ "$n" -ge "$min" ] || n=$min
+	fi
+	echo "$n"
 }
 
 skip() {
