@@ -23,7 +23,9 @@ CC ?= gcc
 O ?= build
 SAN ?= 0
 
-CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+# The version: the top entry of debian/changelog (scripts/version.sh).
+VERSION := $(shell scripts/version.sh)
+CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DOBD_VERSION=\"$(VERSION)\"
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"

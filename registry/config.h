@@ -18,7 +18,10 @@
 #define FETCHD_DEFAULT_CACHEDIR	"/opt/overlaybd/registry_cache"
 #define FETCHD_DEFAULT_CRED	"/opt/overlaybd/cred.json"
 
-#define FETCHD_USER_AGENT	"overlaybd-fetchd/0.1.0"
+#ifndef OBD_VERSION	/* -DOBD_VERSION from the Makefile: scripts/version.sh */
+#error "OBD_VERSION is not defined"
+#endif
+#define FETCHD_USER_AGENT	"overlaybd-fetchd/" OBD_VERSION
 #define FETCHD_REFILL_MIN	4096u		/* cacheConfig.refillSize bounds */
 #define FETCHD_REFILL_MAX	(64u << 20)
 #define FETCHD_CACHE_GB_MAX	1048576u	/* cacheConfig.cacheSizeGB: 1 PiB */

@@ -6,7 +6,7 @@
 # Leaves the system as it found it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-ver=$(sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$top/dkms.conf")
+ver=$("$top/scripts/version.sh")
 kver=${KVER:-$("$top/scripts/kernels.sh" ver 6.1)}
 src=/usr/src/dm-overlaybd-$ver
 n=0; fail=0
@@ -20,7 +20,8 @@ trap cleanup EXIT
 cleanup
 mkdir -p "$src"
 # Only what the module build needs: the format core and the kmod sources.
-cp -a "$top/dkms.conf" "$top/include" "$top/lib" "$top/kmod" "$src/"
+cp -a "$top/include" "$top/lib" "$top/kmod" "$src/"
+sed "s/#MODULE_VERSION#/$ver/" "$top/dkms.conf" > "$src/dkms.conf"
 rm -rf "$src"/kmod/build-*
 dkms add -m dm-overlaybd -v "$ver" >/dev/null; tap $? "dkms add dm-overlaybd/$ver"
 if dkms build -m dm-overlaybd -v "$ver" -k "$kver" > /tmp/dkms-build.log 2>&1; then

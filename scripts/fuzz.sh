@@ -38,7 +38,7 @@ CC_FUZZ=${CC_FUZZ:-clang}
 MAX_LEN=${FUZZ_MAX_LEN:-1048576}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
--Wno-unused-parameter -Iinclude -Ilib -Itools $SAN"
+-Wno-unused-parameter -Iinclude -Ilib -Itools $SAN -DOBD_VERSION=\"$(scripts/version.sh)\""
 LIBS="-llz4 -lzstd -lz -ljson-c -ldevmapper -lpthread"
 REG_SRCS="registry/config.c registry/cred.c registry/auth.c registry/url.c"
 REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_url "

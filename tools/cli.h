@@ -24,7 +24,9 @@
 #define EXIT_FAIL	1
 #define EXIT_USAGE	2
 
-#define OBD_VERSION	"0.1.0"
+#ifndef OBD_VERSION	/* -DOBD_VERSION from the Makefile: scripts/version.sh */
+#error "OBD_VERSION is not defined"
+#endif
 
 /* -------------------------------------------------------------------------
  * Subcommands (one file each)

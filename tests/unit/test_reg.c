@@ -62,7 +62,7 @@ static void test_config_defaults(void)
 	       c.cache_size_gb == 4, "config defaults: cache dir, refill, size");
 	tap_ok(c.cred_path[0] == 0 && c.cert_file[0] == 0 && c.key_file[0] == 0 && c.ca_file[0] == 0,
 	       "config defaults: anonymous, no certificates");
-	tap_ok(c.log_level == LOG_LVL_INFO && !strcmp(c.user_agent, "overlaybd-fetchd/0.1.0"),
+	tap_ok(c.log_level == LOG_LVL_INFO && !strcmp(c.user_agent, "overlaybd-fetchd/" OBD_VERSION),
 	       "config defaults: log INFO, user agent %s", c.user_agent);
 	tap_ok(c.request_timeout_s == 30 && c.connect_timeout_s == 10 && c.max_retries == 8 &&
 	       c.max_concurrent == 32 && c.sync_interval_ms == 100, "config defaults: fetchConfig");
