@@ -10,7 +10,10 @@
 #   make demo       build and serve an example image (see README.md)
 #   make bench      benchmarks (ratios against a baseline run alongside)
 #   make fuzz       long libFuzzer runs (FUZZ_SECONDS per target)
-#   make install    install the tools under $(DESTDIR)$(PREFIX)
+#   make install    install the tools, their unit, config, man pages and
+#                   completion under $(DESTDIR)$(PREFIX)
+#   make dkms-install  the module's source into /usr/src, then dkms add, build, install
+#   make deb        the Debian packages (dpkg-buildpackage: debian/) into build/deb/
 #
 # Conventions: every lib/*.c goes into libobd.a; every registry/*.c into
 # libobdreg.a; every fetchd/*.c into overlaybd-fetchd; every tools/*.c into obd;
@@ -19,6 +22,13 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+# Where this system's systemd and bash-completion look (Debian bookworm:
+# /lib/systemd/system, /usr/lib/sysusers.d, /usr/share/bash-completion/completions).
+SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+SYSUSERSDIR ?= $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null || echo /usr/lib/sysusers.d)
+BASHCOMPDIR ?= $(shell pkg-config --variable=completionsdir bash-completion 2>/dev/null || echo $(PREFIX)/share/bash-completion/completions)
 CC ?= gcc
 O ?= build
 SAN ?= 0
@@ -28,7 +38,7 @@ VERSION := $(shell scripts/version.sh)
 CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DOBD_VERSION=\"$(VERSION)\"
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) -Iinclude -Ilib -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
+ALL_CFLAGS := $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -Iinclude -Ilib -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
 ifeq ($(SAN),1)
 O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -57,10 +67,24 @@ FETCHD_SRCS := $(wildcard fetchd/*.c)
 FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)
 FETCHD_BIN := $(if $(FETCHD_SRCS),$(O)/overlaybd-fetchd)
 
-.PHONY: all kmod check check-unit check-tools check-san check-fuzz check-vm check-debug \
-	demo bench fuzz install clean deps
+.PHONY: all tools man kmod check check-unit check-tools check-san check-fuzz check-vm check-debug \
+	demo bench fuzz install install-tools install-dkms-src dkms-install deb clean deps
 
-all: $(O)/obd $(addprefix $(O)/,$(COMPAT_NAMES)) $(FETCHD_BIN) $(TEST_BINS) $(BENCH_BINS)
+all: tools $(TEST_BINS) $(BENCH_BINS)
+
+# What the packages ship: obd, its reference-named links, the daemon.
+tools: $(O)/obd $(addprefix $(O)/,$(COMPAT_NAMES)) $(FETCHD_BIN)
+
+# Man pages, made from the docs (scripts/mkman.sh): obd(8), overlaybd-fetchd(8),
+# dm-overlaybd(4), overlaybd.json(5).
+MAN_PAGES := obd.8 overlaybd-fetchd.8 dm-overlaybd.4 overlaybd.json.5
+MAN_SRCS := scripts/mkman.sh docs/obd.md fetchd/README.md docs/dm-overlaybd.rst \
+	docs/overlaybd.json.md debian/changelog
+man: $(O)/man/.stamp
+$(O)/man/.stamp: $(MAN_SRCS)
+	@mkdir -p $(O)/man
+	scripts/mkman.sh $(O)/man
+	@touch $@
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -75,10 +99,11 @@ $(O)/libobdreg.a: $(REG_OBJS)
 	ar rcs $@ $^
 
 $(O)/obd: $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a
-	$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(LIBS)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(LIBS)
 
 $(O)/overlaybd-fetchd: $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a
-	$(CC) $(LDSAN) -o $@ $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(FETCHD_LIBS) $(LIBS)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a \
+		$(FETCHD_LIBS) $(LIBS)
 
 # The reference tools' names: obd dispatches on argv[0].
 $(addprefix $(O)/,$(COMPAT_NAMES)): $(O)/obd
@@ -146,11 +171,48 @@ FUZZ_SECONDS ?= 300
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh long
 
-install: all
-	install -d $(DESTDIR)$(BINDIR)
+# ---------------------------------------------------------------------------
+# Installation. install-tools is what the overlaybd-tools package holds; the
+# unit's ExecStart names BINDIR. The service config is installed only where
+# there is none (the package makes it a conffile).
+install: install-tools
+
+install-tools: tools man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/overlaybd $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(MANDIR)/man4 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(O)/obd $(DESTDIR)$(BINDIR)/obd
 	install -m 0755 $(O)/overlaybd-fetchd $(DESTDIR)$(BINDIR)/overlaybd-fetchd
 	for n in $(COMPAT_NAMES); do ln -sf obd $(DESTDIR)$(BINDIR)/$$n; done
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' fetchd/overlaybd-fetchd.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/overlaybd-fetchd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/overlaybd-fetchd.service
+	install -m 0644 fetchd/overlaybd-fetchd.sysusers $(DESTDIR)$(SYSUSERSDIR)/overlaybd-fetchd.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/overlaybd/overlaybd.json ] || \
+		install -m 0644 fetchd/overlaybd.json $(DESTDIR)$(SYSCONFDIR)/overlaybd/overlaybd.json
+	install -m 0644 tools/obd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/obd
+	for p in $(MAN_PAGES); do \
+		install -m 0644 $(O)/man/$$p $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p; done
+
+# The module's source as dkms builds it: kmod/ and what kmod/Kbuild compiles in
+# (lib/, include/). dkms.conf is added by whoever registers it with dkms.
+DKMS_SRC := /usr/src/dm-overlaybd-$(VERSION)
+install-dkms-src:
+	install -d $(DESTDIR)$(DKMS_SRC)/kmod $(DESTDIR)$(DKMS_SRC)/lib $(DESTDIR)$(DKMS_SRC)/include
+	install -m 0644 kmod/*.c kmod/*.h kmod/Kbuild kmod/Makefile $(DESTDIR)$(DKMS_SRC)/kmod/
+	install -m 0644 lib/*.c lib/*.h $(DESTDIR)$(DKMS_SRC)/lib/
+	install -m 0644 include/*.h $(DESTDIR)$(DKMS_SRC)/include/
+
+dkms-install: install-dkms-src
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf > $(DESTDIR)$(DKMS_SRC)/dkms.conf
+	dkms add -m dm-overlaybd -v $(VERSION)
+	dkms build -m dm-overlaybd -v $(VERSION)
+	dkms install -m dm-overlaybd -v $(VERSION)
+
+# dpkg-buildpackage wants its products beside the source tree: it builds in a
+# copy (git's tracked files) and leaves the .deb files in build/deb/.
+deb:
+	scripts/mkdeb.sh $(O)/deb
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -50,6 +50,8 @@ int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
@@ -57,6 +59,18 @@ int cmd_list(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+
+/* obd attach's core (cmd_attach.c), obd mount's too. */
+struct cli_attach {
+	const char *name, *svc;		/* device name (NULL: the first free obdN), service config */
+	bool direct_io, no_verify, table_only;
+	const char *up_data, *up_index;	/* a writable layer put on top (obd mount --upper) */
+	bool quiet;			/* don't print /dev/mapper/NAME */
+	char dev_name[128];		/* out: the name of the device made */
+};
+/* The device over args: layers (bottom first), a config.v1.json, or an image
+ * reference. EXIT_OK or EXIT_FAIL (reported). */
+int cli_attach(struct cli_attach *a, int nargs, char **args);
 
 /* Compat entry points, dispatched on basename(argv[0]). */
 int compat_overlaybd_create(int argc, char **argv);
@@ -181,6 +195,10 @@ struct cli_stack {
  * Returns 0 or -errno.
  */
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags);
+/* The same with a writable layer (up_data, up_index NULL for a sparse one) put on
+ * top of the layers or the config's lowers (a config with an upper refuses it). */
+int cli_stack_open_upper(struct cli_stack *s, int argc, char **argv, unsigned int flags,
+			 const char *up_data, const char *up_index);
 u64 cli_stack_vsize(const struct cli_stack *s, unsigned int n);
 
 /* mkdir -p dir, 0755 (the cache directory); errors reported naming the path. 0 or -errno. */

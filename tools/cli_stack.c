@@ -637,7 +637,46 @@ u64 cli_stack_vsize(const struct cli_stack *s, unsigned int n)
 	return 0;
 }
 
+static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags,
+		      const char *xdata, const char *xindex);
+
+/* A layer list with the writable layer xdata [xindex] after it. */
+static int stack_open_list_upper(struct cli_stack *s, int argc, char **argv, unsigned int flags,
+				 const char *xdata, const char *xindex)
+{
+	char **v = calloc((size_t)argc + 3, sizeof(*v));
+	int rc, n = argc;
+
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, argv, (size_t)argc * sizeof(*v));
+	v[n++] = (char *)xdata;
+	if (xindex)
+		v[n++] = (char *)xindex;
+	rc = cli_stack_open(s, n, v, flags);
+	free(v);
+	return rc;
+}
+
+int cli_stack_open_upper(struct cli_stack *s, int argc, char **argv, unsigned int flags,
+			 const char *xdata, const char *xindex)
+{
+	if (xdata && !(argc == 1 && cli_is_config(argv[0])))
+		return stack_open_list_upper(s, argc, argv, flags, xdata, xindex);
+	return stack_open(s, argc, argv, flags, xdata, xindex);
+}
+
 int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags)
+{
+	return stack_open(s, argc, argv, flags, NULL, NULL);
+}
+
+/*
+ * Layers (bottom first; a writable top layer as DATA [INDEX]) or one config,
+ * whose upper xdata [xindex] replaces, if given (the config must have none).
+ */
+static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flags,
+		      const char *xdata, const char *xindex)
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
 	struct cfg_remote rem = { 0 };
@@ -654,6 +693,19 @@ int cli_stack_open(struct cli_stack *s, int argc, char **argv, unsigned int flag
 				 (flags & CLI_STACK_REMOTE) ? &rem : NULL);
 		if (rc)
 			return rc;
+		if (xdata && up_data) {
+			cli_err(argv[0], "the config has an upper layer already: no other can go on top");
+			rc = -EINVAL;
+			goto out_cfg;
+		}
+		if (xdata) {
+			up_data = strdup(xdata);
+			up_index = xindex ? strdup(xindex) : NULL;
+			if (!up_data || (xindex && !up_index)) {
+				rc = -ENOMEM;
+				goto out_cfg;
+			}
+		}
 		if (!ncfg && !up_data) {
 			cli_err(argv[0], "config has no layers");
 			rc = -EINVAL;

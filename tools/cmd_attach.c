@@ -143,11 +143,6 @@ out_free:
 	return rc;
 }
 
-struct attach_opts {
-	const char *name, *svc;
-	bool direct_io, no_verify, table_only;
-};
-
 /* "obdN": the first free name. */
 static const char *free_name(char *buf, size_t len)
 {
@@ -165,7 +160,8 @@ static const char *free_name(char *buf, size_t len)
  * DM_DEVICE_CREATE of name with one overlaybd target, read-only unless it
  * has an upper layer; prints /dev/mapper/name.
  */
-static int create_device(const char *name, u64 vsize, const char *params, bool writable)
+static int create_device(const char *name, u64 vsize, const char *params, bool writable,
+			 bool quiet)
 {
 	if (cli_dm_create(name, vsize >> OBD_SECTOR_SHIFT, params, !writable)) {
 		if (!cli_dm_target_loaded(OBD_DM_TARGET))
@@ -175,12 +171,13 @@ static int create_device(const char *name, u64 vsize, const char *params, bool w
 			cli_err(name, "cannot create device: %s (see dmesg)", cli_dm_last_error());
 		return EXIT_FAIL;
 	}
-	printf("/dev/mapper/%s\n", name);
+	if (!quiet)
+		printf("/dev/mapper/%s\n", name);
 	return EXIT_OK;
 }
 
 /* The one attach path: layer files, or a config (given, or derived from a REF). */
-static int attach_stack(const struct attach_opts *o, int nargs, char **args)
+static int attach_stack(struct cli_attach *o, int nargs, char **args)
 {
 	char namebuf[32], *params = NULL;
 	const char *name = o->name;
@@ -190,7 +187,8 @@ static int attach_stack(const struct attach_opts *o, int nargs, char **args)
 	/* the merge too: what the kernel would refuse is reported here */
 	if (o->svc && cli_remote_setup(o->svc))
 		return EXIT_FAIL;
-	if (cli_stack_open(&s, nargs, args, CLI_STACK_REMOTE | CLI_STACK_ALLOW_RW)) {
+	if (cli_stack_open_upper(&s, nargs, args, CLI_STACK_REMOTE | CLI_STACK_ALLOW_RW,
+				 o->up_data, o->up_index)) {
 		cli_remote_teardown();
 		return EXIT_FAIL;
 	}
@@ -214,9 +212,11 @@ static int attach_stack(const struct attach_opts *o, int nargs, char **args)
 		cli_err(name, "a device-mapper device of this name exists");
 		goto out_close;
 	}
-	ret = create_device(name, s.vsize, params, layer_writable(&s.layers[s.n - 1]));
-	if (ret == EXIT_OK)
+	ret = create_device(name, s.vsize, params, layer_writable(&s.layers[s.n - 1]), o->quiet);
+	if (ret == EXIT_OK) {
+		snprintf(o->dev_name, sizeof(o->dev_name), "%s", name);
 		cli_prefetch_attached(name, nargs, args, o->svc);	/* spec 5.1, 6.7 */
+	}
 out_close:
 	free(params);
 	cli_stack_close(&s);
@@ -225,11 +225,11 @@ out_close:
 }
 
 /*
- * One argument that names no file and does not end in .json is an image
- * reference: resolved into a config under <cacheDir>/images, then attached
+ * obd attach's core, obd mount's too. One argument that names no file and
+ * does not end in .json is an image reference: resolved into a config under <cacheDir>/images, then attached
  * as that config. Anything else goes to attach_stack as given.
  */
-static int attach_args(const struct attach_opts *o, int nargs, char **args)
+int cli_attach(struct cli_attach *o, int nargs, char **args)
 {
 	char err[512], cfg[PATH_MAX], *cfgv[1] = { cfg };
 	struct imageref ref;
@@ -261,7 +261,7 @@ int cmd_attach(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct attach_opts o = { NULL, NULL, false, false, false };
+	struct cli_attach o = { 0 };
 	int opt;
 
 	optind = 0;
@@ -280,7 +280,7 @@ int cmd_attach(int argc, char **argv)
 		return cli_usage_err("attach", "no layer, config or image reference given");
 	if (o.name && (!*o.name || strlen(o.name) >= 128 || strchr(o.name, '/')))
 		return cli_usage_err("attach", "bad device name '%s'", o.name);
-	return attach_args(&o, argc - optind, argv + optind);
+	return cli_attach(&o, argc - optind, argv + optind);
 }
 
 int cmd_detach(int argc, char **argv)

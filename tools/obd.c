@@ -122,12 +122,33 @@ static const struct cli_cmd cmds[] = {
 	  "image in a registry: its manifest (an index: the linux/amd64 one) gives the\n"
 	  "lowers from the overlaybd layer annotations; the config is written to\n"
 	  "<cacheDir>/images/sha256:<manifest hex>.config.v1.json and attached.\n"
-	  "  -n, --name NAME        device name (default: obd-<pid>)\n"
+	  "  -n, --name NAME        device name (default: the first free obdN)\n"
 	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
 	  "      --direct-io        read layer files with direct I/O\n"
 	  "      --no-verify        skip ZFile block CRC checks in the kernel\n"
 	  "      --table            print the dm table line and exit (for dmsetup)\n",
 	  "create a device-mapper device" },
+	{ "mount", cmd_mount,
+	  "obd mount [--service-config FILE] [--rw RWDIR | --upper DATA [INDEX]] [--name NAME]\n"
+	  "          IMAGE... DIR",
+	  "Attach IMAGE as obd attach does (LAYER... bottom first, a CONFIG.v1.json or\n"
+	  "a REF) and mount its file system (ext4, xfs or erofs, found by its\n"
+	  "superblock) at DIR: read-only; with --upper, the writable layer DATA\n"
+	  "[INDEX] goes on top and the file system is mounted read-write; with --rw,\n"
+	  "an overlayfs over the read-only mount with RWDIR/fs as its upper and\n"
+	  "RWDIR/work as its work directory (made if missing): a container rootfs.\n"
+	  "What it made is recorded in " "/run/overlaybd/mounts" "; obd umount DIR undoes it.\n"
+	  "  -n, --name NAME        device name (default: the first free obdN)\n"
+	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
+	  "      --rw RWDIR         overlayfs with its upper and work directories in RWDIR\n"
+	  "      --upper DATA [INDEX]  a writable layer on top (obd create makes one)\n",
+	  "mount an image's file system" },
+	{ "umount", cmd_umount,
+	  "obd umount DIR",
+	  "Unmount what obd mount mounted at DIR (the overlayfs and the read-only\n"
+	  "mount below it) and remove its device. Refuses a DIR obd mount did not\n"
+	  "mount, and a busy one (then nothing changes).\n",
+	  "unmount and detach what obd mount made" },
 	{ "detach", cmd_detach,
 	  "obd detach NAME",
 	  "Remove the dm-overlaybd device NAME.\n",

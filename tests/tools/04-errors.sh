@@ -106,4 +106,20 @@ for c in "attach --table" cat check info; do
 		"$OBD" $c vs.commit
 done
 
+# obd mount / umount: what is refused before anything is attached or mounted
+# (the mounts themselves: tests/vm/52-mount.sh).
+export OBD_MOUNT_STATE_DIR=$T/mount-state
+mkdir -p mdir
+fails "mount: IMAGE and DIR needed" 2 "expected IMAGE... DIR" "$OBD" mount mdir
+fails "mount --upper of a read-only layer" 2 "not a writable layer" \
+	"$OBD" mount --upper "$REF/l1.commit" "$REF/l1.commit" mdir
+fails "mount --rw with --upper" 2 "exclude each other" \
+	"$OBD" mount --rw rwd --upper w.data w.index "$REF/l1.commit" mdir
+fails "mount on a file, not a directory" 1 "^obd: empty: not a directory" "$OBD" mount "$REF/l1.commit" empty
+fails "mount on a missing directory" 1 "^obd: nodir: No such file" "$OBD" mount "$REF/l1.commit" nodir
+fails "umount of a directory obd mount did not make" 1 "^obd: mdir: not mounted by obd mount" \
+	"$OBD" umount mdir
+fails "umount: one DIR" 2 "expected one DIR" "$OBD" umount
+unset OBD_MOUNT_STATE_DIR
+
 done_testing
