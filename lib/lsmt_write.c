@@ -132,6 +132,36 @@ static int obd_rw_log_push(struct obd_rw_layer *l, const struct obd_map *m, stru
 	return 0;
 }
 
+int obd_rw_set_vsize(struct obd_rw_layer *l, u64 vsize, struct obd_err *err)
+{
+	const u64 at = __builtin_offsetof(struct obd_lsmt_ht, virtual_size);
+	u8 le[8];
+	int ret;
+
+	if (l->vsize)
+		return obd_errf(err, EINVAL, "%s: virtual size is set already (%llu)", l->name,
+				(unsigned long long)l->vsize);
+	if (!vsize || vsize % OBD_SECTOR_SIZE)
+		return obd_errf(err, EINVAL, "%s: virtual size: got %llu, expected a non-zero multiple of 512",
+				l->name, (unsigned long long)vsize);
+	obd_put_le64(le, vsize);
+	/* the data file's length first: a sparse layer is vsize + header long */
+	if (l->sparse && ftruncate(l->data_fd, (off_t)(vsize + OBD_LSMT_HT_SPACE)) < 0)
+		return obd_errf(err, errno, "%s: ftruncate to %llu failed", l->name,
+				(unsigned long long)(vsize + OBD_LSMT_HT_SPACE));
+	ret = obd_pwrite_all(l->data_fd, le, sizeof(le), at);
+	if (!ret && l->index_fd >= 0)
+		ret = obd_pwrite_all(l->index_fd, le, sizeof(le), at);
+	if (!ret && (fsync(l->data_fd) || (l->index_fd >= 0 && fsync(l->index_fd))))
+		ret = -errno;
+	if (ret)
+		return obd_errf(err, -ret, "%s: writing the virtual size failed", l->name);
+	l->vsize = vsize;
+	if (l->sparse)
+		l->data_end = vsize + OBD_LSMT_HT_SPACE;
+	return 0;
+}
+
 int obd_rw_create(struct obd_rw_layer *l, const char *data_path, const char *index_path,
 		  u64 vsize, const char *parent_uuid, bool sparse, struct obd_err *err)
 {

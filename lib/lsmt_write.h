@@ -39,6 +39,14 @@ int obd_rw_create(struct obd_rw_layer *l, const char *data_path, const char *ind
 int obd_rw_open(struct obd_rw_layer *l, const char *data_path, const char *index_path,
 		struct obd_err *err);
 
+/*
+ * A layer created with virtual size 0 ("from the layers below", as the
+ * reference's overlaybd-create DATA INDEX 0 and stack_files): persist vsize
+ * in its header(s) (and a sparse data file's length), durably. Only a layer
+ * whose size is still 0 takes one: -EINVAL otherwise.
+ */
+int obd_rw_set_vsize(struct obd_rw_layer *l, u64 vsize, struct obd_err *err);
+
 /* 512-aligned write / discard at a virtual byte offset. */
 int obd_rw_write(struct obd_rw_layer *l, const void *buf, u64 len, u64 off,
 		 struct obd_err *err);

@@ -236,6 +236,8 @@ int cli_peek_kind(const char *path, enum cli_layer_kind *kind, bool *is_lsmt_raw
  * ------------------------------------------------------------------------- */
 int cli_rw_open(struct cli_layer *l, const char *data, const char *index, bool writable);
 void cli_rw_close(struct cli_layer *l);
+/* A writable layer of virtual size 0 takes vsize (persisted): see obd_rw_set_vsize. */
+int cli_rw_set_vsize(struct cli_layer *l, u64 vsize);
 int cli_rw_write(struct cli_layer *l, const void *buf, u64 len, u64 off);
 int cli_rw_discard(struct cli_layer *l, u64 off, u64 len);
 int cli_rw_flush(struct cli_layer *l);

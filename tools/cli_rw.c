@@ -36,6 +36,19 @@ static int rw_refresh_maps(struct cli_layer *l)
 	return 0;
 }
 
+int cli_rw_set_vsize(struct cli_layer *l, u64 vsize)
+{
+	struct obd_err err = { "" };
+	int rc = obd_rw_set_vsize(&l->rw->rw, vsize, &err);
+
+	if (rc) {
+		cli_err_core(l->path, rc, &err);
+		return rc;
+	}
+	l->info.virtual_size = vsize;
+	return 0;
+}
+
 int cli_rw_open(struct cli_layer *l, const char *data, const char *index, bool writable)
 {
 	struct obd_err err = { "" };

@@ -79,17 +79,21 @@ static int upper_tokens(const struct cli_layer *l, char **data, char **index)
 
 /*
  * The lowers' virtual size (the top-most non-zero one): the device's
- * length, which a writable top layer must have too.
+ * length, which a writable top layer must have too. One created with size
+ * 0 (overlaybd-create DATA INDEX 0) takes it now, persisted, as the
+ * reference's stack_files does.
  */
-static int check_upper(const struct cli_stack *s, unsigned int nlow)
+static int check_upper(struct cli_stack *s, unsigned int nlow)
 {
-	const struct cli_layer *up = &s->layers[nlow];
+	struct cli_layer *up = &s->layers[nlow];
 	u64 vs = cli_stack_vsize(s, nlow);
 
 	if (!nlow) {
 		cli_err(up->path, "a writable layer needs at least one layer below it to attach");
 		return -EINVAL;
 	}
+	if (!up->info.virtual_size && vs && cli_rw_set_vsize(up, vs))
+		return -EINVAL;
 	if (up->info.virtual_size != vs) {
 		cli_err(up->path, "virtual_size %llu differs from the lower layers' %llu",
 			(unsigned long long)up->info.virtual_size, (unsigned long long)vs);

@@ -32,8 +32,9 @@ static int do_create(const char *data, const char *index, u64 vsize, const char 
 	struct obd_err err = { "" };
 	int rc;
 
-	if (!vsize || vsize % OBD_SECTOR_SIZE) {
-		cli_err(data, "virtual size %llu must be a non-zero multiple of 512",
+	/* 0: the size of the layers below, set when it is first attached over them */
+	if (vsize % OBD_SECTOR_SIZE) {
+		cli_err(data, "virtual size %llu must be a multiple of 512",
 			(unsigned long long)vsize);
 		return EXIT_USAGE;
 	}
@@ -154,7 +155,9 @@ int compat_overlaybd_create(int argc, char **argv)
 	}
 	errno = 0;
 	gib = strtoull(argv[optind + 2], &end, 10);
-	if (errno || *end || !gib || gib > (1ULL << 20)) {
+	/* 0: the size comes from the layers below (the reference snapshotter's
+	 * writable layer over a parent) */
+	if (errno || *end || gib > (1ULL << 20)) {
 		cli_err(NULL, "invalid vsize_GiB '%s'", argv[optind + 2]);
 		return EXIT_USAGE;
 	}

@@ -3,6 +3,8 @@
 # Writers: create + write/discard + commit reproduce the reference layers
 # byte for byte; seal, commit_sealed, sparse layers, import, compat names.
 . "$(dirname "$0")/common.bash"
+# the virtual_size field of an LSMT header (offset 48, le64: include/obd_format.h)
+hdr_vsize() { python3 -c 'import struct,sys; f=open(sys.argv[1],"rb"); f.seek(48); print(struct.unpack("<Q", f.read(8))[0])' "$1"; }
 
 # layer 1, append mode, then every kind of commit
 t "create append layer" "$OBD" create l1.data l1.index 64M
@@ -98,5 +100,24 @@ is "  discarded half reads as zeros" \
 is "  other half intact" \
 	"$("$OBD" cat --offset 1073737728 --length 4096 l2big.data l2big.index | sha)" \
 	"$(tail -c 4096 blob | sha)"
+
+# vsize 0 (the reference snapshotter's overlaybd-create DATA INDEX 0 for a
+# writable layer over a parent): the size comes from the layers below, and
+# is persisted in the headers when the layer is first attached over them.
+t "overlaybd-create DATA INDEX 0" "$B/overlaybd-create" z.data z.index 0
+fails "  alone it has no size" 1 "stack virtual size 0 bytes" "$OBD" info z.data z.index
+t "attach --table over l1" "$OBD" attach --table "$REF/l1.commit" z.data z.index
+is "  the table has l1's length" "$(cut -d' ' -f2 "$T/.out")" 131072
+is "  the size is persisted in the data header" "$(hdr_vsize z.data)" 67108864
+is "  ... and in the index header" "$(hdr_vsize z.index)" 67108864
+"$OBD" create b128.data b128.index 128M && "$OBD" commit b128.data b128.index b128.commit
+fails "  a size once set is not changed: a 128 MiB lower is refused" 1 "differs from the lower layers" \
+	"$OBD" attach --table b128.commit z.data z.index
+t "overlaybd-create -s DATA INDEX 0" "$B/overlaybd-create" -s zs.data zs.index 0
+is "  a 4 KiB sparse file" "$(stat -c %s zs.data)" 4096
+t "attach --table over l1 (sparse)" "$OBD" attach --table "$REF/l1.commit" zs.data
+is "  the sparse file is vsize + 4 KiB" "$(stat -c %s zs.data)" $((67108864 + 4096))
+is "  ... its header says 64 MiB" "$(hdr_vsize zs.data)" 67108864
+t "obd create DATA INDEX 0" "$OBD" create z2.data z2.index 0
 
 done_testing
