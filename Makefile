@@ -212,6 +212,7 @@ dkms-install: install-dkms-src
 # dpkg-buildpackage wants its products beside the source tree: it builds in a
 # copy (git's tracked files) and leaves the .deb files in build/deb/.
 deb:
+	@OBD_NO_KERNELS=1 scripts/deps.sh
 	scripts/mkdeb.sh $(O)/deb
 
 clean:

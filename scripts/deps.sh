@@ -32,6 +32,8 @@ PKGS=(
 	prometheus
 	# the service test: systemd-analyze security on the unit, strace for its SystemCallFilter
 	systemd strace
+	# make deb, make man and the package test (scripts/mkdeb.sh, mkman.sh, pkg-check.sh)
+	debhelper dh-dkms lintian go-md2man python3-docutils man-db bash-completion
 )
 
 case "${1:-}" in
