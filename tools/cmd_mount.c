@@ -180,13 +180,19 @@ static void rec_remove(const struct mount_rec *r)
 /* 1 if path is the root of a mount, 0 if not, -errno. */
 static int is_mount_root(const char *path)
 {
+	char parent[PATH_MAX + 4];
 	struct statx stx;
+	struct stat st, pst;
 
 	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx))
 		return -errno;
-	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
-		return -EOPNOTSUPP;
-	return !!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+	if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+		return !!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+	/* before Linux 5.8: another device than its parent's (bind mounts missed) */
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(path, &st) || stat(parent, &pst))
+		return -errno;
+	return st.st_dev != pst.st_dev;
 }
 
 /*
@@ -406,8 +412,10 @@ static int upper_args(struct mount_opts *o, int argc, char **argv)
 	bool raw;
 
 	o->a.up_data = optarg;
-	if (cli_peek_kind(optarg, &kind, &raw))
+	if (cli_peek_kind(optarg, &kind, &raw)) {
+		cli_err(optarg, "not a writable layer: no LSMT header could be read");
 		return -EINVAL;
+	}
 	if (kind == CLI_KIND_RW_APPEND) {
 		if (optind >= argc)
 			return -EINVAL;

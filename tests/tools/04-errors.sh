@@ -48,7 +48,7 @@ fails "write into a committed layer" 1 "l1.commit: not a writable layer" \
 	"$OBD" write "$REF/l1.commit" --offset 0 /dev/null
 fails "create over an existing file" 1 "w.data" "$OBD" create w.data w2.index 1M
 fails "create: bad size" 2 "bad VSIZE" "$OBD" create n.data n.index 12Q
-fails "create: zero size" 2 "n.data: virtual size 0" "$OBD" create n.data n.index 0
+fails "create: size not a multiple of 512" 2 "n.data: virtual size 1000 must be a multiple of 512" "$OBD" create n.data n.index 1000
 fails "create: bad uuid" 2 "bad --uuid" "$OBD" create --uuid nope n.data n.index 1M
 fails "commit --seal of a sparse layer" 1 "" bash -c "'$OBD' create -s sp 1M && '$OBD' commit --seal sp sp"
 fails "commit: message too long" 2 "at most 256" "$OBD" commit -m "$(head -c 300 /dev/zero | tr '\0' x)" w.data w.index o
