@@ -3,9 +3,10 @@
 #
 # Runs the test suites and adds up their TAP counts.
 #
-#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|host|vm|debug [...]
+#   scripts/run-tests.sh all|unit|tools|fetchd|san|fuzz|pkg|host|vm|debug [...]
 #   ("all" is every suite but debug, the debug-kernel run of make check-debug;
-#   "host" is all of it before the VM suite: unit, tools, fetchd, san, fuzz)
+#   "host" is all of it before the VM suite: unit, tools, fetchd, san, fuzz, pkg;
+#   pkg builds the Debian packages and boots each test kernel with them)
 #
 # Every test program or script prints TAP lines and a closing
 # "# passed: P failed: F" line; a suite whose program exits non-zero without
@@ -110,6 +111,12 @@ suite_fuzz() {
 # waiting on daemons, registries and timeouts), plain and sanitized. They
 # share nothing (own build trees, temp dirs, free ports). On CI's 2 cores
 # this takes the host part from about 22 to about 12 minutes.
+# The Debian packages built, installed in a clean root, booted on both test
+# kernels, upgraded and purged (scripts/pkg-check.sh).
+suite_pkg() {
+	run_one "pkg/check" scripts/pkg-check.sh
+}
+
 suite_host() {
 	local plain=0 san=0
 
@@ -118,6 +125,8 @@ suite_host() {
 	if [ $plain = 1 ]; then
 		( suite_unit; suite_tools; suite_fuzz ) &
 		suite_fetchd &
+		# the packages: mostly compiling while the daemon tests above wait
+		suite_pkg &
 	else
 		suite_fuzz &
 	fi
@@ -233,6 +242,7 @@ for s in "${suites[@]}"; do
 	san) suite_san ;;
 	host) suite_host ;;
 	fuzz) suite_fuzz ;;
+	pkg) suite_pkg ;;
 	vm) suite_vm ;;
 	debug) build all && suite_debug ;;
 	*) echo "unknown suite: $s" >&2; exit 2 ;;
