@@ -24,6 +24,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
 # Where this system's systemd and bash-completion look (Debian bookworm:
 # /lib/systemd/system, /usr/lib/sysusers.d, /usr/share/bash-completion/completions).
 SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
@@ -188,6 +189,8 @@ install-tools: tools man
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/overlaybd-fetchd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/overlaybd-fetchd.service
 	install -m 0644 fetchd/overlaybd-fetchd.sysusers $(DESTDIR)$(SYSUSERSDIR)/overlaybd-fetchd.conf
+	# the packaged config's cache: the unit's ReadWritePaths= needs it to exist
+	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/cache/overlaybd
 	[ -e $(DESTDIR)$(SYSCONFDIR)/overlaybd/overlaybd.json ] || \
 		install -m 0644 fetchd/overlaybd.json $(DESTDIR)$(SYSCONFDIR)/overlaybd/overlaybd.json
 	install -m 0644 tools/obd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/obd
