@@ -62,7 +62,7 @@ cfg=$d/out/config.v1.json
 check "obd mount CONFIG DIR" "$obd" mount "$cfg" mnt || bail "mount"
 check_eq "ext4, read-only" "$(findmnt -n -o FSTYPE mnt) $(findmnt -n -o OPTIONS mnt | cut -d, -f1)" "ext4 ro"
 check "the tree equals the reference rootfs" diff -r --no-dereference -x lost+found ref/rootfs mnt
-check_eq "a program of the image runs under chroot" "$(chroot mnt /bin/sh -c 'cat /etc/greeting')" two
+check_eq "a program of the image runs under chroot" "$(chroot mnt /bin/sh -c 'busybox cat /etc/greeting')" two
 check "layer 2's delete shows" test ! -e mnt/etc/gone
 out=$(touch mnt/x 2>&1)
 check "writing fails: read-only ($out)" bash -c "[[ '$out' == *'Read-only file system'* ]]"
