@@ -196,6 +196,8 @@ install-tools: tools man
 	install -m 0644 tools/obd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/obd
 	for p in $(MAN_PAGES); do \
 		install -m 0644 $(O)/man/$$p $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p; done
+	# the reference names are documented in obd(8) (create, commit, zfile)
+	for n in $(COMPAT_NAMES); do ln -sf obd.8 $(DESTDIR)$(MANDIR)/man8/$$n.8; done
 
 # The module's source as dkms builds it: kmod/ and what kmod/Kbuild compiles in
 # (lib/, include/). dkms.conf is added by whoever registers it with dkms.

@@ -17,6 +17,7 @@
 #      dkms moves to the new version.
 #   6. apt-get purge: nothing is left but dpkg's own records and the user.
 # TAP on stdout. Needs root, overlayfs, the packages of scripts/deps.sh.
+# OBD_PKG_KEEP=1 keeps the work directory (packages, logs).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 ver=$("$top/scripts/version.sh") || exit 1
@@ -43,7 +44,11 @@ cleanup() {
 	for m in "$R/tmp" "$R/run" "$R/dev/pts" "$R/dev" "$R/sys" "$R/proc" "$R" "$T/layer"; do
 		mountpoint -q "$m" && umount -l "$m"
 	done
-	rm -rf "$T"
+	if [ "${OBD_PKG_KEEP:-0}" = 1 ]; then
+		echo "# kept $T (packages, logs; the install root's upper layer is gone with its tmpfs)"
+	else
+		rm -rf "$T"
+	fi
 }
 trap cleanup EXIT
 in_root() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
@@ -97,13 +102,14 @@ snap > "$T/before.list"
 
 # --- 3. install ----------------------------------------------------------------------
 cp "$T"/v1/*.deb "$T"/v2/*.deb "$R/tmp/" || bail "copy the packages"
-debs1=$(cd "$T/v1" && ls ./*.deb | sed 's|^\./|/tmp/|')
-debs2=$(cd "$T/v2" && ls ./*.deb | sed 's|^\./|/tmp/|')
+# the two packages (not the -dbgsym one debhelper adds)
+debs1=$(cd "$T/v1" && ls ./dm-overlaybd-dkms_*.deb ./overlaybd-tools_*.deb | sed 's|^\./|/tmp/|')
+debs2=$(cd "$T/v2" && ls ./dm-overlaybd-dkms_*.deb ./overlaybd-tools_*.deb | sed 's|^\./|/tmp/|')
 # shellcheck disable=SC2086
 if in_root dpkg -i $debs1 > "$T/install.log" 2>&1; then
 	ok "dpkg -i dm-overlaybd-dkms and overlaybd-tools $ver"
 else
-	not_ok "dpkg -i $ver"; diag "$(tail -n 40 "$T/install.log")"; finish
+	not_ok "dpkg -i $ver"; diag "$(grep -iE 'error|fail|warn' "$T/install.log" | head -n 20)" "$(tail -n 20 "$T/install.log")"; finish
 fi
 for p in dm-overlaybd-dkms overlaybd-tools; do
 	is "$p installed, version $ver" "$(in_root dpkg-query -W -f='${Status} ${Version}' "$p")" \
@@ -185,8 +191,14 @@ fi
 snap > "$T/after.list"
 # What may stay: dpkg's and apt's records and logs, the user (Debian keeps
 # system users), the module indexes depmod rewrites. Nothing of ours.
+# Directories the host has too are copies made on the way (overlayfs copies a
+# directory up when something below it changes).
 left=$(comm -13 "$T/before.list" "$T/after.list" | grep -vE \
-	'^\./(var/lib/dpkg|var/log|var/cache/apt|var/cache/debconf|var/lib/apt|var/lib/systemd/deb-systemd-helper-enabled|var/lib/systemd/deb-systemd-helper-masked)(/|$)|^\./etc/(passwd|group|shadow|gshadow)-?$|^\./etc/$|^\./var/(lib|cache|log)?/?$|^\./lib/modules/[^/]+/modules\.[a-z.]+$|^\./lib/modules/[^/]+/$|^\./var/lib/dkms/$|^\./etc/systemd/(system/)?$')
+	'^\./(var/lib/dpkg|var/log|var/cache/apt|var/cache/debconf|var/cache/man|var/lib/apt|var/lib/systemd/deb-systemd-helper-enabled|var/lib/systemd/deb-systemd-helper-masked)(/|$)|^\./etc/(passwd|group|shadow|gshadow)-?$|^\./etc/\.pwd\.lock$|^\./etc/\.pwd\.lock$|^\./(usr/)?lib/modules/[^/]+/modules\.[a-z.]+$' |
+	while IFS= read -r p; do
+		case $p in */) [ -d "/${p#./}" ] && continue ;; esac
+		echo "$p"
+	done)
 is "purge leaves nothing of the packages" "$left" ""
 for x in /usr/bin/obd /usr/bin/overlaybd-fetchd /etc/overlaybd "$cache" /var/lib/dkms/dm-overlaybd \
 	/lib/systemd/system/overlaybd-fetchd.service /etc/systemd/system/multi-user.target.wants/overlaybd-fetchd.service; do
