@@ -86,6 +86,11 @@ out:
 	return found;
 }
 
+bool cli_dm_name_ok(const char *name)
+{
+	return *name && strlen(name) < 128 && !strchr(name, '/');
+}
+
 bool cli_dm_exists(const char *name)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);

@@ -12,6 +12,8 @@ int cli_dm_init(void);
 const char *cli_dm_last_error(void);
 bool cli_dm_target_loaded(const char *name);
 bool cli_dm_exists(const char *name);
+/* A name obd gives a device: not empty, shorter than 128, no '/'. */
+bool cli_dm_name_ok(const char *name);
 
 /*
  * The table of name, one overlaybd target from sector 0: its length in

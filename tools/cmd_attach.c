@@ -282,7 +282,7 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_err("attach", "no layer, config or image reference given");
-	if (o.name && (!*o.name || strlen(o.name) >= 128 || strchr(o.name, '/')))
+	if (o.name && !cli_dm_name_ok(o.name))
 		return cli_usage_err("attach", "bad device name '%s'", o.name);
 	return cli_attach(&o, argc - optind, argv + optind);
 }

@@ -459,7 +459,7 @@ int cmd_mount(int argc, char **argv)
 		return cli_usage_err("mount", "--rw and --upper exclude each other");
 	if (argc - optind < 2)
 		return cli_usage_err("mount", "expected IMAGE... DIR");
-	if (o.a.name && (!*o.a.name || strlen(o.a.name) >= 128 || strchr(o.a.name, '/')))
+	if (o.a.name && !cli_dm_name_ok(o.a.name))
 		return cli_usage_err("mount", "bad device name '%s'", o.a.name);
 	return do_mount(&o, argc - optind - 1, argv + optind, argv[argc - 1]);
 }
