@@ -38,7 +38,8 @@ if ! (cd "$src" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" 
 fi
 mv "$work"/*.deb "$work"/*.buildinfo "$work"/*.changes "$out/"
 
-# lintian: errors fail; the warnings we keep are justified in debian/*.lintian-overrides.
+# lintian: errors fail (OBD_DEB_LINTIAN=0 skips it: the package test's second build).
+[ "${OBD_DEB_LINTIAN:-1}" = 0 ] && { ls "$out"/*.deb; exit 0; }
 changes=$(ls "$out"/*.changes)
 if ! lintian --fail-on error --info "$changes" > "$out/lintian.log" 2>&1; then
 	cat "$out/lintian.log" >&2
