@@ -224,4 +224,8 @@ clean:
 	rm -rf build build-san build-fuzz
 	-$(MAKE) -C kmod clean KDIR=$(KDIR) >/dev/null 2>&1
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+# The compiler's dependency files, named from the objects and programs (not
+# found by name: build/ also holds other trees, such as make example-debian's
+# Debian root with its etc/*.d directories).
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d) $(REG_OBJS:.o=.d) \
+	$(FETCHD_OBJS:.o=.d) $(TEST_BINS:=.d) $(BENCH_BINS:=.d)
