@@ -8,6 +8,8 @@
 #   make check-debug  the VM suite on a KASAN/lockdep/kmemleak debug kernel built
 #                   from Debian's linux-source-6.1 (cached), plus a failslab pass
 #   make demo       build and serve an example image (see README.md)
+#   make example-debian  the README's example end to end: a Debian image made with
+#                   debootstrap and umoci, obd convert, obd mount, chroot (in the VM)
 #   make bench      benchmarks (ratios against a baseline run alongside)
 #   make fuzz       long libFuzzer runs (FUZZ_SECONDS per target)
 #   make install    install the tools, their unit, config, man pages and
@@ -69,7 +71,7 @@ FETCHD_OBJS := $(FETCHD_SRCS:%.c=$(O)/%.o)
 FETCHD_BIN := $(if $(FETCHD_SRCS),$(O)/overlaybd-fetchd)
 
 .PHONY: all tools man kmod check check-unit check-tools check-san check-fuzz check-vm check-debug \
-	demo bench fuzz install install-tools install-dkms-src dkms-install deb clean deps
+	demo example-debian bench fuzz install install-tools install-dkms-src dkms-install deb clean deps
 
 all: tools $(TEST_BINS) $(BENCH_BINS)
 
@@ -165,6 +167,10 @@ check-debug:
 demo: deps
 	@scripts/demo.sh
 
+# Not part of check: it downloads Debian (debootstrap) and takes minutes.
+example-debian: deps
+	@scripts/example-debian.sh
+
 bench: deps
 	@scripts/bench.sh
 
@@ -224,4 +230,8 @@ clean:
 	rm -rf build build-san build-fuzz
 	-$(MAKE) -C kmod clean KDIR=$(KDIR) >/dev/null 2>&1
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+# The compiler's dependency files, named from the objects and programs (not
+# found by name: build/ also holds other trees, such as make example-debian's
+# Debian root with its etc/*.d directories).
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d) $(REG_OBJS:.o=.d) \
+	$(FETCHD_OBJS:.o=.d) $(TEST_BINS:=.d) $(BENCH_BINS:=.d)

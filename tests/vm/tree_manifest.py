@@ -4,7 +4,7 @@
 A canonical listing of a directory tree, to compare a source tree with the
 file system of an image made from it (tests/vm/43-build.sh).
 
-  tree_manifest.py ROOT [--no-root-times]
+  tree_manifest.py ROOT [--no-root-times] [--mtime-s]
 
 One line per entry, sorted by path ("." is ROOT itself; lost+found at the
 top is left out): path, type, mode (octal, with setuid/setgid/sticky),
@@ -13,6 +13,10 @@ then by type: regular files their size, sha256 and hard-link group (the
 first path of the group when it has more than one link, else "-");
 symlinks their target; device nodes major:minor; and every extended
 attribute (name=hex value, sorted), or "-".
+
+--mtime-s: mtimes in whole seconds, rounded to the nearest (half up), as
+Go's archive/tar writes them in the layers umoci makes; to compare a source
+tree with the image made of it (scripts/example-debian.sh).
 """
 import hashlib, os, stat, sys
 
@@ -41,6 +45,7 @@ def sha(p):
 def main():
     root = sys.argv[1]
     root_times = "--no-root-times" not in sys.argv
+    mtime_s = "--mtime-s" in sys.argv
     entries = []
     for dp, dns, fns in os.walk(root):
         rel = os.path.relpath(dp, root)
@@ -61,6 +66,8 @@ def main():
         kind = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
                 stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[stat.S_IFMT(m)]
         mtime = st.st_mtime_ns if (r != "." or root_times) else "-"
+        if mtime_s and mtime != "-":
+            mtime = (mtime + 500000000) // 1000000000
         line = [r, kind, "%o" % stat.S_IMODE(m), str(st.st_uid), str(st.st_gid), str(mtime)]
         if kind == "f":
             group = inodes.get((st.st_dev, st.st_ino), "-")
