@@ -142,7 +142,7 @@ kernel_part() {
 	fi
 	mnt=$work/mnt
 	rw=$work/rw
-	mkdir -p "$mnt" "$rw"	# obd mount makes RWDIR/fs and RWDIR/work, not these
+	mkdir -p "$mnt"	# the mount point; obd mount makes RWDIR (and its fs/, work/)
 	say "kernel $(uname -r): obd convert the OCI image (two layers)"
 	out=$work/debian-obd
 	t0=$(date +%s)

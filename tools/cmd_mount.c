@@ -338,6 +338,9 @@ static int do_mount(struct mount_opts *o, int nimg, char **img, const char *dir)
 		return EXIT_FAIL;
 	}
 	if (o->rwdir) {
+		/* a container's own directory: made if missing (mkdir -p), as its fs/ and work/ */
+		if (cli_make_dirs(o->rwdir))
+			return EXIT_FAIL;
 		if (!realpath(o->rwdir, rwdir)) {
 			cli_err(o->rwdir, "%s", strerror(errno));
 			return EXIT_FAIL;

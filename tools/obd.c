@@ -136,7 +136,7 @@ static const struct cli_cmd cmds[] = {
 	  "superblock) at DIR: read-only; with --upper, the writable layer DATA\n"
 	  "[INDEX] goes on top and the file system is mounted read-write; with --rw,\n"
 	  "an overlayfs over the read-only mount with RWDIR/fs as its upper and\n"
-	  "RWDIR/work as its work directory (made if missing): a container rootfs.\n"
+	  "RWDIR/work as its work directory (all made if missing): a container rootfs.\n"
 	  "What it made is recorded in " "/run/overlaybd/mounts" "; obd umount DIR undoes it.\n"
 	  "  -n, --name NAME        device name (default: the first free obdN)\n"
 	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"

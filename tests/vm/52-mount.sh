@@ -31,7 +31,7 @@ vm_test_begin 52-mount
 modprobe ext4 2>/dev/null
 modprobe overlay 2>/dev/null
 state=/run/overlaybd/mounts
-mkdir -p mnt rw
+mkdir -p mnt
 
 # leftovers: what obd mount made that still exists
 leftovers() {
@@ -87,6 +87,7 @@ check_eq "nothing left" "$(leftovers)" ""
 # --- --rw: overlayfs -----------------------------------------------------------------------
 check "obd mount --rw RWDIR" "$obd" mount --rw rw "$cfg" mnt || bail "mount --rw"
 check_eq "overlayfs at DIR" "$(findmnt -n -o FSTYPE mnt)" overlay
+check "RWDIR was made (it did not exist), with fs/ and work/" test -d rw/fs -a -d rw/work
 check "write through the overlay: a new file, a change, a delete" bash -c \
 	"echo new > mnt/new && echo three > mnt/etc/greeting && rm mnt/data/f && chroot mnt /bin/sh -c 'echo inside > /data/g'"
 check "the changes are in RWDIR/fs" bash -c \
