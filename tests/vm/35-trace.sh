@@ -27,11 +27,11 @@ obd=${OBD_TEST_OBD:-$obd}
 PYT="$PY $OBD_TOP/tests/tools/tracefmt.py"
 modprobe ext4 2>/dev/null
 
-# --- the image: ext4 over a few hundred files -----------------------------------------
+# --- the image: ext4 over 150 files --------------------------------------------------
 $PY - <<'EOF' || bail "cannot make the tree"
 import os, random
 random.seed(35)
-for i in range(300):
+for i in range(150):
     d = "tree/d%02d/s%d" % (i % 17, i % 3)
     os.makedirs(d, exist_ok=True)
     n = random.choice([1, 100, 4096, 5000, 20000, 65536, 130000, 300000])

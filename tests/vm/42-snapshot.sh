@@ -91,15 +91,16 @@ writer() {
 		head -c 65536 /dev/urandom > "mnt/$1.$i" && sha256sum "mnt/$1.$i" >> "sums.$1"
 	done
 }
-writer a 1 40
-writer b 1 200 &
+writer a 1 10
+writer b 1 80 &
 wpid=$!
 sleep 2
 out=$("$obd" snapshot snapfs 2>&1)
 check "snapshot with ext4 mounted and a writer running" test "$out" = \
 	"$(printf 'sealed %s\nupper %s %s' "$d/fs.data" "$d/fs.1.data" "$d/fs.1.index")" || diag "$out"
+check "the writer was still running when the snapshot returned" kill -0 $wpid
 wait $wpid
-writer c 1 40
+writer c 1 10
 check "umount" umount mnt
 check "fsck.ext4 -fn is clean" fsck.ext4 -fn /dev/mapper/snapfs
 check "detach" "$obd" detach snapfs
@@ -109,8 +110,8 @@ check "commit the sealed layer and the last upper" bash -c "
 check "the committed image attaches read-only" \
 	"$obd" attach --name snapfsc "$L1" "$L2" "$d/fs1.commit" "$d/fs2.commit"
 check "and mounts" mount -o ro,noload /dev/mapper/snapfsc mnt
-check "every file written before, during and after the snapshot is intact (280 files)" \
-	bash -c "[ \$(cat sums.a sums.b sums.c | wc -l) = 280 ] && cat sums.a sums.b sums.c | sha256sum -c --quiet"
+check "every file written before, during and after the snapshot is intact (100 files)" \
+	bash -c "[ \$(cat sums.a sums.b sums.c | wc -l) = 100 ] && cat sums.a sums.b sums.c | sha256sum -c --quiet"
 umount mnt
 check "detach" "$obd" detach snapfsc
 
