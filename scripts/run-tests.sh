@@ -165,7 +165,7 @@ vm_selected() {
 }
 
 suite_vm_kernel() {
-	local k=$1 t mb boots smp disk
+	local k=$1 t mb boots smp disk start
 	for t in tests/vm/[0-9]*.sh; do
 		[ -f "$t" ] || continue
 		vm_selected "$(basename "$t" .sh)" || continue
@@ -176,9 +176,30 @@ suite_vm_kernel() {
 		[ -z "$boots" ] || disk+=(--boots "$boots")
 		smp=$(sed -n 's/^# vm-smp: \([0-9]*\)$/\1/p' "$t")
 		[ -z "$smp" ] || disk+=(--smp "$smp")
+		if [ "$k" = debug ] && debug_skip "$(basename "$t" .sh)"; then
+			continue
+		fi
+		start=$SECONDS
 		run_one "vm-$k/$(basename "$t" .sh)" scripts/vm-run.sh --kernel "$k" \
 			${disk[@]+"${disk[@]}"} -- bash "$t"
+		[ "$k" != debug ] || debug_record "$(basename "$t" .sh)" $((SECONDS - start))
 	done
+}
+
+# The debug-kernel ledger (scripts/debug-ledger.sh, docs/debug-ledger.tsv): every
+# clean pass is recorded for this module source, debug kernel and test file; with
+# OBD_DEBUG_RESUME=1 a test already recorded is not run again.
+# 00-boot always runs: the rest waits on it.
+debug_skip() {
+	[ "${OBD_DEBUG_RESUME:-0}" = 1 ] && [ "$1" != 00-boot ] &&
+		scripts/debug-ledger.sh passed "$1" || return 1
+	printf 'skip %-40s (passed on this module and kernel: docs/debug-ledger.tsv)\n' "vm-debug/$1"
+}
+
+debug_record() {	# NAME SECONDS: if it passed
+	awk -v n="vm-debug/$1" '$3 == n { r = ($2 == 0 && $1 > 0) } END { exit !r }' "$results" ||
+		return 0
+	scripts/debug-ledger.sh add "$1" "$2"
 }
 
 suite_vm() {
@@ -224,7 +245,7 @@ debug_vm_streams() {
 }
 
 suite_debug() {
-	local kdir
+	local kdir start
 	run_one "debug-kernel/build" scripts/debug-kernel.sh build || true
 	kdir=$(scripts/kernels.sh kdir debug 2>/dev/null) || return 0
 	run_one "kmod/build-debug" make -C kmod KDIR="$kdir"
@@ -234,7 +255,12 @@ suite_debug() {
 	awk '$3 == "vm-debug/00-boot" && $2 == 0 { ok = 1 } END { exit !ok }' "$results" || return 0
 	debug_vm_streams
 	if [ "${OBD_DEBUG_FAILSLAB:-1}" != 0 ]; then
-		run_one "vm-debug/failslab" scripts/vm-run.sh --kernel debug -- bash tests/vm/debug-failslab.sh
+		if ! debug_skip failslab; then
+			start=$SECONDS
+			run_one "vm-debug/failslab" scripts/vm-run.sh --kernel debug -- \
+				bash tests/vm/debug-failslab.sh
+			debug_record failslab $((SECONDS - start))
+		fi
 	fi
 }
 
