@@ -1167,7 +1167,11 @@ static int obd_build_index(struct obd_target *t, char **error)
 		counts[i] = lp[i]->nmaps;
 	}
 
-	vsize = obd_stack_vsize(lp, t->nlayers);
+	/*
+	 * No lowers: the upper alone (a blank writable disk, the reference's
+	 * "only one RW layer"); its own header checks the length when it opens.
+	 */
+	vsize = t->nlayers ? obd_stack_vsize(lp, t->nlayers) : (u64)t->ti->len << SECTOR_SHIFT;
 	/* The same rule as the tools (obd attach, cat, check). */
 	if (obd_stack_vsize_check(vsize, &err)) {
 		*error = "Invalid virtual size";
@@ -1203,7 +1207,7 @@ out_free:
  */
 static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
-	static const struct dm_arg layers_arg = {1, OBD_MAX_LAYERS, "Invalid number of layers"};
+	static const struct dm_arg layers_arg = {0, OBD_MAX_LAYERS, "Invalid number of layers"};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct obd_target *t;
 	unsigned int i;
@@ -1234,6 +1238,11 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = obd_parse_opt_args(t, &as, &ti->error);
 	if (r)
 		goto bad;
+	if (!t->nlayers && !t->upper_data) {
+		ti->error = "A table without lower layers needs an upper layer";
+		r = -EINVAL;
+		goto bad;
+	}
 	atomic_set(&t->pending, 0);
 	t->fetch.hold = t->hold_set ? (unsigned long)t->hold_s * HZ : obd_hold_default();
 	t->fetch.pending = &t->pending;
@@ -1624,7 +1633,7 @@ static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, cha
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 6, 0},
+	.version = {1, 7, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,

@@ -20,6 +20,7 @@
 #include "cache_scan.h"
 #include "config.h"
 #include "url.h"
+#include "durable.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
@@ -281,24 +282,6 @@ static int entry_init(struct cache_entry *e, const char *path, char *err, size_t
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		rc = -errno;
-	else if (fsync(fd))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
 static int alloc_bits(struct cache_entry *e, char *err, size_t errlen)
 {
 	e->ngranules = OBD_DIV_UP(e->info.blob_size, GRANULE);
@@ -404,7 +387,7 @@ static int create_meta(struct cache_entry *e, char *err, size_t errlen)
 		reg_errf(err, errlen, rc, "%s: writing: %s", tmp, strerror(-rc));
 		goto out_unlink;
 	}
-	rc = fsync_dir_of(e->meta_path);
+	rc = obd_fsync_dir_of(e->meta_path);
 	if (rc) {
 		reg_errf(err, errlen, rc, "%s: fsync of the directory: %s", e->meta_path,
 		       strerror(-rc));

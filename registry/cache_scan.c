@@ -25,6 +25,7 @@
 #include "cache_scan.h"
 #include "config.h"
 #include "dm_table.h"
+#include "durable.h"
 #include "env_user.h"
 
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
@@ -501,22 +502,6 @@ static int unlink_gone_ok(const char *path)
 	return errno == ENOENT ? 0 : -errno;
 }
 
-static int fsync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
 int cache_entry_unlink(const char *data_path, char *err, size_t errlen)
 {
 	char meta[PATH_MAX];
@@ -535,7 +520,7 @@ int cache_entry_unlink(const char *data_path, char *err, size_t errlen)
 
 int cache_dir_sync(const char *data_path, char *err, size_t errlen)
 {
-	int rc = fsync_dir(data_path);
+	int rc = obd_fsync_dir_of(data_path);
 
 	if (rc)
 		return reg_errf(err, errlen, rc, "%s: fsync of the directory: %s", data_path,

@@ -20,6 +20,7 @@
 #include "cli_imageref.h"
 #include "cli_oci.h"
 #include "config.h"
+#include "durable.h"
 #include "reg_client.h"
 
 #define ACCEPT_ALL	MT_OCI_MANIFEST ", " MT_OCI_INDEX ", " MT_DOCKER_MANIFEST ", " MT_DOCKER_LIST
@@ -408,56 +409,19 @@ out:
 }
 
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/* dir/name holds text, or its old content: temp file, fsync, rename, fsync dir. */
+/* dir/name holds text, or its old content (lib/durable.c). */
 static int write_durable(const char *dir, const char *name, const char *text)
 {
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	size_t len = strlen(text), off = 0;
-	ssize_t w;
-	int fd, rc = 0;
+	char dst[PATH_MAX];
+	int rc;
 
-	if (snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, name, (int)getpid()) >=
-	    (int)sizeof(tmp)) {
+	if (snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst)) {
 		cli_err(dir, "path too long");
 		return -ENAMETOOLONG;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		cli_err(tmp, "%s", strerror(errno));
-		return -errno;
-	}
-	while (off < len && !rc) {
-		w = write(fd, text + off, len - off);
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, dst))
-		rc = -errno;
-	if (!rc)
-		rc = fsync_dir(dir);
-	if (rc) {
+	rc = obd_replace_file(dst, text, strlen(text), 0644);
+	if (rc)
 		cli_err(dst, "writing the image config: %s", strerror(-rc));
-		unlink(tmp);
-	}
 	return rc;
 }
 

@@ -46,6 +46,7 @@
 #include "cli_prefetch.h"
 #include "cli_remote.h"
 #include "config.h"
+#include "durable.h"
 
 #ifndef FS_IOC_FIEMAP	/* <linux/fs.h> clashes with <sys/mount.h> */
 #define FS_IOC_FIEMAP	_IOWR('f', 11, struct fiemap)
@@ -375,54 +376,14 @@ int cli_pf_mode_of(const char *path, enum cli_pf_mode *mode)
 	return 0;
 }
 
-/* fsync the folder holding path, so a rename or a create survives a crash. */
-static void sync_dir_of(const char *path)
-{
-	char d[PATH_MAX];
-	char *slash;
-	int fd;
-
-	snprintf(d, sizeof(d), "%s", path);
-	slash = strrchr(d, '/');
-	if (!slash)
-		snprintf(d, sizeof(d), ".");
-	else if (slash == d)
-		d[1] = 0;
-	else
-		*slash = 0;
-	fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/* Write buf as path durably: a temp file beside it, fsync, rename. */
+/* Write buf as path durably (lib/durable.c). */
 static int write_durable(const char *path, const void *buf, u64 len)
 {
-	char tmp[PATH_MAX];
-	int fd, rc;
+	int rc = obd_replace_file(path, buf, (size_t)len, 0644);
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		cli_err(tmp, "%s", strerror(errno));
-		return -errno;
-	}
-	rc = obd_pwrite_all(fd, buf, (size_t)len, 0);
-	if (!rc && fsync(fd))
-		rc = -errno;
-	close(fd);
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
+	if (rc)
 		cli_err(path, "writing the trace: %s", strerror(-rc));
-		unlink(tmp);
-		return rc;
-	}
-	sync_dir_of(path);
-	return 0;
+	return rc;
 }
 
 static int touch(const char *path)
@@ -611,7 +572,7 @@ static int write_trace(const char *path, const struct obd_trace_rec *recs, u64 n
 	rc = touch(ok);
 	if (!rc) {
 		unlink(lock);
-		sync_dir_of(ok);
+		obd_fsync_dir_of(ok);
 	}
 	return rc;
 }

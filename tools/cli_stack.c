@@ -769,6 +769,11 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 				a++;
 		}
 	}
+	if (!s->n) {	/* a config with only an upper, to a command that reads the lowers */
+		cli_err(argv[0], "no layers to read: the config has only an upper layer");
+		rc = -EINVAL;
+		goto out_close;
+	}
 	if (s->n > OBD_MAX_LAYERS) {
 		cli_err(NULL, "%u layers, at most %d supported", s->n, OBD_MAX_LAYERS);
 		rc = -EINVAL;

@@ -81,7 +81,9 @@ static int upper_tokens(const struct cli_layer *l, char **data, char **index)
  * The lowers' virtual size (the top-most non-zero one): the device's
  * length, which a writable top layer must have too. One created with size
  * 0 (overlaybd-create DATA INDEX 0) takes it now, persisted, as the
- * reference's stack_files does.
+ * reference's stack_files does. With no lowers the upper alone is the
+ * disk (the reference's "only one RW layer"): its own size, which it must
+ * have been given.
  */
 static int check_upper(struct cli_stack *s, unsigned int nlow)
 {
@@ -89,7 +91,9 @@ static int check_upper(struct cli_stack *s, unsigned int nlow)
 	u64 vs = cli_stack_vsize(s, nlow);
 
 	if (!nlow) {
-		cli_err(up->path, "a writable layer needs at least one layer below it to attach");
+		if (up->info.virtual_size)
+			return 0;
+		cli_err(up->path, "virtual_size 0 and no layers below to take it from: create it with a size");
 		return -EINVAL;
 	}
 	if (!up->info.virtual_size && vs && cli_rw_set_vsize(up, vs))

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "cli_dm.h"
 #include "cli_prefetch.h"
+#include "durable.h"
 
 #define MOUNT_STATE_DIR		"/run/overlaybd/mounts"
 #define OBD_OVERLAYFS_MAGIC	0x794c7630	/* linux/magic.h OVERLAYFS_SUPER_MAGIC */
@@ -58,36 +59,25 @@ static int rec_path(char *buf, size_t len, const char *device, const char *suffi
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Write the record durably and atomically (a temp file renamed over it). */
+/* Write the record durably and atomically (lib/durable.c). */
 static int rec_write(const struct mount_rec *r)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	FILE *f;
-	int rc;
+	char path[PATH_MAX], *text = NULL;
+	int rc, n;
 
 	rc = cli_make_dirs(state_dir());
 	if (rc)
 		return rc;
-	if (rec_path(path, sizeof(path), r->device, ".mount") ||
-	    rec_path(tmp, sizeof(tmp), r->device, ".mount.tmp"))
+	if (rec_path(path, sizeof(path), r->device, ".mount"))
 		return -ENAMETOOLONG;
-	f = fopen(tmp, "w");
-	if (!f) {
-		rc = -errno;
-		cli_err(tmp, "%s", strerror(errno));
-		return rc;
-	}
-	fprintf(f, "target=%s\ndevice=%s\nmode=%s\nfstype=%s\nlower=%s\n", r->target, r->device,
-		mode_names[r->mode], r->fstype, r->lower);
-	rc = fflush(f) || fsync(fileno(f)) ? -errno : 0;
-	if (fclose(f) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
+	n = asprintf(&text, "target=%s\ndevice=%s\nmode=%s\nfstype=%s\nlower=%s\n", r->target,
+		     r->device, mode_names[r->mode], r->fstype, r->lower);
+	if (n < 0)
+		return -ENOMEM;
+	rc = obd_replace_file(path, text, (size_t)n, 0644);
+	if (rc)
 		cli_err(path, "cannot write the mount record: %s", strerror(-rc));
-		unlink(tmp);
-	}
+	free(text);
 	return rc;
 }
 

@@ -91,7 +91,7 @@ int obd_table_parse(char *line, struct obd_table *t)
 	unsigned int n, i;
 
 	memset(t, 0, sizeof(*t));
-	if (count_of(next_word(&s), OBD_MAX_LAYERS, &n) || !n)
+	if (count_of(next_word(&s), OBD_MAX_LAYERS, &n))
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		t->layers[i] = next_word(&s);
@@ -100,8 +100,8 @@ int obd_table_parse(char *line, struct obd_table *t)
 		t->n = i + 1;
 	}
 	w = next_word(&s);
-	if (!w)
-		return 0;
+	if (!w)		/* no lowers and no options: not even an upper */
+		return t->n ? 0 : -EINVAL;
 	if (count_of(w, OBD_TABLE_MAX_OPTS, &n))
 		return -EINVAL;
 	for (i = 0; i < n; i++) {

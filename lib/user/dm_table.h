@@ -28,8 +28,9 @@ struct obd_table {
  * kernel splits a table (dm_split_args); in each, \ooo (three octal digits,
  * not \000) is that byte, as the target decodes paths and prints white
  * space and backslashes in its table line (\040, \134). 0 when the line is well formed:
- * #layers 1..OBD_MAX_LAYERS and that many layers, then nothing or
- * #opt args (at most OBD_TABLE_MAX_OPTS) and exactly that many words.
+ * #layers 0..OBD_MAX_LAYERS and that many layers, then nothing (not
+ * after 0 layers) or #opt args (at most OBD_TABLE_MAX_OPTS) and exactly
+ * that many words.
  * Otherwise -EINVAL, and t still holds the layers read before the
  * problem (n of them; 0 when #layers is bad) and no options: a caller
  * that only looks at the layers may use them.

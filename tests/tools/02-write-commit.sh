@@ -120,4 +120,17 @@ is "  the sparse file is vsize + 4 KiB" "$(stat -c %s zs.data)" $((67108864 + 40
 is "  ... its header says 64 MiB" "$(hdr_vsize zs.data)" 67108864
 t "obd create DATA INDEX 0" "$OBD" create z2.data z2.index 0
 
+# An upper and no lowers (the reference's "only one RW layer"): a blank
+# writable disk of the upper's own size, a table with 0 lowers.
+"$OBD" create u1.data u1.index 8M
+printf '{"lowers": [], "upper": {"data": "%s", "index": "%s"}}\n' "$T/u1.data" "$T/u1.index" > u1.json
+t "attach --table: a config with an upper and no lowers" "$OBD" attach --table u1.json
+is "  0 lowers, the upper, its own length" "$(cat "$T/.out")" \
+	"0 16384 overlaybd 0 3 upper $T/u1.data $T/u1.index"
+t "attach --table: an upper alone as DATA INDEX" "$OBD" attach --table u1.data u1.index
+is "  the same table" "$(cat "$T/.out")" "0 16384 overlaybd 0 3 upper $T/u1.data $T/u1.index"
+printf '{"lowers": [], "upper": {"data": "%s", "index": "%s"}}\n' "$T/z2.data" "$T/z2.index" > z2.json
+fails "  an upper of size 0 alone: refused" 1 "stack virtual size 0 bytes" \
+	"$OBD" attach --table z2.json
+
 done_testing

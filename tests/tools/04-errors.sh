@@ -94,7 +94,9 @@ t "attach --table" "$OBD" attach --table --direct-io --no-verify "$REF/l1.commit
 	"$REF/l2.commit.lz4.zfile.tar"
 is "  table line" "$(cat "$T/.out")" \
 	"0 131072 overlaybd 2 $(realpath "$REF/l1.commit") $(realpath "$REF/l2.commit.lz4.zfile.tar") 2 direct_io no_verify"
-fails "attach refuses a writable layer" 1 "w.data" "$OBD" attach --table w.data w.index
+# a writable layer alone is a blank disk (0 lowers), no longer refused (02 tests it)
+t "attach a writable layer alone" "$OBD" attach --table w.data w.index
+is "  0 lowers, the upper" "$(cut -d' ' -f4-6 "$T/.out")" "0 3 upper"
 
 # A stack whose virtual size is not a multiple of 512 is refused everywhere,
 # as the kernel refuses it (not silently truncated).

@@ -53,7 +53,9 @@ static void test_bad(void)
 	char buf[512];
 
 	tap_ok(parse("", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "empty line");
-	tap_ok(parse("0", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "no layers");
+	tap_ok(parse("0", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "no layers and no options");
+	tap_ok(!parse("0 3 upper /d -", &t, buf, sizeof(buf)) && !t.n && t.nopt == 3 &&
+	       !strcmp(t.opts[2], "-"), "no lowers, an upper alone");
 	tap_ok(parse("256 /a", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "too many layers");
 	tap_ok(parse("2x /a /b", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "#layers not a number");
 	tap_ok(parse("3 /a /b", &t, buf, sizeof(buf)) == -EINVAL && t.n == 2 &&

@@ -15,6 +15,10 @@
 #     survives umount and mount again
 #   - obd umount refuses a mount point obd did not make, and a busy one
 #     (nothing changes); a second obd mount on a mounted DIR is refused
+#   - an upper alone (config.v1.json with lowers []: a blank writable disk):
+#     attach, O_DIRECT writes equal a model, reload, dmsetup create with the
+#     same table, ext4 on it survives detach; tables with 0 lowers refused
+#     without an upper, read-only, or with the wrong length
 #   - errors with clear messages and nothing left behind: an image without
 #     a file system, dm-overlaybd not loaded
 #   - at the end no device, no mount, no record is left
@@ -109,6 +113,60 @@ check "obd mount --upper again" "$obd" mount --upper up.data up.index "$cfg" mnt
 check_eq "the file survived" "$(cat mnt/etc/upper 2>&1)" upper
 check "obd umount" "$obd" umount mnt
 check_eq "nothing left" "$(leftovers)" ""
+
+# --- an upper alone: a blank writable disk (no lowers) ------------------------------------
+# The reference's "only one RW layer": config.v1.json with an upper and lowers [].
+check "obd create a blank upper (32M)" "$obd" create blank.data blank.index 32M
+printf '{"lowers": [], "upper": {"data": "%s", "index": "%s"}}\n' "$d/blank.data" "$d/blank.index" > blank.json
+check "obd attach: upper and no lowers" "$obd" attach --name m52b blank.json || bail "attach blank"
+check_eq "the table: 0 lowers, the upper" "$(dmsetup table m52b)" \
+	"0 65536 overlaybd 0 3 upper $d/blank.data $d/blank.index"
+check_eq "a blank disk reads zeros" "$(cmp -n 33554432 /dev/mapper/m52b /dev/zero 2>&1)" ""
+truncate -s 32M blank.model
+head -c 1048576 /dev/urandom > w1 && head -c 8192 /dev/urandom > w2
+check "O_DIRECT writes at 5 MiB and at the last 8 KiB" bash -c \
+	"dd if=w1 of=/dev/mapper/m52b bs=1M seek=5 oflag=direct conv=notrunc status=none && dd if=w2 of=/dev/mapper/m52b bs=8192 seek=4095 oflag=direct conv=notrunc status=none"
+dd if=w1 of=blank.model bs=1M seek=5 conv=notrunc status=none
+dd if=w2 of=blank.model bs=8192 seek=4095 conv=notrunc status=none
+model=$(sha256sum < blank.model)
+check_eq "the device equals the model" "$(sha256sum < /dev/mapper/m52b)" "$model"
+tbl=$(dmsetup table m52b)
+check "dmsetup reload of its own table + resume" bash -c \
+	"dmsetup reload m52b --table '$tbl' && dmsetup resume m52b"
+check_eq "... the device still equals the model" "$(sha256sum < /dev/mapper/m52b)" "$model"
+check "obd detach" "$obd" detach m52b
+check_eq "obd cat of the config (the upper alone) equals the model" "$("$obd" cat blank.json | sha256sum)" "$model"
+tbl=$("$obd" attach --table blank.json)
+check "dmsetup create with the table obd attach --table prints" dmsetup create m52b --table "$tbl"
+check_eq "... the device equals the model" "$(sha256sum < /dev/mapper/m52b)" "$model"
+check "mkfs.ext4 on it, a file, umount" bash -c \
+	"mkfs.ext4 -q /dev/mapper/m52b && mount /dev/mapper/m52b mnt && echo blank > mnt/f && umount mnt"
+check "dmsetup remove" dmsetup remove m52b
+check "obd attach again: the file system is there" bash -c \
+	"'$obd' attach --name m52b blank.json && mount -o ro /dev/mapper/m52b mnt && [ \"\$(cat mnt/f)\" = blank ] && umount mnt && '$obd' detach m52b"
+# refused: dmsetup fails, no device is left, dmesg names the reason
+# (check runs it in a subshell: the mark is unique by the clock, not a counter)
+refused() {
+	local why=$1 mark; shift
+	mark=52-refused-$(date +%s%N)
+	echo "obd-test: mark $mark" > /dev/kmsg
+	! dmsetup create m52x "$@" > /dev/null 2>&1 && ! dmsetup info m52x > /dev/null 2>&1 &&
+		vm_dmesg_since "$mark" | grep -q "$why"
+}
+check "table '0' (no lowers, nothing after): refused" refused 'without lower layers needs an upper layer' \
+	--table "0 65536 overlaybd 0"
+check "no lowers and no upper: refused" refused 'without lower layers needs an upper layer' \
+	--table "0 65536 overlaybd 0 1 no_verify"
+check "no lowers, an upper, read-only: refused" refused 'upper layer must be read-write' \
+	--readonly --table "0 65536 overlaybd 0 3 upper $d/blank.data $d/blank.index"
+check "no lowers, a length other than the upper's size: refused" refused 'virtual_size' \
+	--table "0 32768 overlaybd 0 3 upper $d/blank.data $d/blank.index"
+check "obd create an upper of size 0" "$obd" create zero.data zero.index 0
+printf '{"lowers": [], "upper": {"data": "%s", "index": "%s"}}\n' "$d/zero.data" "$d/zero.index" > zero.json
+out=$("$obd" attach zero.json 2>&1)
+rc=$?
+check "obd attach of a size-0 upper alone: refused ($out)" bash -c "[ $rc = 1 ] && [[ '$out' == *'virtual size'* ]]"
+check_eq "... nothing left" "$(leftovers)" ""
 
 # --- refusals and errors -------------------------------------------------------------------
 mkdir -p other && mount -t tmpfs tmpfs other
