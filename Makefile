@@ -17,10 +17,12 @@
 #   make dkms-install  the module's source into /usr/src, then dkms add, build, install
 #   make deb        the Debian packages (dpkg-buildpackage: debian/) into build/deb/
 #
-# Conventions: every lib/*.c goes into libobd.a; every registry/*.c into
-# libobdreg.a; every fetchd/*.c into overlaybd-fetchd; every tools/*.c into obd;
-# every tests/unit/test_*.c is one test program; every tests/bench/bench_*.c
-# one benchmark; every tests/fuzz/fuzz_*.c one libFuzzer target.
+# Conventions: every lib/core/*.c (the format core, which kmod/Kbuild also
+# compiles into the module) and every lib/user/*.c (userspace only) goes into
+# libobd.a; every registry/*.c into libobdreg.a; every fetchd/*.c into
+# overlaybd-fetchd; every tools/*.c into obd; every tests/unit/test_*.c is one
+# test program; every tests/bench/bench_*.c one benchmark; every
+# tests/fuzz/fuzz_*.c one libFuzzer target.
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -41,7 +43,7 @@ VERSION := $(shell scripts/version.sh)
 CSTD := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DOBD_VERSION=\"$(VERSION)\"
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -Iinclude -Ilib -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
+ALL_CFLAGS := $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) -Iinclude -Ilib/core -Ilib/user -Iregistry -MMD -MP -DOBD_SRCDIR=\"$(CURDIR)\"
 ifeq ($(SAN),1)
 O := build-san
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -50,7 +52,7 @@ endif
 LIBS := -llz4 -lzstd -lz -ljson-c -ldevmapper -lpthread -lcrypto -lcurl
 FETCHD_LIBS := -luring -lcurl -ljson-c -lcrypto -lssl -lpthread
 
-LIB_SRCS := $(wildcard lib/*.c)
+LIB_SRCS := $(wildcard lib/core/*.c lib/user/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(O)/%.o)
@@ -130,7 +132,7 @@ $(O)/bench/%: tests/bench/%.c $(O)/libobd.a
 	$(CC) $(ALL_CFLAGS) -O3 -march=x86-64-v2 -o $@ $< $(O)/libobd.a $(LIBS)
 
 # ---------------------------------------------------------------------------
-# Kernel module (kmod/Kbuild compiles the reader half of lib/ into it).
+# Kernel module (kmod/Kbuild compiles the format core, lib/core/, into it).
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 kmod:
@@ -206,12 +208,13 @@ install-tools: tools man
 	for n in $(COMPAT_NAMES); do ln -sf obd.8 $(DESTDIR)$(MANDIR)/man8/$$n.8; done
 
 # The module's source as dkms builds it: kmod/ and what kmod/Kbuild compiles in
-# (lib/, include/). dkms.conf is added by whoever registers it with dkms.
+# (lib/core/, include/); lib/user/ is not the module's. dkms.conf is added by
+# whoever registers it with dkms.
 DKMS_SRC := /usr/src/dm-overlaybd-$(VERSION)
 install-dkms-src:
-	install -d $(DESTDIR)$(DKMS_SRC)/kmod $(DESTDIR)$(DKMS_SRC)/lib $(DESTDIR)$(DKMS_SRC)/include
+	install -d $(DESTDIR)$(DKMS_SRC)/kmod $(DESTDIR)$(DKMS_SRC)/lib/core $(DESTDIR)$(DKMS_SRC)/include
 	install -m 0644 kmod/*.c kmod/*.h kmod/Kbuild kmod/Makefile $(DESTDIR)$(DKMS_SRC)/kmod/
-	install -m 0644 lib/*.c lib/*.h $(DESTDIR)$(DKMS_SRC)/lib/
+	install -m 0644 lib/core/*.c lib/core/*.h $(DESTDIR)$(DKMS_SRC)/lib/core/
 	install -m 0644 include/*.h $(DESTDIR)$(DKMS_SRC)/include/
 
 dkms-install: install-dkms-src

@@ -3,7 +3,7 @@
  * overlaybd on-disk formats: LSMT, ZFile and the tar wrapper.
  *
  * This header holds nothing but the format. It has no #include: the kernel
- * includes it after <linux/types.h>, userspace after lib/obd_defs.h, which
+ * includes it after <linux/types.h>, userspace after lib/core/obd_defs.h, which
  * supplies __u8, __le16/32/64 and __packed. All integers are little-endian.
  * Byte offsets and values follow ../shared/spec/overlaybd-format.md (the
  * reference implementation, containerd/overlaybd).

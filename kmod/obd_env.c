@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The kernel environment of the format core (lib/obd.h): allocation, the
+ * The kernel environment of the format core (lib/core/obd.h): allocation, the
  * overlaybd CRC32C, the LZ4/zstd block codec, file-backed byte sources, and
  * the pool of decode contexts used by the read path.
  */

@@ -51,7 +51,7 @@ int cache_dir_make(const char *dir, char *failed, size_t failedlen);
  * Open the entry at path, creating it if absent (cache file truncated to
  * size, sparse; .meta with an empty bitmap; both fsync'ed, then the
  * directory), or validating it if present: its header must decode
- * (lib/cache.c) and name the same size and digest, else -EEXIST with err
+ * (lib/core/cache.c) and name the same size and digest, else -EEXIST with err
  * saying what differs. A url of the same origin and repository spelt
  * otherwise is rewritten (bitmap kept). Another origin or repository:
  * a complete (sha256-verified) entry is shared as it is (its url, of the

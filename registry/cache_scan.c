@@ -2,7 +2,7 @@
 /*
  * The cache directory as a whole (cache_scan.h): listing, the in-use marks
  * from dm tables, LRU selection and removal. Headers are decoded by
- * lib/cache.c, the one parser of the .meta format; nothing here reads a
+ * lib/core/cache.c, the one parser of the .meta format; nothing here reads a
  * field of struct obd_cache_hdr itself.
  *
  * Everything read is bounded: at most CACHE_SCAN_MAX_ENTRIES entries, one

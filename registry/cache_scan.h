@@ -62,7 +62,7 @@ struct cache_scan {
 
 /*
  * List the entries of dir. Never fails because of one entry: an entry whose
- * .meta or cache file is missing, whose header does not decode (lib/cache.c),
+ * .meta or cache file is missing, whose header does not decode (lib/core/cache.c),
  * names another digest or blob size, or whose bitmap is shorter than the
  * header says, is listed with broken set. 0, or -errno with err naming dir
  * (not a directory, unreadable, out of memory). Free with cache_scan_free().

@@ -20,7 +20,9 @@ trap cleanup EXIT
 cleanup
 mkdir -p "$src"
 # Only what the module build needs: the format core and the kmod sources.
-cp -a "$top/include" "$top/lib" "$top/kmod" "$src/"
+mkdir -p "$src/lib"
+cp -a "$top/include" "$top/kmod" "$src/"
+cp -a "$top/lib/core" "$src/lib/"
 sed "s/#MODULE_VERSION#/$ver/" "$top/dkms.conf" > "$src/dkms.conf"
 rm -rf "$src"/kmod/build-*
 dkms add -m dm-overlaybd -v "$ver" >/dev/null; tap $? "dkms add dm-overlaybd/$ver"

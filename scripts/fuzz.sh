@@ -19,9 +19,10 @@
 # Any crash, sanitizer report, leak or timeout fails the target. Output is TAP,
 # one line per target, then "# passed: P failed: F"; exit status 1 on failure.
 #
-# Every lib/*.c is compiled with clang -fsanitize=fuzzer-no-link,address,undefined;
-# a file that does not compile fails the build (nothing is skipped). fuzz_config
-# links the tools' config.v1.json parser (cli_config_load, tools/cli_stack.c)
+# Every lib/core/*.c and lib/user/*.c is compiled with clang
+# -fsanitize=fuzzer-no-link,address,undefined; a file that does not compile
+# fails the build (nothing is skipped). fuzz_config links the tools'
+# config.v1.json parser (cli_config_load, tools/cli_stack.c)
 # and what it reaches of tools/*.c (an archive), registry/ and curl; fuzz_manifest
 # (imageref_manifest_parse, tools/cli_imageref.c) and fuzz_ocimanifest
 # (oci_manifest_layers, tools/cli_oci.c) are linked the same way. The registry targets (REG_TARGETS:
@@ -38,7 +39,7 @@ CC_FUZZ=${CC_FUZZ:-clang}
 MAX_LEN=${FUZZ_MAX_LEN:-1048576}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g -O1 -Wall -Wextra \
--Wno-unused-parameter -Iinclude -Ilib -Itools $SAN -DOBD_VERSION=\"$(scripts/version.sh)\""
+-Wno-unused-parameter -Iinclude -Ilib/core -Ilib/user -Itools $SAN -DOBD_VERSION=\"$(scripts/version.sh)\""
 LIBS="-llz4 -lzstd -lz -ljson-c -ldevmapper -lpthread"
 REG_SRCS="registry/config.c registry/cred.c registry/auth.c registry/url.c"
 REG_TARGETS=" fuzz_svcconfig fuzz_cred fuzz_wwwauth fuzz_token fuzz_url "
@@ -49,7 +50,7 @@ long) : "${FUZZ_SECONDS:=300}" ;;
 build|repro) : "${FUZZ_SECONDS:=0}" ;;
 corpus)
 	mkdir -p "$OUT"
-	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Ilib -o "$OUT/gen_corpus" \
+	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Ilib/core -Ilib/user -o "$OUT/gen_corpus" \
 		-DOBD_SRCDIR="\"$PWD\"" tests/fuzz/gen_corpus.c tests/unit/testutil.c -llz4 -lzstd || exit 1
 	exec "$OUT/gen_corpus" tests/fuzz/corpus tests/data/overlaybd-ref
 	;;
@@ -63,7 +64,7 @@ command -v "$CC_FUZZ" >/dev/null || die "$CC_FUZZ not found (apt-get install cla
 build() {
 	local f o objs=() tobjs=()
 	mkdir -p "$OUT/obj/lib" "$OUT/obj/tools"
-	for f in lib/*.c; do
+	for f in lib/core/*.c lib/user/*.c; do
 		o=$OUT/obj/lib/$(basename "${f%.c}").o
 		# rebuilt when the source or any lib/ or include/ header is newer
 		if [ ! -e "$o" ] || [ "$f" -nt "$o" ] ||
@@ -73,7 +74,7 @@ build() {
 		fi
 		objs+=("$o")
 	done
-	[ ${#objs[@]} -gt 0 ] || die "no lib/*.c"
+	[ ${#objs[@]} -gt 0 ] || die "no lib/*/*.c"
 	# The registry library (registry/, libobdreg.a in the Makefile): REG_SRCS,
 	# json-c and libcurl's URL API (url.c), linked into the registry targets; the rest of
 	# libobdreg.a (cache_entry.c, cache_scan.c, cred_server.c, http.c: curl) only where the tools' files need it.

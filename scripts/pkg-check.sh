@@ -142,6 +142,11 @@ for kv in "${kvs[@]}"; do
 	is "its module is built for $kv" "$(modinfo -F vermagic "$ko" 2>/dev/null | cut -d' ' -f1)" "$kv"
 done
 check "the module's source is under /usr/src/dm-overlaybd-$ver" test -f "$R/usr/src/dm-overlaybd-$ver/dkms.conf"
+# only what kmod/Kbuild compiles: the format core (lib/core/), not lib/user/
+is "the module's source: dkms.conf, include/, kmod/, lib/core/" \
+	"$(cd "$R/usr/src/dm-overlaybd-$ver" && echo * lib/*)" "dkms.conf include kmod lib lib/core"
+is "its lib/core/ is the tree's" "$(cd "$R/usr/src/dm-overlaybd-$ver/lib/core" && echo *)" \
+	"$(cd "$top/lib/core" && echo *)"
 
 # --- 4. the install, booted ------------------------------------------------------------
 mkdir -p "$T/share"

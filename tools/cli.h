@@ -232,7 +232,7 @@ int cli_config_load(const char *path, char ***paths, unsigned int *n,
 int cli_peek_kind(const char *path, enum cli_layer_kind *kind, bool *is_lsmt_raw);
 
 /* -------------------------------------------------------------------------
- * Writable layers (wrapping lib/lsmt_write.h when it is built)
+ * Writable layers (wrapping lib/user/lsmt_write.h when it is built)
  * ------------------------------------------------------------------------- */
 int cli_rw_open(struct cli_layer *l, const char *data, const char *index, bool writable);
 void cli_rw_close(struct cli_layer *l);

@@ -409,7 +409,7 @@ out:
 }
 
 
-/* dir/name holds text, or its old content (lib/durable.c). */
+/* dir/name holds text, or its old content (lib/user/durable.c). */
 static int write_durable(const char *dir, const char *name, const char *text)
 {
 	char dst[PATH_MAX];

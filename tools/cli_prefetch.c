@@ -376,7 +376,7 @@ int cli_pf_mode_of(const char *path, enum cli_pf_mode *mode)
 	return 0;
 }
 
-/* Write buf as path durably (lib/durable.c). */
+/* Write buf as path durably (lib/user/durable.c). */
 static int write_durable(const char *path, const void *buf, u64 len)
 {
 	int rc = obd_replace_file(path, buf, (size_t)len, 0644);

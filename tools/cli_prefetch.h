@@ -4,7 +4,7 @@
  * module's dm messages (trace start|stop|dump|clear, prefetch,
  * prefetch_status; docs/dm-overlaybd.rst): the work behind `obd trace`
  * and the recordTracePath / accelerationLayer protocol of `obd attach`
- * (spec 5.1). The file codec is lib/trace.c.
+ * (spec 5.1). The file codec is lib/user/trace.c.
  *
  * Every function reports its errors (naming the device, file and field)
  * and returns 0 or -errno. Device names are dm names (no /dev/mapper/).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Writable layers for the subcommands: a thin layer over lib/lsmt_write.h
+ * Writable layers for the subcommands: a thin layer over lib/user/lsmt_write.h
  * that reports errors and keeps the sorted index for reads.
  */
 #include <stdlib.h>

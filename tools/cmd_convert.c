@@ -11,7 +11,7 @@
  * whiteouts (".wh.NAME": NAME goes; ".wh..wh..opq": the directory's
  * lower contents go) act on the layers below only, so they are applied
  * first, from GNU tar's listing of the layer, with paths resolved inside
- * the image (chroot semantics, lib/layer_view.c); then the layer is
+ * the image (chroot semantics, lib/user/layer_view.c); then the layer is
  * extracted with GNU tar (owners, modes, times, xattrs, hard links,
  * symlinks, devices; gzip and zstd), whiteout files left out. GNU tar
  * resolves paths as the host does, so each member directory reached

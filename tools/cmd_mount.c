@@ -59,7 +59,7 @@ static int rec_path(char *buf, size_t len, const char *device, const char *suffi
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Write the record durably and atomically (lib/durable.c). */
+/* Write the record durably and atomically (lib/user/durable.c). */
 static int rec_write(const struct mount_rec *r)
 {
 	char path[PATH_MAX], *text = NULL;

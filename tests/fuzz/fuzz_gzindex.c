@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: TurboOCI's gzip index (lib/gzindex.c).
+ * libFuzzer target: TurboOCI's gzip index (lib/user/gzindex.c).
  *   even first byte: bytes 1-4 split the rest into an index file and a
  *     gzip blob; an index the loader accepts has entries in order and
  *     inside the blob, the index and uncompress_file_size, and extracts

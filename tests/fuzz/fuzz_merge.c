@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: obd_index_merge (the layer-stack sweep of lib/merge.c)
+ * libFuzzer target: obd_index_merge (the layer-stack sweep of lib/core/merge.c)
  * against a naive reference. The input describes up to 16 layers of
  * sorted, non-overlapping maps in a small LBA range; every sector of the
  * merged index (found through obd_index_walk) must come from the top-most

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: the writable-layer readers of lib/lsmt_rw.c.
+ * libFuzzer target: the writable-layer readers of lib/core/lsmt_rw.c.
  *
  * Byte 0 selects:
  *  even: the rest is an RW index file (header 0x01 + appended records),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target: the layer listing obd convert reads (tar_list_line,
- * lib/layer_view.c) and what the view makes of its members. Member names
+ * lib/user/layer_view.c) and what the view makes of its members. Member names
  * come from the layer, which anyone may have written; tar quotes them.
  * Each input line is one listing line; members go into a view over a root
  * that does not exist (nothing of the host is looked at but ENOENT). A

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: the trace codec (lib/trace.c). A trace the decoder
+ * libFuzzer target: the trace codec (lib/user/trace.c). A trace the decoder
  * accepts re-encodes to a trace that decodes to the same records (and to
  * the same bytes when its padding was zero); the dm message parsers see
  * the input as text and must never report more records than they have room

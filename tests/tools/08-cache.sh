@@ -27,7 +27,7 @@ for i in range(256):
     TAB.append(c)
 
 
-def crc32c(data, crc=0):	# raw: seed as is, no inversion (lib/crc32c.c)
+def crc32c(data, crc=0):	# raw: seed as is, no inversion (lib/user/crc32c.c)
     for b in data:
         crc = (crc >> 8) ^ TAB[(crc ^ b) & 0xff]
     return crc

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Description: TurboOCI's gzip index (lib/gzindex.c). Gzip streams made
+ * Description: TurboOCI's gzip index (lib/user/gzindex.c). Gzip streams made
  * here with zlib (several levels and block shapes, incompressible and
  * compressible parts) are indexed with both window encodings; every random
  * range extracted through the index equals the original bytes, across

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Merged index and lookup (lib/merge.c, lib/lookup.c) against brute force:
+ * Merged index and lookup (lib/core/merge.c, lib/core/lookup.c) against brute force:
  * the merge against a per-sector model of the stack, obd_index_find
  * against obd_index_find_bsearch, obd_index_walk against the model.
  * OBD_SEED=<n> replays a run.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * obd_layer_open (lib/layer.c) on the reference images: plain LSMT,
+ * obd_layer_open (lib/core/layer.c) on the reference images: plain LSMT,
  * ZFile-wrapped, tar+ZFile-wrapped; the uncompressed stream equals the
  * plain file; errors name the wrapping that failed.
  */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * lib/memindex.c, the index of a writable layer while it is written:
+ * lib/core/memindex.c, the index of a writable layer while it is written:
  * random insert logs against a per-sector model (the last write wins) and
  * against obd_lsmt_rw_replay of the same log (the reader's rebuild of an
  * index file must give the very same maps), lookups of random ranges,

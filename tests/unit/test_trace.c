@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The trace codec (spec 6.7, lib/trace.c): round trip, a worked byte
+ * The trace codec (spec 6.7, lib/user/trace.c): round trip, a worked byte
  * example, every malformed class, and the dm message text (dump and
  * prefetch_status parsing, the replay plan, prefetch batches).
  */

@@ -225,7 +225,7 @@ bad "wrong length" "Target length does not match the image size" "0 8 overlaybd 
 bad "missing file" "Cannot open layer" "0 $len overlaybd 1 /nonexistent"
 bad "not an image" "Invalid layer" "0 $len overlaybd 1 $ref/README.md"
 bad "directory" "Layer is not a regular file or block device" "0 $len overlaybd 1 /tmp"
-bad "zero layers" "Invalid number of layers" "0 $len overlaybd 0"
+bad "zero layers, no upper" "A table without lower layers needs an upper layer" "0 $len overlaybd 0"
 bad "256 layers" "Invalid number of layers" "0 $len overlaybd 256 $ref/l1.commit"
 bad "too few paths" "Not enough layer paths" "0 $len overlaybd 3 $ref/l1.commit"
 bad "unknown option" "Unrecognized optional argument" "0 $len overlaybd 1 $ref/l1.commit 1 fast"

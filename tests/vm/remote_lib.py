@@ -57,7 +57,7 @@ _T = _crc32c_table()
 
 
 def crc32c_raw(data, crc=0):
-    """overlaybd's CRC32C: the raw update, no inversion (lib/obd.h)."""
+    """overlaybd's CRC32C: the raw update, no inversion (lib/core/obd.h)."""
     for b in data:
         crc = _T[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc

@@ -2,10 +2,10 @@
 /*
  * The overlaybd format core: one parser for the kernel module and the tools.
  *
- * Plain C, no libc and no kernel API beyond lib/obd_defs.h. Bytes come in
+ * Plain C, no libc and no kernel API beyond lib/core/obd_defs.h. Bytes come in
  * through struct obd_io (a random-access reader), memory through
  * obd_zalloc()/obd_free() and block decoding through struct obd_codec, all
- * supplied by the environment (lib/env_user.c for userspace, kmod/ for the
+ * supplied by the environment (lib/user/env_user.c for userspace, kmod/ for the
  * kernel). Every function returns 0 or -errno; on error it fills a
  * struct obd_err with a message that names the object (io->name), the
  * structure and the field, with got and expected values.
@@ -18,7 +18,7 @@
 #define OBD_H
 
 #include "obd_defs.h"
-#include "../include/obd_format.h"
+#include "../../include/obd_format.h"
 
 /* ------------------------------------------------------------------------
  * Environment
@@ -72,7 +72,7 @@ void obd_free(void *p);
 /* ------------------------------------------------------------------------
  * CRC32C, overlaybd variant: raw Castagnoli update, seed used as-is, no
  * final inversion. crc("123456789", 0) = 0x58E3FA20, seed 100007:
- * 0x3C9BD4E0. lib/crc32c.c is portable (slice-by-8) with an SSE4.2 path in
+ * 0x3C9BD4E0. lib/user/crc32c.c is portable (slice-by-8) with an SSE4.2 path in
  * userspace; the kernel build maps it onto __crc32c_le().
  * ------------------------------------------------------------------------ */
 u32 obd_crc32c(u32 seed, const void *buf, size_t len);
@@ -318,14 +318,14 @@ void obd_layer_close(struct obd_layer *l);
  * A sorted, non-overlapping array of maps (tag = layer, 0 = bottom) plus a
  * static search tree over the maps' end offsets: 16 keys of 32 bits (or 8
  * of 64 bits when an LBA needs them) per 64-byte node, searched without
- * branches per node. See lib/lookup.c for the layout.
+ * branches per node. See lib/core/lookup.c for the layout.
  */
 #define OBD_INDEX_MAX_LEVELS	12
 
 struct obd_index {
 	struct obd_map *maps;
 	u64 n;
-	/* private to lib/lookup.c */
+	/* private to lib/core/lookup.c */
 	void *tree;		/* 64-byte aligned node array, inside tree_mem */
 	void *tree_mem;		/* obd_zalloc'ed */
 	u64 tree_bytes;

@@ -8,7 +8,7 @@
  * and optionally the header rewritten with the index info (flags 0x1B).
  *
  * The output goes to fd with pwrite at base_offset + position, so a tar
- * prefix (lib/tar_write.h) can be left in front of it. fd must therefore be
+ * prefix (lib/user/tar_write.h) can be left in front of it. fd must therefore be
  * seekable and not O_APPEND; the file position is not used.
  */
 #ifndef OBD_ZFILE_WRITE_H
