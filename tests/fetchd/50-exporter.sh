@@ -91,6 +91,7 @@ cat > "$T/slow.py" <<-'PY'
 	for s in socks:
 	    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
 	    s.setblocking(False)
+	open(out + ".ready", "w").close()	# every connection is made: the next step may scrape
 	cut, answered = {}, 0
 	while len(cut) < n and time.time() - t0 < 20:
 	    for i, s in enumerate(socks):
@@ -134,7 +135,7 @@ run_stub r1 "$BLOBS" "[
 	{\"sleep\": 0.4},
 	{\"exec\": \"bash $T/scrape.sh m1\"},
 	{\"exec\": \"python3 $T/probe.py $EP\"},
-	{\"exec\": \"python3 $T/slow.py $EP 16 $T/slow.json > $T/slow.log 2>&1 & sleep 0.5\"},
+	{\"exec\": \"python3 $T/slow.py $EP 16 $T/slow.json > $T/slow.log 2>&1 & for i in \$(seq 100); do [ -f $T/slow.json.ready ] && break; sleep 0.05; done; sleep 0.2\"},
 	{\"read\": [[2, 0, $K], [2, 524288, $K]]},
 	{\"exec\": \"curl -sS --max-time 1 -o /dev/null http://127.0.0.1:$EP/metrics 2>/dev/null\"},
 	{\"exec\": \"for i in \$(seq 150); do [ -f $T/slow.json ] && break; sleep 0.1; done; cat $T/slow.json\"},
