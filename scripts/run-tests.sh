@@ -29,9 +29,15 @@ results=$logdir/results
 run_one() {
 	local name=$1; shift
 	local log="$logdir/${name//\//_}.log"
-	local start=$SECONDS rc p f
+	local start=$SECONDS rc
 	"$@" >"$log" 2>&1
 	rc=$?
+	account "$name" "$log" "$rc" $((SECONDS - start))
+}
+
+# account NAME LOG RC SECS: add the counts of a finished test's log, say how it went.
+account() {
+	local name=$1 log=$2 rc=$3 secs=$4 p f
 	p=$(sed -n 's/^# passed: \([0-9]*\) failed: \([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	f=$(sed -n 's/^# passed: \([0-9]*\) failed: \([0-9]*\).*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -40,13 +46,13 @@ run_one() {
 	echo "$p $f $name" >> "$results"
 	if [ "$f" -ne 0 ]; then
 		printf 'FAIL %-40s %4d passed %3d failed  (%ds, log %s)\n' "$name" "$p" "$f" \
-			$((SECONDS - start)) "$log"
+			"$secs" "$log"
 		grep -E '^(not ok|Bail out|# )' "$log" | grep -v '^# passed' | head -n 40 | sed 's/^/     /'
 		if ! grep -qE '^(not ok|Bail out)' "$log"; then
 			tail -n 30 "$log" | sed 's/^/     /'
 		fi
 	else
-		printf 'ok   %-40s %4d passed  (%ds)\n' "$name" "$p" $((SECONDS - start))
+		printf 'ok   %-40s %4d passed  (%ds)\n' "$name" "$p" "$secs"
 	fi
 }
 
@@ -164,11 +170,45 @@ vm_selected() {
 	return 1
 }
 
+# A test without vm-disk-mb, vm-boots and vm-smp headers needs nothing of its own
+# from vm-run.sh: on 6.1 and 6.12 these run in one boot (tests/vm/batch.sh; a boot
+# is 10-15 s of TCG), unless OBD_VM_BATCH=0. The debug kernel boots one a test
+# (kmemleak is scanned after each boot; the ledger counts tests).
+vm_batchable() {
+	[ "$1" != debug ] && [ "${OBD_VM_BATCH:-1}" != 0 ] &&
+		! grep -qE '^# vm-(disk-mb|boots|smp):' "$2"
+}
+
+# vm_batch KERNEL TEST...: the tests in one boot; each gets its own result line
+# from its log in the share, and the boot one of its own (dmesg scan, timeout).
+vm_batch() {
+	local k=$1 share=$logdir/vm-$k-batch t name rc secs
+	shift
+	[ $# -gt 0 ] || return 0
+	rm -rf "$share"
+	mkdir -p "$share"
+	run_one "vm-$k/batch-boot" scripts/vm-run.sh --kernel "$k" --share "$share" \
+		--timeout $((600 * $# + 120)) -- bash tests/vm/batch.sh /mnt/share/out "$@"
+	for t in "$@"; do
+		name=$(basename "$t" .sh)
+		rc=$(cat "$share/out/$name.rc" 2>/dev/null || echo 125)
+		secs=$(cat "$share/out/$name.secs" 2>/dev/null || echo 0)
+		cp "$share/out/$name.log" "$logdir/vm-${k}_$name.log" 2>/dev/null ||
+			echo "Bail out! no log: the batch boot ended before $name" > "$logdir/vm-${k}_$name.log"
+		account "vm-$k/$name" "$logdir/vm-${k}_$name.log" "$rc" "$secs"
+	done
+}
+
 suite_vm_kernel() {
 	local k=$1 t mb boots smp disk start
+	local -a batch=()
 	for t in tests/vm/[0-9]*.sh; do
 		[ -f "$t" ] || continue
 		vm_selected "$(basename "$t" .sh)" || continue
+		if vm_batchable "$k" "$t"; then
+			batch+=("$t")
+			continue
+		fi
 		disk=()
 		mb=$(sed -n 's/^# vm-disk-mb: \([0-9]*\)$/\1/p' "$t")
 		[ -z "$mb" ] || disk=(--scratch-disk "$mb")
@@ -184,6 +224,7 @@ suite_vm_kernel() {
 			${disk[@]+"${disk[@]}"} -- bash "$t"
 		[ "$k" != debug ] || debug_record "$(basename "$t" .sh)" $((SECONDS - start))
 	done
+	vm_batch "$k" ${batch[@]+"${batch[@]}"}
 }
 
 # The debug-kernel ledger (scripts/debug-ledger.sh, docs/debug-ledger.tsv): every
