@@ -182,7 +182,8 @@ vm_batchable() {
 # vm_batch KERNEL TEST...: the tests in one boot; each gets its own result line
 # from its log in the share, and the boot one of its own (dmesg scan, timeout).
 vm_batch() {
-	local k=$1 share=$logdir/vm-$k-batch t name rc secs
+	local k=$1
+	local share=$logdir/vm-$k-batch t name rc secs
 	shift
 	[ $# -gt 0 ] || return 0
 	rm -rf "$share"
