@@ -332,12 +332,17 @@ t0=$(date +%s.%N)
 boot=1
 while :; do
 	rm -f "$C/status" "$C/dmesg" "$C/kmemleak" "$C/killed" "$C/qemu.pid" "$C/boot-hung"
+	# Its own stdio on /dev/null and its sleep killed with it: a sleep left
+	# holding this script's stdout would keep a reader of it waiting.
 	(
-		sleep "$BOOT_TIMEOUT"
+		trap 'kill "$wd_sleep" 2>/dev/null; exit 0' TERM
+		sleep "$BOOT_TIMEOUT" &
+		wd_sleep=$!
+		wait "$wd_sleep"
 		grep -q '^obd-vm: init start' "$C/console.log" 2>/dev/null && exit 0
 		: >"$C/boot-hung"
 		kill -KILL "$(cat "$C/qemu.pid" 2>/dev/null)" 2>/dev/null
-	) &
+	) </dev/null >/dev/null 2>&1 &
 	boot_wd=$!
 	echo "$boot" >"$C/boot"
 	kill_ok=0
