@@ -534,6 +534,26 @@ bool url_same_repo(const char *a, const char *b)
 	       !url_parse_blob(b, &ub, err, sizeof(err)) && !strcmp(ua.repo, ub.repo);
 }
 
+/*
+ * out = url, cut to fit if need be (nothing secret is left in it), then
+ * "?..." when a query or fragment was dropped. The cut is made in the URL,
+ * never in the marker: a marker cut to "?.." would read as a query.
+ */
+static void redact_fit(char *out, size_t outlen, const char *url, bool dropped)
+{
+	const char *mark = dropped ? "?..." : "";
+	size_t keep = strlen(url), m = strlen(mark);
+
+	if (outlen <= m) {
+		out[0] = 0;
+		return;
+	}
+	if (keep > outlen - 1 - m)
+		keep = outlen - 1 - m;
+	memcpy(out, url, keep);
+	memcpy(out + keep, mark, m + 1);
+}
+
 const char *url_redact(const char *url, char *out, size_t outlen)
 {
 	static const CURLUPart secret[] = {
@@ -560,11 +580,10 @@ const char *url_redact(const char *url, char *out, size_t outlen)
 	part = NULL;
 	curl_url_set(h, CURLUPART_QUERY, NULL, 0);
 	curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
-	/* cut to fit if need be (nothing secret is left); "?..." says a query was there */
 	if (curl_url_get(h, CURLUPART_URL, &part, 0))
 		snprintf(out, outlen, "(a URL)");
 	else
-		snprintf(out, outlen, "%s%s", part, dropped ? "?..." : "");
+		redact_fit(out, outlen, part, dropped);
 	curl_free(part);
 	curl_url_cleanup(h);
 	return out;

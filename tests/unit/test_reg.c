@@ -811,8 +811,12 @@ static void test_url_curl(void)
 	redact_is("not a url user:pw@h?secret", "(a URL that does not parse)");
 	redact_is("https://h:99999/x?secret", "(a URL that does not parse)");
 	url_redact("https://user:pw@reg.example.com/a/very/long/path?secret", small, sizeof(small));
-	tap_ok(!strcmp(small, "https://reg.example.com") && !strstr(small, "pw"),
-	       "redact: cut to fit, nothing secret (%s)", small);
+	tap_ok(!strcmp(small, "https://reg.example?...") && !strstr(small, "pw"),
+	       "redact: cut to fit in the URL, the query marker whole (%s)", small);
+	url_redact("https://h/long/path", small, sizeof(small));
+	tap_ok(!strcmp(small, "https://h/long/path"), "redact: no query, no marker (%s)", small);
+	url_redact("https://h/x?q", small, 4);
+	tap_ok(!small[0], "redact: no room for the marker: nothing (%s)", small);
 
 	/* the one origin comparison */
 	for (size_t i = 0; i < sizeof(rels) / sizeof(rels[0]); i++)
