@@ -91,10 +91,10 @@ out:
 }
 
 static int fetch_source(const char *source, const char *layout, const char *tls_verify,
-			bool insecure_policy, const char *tmpdir)
+			bool insecure_policy, const char *tmpdir, bool as_is)
 {
 	char dst[PATH_MAX + 8], tls[64], tmp[PATH_MAX + 16];
-	char *argv[12];
+	char *argv[13];
 	int a = 0;
 
 	snprintf(dst, sizeof(dst), "oci:%s:src", layout);
@@ -107,6 +107,9 @@ static int fetch_source(const char *source, const char *layout, const char *tls_
 	argv[a++] = tmp;
 	argv[a++] = "copy";
 	argv[a++] = "--quiet";
+	/* TurboOCI: the layers are the targets, byte for byte (skopeo would gzip a tar) */
+	if (as_is)
+		argv[a++] = "--dest-oci-accept-uncompressed-layers";
 	if (tls_verify) {
 		snprintf(tls, sizeof(tls), "--src-tls-verify=%s", tls_verify);
 		argv[a++] = tls;
@@ -337,7 +340,7 @@ static int convert_turbo(const char *source, const char *outdir, const char *tls
 		return EXIT_FAIL;
 	rc = img_pathf(layout, "%s/src", work);
 	if (!rc)
-		rc = fetch_source(source, layout, tls, insecure_policy, work);
+		rc = fetch_source(source, layout, tls, insecure_policy, work, true);
 	if (!rc)
 		rc = turbo_convert(layout, out, work, &to);
 	if (rm_tree(work))
@@ -402,7 +405,7 @@ int cmd_convert(int argc, char **argv)
 	if (!rc)
 		rc = img_pathf(layout, "%s/src", w.work);
 	if (!rc)
-		rc = fetch_source(source, layout, tls, insecure_policy, w.work);
+		rc = fetch_source(source, layout, tls, insecure_policy, w.work, false);
 	if (!rc)
 		rc = read_layers(layout, ls, &n);
 	for (i = 0; !rc && i < n; i++) {

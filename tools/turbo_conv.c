@@ -365,7 +365,8 @@ static int whiteout(struct tfs *t, const struct obd_tar_entry *e, const char *sl
 }
 
 /* One pass over the layer's tar: whiteouts (pass 1) or everything else (pass 2). */
-static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what, int pass)
+static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what,
+		      const char *short_name, int pass)
 {
 	struct obd_tar_reader r;
 	struct obd_tar_entry e;
@@ -378,7 +379,7 @@ static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what
 	rc = ls_open(&s, l, what);
 	if (rc)
 		return rc;
-	snprintf(label, sizeof(label), "%s: %s", what, pass == 1 ? "whiteouts" : "entries");
+	snprintf(label, sizeof(label), "%s: %s", short_name, pass == 1 ? "whiteouts" : "entries");
 	cli_progress_start(&prog, label, l->size);
 	s.prog = &prog;
 	obd_tar_reader_init(&r, ls_read, &s, what);
@@ -650,12 +651,13 @@ static int write_meta_blob(const char *out, const char *work, const char *dir,
 static int convert_layer(struct tfs *t, struct src_layer *l, unsigned int i, unsigned int n,
 			 const char *out, const char *work, const struct turbo_opts *o)
 {
-	char what[160], dir[PATH_MAX], path[PATH_MAX];
+	char what[160], label[48], dir[PATH_MAX], path[PATH_MAX];
 	struct obd_map *maps = NULL;
 	u64 nm = 0;
 	int rc;
 
 	snprintf(what, sizeof(what), "layer %u of %u (%s)", i + 1, n, l->digest);
+	snprintf(label, sizeof(label), "layer %u/%u", i + 1, n);
 	img_step("%s: %s", what, l->gz ? "gzip" : "tar");
 	if (img_pathf(dir, "%s/turbo/%04u", out, i))
 		return -ENAMETOOLONG;
@@ -668,9 +670,9 @@ static int convert_layer(struct tfs *t, struct src_layer *l, unsigned int i, uns
 	if (rc)
 		return rc;
 	tfs_layer_begin(t, what);
-	rc = layer_pass(t, l, what, 1);
+	rc = layer_pass(t, l, what, label, 1);
 	if (!rc)
-		rc = layer_pass(t, l, what, 2);
+		rc = layer_pass(t, l, what, label, 2);
 	if (!rc)
 		rc = tfs_layer_end(t, &maps, &nm);
 	if (!rc)

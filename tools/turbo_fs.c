@@ -645,8 +645,12 @@ static int new_inode(struct tfs *t, ext2_ino_t dir, const char *base, u16 fmt, u
 		     ext2_ino_t *out)
 {
 	ext2_ino_t ino;
-	errcode_t x = ext2fs_new_inode(t->fs, dir, fmt | 0600, NULL, &ino);
+	errcode_t x;
+	int rc = room_for(t, dir, base);
 
+	if (rc)
+		return rc;
+	x = ext2fs_new_inode(t->fs, dir, fmt | 0600, NULL, &ino);
 	if (!x)
 		x = ext2fs_link(t->fs, dir, base, ino, ft);
 	if (x)
