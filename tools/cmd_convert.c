@@ -343,7 +343,7 @@ static int convert_turbo(const char *source, const char *outdir, const char *tls
 		rc = fetch_source(source, layout, tls, insecure_policy, work, true);
 	if (!rc)
 		rc = turbo_convert(layout, out, work, &to);
-	if (rm_tree(work))
+	if (!getenv("OBD_TURBO_KEEP") && rm_tree(work))
 		rc = rc ? rc : -EIO;
 	return rc ? EXIT_FAIL : EXIT_OK;
 }

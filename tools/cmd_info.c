@@ -240,7 +240,7 @@ int cmd_info(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_err("info", "no layer given");
-	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_ALLOW_RW))
+	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_ALLOW_RW | CLI_STACK_TURBO))
 		return EXIT_FAIL;
 	st.n = s.n;
 	st.layers = calloc(s.n, sizeof(*st.layers));

@@ -393,6 +393,7 @@ static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what
 			rc = -EINVAL;
 			break;
 		}
+		rc = 0;
 		if (pass == 1 && wh)
 			rc = whiteout(t, &e, slash);
 		else if (pass == 2 && !wh)
@@ -853,7 +854,7 @@ int turbo_convert(const char *layout, const char *out, const char *work,
 	for (i = 0; !rc && i < n; i++)
 		rc = convert_layer(t, &ls[i], i, n, out, work, o);
 	tfs_close(t);
-	unlink(path);
+	if (!getenv("OBD_TURBO_KEEP")) unlink(path);
 	if (!rc)
 		rc = keep_targets(out, ls, n);
 	if (!rc)

@@ -70,6 +70,11 @@ static void mark(u64 *bm, u64 b)
 	bm[b / 64] |= 1ULL << (b % 64);
 }
 
+static void unmark(u64 *bm, u64 b)
+{
+	bm[b / 64] &= ~(1ULL << (b % 64));
+}
+
 static bool test(const u64 *bm, u64 b)
 {
 	return bm[b / 64] >> (b % 64) & 1;
@@ -660,8 +665,16 @@ static int new_inode(struct tfs *t, ext2_ino_t dir, const char *base, u16 fmt, u
 	return 0;
 }
 
+/*
+ * A mapping made after a block was written in this layer wins over the
+ * write (a block freed and reused); a later write wins over the mapping.
+ */
 static int push_ev(struct tfs *t, u64 lba, u32 n, u64 tsect, bool zero)
 {
+	u64 b;
+
+	for (b = lba / TFS_SPB; b < OBD_DIV_ROUND_UP(lba + n, TFS_SPB) && b < t->nblocks; b++)
+		unmark(t->dirty, b);
 	if (t->nev == t->capev) {
 		u64 cap = t->capev ? t->capev * 2 : 1024;
 		struct tfs_ev *p = realloc(t->ev, cap * sizeof(*p));

@@ -10,6 +10,10 @@ turbo-image.py bad KIND DIR            a one-layer layout with a bad layer:
                                        zstd | lying-size | gz-trailing | gz-two
 turbo-image.py model DIR               the file system the layout's layers make
                                        (whiteouts applied), as JSON on stdout
+turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) holds
+                                       exactly that file system: every path, kind,
+                                       mode, owner, xattr, content, symlink target,
+                                       device number and hard-link group
 """
 import gzip
 import hashlib
@@ -17,9 +21,13 @@ import io
 import json
 import os
 import random
+import re
+import shutil
+import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 MT = "application/vnd.oci.image.layer.v1.tar"
 
@@ -282,7 +290,120 @@ def model(d):
     return out
 
 
+# ---------------------------------------------------------------------------
+# An ext4 image, read with debugfs
+# ---------------------------------------------------------------------------
+def debugfs(img, cmds):
+    with tempfile.NamedTemporaryFile("w", suffix=".cmds") as f:
+        f.write("\n".join(cmds) + "\n")
+        f.flush()
+        out = subprocess.run(["debugfs", "-f", f.name, img], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, check=True).stdout
+    parts = []
+    for line in out.decode("utf-8", "surrogateescape").split("\n"):
+        if line.startswith("debugfs: "):
+            parts.append([])
+        elif parts:
+            parts[-1].append(line)
+    if len(parts) != len(cmds):
+        raise SystemExit("debugfs answered %d of %d commands" % (len(parts), len(cmds)))
+    return parts
+
+
+KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
+         stat.S_IFCHR: "chr", stat.S_IFBLK: "blk", stat.S_IFIFO: "fifo"}
+
+
+def read_image(img):
+    ents, level = {}, [""]
+    while level:
+        outs = debugfs(img, ["ls -p /" + d for d in level])
+        nxt = []
+        for d, lines in zip(level, outs):
+            for line in lines:
+                f = line.split("/")
+                if len(f) < 7 or f[5] in (".", "..") or f[1] == "0":
+                    continue
+                p = (d + "/" if d else "") + f[5]
+                mode = int(f[2], 8)
+                if stat.S_IFMT(mode) not in KINDS:
+                    raise SystemExit("%s: %s: unexpected entry %r" % (img, d or "/", line))
+                ents[p] = {"ino": int(f[1]), "kind": KINDS[stat.S_IFMT(mode)],
+                           "mode": "%04o" % (mode & 0o7777), "uid": int(f[3]), "gid": int(f[4])}
+                if ents[p]["kind"] == "dir":
+                    nxt.append(p)
+        level = nxt
+    tmp = tempfile.mkdtemp()
+    try:
+        paths = sorted(ents)
+        cmds = []
+        for i, p in enumerate(paths):
+            cmds.append("stat /" + p)
+            cmds.append("ea_list /" + p)
+            if ents[p]["kind"] in ("file", "symlink"):
+                cmds.append("dump /%s %s/%d" % (p, tmp, i))
+        outs = iter(debugfs(img, cmds))
+        for i, p in enumerate(paths):
+            e = ents[p]
+            st = "\n".join(next(outs))
+            ea = next(outs)
+            if e["kind"] in ("file", "symlink"):
+                next(outs)
+                data = open("%s/%d" % (tmp, i), "rb").read() if os.path.exists("%s/%d" % (tmp, i)) else None
+            names = [m.group(1) for m in (re.match(r"^  (\S+) \((\d+)\)", l) for l in ea) if m]
+            e["xattr_names"] = names
+            if e["kind"] == "file":
+                e["sha256"] = hashlib.sha256(data).hexdigest()
+                e["size"] = len(data)
+            elif e["kind"] == "symlink":
+                m = re.search(r'Fast link dest: "(.*)"', st)
+                e["link"] = m.group(1) if m else data.decode("utf-8", "surrogateescape")
+            elif e["kind"] in ("chr", "blk"):
+                m = re.search(r"Device major/minor number: (\d+):(\d+)", st)
+                e["dev"] = [int(m.group(1)), int(m.group(2))]
+        cmds = []
+        for p in paths:
+            for n in ents[p]["xattr_names"]:
+                cmds.append("ea_get -f %s/x /%s %s" % (tmp, p, n))
+        # one ea_get per debugfs run: -f FILE is overwritten by the next one
+        for p in paths:
+            x = {}
+            for n in ents[p].pop("xattr_names"):
+                if os.path.exists(tmp + "/x"):
+                    os.unlink(tmp + "/x")
+                debugfs(img, ["ea_get -f %s/x /%s %s" % (tmp, p, n)])
+                x[n] = open(tmp + "/x", "rb").read().hex()
+            ents[p]["xattrs"] = dict(sorted(x.items()))
+    finally:
+        shutil.rmtree(tmp)
+    groups = {}
+    for p, e in ents.items():
+        if e["kind"] == "file":
+            groups.setdefault(e["ino"], []).append(p)
+    for p, e in ents.items():
+        if e["kind"] == "file":
+            e["links"] = sorted(groups[e["ino"]])
+        del e["ino"]
+    return ents
+
+
+def compare(d, img):
+    want, got = model(d), read_image(img)
+    if "lost+found" in got and "lost+found" not in want:
+        del got["lost+found"]       # mkfs made it
+    bad = 0
+    for p in sorted(set(want) | set(got)):
+        if want.get(p) != got.get(p):
+            bad += 1
+            if bad <= 20:
+                print("DIFF %s\n  want %s\n  got  %s" % (p, want.get(p), got.get(p)))
+    print("%d paths compared, %d differ" % (len(want), bad))
+    return 1 if bad else 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "compare":
+        sys.exit(compare(sys.argv[2], sys.argv[3]))
     if sys.argv[1] == "layout":
         make_layout(sys.argv[2])
     elif sys.argv[1] == "bad":
