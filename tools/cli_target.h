@@ -30,5 +30,11 @@ struct cli_target {
 /* gzidx NULL: target is a plain tar. Errors are reported (naming the file). */
 int cli_target_open(struct cli_target **out, const char *target, const char *gzidx);
 void cli_target_close(struct cli_target *t);
+/*
+ * obd check: inflate the whole gzip target once, and at every index entry
+ * compare 4 KiB decoded through the index with the stream. 0 (also for a
+ * plain target) or -EFSCORRUPTED with msg saying where.
+ */
+int cli_target_verify(struct cli_target *t, char *msg, size_t cap);
 
 #endif
