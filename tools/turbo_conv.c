@@ -187,13 +187,13 @@ static int sniff(struct src_layer *s, unsigned int i)
 		return 0;
 	}
 	if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
-		cli_err(s->blob, "layer %u (%s): a zstd layer: TurboOCI serves gzip and plain tar layers only (the reference refuses zstd too)",
+		cli_err(NULL, "layer %u (%s): a zstd layer: TurboOCI serves gzip and plain tar layers only (the reference refuses zstd too)",
 			i + 1, s->digest);
 		return -EOPNOTSUPP;
 	}
 	if (n == 512 && (!memcmp(m + 257, "ustar", 5) || !memcmp(m, (u8[512]){ 0 }, 512)))
 		return 0;
-	cli_err(s->blob, "layer %u (%s): neither gzip nor a tar (media type %s)", i + 1, s->digest,
+	cli_err(NULL, "layer %u (%s): neither gzip nor a tar (media type %s)", i + 1, s->digest,
 		s->mt);
 	return -EINVAL;
 }
@@ -388,7 +388,7 @@ static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what
 		bool wh = is_whiteout(&e, &slash);
 
 		if (wh && e.type == '5') {
-			cli_err(l->blob, "%s: entry '%s': a whiteout that is a directory", what, e.name);
+			cli_err(NULL, "%s: entry '%s': a whiteout that is a directory", what, e.name);
 			obd_tar_entry_free(&e);
 			rc = -EINVAL;
 			break;
@@ -404,7 +404,7 @@ static int layer_pass(struct tfs *t, const struct src_layer *l, const char *what
 	}
 	cli_progress_end(&prog);
 	if (rc < 0 && err.msg[0])
-		cli_err(l->blob, "%s%s%s", err.msg, s.emsg[0] ? ": " : "", s.emsg);
+		cli_err(NULL, "%s%s%s", err.msg, s.emsg[0] ? ": " : "", s.emsg);
 	obd_tar_reader_free(&r);
 	ls_close(&s);
 	return rc < 0 ? rc : 0;
@@ -433,7 +433,7 @@ static int gz_index(const struct src_layer *l, const char *path, const char *wha
 		img_step("%s: gzip index", what);
 		rc = obd_gzindex_build(&fio.io, fd, OBD_GZIDX_SPAN, OBD_GZIDX_ALGO_ZLIB, &st, &err);
 		if (rc)
-			cli_err(l->blob, "%s: %s", what, err.msg);
+			cli_err(NULL, "%s: %s", what, err.msg);
 		if (!rc && fsync(fd))
 			rc = -errno;
 		close(fd);

@@ -7,7 +7,7 @@ turbo-image.py layout DIR              a three-layer OCI layout (gzip, tar, gzip
                                        devices, a fifo, xattrs, long names, a
                                        whiteout, an opaque directory
 turbo-image.py bad KIND DIR            a one-layer layout with a bad layer:
-                                       zstd | lying-size | gz-trailing | gz-two
+                                       zstd | lying-size | lying-size-big | gz-trailing | gz-two
 turbo-image.py model DIR               the file system the layout's layers make
                                        (whiteouts applied), as JSON on stdout
 turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) holds
@@ -176,10 +176,11 @@ def make_bad(kind, d):
     if kind == "zstd":
         b = subprocess.run(["zstd", "-q", "-c"], input=t, stdout=subprocess.PIPE, check=True).stdout
         write_layout(d, [(b, MT + "+zstd", t)])
-    elif kind == "lying-size":
-        # entry "a" claims 5000 bytes: its data runs into "b"'s header
+    elif kind in ("lying-size", "lying-size-big"):
+        # entry "a" (3000 bytes) claims 100: its data is read as padding and
+        # headers; or 1 MB: past the end of the stream
         h = bytearray(t[:512])
-        h[124:136] = b"%011o\0" % 5000
+        h[124:136] = b"%011o\0" % (100 if kind == "lying-size" else 1000000)
         h[148:156] = b"        "
         h[148:156] = b"%06o\0 " % sum(h)
         b = bytes(h) + t[512:]
