@@ -55,7 +55,7 @@ void obd_tar_entry_free(struct obd_tar_entry *e)
 
 static const char *cur_name(const struct obd_tar_reader *r)
 {
-	return r->cur ? r->cur : "(first header)";
+	return r->cur ? r->cur : "(a header)";
 }
 
 #define TERR(r, err, code, fmt, ...) \
@@ -561,6 +561,8 @@ int obd_tar_next(struct obd_tar_reader *r, struct obd_tar_entry *e, struct obd_e
 	r->remain = r->pad = 0;
 	if (rc)
 		return rc;
+	free(r->cur);	/* messages about the headers to come name no entry */
+	r->cur = NULL;
 	for (;;) {
 		u64 size;
 		char t;
