@@ -23,13 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 
 #include "cli.h"
+#include "cli_image.h"
 #include "turbo_fs.h"
 
 #define OBD_DIV_ROUND_UP(x, a)	(((x) + (a) - 1) / (a))
@@ -234,33 +234,15 @@ static const char *e2msg(errcode_t rc)
 /* ------------------------------------------------------------------------
  * Creating the image
  * ------------------------------------------------------------------------ */
+/* mkfs.ext4 from the system's directories (img_run), as obd build's. */
 static int run_mkfs(const char *image)
 {
 	char *argv[] = { "mkfs.ext4", "-F", "-q", "-b", "4096", "-I", "256", "-m", "0",
 			 "-O", "^inline_data",
 			 "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0",
 			 (char *)image, NULL };
-	int st, devnull;
-	pid_t pid = fork();
 
-	if (pid < 0)
-		return -errno;
-	if (!pid) {
-		devnull = open("/dev/null", O_WRONLY);
-		if (devnull >= 0)
-			dup2(devnull, 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-		cli_err(image, "mkfs.ext4 failed (exit status %d)",
-			WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-		return -EIO;
-	}
-	return 0;
+	return img_run(argv);
 }
 
 /* Everything mkfs wrote belongs to the first layer. */
