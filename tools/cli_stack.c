@@ -231,10 +231,15 @@ static int turbo_oci_lower(const char *path, const char *cfgdir, json_object *l,
 		return -EINVAL;
 	if (!target && !digest && !gz)
 		return 0;
-	if (!target) {
+	if (!target && digest) {
 		cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is only in a registry (targetDigest %s, no targetFile): this command reads local files only",
-			i, digest ? digest : "(none)");
+			i, digest);
 		return -EOPNOTSUPP;
+	}
+	if (!target) {
+		cli_err(path, "lowers[%zu]: a TurboOCI layer (gzipIndex) without targetFile or targetDigest: no target to read",
+			i);
+		return -EINVAL;
 	}
 	tb->targets[i] = config_path(cfgdir, target);
 	if (!tb->targets[i])

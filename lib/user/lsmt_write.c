@@ -778,7 +778,7 @@ static int obd_warp_check(const struct obd_map *maps, u64 n, struct obd_err *err
 					"warp commit: map %llu (offset %llu length %u): expected sorted, non-overlapping, length 1..%u",
 					(unsigned long long)i, (unsigned long long)m->offset,
 					m->length, OBD_MAP_MAX_LENGTH);
-		if (m->tag > 1 || (m->tag == 1 && m->zeroed) ||
+		if (m->tag > 1 || ((m->tag == 1 || m->target) && m->zeroed) ||
 		    m->moffset + m->length > OBD_MAP_MOFFSET_MASK)
 			return obd_errf(err, EINVAL,
 					"warp commit: map %llu (offset %llu): tag %u%s moffset %llu: expected tag 0 (meta) or 1 (target, not zeroed)",
@@ -823,7 +823,10 @@ int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_com
 		struct obd_map r = *m;
 		u64 done;
 
-		if (m->tag == 1 || m->zeroed) {
+		/* the core's form (tag 0, target set) or the on-disk one (tag 1) */
+		r.tag = m->tag == 1 || m->target;
+		r.target = 0;
+		if (r.tag == 1 || m->zeroed) {
 			if (m->zeroed)
 				r.moffset = pos;
 			if (obd_commit_push(&x, &r))

@@ -103,7 +103,8 @@ int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_o
  * position), records compressed like compress_raw_index (only equal tags,
  * contiguous moffsets merge), the index NOT padded and the tags kept,
  * trailer 0x06 with index_size = the record count. maps: sorted,
- * non-overlapping, tag 0 or 1, length 1..16383. With o->zero_detect every
+ * non-overlapping, tag 0 or 1 (or tag 0 with target set, as
+ * obd_lsmt_open_warp gives them), length 1..16383. With o->zero_detect every
  * all-zero 512 B sector of tag-0 data becomes a zeroed record (the
  * reference's pcopy has this switched off: is_zero_block() returns 1).
  * The warp commit writes no user tag (as the reference: -m is ignored).

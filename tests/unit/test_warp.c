@@ -185,6 +185,32 @@ static void test_refused(void)
 	expect_refused("length 0", len0, 1, "length");
 }
 
+/* The core's form of a target record (tag 0, target 1) writes the same bytes. */
+static void test_target_flag(void)
+{
+	struct obd_map m[sizeof(in_maps) / sizeof(*in_maps)];
+	struct obd_commit_opts o = { .vsize = 64ULL << 30, .zero_detect = true };
+	struct membuf a = { 0 }, b = { 0 };
+	struct obd_err err = { "" };
+	size_t i;
+	int r1, r2;
+
+	memcpy(m, in_maps, sizeof(m));
+	for (i = 0; i < sizeof(m) / sizeof(*m); i++)
+		if (m[i].tag == 1) {
+			m[i].tag = 0;
+			m[i].target = 1;
+		}
+	r1 = obd_lsmt_commit_warp(in_maps, sizeof(m) / sizeof(*m), &o, src_read, NULL, mem_sink,
+				  &a, NULL, &err);
+	r2 = obd_lsmt_commit_warp(m, sizeof(m) / sizeof(*m), &o, src_read, NULL, mem_sink, &b,
+				  NULL, &err);
+	tap_ok(!r1 && !r2 && a.n == b.n && !memcmp(a.p, b.p, a.n),
+	       "target records given as tag 0 + target: the same bytes");
+	free(a.p);
+	free(b.p);
+}
+
 static void test_empty(void)
 {
 	struct obd_commit_opts o = { .vsize = 1ULL << 30 };
@@ -204,6 +230,7 @@ int main(void)
 	test_layout(true);
 	test_layout(false);
 	test_refused();
+	test_target_flag();
 	test_empty();
 	return tap_done();
 }
