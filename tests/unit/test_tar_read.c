@@ -132,7 +132,13 @@ static int read_all(struct obd_tar_entry *out, int max, struct obd_err *err)
 		n++;
 	}
 	obd_tar_reader_free(&r);
-	return rc < 0 ? rc : n;
+	if (rc < 0) {	/* the entries before the refusal are the caller's no more */
+		while (n-- > 0)
+			if (n < max)
+				obd_tar_entry_free(&out[n]);
+		return rc;
+	}
+	return n;
 }
 
 static void free_all(struct obd_tar_entry *e, int n)
