@@ -392,6 +392,9 @@ int cmd_convert(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_err("convert", "expected SOURCE OUTDIR");
 	source = argv[optind];
+	if (turbo && (!o.commit.zfile || !o.commit.tar || o.commit.algo != OBD_ZFILE_ALGO_LZ4 ||
+		      o.commit.bs != 4096 || o.commit.msg))
+		return cli_usage_err("convert", "--turbo-oci writes its meta layers as the reference does (ZFile, LZ4, 4 KiB): --no-zfile, --no-tar, --algorithm, --bs and -m go without it");
 	if (turbo)
 		return convert_turbo(source, argv[optind + 1], tls, insecure_policy, &o, zero_detect);
 	if (!zero_detect)

@@ -150,6 +150,8 @@ fails "convert refuses a gzip layer with trailing garbage" 1 "layer 1 of 1.*(gzi
 	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/gz-trailing o-trail
 fails "convert refuses a gzip layer of two members" 1 "layer 1 of 1.*(gzip|member)" \
 	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/gz-two o-two
+fails "convert --turbo-oci refuses the overlaybd commit options" 2 "go without it" \
+	"$OBD" convert --turbo-oci --algorithm zstd oci:src o-zstd-algo
 fails "convert refuses a non-empty OUTDIR" 1 "not empty" \
 	"$OBD" convert --turbo-oci --no-progress oci:src out
 
