@@ -117,6 +117,8 @@ def layer3(t):
     add(t, "etc/gone", data=b"back again\n")
     add(t, "hl-a", data=rnd_bytes(9, 20000))
     add(t, "hl-b", tarfile.LNKTYPE, link="hl-a")
+    # > 16383 sectors: its mapping is split into records of at most 16383
+    add(t, "huge", data=rnd_bytes(10, 9 * 1024 * 1024 + 123))
     add(t, "data/sub", D, mode=0o711)
     add(t, "data/sub/fresh", data=b"fresh\n")
 
