@@ -526,6 +526,9 @@ static int take_header(struct obd_tar_reader *r, const u8 *h, struct pax *p, cha
 
 static int check_type(struct obd_tar_reader *r, struct obd_tar_entry *e, struct obd_err *err)
 {
+	/* "./" or "/": only a directory may name the root (its attributes) */
+	if (!*e->name && e->type != '5' && strchr("0123456", e->type))
+		return TERR(r, err, EINVAL, "the root as a type '%c'", e->type);
 	switch (e->type) {
 	case '0':
 		return 0;
@@ -534,8 +537,6 @@ static int check_type(struct obd_tar_reader *r, struct obd_tar_entry *e, struct 
 		if (e->size)
 			return TERR(r, err, EINVAL, "type '%c' with size %llu", e->type,
 				    (unsigned long long)e->size);
-		if (e->type != '5' && !*e->name)
-			return TERR(r, err, EINVAL, "the root as a type '%c'", e->type);
 		return 0;
 	case 'S':
 		return TERR(r, err, EOPNOTSUPP, "a GNU sparse file: not supported");

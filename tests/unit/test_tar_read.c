@@ -300,6 +300,11 @@ static void test_bad(void)
 	reset();
 	hdr("a", '0', 0, NULL, 0);
 	expect_bad("no end-of-archive marker", "ends inside");
+
+	reset();
+	hdr("./", '0', 0, NULL, 0);
+	end();
+	expect_bad("a regular file named './' (the root)", "the root as a type '0'");
 }
 
 int main(void)
