@@ -271,6 +271,7 @@ int tfs_create(const char *image, u64 vsize, struct tfs **out)
 
 	if (!t)
 		return -ENOMEM;
+	initialize_ext2_error_table();	/* error_message() names libext2fs's codes */
 	t->fd = -1;
 	t->vsize = vsize;
 	t->nblocks = vsize / TFS_BLOCK;
