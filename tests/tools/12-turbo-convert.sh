@@ -135,7 +135,7 @@ grep -q "gzip index" "$T/.out" "$T/.err"; ok $? "  names the gzip index"
 
 # -------------------------------------------------------- bad layers refused
 mkdir bad
-for k in zstd lying-size lying-size-big gz-trailing gz-two; do
+for k in zstd lying-size lying-size-big gz-trailing gz-two symlink-loop through-symlinks; do
 	$IMG bad $k bad/$k || exit 1
 done
 fails "convert refuses a zstd layer" 1 "zstd layer" \
@@ -150,6 +150,14 @@ fails "convert refuses a gzip layer with trailing garbage" 1 "layer 1 of 1.*(gzi
 	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/gz-trailing o-trail
 fails "convert refuses a gzip layer of two members" 1 "layer 1 of 1.*(gzip|member)" \
 	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/gz-two o-two
+fails "convert refuses a path through a symlink loop" 1 "entry 'a/b'.*symbolic links" \
+	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/symlink-loop o-loop
+t "convert: paths through symlinks (/, ../../..)" \
+	"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/through-symlinks o-via
+t "  cat" "$OBD" cat --no-progress -o via.img o-via/config.v1.json
+debugfs -R "cat /etc/x" via.img 2>/dev/null > via.x
+debugfs -R "cat /y" via.img 2>/dev/null > via.y
+is "  written inside the image, as in a chroot" "$(cat via.x via.y)" "xy"
 fails "convert --turbo-oci refuses the overlaybd commit options" 2 "go without it" \
 	"$OBD" convert --turbo-oci --algorithm zstd oci:src o-zstd-algo
 fails "convert refuses a non-empty OUTDIR" 1 "not empty" \

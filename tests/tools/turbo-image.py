@@ -7,7 +7,8 @@ turbo-image.py layout DIR              a three-layer OCI layout (gzip, tar, gzip
                                        devices, a fifo, xattrs, long names, a
                                        whiteout, an opaque directory
 turbo-image.py bad KIND DIR            a one-layer layout with a bad layer:
-                                       zstd | lying-size | lying-size-big | gz-trailing | gz-two
+                                       zstd | lying-size | lying-size-big | gz-trailing | gz-two |
+                                       symlink-loop | through-symlinks (not bad)
 turbo-image.py model DIR               the file system the layout's layers make
                                        (whiteouts applied), as JSON on stdout
 turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) holds
@@ -187,6 +188,21 @@ def make_bad(kind, d):
         h[148:156] = b"%06o\0 " % sum(h)
         b = bytes(h) + t[512:]
         write_layout(d, [(b, MT, b)])
+    elif kind == "symlink-loop":
+        def loop(t):
+            add(t, "a", tarfile.SYMTYPE, link="a")
+            add(t, "a/b", data=b"x")
+        b = tar_bytes(loop)
+        write_layout(d, [(b, MT, b)])
+    elif kind == "through-symlinks":
+        # not bad: paths through symlinks resolve inside the image (chroot)
+        def via(t):
+            add(t, "up", tarfile.SYMTYPE, link="/")
+            add(t, "up/etc/x", data=b"x")
+            add(t, "up2", tarfile.SYMTYPE, link="../../..")
+            add(t, "up2/y", data=b"y")
+        b = tar_bytes(via)
+        write_layout(d, [(gz(b), MT + "+gzip", b)])
     elif kind == "gz-trailing":
         b = gz(t) + b"garbage!"
         write_layout(d, [(b, MT + "+gzip", t)])
