@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "cli_remote.h"
+#include "cli_target.h"
 #include "config.h"
 
 const char *cli_kind_name(enum cli_layer_kind k)
@@ -178,7 +179,7 @@ static int remote_lower(const char *path, json_object *l, size_t i, const char *
  * plain layer would serve the meta file's bytes where the original layer's
  * belong: refused until the stack can carry the target (issue #20).
  */
-static int turbo_oci_lower(const char *path, json_object *l, size_t i)
+static int turbo_oci_refused(const char *path, json_object *l, size_t i)
 {
 	static const char *const keys[] = { "targetDigest", "targetFile", "gzipIndex" };
 
@@ -188,6 +189,75 @@ static int turbo_oci_lower(const char *path, json_object *l, size_t i)
 				i, keys[k]);
 			return -EOPNOTSUPP;
 		}
+	return 0;
+}
+
+/* TurboOCI lowers read locally (obd cat, info, check): targets[i], gzidx[i]. */
+struct cfg_turbo {
+	char **targets;
+	char **gzidx;
+};
+
+static void cfg_turbo_free(struct cfg_turbo *tb, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (tb->targets)
+			free(tb->targets[i]);
+		if (tb->gzidx)
+			free(tb->gzidx[i]);
+	}
+	free(tb->targets);
+	free(tb->gzidx);
+	memset(tb, 0, sizeof(*tb));
+}
+
+/*
+ * A TurboOCI lower (spec turbo-oci 2.2): its meta layer is read over
+ * targetFile (through gzipIndex for a gzip target). A target only in a
+ * registry (targetDigest without targetFile) is not read by these tools.
+ */
+static int turbo_oci_lower(const char *path, const char *cfgdir, json_object *l, size_t i,
+			   struct cfg_turbo *tb)
+{
+	const char *target, *digest, *gz;
+	char where[32];
+
+	if (!tb)
+		return turbo_oci_refused(path, l, i);
+	snprintf(where, sizeof(where), "lowers[%zu].", i);
+	if (get_str(path, l, "targetFile", &target, where) ||
+	    get_str(path, l, "targetDigest", &digest, where) ||
+	    get_str(path, l, "gzipIndex", &gz, where))
+		return -EINVAL;
+	if (!target && !digest && !gz)
+		return 0;
+	if (!target && digest) {
+		cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is only in a registry (targetDigest %s, no targetFile): this command reads local files only",
+			i, digest);
+		return -EOPNOTSUPP;
+	}
+	if (!target) {
+		cli_err(path, "lowers[%zu]: a TurboOCI layer (gzipIndex) without targetFile or targetDigest: no target to read",
+			i);
+		return -EINVAL;
+	}
+	tb->targets[i] = config_path(cfgdir, target);
+	if (!tb->targets[i])
+		return -ENOMEM;
+	if (!file_exists(tb->targets[i])) {
+		cli_err(path, "lowers[%zu].targetFile: %s: %s", i, tb->targets[i], strerror(ENOENT));
+		return -ENOENT;
+	}
+	if (gz) {
+		tb->gzidx[i] = config_path(cfgdir, gz);
+		if (!tb->gzidx[i])
+			return -ENOMEM;
+		if (!file_exists(tb->gzidx[i])) {
+			cli_err(path, "lowers[%zu].gzipIndex: %s: %s", i, tb->gzidx[i],
+				strerror(ENOENT));
+			return -ENOENT;
+		}
+	}
 	return 0;
 }
 
@@ -225,7 +295,8 @@ static int config_accel_layer(const char *path, json_object *root, size_t *cnt)
 }
 
 static int config_load(const char *path, char ***paths, unsigned int *n,
-		       char **upper_data, char **upper_index, struct cfg_remote *rem)
+		       char **upper_data, char **upper_index, struct cfg_remote *rem,
+		       struct cfg_turbo *tb)
 {
 	json_object *root, *lowers, *upper;
 	char *dcopy = strdup(path), *cfgdir = dcopy ? dirname(dcopy) : NULL;
@@ -276,6 +347,14 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		rc = -ENOMEM;
 		goto out_put;
 	}
+	if (tb) {
+		tb->targets = calloc(cnt + 1, sizeof(*tb->targets));
+		tb->gzidx = calloc(cnt + 1, sizeof(*tb->gzidx));
+		if (!tb->targets || !tb->gzidx) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+	}
 	if (rem) {
 		const char *rbu;
 
@@ -308,8 +387,10 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		    get_str(path, l, "dir", &dir, where) ||
 		    get_str(path, l, "digest", &digest, where))
 			goto out_free;
-		if (turbo_oci_lower(path, l, i))
+		rc = turbo_oci_lower(path, cfgdir, l, i, tb);
+		if (rc)
 			goto out_free;
+		rc = -EINVAL;
 		if (file) {
 			out[i] = config_path(cfgdir, file);
 			if (out[i] && !file_exists(out[i])) {
@@ -372,6 +453,8 @@ out_free:
 		free(out);
 		if (rem)
 			cfg_remote_free(rem, (unsigned int)cnt);
+		if (tb)
+			cfg_turbo_free(tb, (unsigned int)cnt);
 	}
 out_put:
 	json_object_put(root);
@@ -382,7 +465,18 @@ out_put:
 int cli_config_load(const char *path, char ***paths, unsigned int *n,
 		    char **upper_data, char **upper_index)
 {
-	return config_load(path, paths, n, upper_data, upper_index, NULL);
+	return config_load(path, paths, n, upper_data, upper_index, NULL, NULL);
+}
+
+int cli_config_load_turbo(const char *path, char ***paths, unsigned int *n,
+			  char **upper_data, char **upper_index, char ***targets, char ***gzidx)
+{
+	struct cfg_turbo tb = { 0 };
+	int rc = config_load(path, paths, n, upper_data, upper_index, NULL, &tb);
+
+	*targets = tb.targets;
+	*gzidx = tb.gzidx;
+	return rc;
 }
 
 /* -------------------------------------------------------------------------
@@ -398,6 +492,7 @@ void cli_layer_close(struct cli_layer *l)
 		obd_file_io_close(&l->fio);
 	if (l->remote)
 		cli_remote_close(l->remote);
+	cli_target_close(l->target);
 	free(l->path);
 	free(l->index_path);
 	memset(l, 0, sizeof(*l));
@@ -478,6 +573,37 @@ int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned in
 	rc = obd_layer_open(&l->ro, cli_remote_io(r), &obd_user_codec, &err);
 	if (rc) {
 		cli_err_core(l->path, rc, &err);
+		goto out_close;
+	}
+	layer_ro_opened(l, flags);
+	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
+int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
+			const char *gzidx, unsigned int flags)
+{
+	struct obd_err err = { "" };
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	rc = cli_target_open(&l->target, target, gzidx);
+	if (rc)
+		goto out_close;
+	rc = obd_file_io_open(&l->fio, path, &err);
+	if (rc) {
+		cli_err_core(path, rc, &err);
+		goto out_close;
+	}
+	l->fio_open = true;
+	rc = obd_layer_open_warp(&l->ro, &l->fio.io, &obd_user_codec, l->target->io.size, &err);
+	if (rc) {
+		cli_err_core(path, rc, &err);
 		goto out_close;
 	}
 	layer_ro_opened(l, flags);
@@ -680,6 +806,7 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
 	struct cfg_remote rem = { 0 };
+	struct cfg_turbo tb = { 0 };
 	unsigned int ncfg = 0, i;
 	int rc = 0, a;
 
@@ -690,7 +817,8 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 	}
 	if (argc == 1 && cli_is_config(argv[0])) {
 		rc = config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index,
-				 (flags & CLI_STACK_REMOTE) ? &rem : NULL);
+				 (flags & CLI_STACK_REMOTE) ? &rem : NULL,
+				 (flags & CLI_STACK_TURBO) ? &tb : NULL);
 		if (rc)
 			return rc;
 		if (xdata && up_data) {
@@ -717,7 +845,10 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 			goto out_cfg;
 		}
 		for (i = 0; i < ncfg; i++) {
-			if (cfg_paths[i])
+			if (cfg_paths[i] && tb.targets && tb.targets[i])
+				rc = cli_layer_open_warp(&s->layers[i], cfg_paths[i], tb.targets[i],
+							 tb.gzidx[i], flags);
+			else if (cfg_paths[i])
 				rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
 						    flags & ~CLI_STACK_ALLOW_RW);
 			else
@@ -802,6 +933,7 @@ out_cfg:
 		free(cfg_paths[i]);
 	free(cfg_paths);
 	cfg_remote_free(&rem, ncfg);
+	cfg_turbo_free(&tb, ncfg);
 	free(up_data);
 	free(up_index);
 	return rc;
@@ -836,6 +968,12 @@ static int read_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u6
 	}
 	if (m->tag >= rc->s->n)
 		return -EFSCORRUPTED;
+	if (m->target) {	/* a TurboOCI layer's file data: in its target */
+		if (!rc->s->layers[m->tag].target)
+			return -EFSCORRUPTED;
+		return stream_read(&rc->s->layers[m->tag].target->io, dst,
+				   nsect << OBD_SECTOR_SHIFT, moff << OBD_SECTOR_SHIFT);
+	}
 	return stream_read(rc->s->layers[m->tag].stream, dst, nsect << OBD_SECTOR_SHIFT,
 			   moff << OBD_SECTOR_SHIFT);
 }
