@@ -123,6 +123,9 @@ struct fetchd_gauges {
 	uint64_t cache_bytes;		/* on disk in cacheDir (evict.c's last scan) */
 	uint64_t cache_limit;		/* cacheSizeGB in bytes */
 	uint64_t cache_entries;
+	uint64_t gz_cache_bytes;	/* on disk in gzipCacheConfig.cacheDir (gunzip entries) */
+	uint64_t gz_cache_limit;	/* its cacheSizeGB in bytes */
+	uint64_t gz_cache_entries;
 	uint64_t fs_free_bytes;		/* free on the cache's file system */
 	uint64_t blobs_complete;	/* open blobs with every byte present */
 	uint64_t dl_total_bytes;	/* bytes of the blobs the download queue holds */
@@ -429,6 +432,8 @@ int evict_init(struct fetchd *d);
 void evict_fini(struct fetchd *d);
 int64_t evict_tick(struct fetchd *d);		/* next due ms, 0 = none */
 void evict_note_written(struct fetchd *d, uint64_t bytes);
+/* ... in one directory's count: d->ev (cacheConfig) or d->gzev (gunzip entries) */
+void evict_note_written_in(struct fetchd *d, struct evict *ev, uint64_t bytes);
 /* The disk is full (ENOSPC/EDQUOT): a pass at once; parked writes retried after it. */
 void evict_now(struct fetchd *d);
 

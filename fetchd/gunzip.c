@@ -515,7 +515,7 @@ static void refill_done(struct fetchd *d, struct gz_job *j)
 		if (!d->next_sync_ms)
 			d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
 		d->st.bytes_written += j->w1 - j->w0;
-		evict_note_written(d, j->w1 - j->w0);
+		evict_note_written_in(d, d->gzev, j->w1 - j->w0);
 		/* more than the READs' units was decoded: the kernel may have it all */
 		chan_send_have(d, b, j->w0, j->w1 - j->w0);
 	}
@@ -552,6 +552,7 @@ static void whole_done(struct fetchd *d, struct gz_job *j)
 	}
 	b->nmem += bits_set_count(b->mem, 0, b->ngranules);
 	bits_set_count(b->dirty, 0, b->ngranules);
+	evict_note_written_in(d, d->gzev, b->size);
 	if (!d->next_sync_ms)
 		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
 	chan_send_have(d, b, 0, b->size);
