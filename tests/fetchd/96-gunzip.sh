@@ -114,20 +114,25 @@ is "the gunzip entry's name is the compressed digest" "$G" "$T/gz/sha256:$GHEX"
 blobs="[{\"id\":1,\"cache\":\"$G\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"}]"
 
 # --- run 1: random READs across access points -------------------------------------
-# (in the first 60 %: the compressed blob stays partial, run 2 completes it)
-reads=$(python3 - "$USZ" <<-'PY'
+# (in the first 40 %: the compressed blob stays partial, run 2 completes it)
+# rand_reads PERCENT: 40 random granule-aligned READs in the first PERCENT, and
+# at 100 % the tail too
+rand_reads() {
+	python3 - "$USZ" "$1" <<-'PY'
 	import random, sys
-	size = int(sys.argv[1]); g = (size + 4095) // 4096
+	size, pc = int(sys.argv[1]), int(sys.argv[2]); g = (size + 4095) // 4096
 	r = []
 	for _ in range(40):
-	    s = random.randrange(g * 6 // 10)
+	    s = random.randrange(g * pc // 100)
 	    n = min(random.choice([1, 2, 16, 64]), g - s)
 	    r.append([1, s * 4096, min(n * 4096, size - s * 4096)])
-	r.append([1, (g - 1) * 4096, size - (g - 1) * 4096])	# the tail
+	if pc == 100:
+	    r.append([1, (g - 1) * 4096, size - (g - 1) * 4096])	# the tail
 	print(r)
 	PY
-)
-ap_reads=$(entries "$T/gzip.meta" | awk -v u="$USZ" 'NR > 1 { o = int($1 / 4096) * 4096; if (o < u * 0.6) printf "%s[1, %d, 4096]", (n++ ? ", " : ""), o }')
+}
+reads=$(rand_reads 40)
+ap_reads=$(entries "$T/gzip.meta" | awk -v u="$USZ" 'NR > 1 { o = int($1 / 4096) * 4096; if (o < u * 0.4) printf "%s[1, %d, 4096]", (n++ ? ", " : ""), o }')
 gz_config "$T/gz" "$T/cache"
 run_stub r1 "$blobs" "[{\"read\": $reads}, {\"read\": [$ap_reads]}, {\"sleep\": 0.5}]"
 ok $? "run 1: $(jget "$T/r1.json" 'len(j["steps"][0]["dones"]) + len(j["steps"][1]["dones"])') READs (random, and at each access point) answered, every DONE range equal to the tar"
@@ -187,16 +192,23 @@ start_fakereg bad "$T/bad.tar.gz"
 URLB="http://127.0.0.1:$FR_PORT/v2/test/repo/blobs/sha256:$GHEX"
 mkdir -p "$T/gz2" "$T/cache2"
 G2=$(python3 "$here/kstub.py" mkgunzip "$T/gz2" "$URLB" "$T/layer.tar.gz" "$T/layer.tar" "$T/gzip.meta")
-gz_config "$T/gz2" "$T/cache2"
+EP=$(free_port)
+gz_config "$T/gz2" "$T/cache2" "" "\"exporterConfig\": { \"enable\": true, \"port\": $EP, \"updateInterval\": 1000 }"
 mid=$(( (de_k + de_k1) / 2 / K * K ))
 run_stub r4 "[{\"id\":1,\"cache\":\"$G2\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"}]" "[
 	{\"read\": [[1, $mid, $K]], \"expect\": \"err\"},
-	{\"read\": [[1, 0, $K]]}]"
+	{\"read\": [[1, 0, $K]]},
+	{\"sleep\": 1.3},
+	{\"exec\": \"curl -sS -f --max-time 5 -o $T/m4.txt http://127.0.0.1:$EP/metrics\"}]"
 ok $? "run 4: the READ inside the corrupt interval (entry $k, $mid) failed, one at the start served"
 is "run 4: EIO" "$(jget "$T/r4.json" 'j["steps"][0]["dones"][0]["status"]')" -5
 runlog r4 | grep -q "gunzip entry $G2 (layer sha256:$GHEX): refill \[.*failed"
 ok $? "run 4: the failure logged naming the layer: $(runlog r4 | grep -m1 'refill \[' | sed 's/.*failed: //' | cut -c1-120)"
 is "run 4: nothing marked present in [$de_k, $de_k1)" "$(bits_in "$G2" "$USZ" "$de_k" "$de_k1")" 0
+metric() { sed -n "s/^overlaybd_fetchd_$1 //p" "$T/m4.txt"; }
+[ "$(metric gunzip_errors_total)" -ge 1 ] && [ "$(metric gunzip_refills_total)" -ge 2 ] &&
+	[ "$(metric gunzip_inflated_bytes_total)" -ge "$K" ] && [ -n "$(metric gunzip_cache_limit_bytes)" ]
+ok $? "run 4: exporter: gunzip errors $(metric gunzip_errors_total), refills $(metric gunzip_refills_total), inflated $(metric gunzip_inflated_bytes_total) bytes"
 res=$(bits_ok "$G2" "$T/layer.tar")
 case "$res" in ok*) ok 0 "run 4: what is marked equals the tar ($res)" ;;
 	*) ok 1 "run 4: granules marked present differ from the tar ($res)" ;; esac
@@ -240,7 +252,7 @@ ok $? "cacheSizeGB 0 refused, key named"
 mkdir -p "$T/gz6" "$T/cache6"
 G6=$(python3 "$here/kstub.py" mkgunzip "$T/gz6" "$URL" "$T/layer.tar.gz" "$T/layer.tar" "$T/gzip.meta")
 gz_config "$T/gz6" "$T/cache6" '"refillSize": 65536'
-run_stub r6 "[{\"id\":1,\"cache\":\"$G6\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"}]" "[{\"read\": $reads}]"
+run_stub r6 "[{\"id\":1,\"cache\":\"$G6\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"}]" "[{\"read\": $(rand_reads 100)}]"
 ok $? "run 6: refillSize 64 KiB: the random READs answered, bytes right"
 
 # --- eviction of the gzip cache within its cacheSizeGB -------------------------------------
