@@ -68,7 +68,6 @@ struct gunzip {
 	uint8_t *checked;		/* per entry: its window was checked by decoding across it */
 	struct list jobs;		/* struct gz_job.node: refills in flight, by unit */
 	bool completing;		/* the whole-stream pass is queued or running */
-	bool completed;			/* ... and passed */
 	char layer[OBD_DIGEST_STR_LEN + 1];	/* "sha256:<hex>" of the compressed blob */
 };
 
@@ -556,7 +555,6 @@ static void whole_done(struct fetchd *d, struct gz_job *j)
 	if (!d->next_sync_ms)
 		d->next_sync_ms = now_ms() + d->cfg.sync_interval_ms;
 	chan_send_have(d, b, 0, b->size);
-	g->completed = true;
 	d->st.gz_completed++;
 	pr_info("gunzip entry %s (layer %s): the whole stream decoded, trailer CRC32 and ISIZE match, %llu bytes: marking it complete",
 		b->path, g->layer, (unsigned long long)b->size);
@@ -612,7 +610,8 @@ void gunzip_maybe_complete(struct fetchd *d, struct blob *b)
 	struct gunzip *g = b->gz;
 	struct gz_job *j;
 
-	if (!g || !d->gzp || g->completing || g->completed || b->complete || b->broken ||
+	/* verified: the pass went well and the flag is on its way (a REFETCH clears it) */
+	if (!g || !d->gzp || g->completing || b->verified || b->complete || b->broken ||
 	    !g->cb->complete || d->stopping)
 		return;
 	j = calloc(1, sizeof(*j));
@@ -753,6 +752,9 @@ void gunzip_release(struct fetchd *d, struct blob *b)
 	free(g->checked);
 	free(g);
 	cb->users--;
+	/* a use of the compressed entry too, for LRU eviction (blob_close does it for the kernel's) */
+	if (cb->opened && futimens(cb->ce.fd, NULL) < 0)
+		pr_warn("%s: touching it: %s", cb->path, strerror(errno));
 	if (cb->internal) {
 		cb->closing = true;
 		blob_maybe_free(d, cb);
