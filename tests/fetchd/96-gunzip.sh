@@ -299,6 +299,26 @@ ok $? "run 7: eviction logged"
 [ ! -e "${old[0]}" ] && [ ! -e "${old[0]}.gzindex" ] && [ ! -e "${old[0]}.meta" ]
 ok $? "obd cache prune --gzip --all: the unused entry and its .gzindex removed"
 
+# --- a gzip trailer whose CRC32 lies: the whole-stream pass invalidates the entry ---------
+cp "$T/layer.tar.gz" "$T/crc.tar.gz"
+python3 -c "
+f = open('$T/crc.tar.gz', 'r+b'); f.seek(-8, 2); b = f.read(1); f.seek(-8, 2); f.write(bytes([b[0] ^ 0x55]))"
+CHEX=$(hex "$T/crc.tar.gz")
+start_fakereg crc "$T/crc.tar.gz"
+URLC="http://127.0.0.1:$FR_PORT/v2/test/repo/blobs/sha256:$CHEX"
+mkdir -p "$T/gz9" "$T/cache9"
+G9=$(python3 "$here/kstub.py" mkgunzip "$T/gz9" "$URLC" "$T/crc.tar.gz" "$T/layer.tar" "$T/gzip.meta")
+gz_config "$T/gz9" "$T/cache9" "" '"download": { "enable": true, "delay": 0, "delayExtra": 0, "maxMBps": 0 }'
+run_stub r9 "[{\"id\":1,\"cache\":\"$G9\",\"data\":\"$T/layer.tar\",\"digest\":\"$CHEX\"}]" "[
+	{\"read\": [[1, 0, $K]]}, {\"sleep\": 5}, {\"read\": [[1, 0, $K]], \"expect\": \"err\"}]"
+ok $? "run 9: a READ served before the download, one failed after the whole-stream check"
+runlog r9 | grep -q "gunzip entry $G9 (layer sha256:$CHEX): invalidated: the whole-stream check failed: .*incorrect data check"
+ok $? "run 9: the CRC32 mismatch logged, the entry invalidated"
+is "run 9: not complete" "$(jget "$T/r9.json" 'j["flags"]["1"]["flags"]')" 2
+is "run 9: no bit left in the .meta" "$(jget "$T/r9.json" 'len(j["meta"]["1"])')" 0
+[ "$(jget "$T/r9.json" 'len(j["invalidates"])')" -ge 1 ]
+ok $? "run 9: the entry taken back from the kernel (INVALIDATE)"
+
 # --- a gunzip entry with the gzip cache disabled: EIO, said why --------------------------
 write_config '"requestTimeout": 5'
 run_stub r8 "$blobs" "[{\"read\": [[1, 0, $K]], \"expect\": \"err\"}]"
