@@ -496,6 +496,9 @@ static void refill_done(struct fetchd *d, struct gz_job *j)
 	uint64_t i, gfirst, n;
 
 	d->st.gz_inflated_bytes += j->inflated;
+	/* the gzip cache's disk is full: a pass at once (the READ still fails) */
+	if (j->status == -ENOSPC || j->status == -EDQUOT)
+		evict_now(d);
 	if (j->status)
 		return job_fail(d, j, -EIO, j->err);
 	/* the compressed bytes were taken back meanwhile (a failed sha256): again */
@@ -504,9 +507,11 @@ static void refill_done(struct fetchd *d, struct gz_job *j)
 			b->path);
 		return job_compressed_ready(d, j);
 	}
+	if (b->broken)
+		return job_fail(d, j, -EIO, b->broken_reason);
 	for (i = j->first + 1; i <= j->last && i < g->gi.n; i++)
 		g->checked[i] = 1;
-	if (j->w1 > j->w0 && !b->broken) {
+	if (j->w1 > j->w0) {
 		gfirst = granule_of(j->w0);
 		n = granules_in(b, j->w0, j->w1 - j->w0);
 		b->nmem += bits_set_count(b->mem, gfirst, n);
