@@ -450,6 +450,8 @@ void gunzip_maybe_complete(struct fetchd *d, struct blob *b);
 /* cb (a compressed blob) is complete: the gunzip entries over it may complete. */
 void gunzip_compressed_complete(struct fetchd *d, struct blob *cb);
 void gunzip_invalidate(struct fetchd *d, struct blob *b, const char *why);
+/* cb (a compressed blob) failed its sha256: the gunzip entries over it are cleared and taken back. */
+void gunzip_compressed_bad(struct fetchd *d, struct blob *cb);
 
 /*----- channel.c ---------------------------------------------------------*/
 int chan_open(struct fetchd *d);

@@ -649,6 +649,30 @@ void gunzip_compressed_complete(struct fetchd *d, struct blob *cb)
 	}
 }
 
+/*
+ * The refill checks cannot see every corruption of the compressed bytes (a
+ * changed literal far from the next access point decodes in step); the
+ * sha256 of the complete compressed blob can. When it fails, everything
+ * decoded from those bytes is dropped: the bits cleared (durably) and the
+ * range taken back from the kernel; it is decoded again from the refetched
+ * bytes at the next miss.
+ */
+void gunzip_compressed_bad(struct fetchd *d, struct blob *cb)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (!b->gz || b->gz->cb != cb || !b->opened || b->broken)
+			continue;
+		pr_err("gunzip entry %s (layer %s): its compressed blob failed its sha256 check: what was decoded from it is cleared and taken back",
+		       b->path, b->gz->layer);
+		blob_refetch_clear(d, b, 0, b->size);
+		chan_take_back(d, b, 0, b->size);
+	}
+}
+
 void gunzip_invalidate(struct fetchd *d, struct blob *b, const char *why)
 {
 	pr_err("gunzip entry %s (layer %s): invalidated: %s", b->path, b->gz->layer, why);

@@ -156,6 +156,8 @@ static void verify_finish(struct fetchd *d, struct blob *b)
 	       (unsigned long long)b->id, b->path, got, want);
 	blob_refetch_clear(d, b, 0, b->size);
 	chan_take_back(d, b, 0, b->size);
+	/* what gunzip entries decoded from those bytes goes too */
+	gunzip_compressed_bad(d, b);
 	download_blob_verified(d, b, false);
 }
 

@@ -185,9 +185,12 @@ mapfile -t E < <(entries "$T/gzip.meta")
 k=$((NENT / 2))
 read -r de_k en_k _ <<< "${E[$k]}"
 read -r de_k1 en_k1 _ <<< "${E[$((k + 1))]}"
+# the byte 200 before the next access point: its output is in the window
+# that point's check compares (a byte whose output lies further from any
+# point may decode in step and is caught by the sha256 only: run 4b)
 cp "$T/layer.tar.gz" "$T/bad.tar.gz"
 python3 -c "
-f = open('$T/bad.tar.gz', 'r+b'); o = ($en_k + $en_k1) // 2; f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 0xff]))"
+f = open('$T/bad.tar.gz', 'r+b'); o = $en_k1 - 200; f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 0xff]))"
 start_fakereg bad "$T/bad.tar.gz"
 URLB="http://127.0.0.1:$FR_PORT/v2/test/repo/blobs/sha256:$GHEX"
 mkdir -p "$T/gz2" "$T/cache2"
@@ -212,6 +215,16 @@ ok $? "run 4: exporter: gunzip errors $(metric gunzip_errors_total), refills $(m
 res=$(bits_ok "$G2" "$T/layer.tar")
 case "$res" in ok*) ok 0 "run 4: what is marked equals the tar ($res)" ;;
 	*) ok 1 "run 4: granules marked present differ from the tar ($res)" ;; esac
+
+# --- run 4b: the download finds the compressed blob's sha256 wrong: the entry is cleared ----
+gz_config "$T/gz2" "$T/cache2" "" '"download": { "enable": true, "delay": 0, "delayExtra": 0, "maxMBps": 0, "tryCnt": 1 }'
+run_stub r4b "[{\"id\":1,\"cache\":\"$G2\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"}]" "[
+	{\"read\": [[1, 0, $K]]}, {\"sleep\": 4}]"
+ok $? "run 4b: daemon ran, the download of the bad blob went"
+runlog r4b | grep -q "gunzip entry $G2 (layer sha256:$GHEX): its compressed blob failed its sha256 check"
+ok $? "run 4b: the sha256 mismatch of the compressed blob clears the gunzip entry"
+is "run 4b: no bit left in the gunzip entry's .meta" "$(jget "$T/r4b.json" 'len(j["meta"]["1"])')" 0
+is "run 4b: and it was taken back from the kernel" "$(jget "$T/r4b.json" '[i[1:] for i in j["invalidates"] if i[0] == 1][:1]')" "[[0, $USZ]]"
 
 # --- run 5: a gzip index whose window lies: EIO -----------------------------------------
 "$GZTOOL" --build "$T/layer.tar.gz" "$T/raw.meta" 262144 0 > /dev/null || bail "raw index"
