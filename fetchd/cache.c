@@ -218,11 +218,40 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 		url_redact(b->url, ubuf, sizeof(ubuf)));
 }
 
+/*
+ * The kernel OPENs an entry the daemon already holds for a gunzip entry
+ * (its compressed blob): one blob object for one entry (two would each
+ * write their own bitmap words into the .meta), now the kernel's.
+ */
+static bool blob_adopt(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
+		       const char *path, uint64_t ino, uint32_t dev)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (!b->internal || b->closing || strcmp(b->path, path))
+			continue;
+		if (b->size != size || memcmp(b->digest, digest, OBD_SHA256_LEN) || b->ino != ino ||
+		    b->dev != dev)
+			return false;	/* not the same file: the usual checks say why */
+		pr_info("blob %llu: %s, held for a gunzip entry as %llu, is the kernel's now",
+			(unsigned long long)id, path, (unsigned long long)b->id);
+		b->id = id;
+		b->internal = false;
+		return true;
+	}
+	return false;
+}
+
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
 	       const char *path, uint64_t ino, uint32_t dev)
 {
 	struct blob *b = blob_find(d, id);
 
+	if (!b && blob_adopt(d, id, size, digest, path, ino, dev))
+		return;
 	if (b) {
 		if (b->size == size && !memcmp(b->digest, digest, OBD_SHA256_LEN) &&
 		    !strcmp(b->path, path)) {

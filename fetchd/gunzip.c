@@ -784,10 +784,11 @@ void gunzip_release(struct fetchd *d, struct blob *b)
 	/* a use of the compressed entry too, for LRU eviction (blob_close does it for the kernel's) */
 	if (cb->opened && futimens(cb->ce.fd, NULL) < 0)
 		pr_warn("%s: touching it: %s", cb->path, strerror(errno));
-	if (cb->internal) {
+	/* ours, or the kernel's that it CLOSEd meanwhile (blob_adopt): freed when idle */
+	if (cb->internal)
 		cb->closing = true;
+	if (cb->closing)
 		blob_maybe_free(d, cb);
-	}
 }
 
 /*----- the pool ---------------------------------------------------------------*/

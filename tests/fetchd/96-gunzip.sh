@@ -332,6 +332,22 @@ is "run 9: no bit left in the .meta" "$(jget "$T/r9.json" 'len(j["meta"]["1"])')
 [ "$(jget "$T/r9.json" 'len(j["invalidates"])')" -ge 1 ]
 ok $? "run 9: the entry taken back from the kernel (INVALIDATE)"
 
+# --- the kernel OPENs the compressed entry too: one blob object, the kernel's -------------
+mkdir -p "$T/gz10" "$T/cache10"
+C10=$(python3 "$here/kstub.py" mkentry "$T/cache10" "$URL" "$T/layer.tar.gz")
+G10=$(python3 "$here/kstub.py" mkgunzip "$T/gz10" "$URL" "$T/layer.tar.gz" "$T/layer.tar" "$T/gzip.meta")
+gz_config "$T/gz10" "$T/cache10"
+run_stub r10 "[{\"id\":1,\"cache\":\"$G10\",\"data\":\"$T/layer.tar\",\"digest\":\"$GHEX\"},
+	{\"id\":2,\"cache\":\"$C10\",\"data\":\"$T/layer.tar.gz\"}]" "[
+	{\"read\": [[1, 0, $K], [2, 0, $K], [1, $((USZ / 2 / K * K)), $K], [2, $((GSZ / 2 / K * K)), $K]]},
+	{\"close\": 2}, {\"read\": [[1, $((USZ / 3 / K * K)), $K]]}, {\"sleep\": 0.3}]"
+ok $? "run 10: READs of the gunzip entry and of its compressed entry, opened by the kernel too, all right; and after its CLOSE"
+runlog r10 | grep -q "blob 2: $C10, held for a gunzip entry as [0-9]*, is the kernel's now"
+ok $? "run 10: the daemon's compressed blob became the kernel's blob 2 (one object)"
+res=$(bits_ok "$G10" "$T/layer.tar")
+case "$res" in ok*) ok 0 "run 10: what is marked equals the tar ($res)" ;;
+	*) ok 1 "run 10: granules marked present differ from the tar ($res)" ;; esac
+
 # --- a gunzip entry with the gzip cache disabled: EIO, said why --------------------------
 write_config '"requestTimeout": 5'
 run_stub r8 "$blobs" "[{\"read\": [[1, 0, $K]], \"expect\": \"err\"}]"
