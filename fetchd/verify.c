@@ -59,7 +59,8 @@ static void verify_failed(struct fetchd *d, struct blob *b)
 	int64_t delay = FETCHD_VERIFY_RETRY_MS;
 	unsigned int i;
 
-	for (i = 1; i < b->verify_fails && delay < FETCHD_VERIFY_RETRY_MAX_MS; i++)
+	/* 1 s after the first failure, 2 s after the second, ... */
+	for (i = 0; i < b->verify_fails && delay < FETCHD_VERIFY_RETRY_MAX_MS; i++)
 		delay *= 2;
 	if (delay > FETCHD_VERIFY_RETRY_MAX_MS)
 		delay = FETCHD_VERIFY_RETRY_MAX_MS;

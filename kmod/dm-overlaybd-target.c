@@ -6,7 +6,8 @@
  * See Documentation: docs/dm-overlaybd.rst.
  *
  * Table: <#layers> <layer>... [<#opt args> <opt>...], layers bottom to top;
- * a layer is a path or remote:<size>:<digest>:<cache file> (obd_remote.h);
+ * a layer is a path, remote:<size>:<digest>:<cache file> (obd_remote.h) or
+ * turbo <meta layer path> <target> (obd_turbo.h);
  * the option "upper <data> <index|->" adds the writable layer.
  * Construction is all-or-nothing; obd_dtr() copes with a half-built
  * target (the dm-verity shape), so obd_ctr() has a single "bad" label.
@@ -73,6 +74,7 @@ static void obd_dtr(struct dm_target *ti)
 			dm_put_device(ti, dl->dmdev);
 		if (!IS_ERR_OR_NULL(dl->sl))
 			obd_shared_put(dl->sl);
+		obd_turbo_target_close(ti, dl->turbo);
 		kfree(dl->path);
 	}
 	kfree(t->layers);
@@ -202,7 +204,7 @@ static struct obd_shared_layer *obd_open_remote(struct obd_target *t,
  * elsewhere), and not this device's own node (its reads would come back
  * to it through the worker, without end).
  */
-static int obd_check_local_path(struct obd_target *t, const char *path, char **error)
+int obd_check_local_path(struct obd_target *t, const char *path, char **error)
 {
 	dev_t dev;
 
@@ -227,9 +229,10 @@ static int obd_check_local_path(struct obd_target *t, const char *path, char **e
  * read through the file opened for it (its page cache); the number comes
  * from that open inode, so both name one device.
  */
-static int obd_hold_bdev(struct obd_target *t, struct obd_dev_layer *dl, char **error)
+int obd_hold_bdev(struct obd_target *t, struct file *file, const char *path,
+		  struct dm_dev **dmdev, char **error)
 {
-	struct inode *inode = file_inode(dl->sl->file);
+	struct inode *inode = file_inode(file);
 	char name[24];
 	int r;
 
@@ -237,21 +240,28 @@ static int obd_hold_bdev(struct obd_target *t, struct obd_dev_layer *dl, char **
 		return 0;
 	if (inode->i_rdev == disk_devt(dm_disk(dm_table_get_md(t->ti->table)))) {
 		*error = "A layer cannot be the device itself";
-		DMERR("%s: layer %s is this device's own node", obd_name(t), dl->path);
+		DMERR("%s: layer %s is this device's own node", obd_name(t), path);
 		return -EINVAL;
 	}
 	snprintf(name, sizeof(name), "%u:%u", MAJOR(inode->i_rdev), MINOR(inode->i_rdev));
-	r = dm_get_device(t->ti, name, OBD_MODE_READ, &dl->dmdev);
+	r = dm_get_device(t->ti, name, OBD_MODE_READ, dmdev);
 	if (r) {
-		dl->dmdev = NULL;
+		*dmdev = NULL;
 		*error = "Cannot claim layer block device";
-		DMERR("%s: layer %s (%s): dm_get_device failed: error %d", obd_name(t), dl->path,
+		DMERR("%s: layer %s (%s): dm_get_device failed: error %d", obd_name(t), path,
 		      name, r);
 	}
 	return r;
 }
 
-static int obd_open_layers(struct obd_target *t, char **paths, char **error)
+/* A layer as the table names it: a path or remote:..., or a warp layer's two. */
+struct obd_layer_arg {
+	char *path;			/* the layer, or a warp layer's meta layer */
+	char *target;			/* a warp layer's target, else NULL */
+};
+
+static int obd_open_layers(struct obd_target *t, const struct obd_layer_arg *args,
+			   char **error)
 {
 	unsigned int i;
 	struct obd_err err;
@@ -260,13 +270,25 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 	for (i = 0; i < t->nlayers; i++) {
 		struct obd_dev_layer *dl = &t->layers[i];
 
-		dl->path = kstrdup(paths[i], GFP_KERNEL);
+		dl->path = kstrdup(args[i].path, GFP_KERNEL);
 		if (!dl->path) {
 			*error = "Cannot allocate memory";
 			return -ENOMEM;
 		}
 		err.msg[0] = 0;
 		dl->fetch = &t->fetch;
+		if (args[i].target) {
+			/* first the target: its size bounds the meta layer's records */
+			r = obd_turbo_target_open(t, args[i].target, &dl->turbo, error);
+			if (r)
+				return r;
+			if (obd_is_remote(dl->path)) {
+				*error = "A turbo meta layer must be a local file";
+				DMERR("%s: layer %u (%s): a turbo meta layer must be a local file",
+				      obd_name(t), i, dl->path);
+				return -EINVAL;
+			}
+		}
 		if (obd_is_remote(dl->path)) {
 			dl->sl = obd_open_remote(t, dl, error, &err);
 		} else {
@@ -277,7 +299,9 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 			r = obd_lower_check_path(t->ti, dl->path, error);
 			if (r)
 				return r;
-			dl->sl = obd_shared_get(dl->path, error, &err);
+			dl->sl = dl->turbo ?
+				obd_shared_get(dl->path, true, dl->turbo->size, error, &err) :
+				obd_shared_get(dl->path, false, 0, error, &err);
 		}
 		if (IS_ERR(dl->sl)) {
 			r = PTR_ERR(dl->sl);
@@ -289,7 +313,7 @@ static int obd_open_layers(struct obd_target *t, char **paths, char **error)
 		if (r)
 			return r;
 		dl->claim = file_inode(dl->sl->file);
-		r = obd_hold_bdev(t, dl, error);
+		r = obd_hold_bdev(t, dl->sl->file, dl->path, &dl->dmdev, error);
 		if (r)
 			return r;
 		dl->blob = dl->sl->blob;
@@ -363,6 +387,46 @@ out_free:
 	return r;
 }
 
+/* dm_shift_arg, but writable: the words are unescaped in place. */
+static char *obd_take_arg(struct dm_arg_set *as)
+{
+	char *a = as->argv[0];
+
+	dm_consume_args(as, 1);
+	return a;
+}
+
+/*
+ * The layer words: <path> | remote:... | turbo <meta> <target>, each
+ * unescaped in place (obd_emit_arg writes them back the same way).
+ */
+static int obd_parse_layer_args(struct dm_arg_set *as, struct obd_layer_arg *args,
+				unsigned int n, char **error)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (!as->argc) {
+			*error = "Not enough layer paths";
+			return -EINVAL;
+		}
+		args[i].path = obd_take_arg(as);
+		if (strcmp(args[i].path, OBD_TURBO_WORD)) {
+			obd_unescape(args[i].path);
+			continue;
+		}
+		if (as->argc < 2) {
+			*error = "Invalid turbo layer (expected turbo <meta layer> <target>)";
+			return -EINVAL;
+		}
+		args[i].path = obd_take_arg(as);
+		args[i].target = obd_take_arg(as);
+		obd_unescape(args[i].path);
+		obd_unescape(args[i].target);
+	}
+	return 0;
+}
+
 /*
  * overlaybd <#layers> <layer>... [<#opt args> <opt>...]
  */
@@ -370,9 +434,8 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	static const struct dm_arg layers_arg = {0, OBD_MAX_LAYERS, "Invalid number of layers"};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct obd_layer_arg *args = NULL;
 	struct obd_target *t;
-	unsigned int i;
-	char **paths;
 	int r;
 
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
@@ -387,15 +450,15 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = dm_read_arg(&layers_arg, &as, &t->nlayers, &ti->error);
 	if (r)
 		goto bad;
-	if (as.argc < t->nlayers) {
-		ti->error = "Not enough layer paths";
-		r = -EINVAL;
+	args = kcalloc(t->nlayers, sizeof(*args), GFP_KERNEL);
+	if (!args && t->nlayers) {
+		ti->error = "Cannot allocate memory";
+		r = -ENOMEM;
 		goto bad;
 	}
-	paths = as.argv;
-	for (i = 0; i < t->nlayers; i++)
-		obd_unescape(paths[i]);
-	dm_consume_args(&as, t->nlayers);
+	r = obd_parse_layer_args(&as, args, t->nlayers, &ti->error);
+	if (r)
+		goto bad;
 	r = obd_parse_opt_args(t, &as, &ti->error);
 	if (r)
 		goto bad;
@@ -414,9 +477,11 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -ENOMEM;
 		goto bad;
 	}
-	r = obd_open_layers(t, paths, &ti->error);
+	r = obd_open_layers(t, args, &ti->error);
 	if (r)
 		goto bad;
+	kfree(args);
+	args = NULL;
 	r = obd_build_index(t, &ti->error);
 	if (r)
 		goto bad;
@@ -488,22 +553,33 @@ static int obd_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	return 0;
 
 bad:
+	kfree(args);
 	obd_dtr(ti);
 	return r;
 }
 
 /* Bytes fetched into the device's remote blobs, each blob once. */
+static struct obd_blob *obd_nth_blob(struct obd_target *t, unsigned int k)
+{
+	struct obd_dev_layer *dl = &t->layers[k / 2];
+
+	if (k % 2)
+		return dl->turbo ? dl->turbo->blob : NULL;
+	return dl->blob;
+}
+
+/* Each remote blob once: the layers' and the turbo targets'. */
 static u64 obd_fetched(struct obd_target *t)
 {
 	unsigned int i, j;
 	u64 sum = 0;
 
-	for (i = 0; i < t->nlayers; i++) {
-		struct obd_blob *b = t->layers[i].blob;
+	for (i = 0; i < 2 * t->nlayers; i++) {
+		struct obd_blob *b = obd_nth_blob(t, i);
 
 		if (!b)
 			continue;
-		for (j = 0; j < i && t->layers[j].blob != b; j++)
+		for (j = 0; j < i && obd_nth_blob(t, j) != b; j++)
 			;
 		if (j == i)
 			sum += atomic64_read(&b->fetched);
@@ -617,8 +693,13 @@ static void obd_status(struct dm_target *ti, status_type_t type, unsigned int st
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%u", t->nlayers);
-		for (i = 0; i < t->nlayers; i++)
+		for (i = 0; i < t->nlayers; i++) {
+			if (t->layers[i].turbo)
+				DMEMIT(" " OBD_TURBO_WORD);
 			obd_emit_arg(result, maxlen, &sz, t->layers[i].path);
+			if (t->layers[i].turbo)
+				obd_emit_arg(result, maxlen, &sz, t->layers[i].turbo->arg);
+		}
 		nopt = t->direct_io + t->no_verify + 2 * t->hold_set + 3 * !!t->upper_data;
 		if (nopt)
 			DMEMIT(" %u", nopt);
@@ -682,8 +763,9 @@ static int obd_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 	unsigned int i;
 	int r;
 
-	for (i = 0; i < t->nlayers; i++) {
-		struct dm_dev *d = t->layers[i].dmdev;
+	for (i = 0; i < 2 * t->nlayers; i++) {
+		struct obd_dev_layer *dl = &t->layers[i / 2];
+		struct dm_dev *d = i % 2 ? (dl->turbo ? dl->turbo->dmdev : NULL) : dl->dmdev;
 
 		if (!d)
 			continue;
@@ -794,7 +876,7 @@ static int obd_message(struct dm_target *ti, unsigned int argc, char **argv, cha
 
 static struct target_type obd_target_type = {
 	.name = "overlaybd",
-	.version = {1, 7, 0},
+	.version = {1, 8, 0},
 	.module = THIS_MODULE,
 	.ctr = obd_ctr,
 	.dtr = obd_dtr,

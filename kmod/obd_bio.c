@@ -82,27 +82,58 @@ static int obd_walk_miss(struct obd_walk *wk, struct obd_blob *b, u64 off, u64 l
  * Read path
  *--------------------------------------------------------------*/
 
+/* Where uncompressed bytes come from: a plain layer's file or a turbo target. */
+struct obd_plain_src {
+	struct file *file;		/* buffered */
+	struct file *dfile;		/* O_DIRECT, or NULL */
+	u64 base;			/* where the stream starts in the file (tar window) */
+	struct obd_blob *blob;		/* remote, or NULL */
+	const struct obd_fetch_opts *fetch;
+	const char *path;		/* for messages */
+};
+
+static void obd_layer_src(struct obd_dev_layer *dl, struct obd_plain_src *src)
+{
+	src->file = dl->sl->file;
+	src->dfile = dl->dfile;
+	src->base = dl->sl->layer.window.off;
+	src->blob = dl->blob;
+	src->fetch = dl->fetch;
+	src->path = dl->path;
+}
+
+/* A warp layer's target: the tar stream is the whole file (or blob). */
+static void obd_turbo_src(struct obd_dev_layer *dl, struct obd_plain_src *src)
+{
+	src->file = dl->turbo->file;
+	src->dfile = NULL;
+	src->base = 0;
+	src->blob = dl->turbo->blob;
+	src->fetch = dl->fetch;
+	src->path = dl->turbo->arg;
+}
+
 /*
- * Uncompressed data: read from the layer file straight into the bio pages.
+ * Uncompressed data: read from the file straight into the bio pages.
  * An O_DIRECT read that the file system refuses for alignment (-EINVAL)
  * is retried through the page cache.
  */
-static int obd_read_plain(struct obd_walk *wk, struct obd_dev_layer *dl, struct iov_iter *piece,
-			  u64 pos)
+static int obd_read_plain(struct obd_walk *wk, const struct obd_plain_src *src,
+			  struct iov_iter *piece, u64 pos)
 {
-	struct file *f = dl->dfile ? dl->dfile : dl->sl->file;
-	loff_t p = dl->sl->layer.window.off + pos;
+	struct file *f = src->dfile ? src->dfile : src->file;
+	loff_t p = src->base + pos;
 	bool nowait = wk->nowait;
 
-	if (dl->blob) {
+	if (src->blob) {
 		size_t n = iov_iter_count(piece);
 
-		if (nowait && !obd_blob_present(dl->blob, p, n))
+		if (nowait && !obd_blob_present(src->blob, p, n))
 			return -EAGAIN;
-		if (wk->ob && !obd_blob_present(dl->blob, p, n))
-			return obd_walk_miss(wk, dl->blob, p, n, 0);
+		if (wk->ob && !obd_blob_present(src->blob, p, n))
+			return obd_walk_miss(wk, src->blob, p, n, 0);
 		if (!nowait) {
-			int r = obd_blob_fetch(dl->blob, p, n, dl->fetch);
+			int r = obd_blob_fetch(src->blob, p, n, src->fetch);
 
 			if (r)
 				return r;
@@ -111,8 +142,8 @@ static int obd_read_plain(struct obd_walk *wk, struct obd_dev_layer *dl, struct 
 	while (iov_iter_count(piece)) {
 		ssize_t r = obd_read_iter(f, piece, &p, nowait);
 
-		if (r == -EINVAL && f == dl->dfile) {
-			f = dl->sl->file;
+		if (r == -EINVAL && f == src->dfile) {
+			f = src->file;
 			continue;
 		}
 		if (r < 0)
@@ -124,10 +155,10 @@ static int obd_read_plain(struct obd_walk *wk, struct obd_dev_layer *dl, struct 
 			 * truncated or re-created under the device). EIO, not
 			 * zeros that would pass for data.
 			 */
-			if (dl->blob && p < (loff_t)dl->blob->size) {
+			if (src->blob && p < (loff_t)src->blob->size) {
 				if (!nowait)
 					DMERR_LIMIT("layer %s: cache file ends at byte %lld, before the blob's end (%llu): truncated under the device",
-						    dl->path, p, dl->blob->size);
+						    src->path, p, src->blob->size);
 				return -EIO;
 			}
 			/* Past the end of the file: zeros, as in the reference reader. */
@@ -394,25 +425,35 @@ static int obd_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 	if (!m || m->zeroed) {
 		if (iov_iter_zero(bytes, &piece) != bytes)
 			r = -EIO;
-	} else if (m->tag >= wk->t->nlayers) {
+	} else if (m->tag >= wk->t->nlayers ||
+		   (m->target && !wk->t->layers[m->tag].turbo)) {
 		r = -EIO;
 	} else {
+		struct obd_plain_src src;
+
 		dl = &wk->t->layers[m->tag];
-		if (wk->nowait && !dl->nowait)
+		if (wk->nowait && !(m->target ? dl->turbo->nowait : dl->nowait))
 			return -EAGAIN;
-		if (dl->sl->layer.wrap & OBD_WRAP_ZFILE)
+		if (m->target) {
+			obd_turbo_src(dl, &src);
+			r = obd_read_plain(wk, &src, &piece, moff << SECTOR_SHIFT);
+		} else if (dl->sl->layer.wrap & OBD_WRAP_ZFILE) {
 			r = obd_read_zfile(wk, dl, &piece, moff << SECTOR_SHIFT, bytes);
-		else
-			r = obd_read_plain(wk, dl, &piece, moff << SECTOR_SHIFT);
+		} else {
+			obd_layer_src(dl, &src);
+			r = obd_read_plain(wk, &src, &piece, moff << SECTOR_SHIFT);
+		}
 		if (r && (wk->nowait || (r == -EAGAIN && wk->miss.blob))) {
 			/* keep what the piece filled: the worker goes on from there */
 			iov_iter_advance(&wk->iter, bytes - iov_iter_count(&piece));
 			return -EAGAIN;
 		}
 		if (r && r != -EFSBADCRC && r != -EFSCORRUPTED)
-			DMERR_LIMIT("%s: layer %s: read error %d at layer sector %llu",
-				    obd_name(wk->t), dl->path, r, moff);
-		if (!r)
+			DMERR_LIMIT("%s: layer %s: read error %d at %s sector %llu",
+				    obd_name(wk->t), m->target ? dl->turbo->arg : dl->path, r,
+				    m->target ? "target" : "layer", moff);
+		/* a trace names layer stream offsets; target sectors are not one */
+		if (!r && !m->target)
 			obd_trace_read(&wk->t->trace, m->tag, moff << SECTOR_SHIFT, bytes);
 	}
 	iov_iter_advance(&wk->iter, bytes);

@@ -113,6 +113,8 @@ struct obd_shared_layer {
 	struct obd_layer layer;
 	char *name;			/* path of the first opener, for messages */
 	struct obd_blob *blob;		/* remote layer: the key instead of the inode */
+	bool warp;			/* a TurboOCI meta layer (obd_turbo.h); key */
+	u64 target_size;		/* warp: its target's bytes; key */
 	/*
 	 * Parsed without obd_layers_mutex: the entry is listed first, later
 	 * openers take a ref and wait (killably) for parsed; parse_err is set
@@ -122,8 +124,8 @@ struct obd_shared_layer {
 	int parse_err;
 };
 
-struct obd_shared_layer *obd_shared_get(const char *path, char **error,
-					struct obd_err *err);
+struct obd_shared_layer *obd_shared_get(const char *path, bool warp, u64 target_size,
+					char **error, struct obd_err *err);
 /* Takes over the caller's blob ref, whatever the outcome. */
 struct obd_shared_layer *obd_shared_get_remote(struct obd_blob *b,
 					       const struct obd_fetch_opts *fetch,

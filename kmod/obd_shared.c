@@ -31,8 +31,12 @@ static unsigned int obd_layers_parsed;	/* entries on obd_layers */
 module_param_named(layers_parsed, obd_layers_parsed, uint, 0444);
 MODULE_PARM_DESC(layers_parsed, "Number of parsed layer files alive (read-only)");
 
-/* NOTE: caller holds obd_layers_mutex. */
-static struct obd_shared_layer *__obd_shared_find(struct inode *host)
+/*
+ * NOTE: caller holds obd_layers_mutex. A warp layer's index depends on its
+ * target's size (the bound of its tag-1 records) and on being read as
+ * warp at all: those are part of the key.
+ */
+static struct obd_shared_layer *__obd_shared_find(struct inode *host, bool warp, u64 target_size)
 {
 	struct timespec64 mtime = obd_inode_mtime(host);
 	loff_t size = i_size_read(host);
@@ -40,7 +44,9 @@ static struct obd_shared_layer *__obd_shared_find(struct inode *host)
 
 	lockdep_assert_held(&obd_layers_mutex);
 	list_for_each_entry(sl, &obd_layers, list) {
-		if (!sl->blob && sl->file->f_mapping->host == host && sl->size == size && timespec64_equal(&sl->mtime, &mtime))
+		if (!sl->blob && sl->file->f_mapping->host == host && sl->size == size &&
+		    timespec64_equal(&sl->mtime, &mtime) && sl->warp == warp &&
+		    sl->target_size == target_size)
 			return sl;
 	}
 	return NULL;
@@ -157,7 +163,11 @@ static int obd_shared_parse(struct obd_shared_layer *sl, const struct obd_fetch_
 		sl->kio.blob = sl->blob;
 		sl->kio.fetch = &kf;
 	}
-	r = obd_layer_open(&sl->layer, &sl->kio.io, obd_parse_codec, err);
+	if (sl->warp)
+		r = obd_layer_open_warp(&sl->layer, &sl->kio.io, obd_parse_codec,
+					sl->target_size, err);
+	else
+		r = obd_layer_open(&sl->layer, &sl->kio.io, obd_parse_codec, err);
 	/* later reads of the layer go through the device's own read path */
 	sl->kio.fetch = NULL;
 	if (r) {
@@ -218,11 +228,12 @@ static int obd_shared_wait(struct obd_shared_layer *sl, const char *path, char *
 
 /*
  * Open path and return its parsed layer, parsing it only if no device uses
- * it yet. On error *error is a static string for ti->error and err names
- * the file and the problem.
+ * it yet (as a warp layer over a target of target_size bytes if warp). On
+ * error *error is a static string for ti->error and err names the file and
+ * the problem.
  */
-struct obd_shared_layer *obd_shared_get(const char *path, char **error,
-					struct obd_err *err)
+struct obd_shared_layer *obd_shared_get(const char *path, bool warp, u64 target_size,
+					char **error, struct obd_err *err)
 {
 	struct obd_shared_layer *sl;
 	struct file *file;
@@ -253,7 +264,7 @@ struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 
 	do {
 		mutex_lock(&obd_layers_mutex);
-		sl = __obd_shared_find(file->f_mapping->host);
+		sl = __obd_shared_find(file->f_mapping->host, warp, target_size);
 		if (sl) {
 			sl->refs++;
 			mutex_unlock(&obd_layers_mutex);
@@ -261,7 +272,10 @@ struct obd_shared_layer *obd_shared_get(const char *path, char **error,
 			continue;
 		}
 		sl = obd_shared_alloc(get_file(file), path, NULL);
-		if (!sl) {
+		if (sl) {
+			sl->warp = warp;
+			sl->target_size = target_size;
+		} else {
 			mutex_unlock(&obd_layers_mutex);
 			fput(file);
 			r = -ENOMEM;

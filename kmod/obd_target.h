@@ -20,6 +20,7 @@
 #include "obd_trace.h"
 #include "obd_upper.h"
 #include "obd_upper_registry.h"
+#include "obd_turbo.h"
 
 /* A layer as this device uses it. */
 struct obd_dev_layer {
@@ -32,6 +33,7 @@ struct obd_dev_layer {
 	struct obd_blob_user user;	/* remote layer: page cache dropped on INVALIDATE */
 	struct inode *claim;		/* obd_lower_claim'ed, or NULL */
 	struct dm_dev *dmdev;		/* a block device layer, held through dm */
+	struct obd_turbo_target *turbo;	/* a warp layer's target (obd_turbo.h), or NULL */
 };
 
 struct obd_stats {
@@ -85,6 +87,11 @@ static inline const char *obd_name(struct obd_target *t)
 {
 	return dm_table_device_name(t->ti->table);
 }
+
+/* dm-overlaybd-target.c: the checks every local layer and turbo target passes. */
+int obd_check_local_path(struct obd_target *t, const char *path, char **error);
+int obd_hold_bdev(struct obd_target *t, struct file *file, const char *path,
+		  struct dm_dev **dmdev, char **error);
 
 /*----------------------------------------------------------------
  * The I/O path (obd_bio.c)

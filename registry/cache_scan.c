@@ -451,13 +451,16 @@ int cache_scan_mark_table(struct cache_scan *s, const char *dev, const char *par
 	 * pruned or evicted. obd snapshot refuses such a line instead.
 	 */
 	(void)obd_table_parse(copy, &t);
-	for (i = 0; i < t.n; i++) {
-		if (strncmp(t.layers[i], "remote:", 7))
-			continue;
-		seen++;
-		rc = mark_token(s, dev, t.layers[i]);
-		if (rc)
-			break;
+	for (i = 0; i < t.n && !rc; i++) {
+		/* a warp layer's remote target (tar blob or gunzip entry) is in use too */
+		const char *w[2] = { t.layers[i], t.targets[i] };
+
+		for (int k = 0; k < 2 && !rc; k++) {
+			if (!w[k] || strncmp(w[k], "remote:", 7))
+				continue;
+			seen++;
+			rc = mark_token(s, dev, w[k]);
+		}
 	}
 	free(copy);
 	return rc ? rc : seen;

@@ -196,11 +196,13 @@ else
 fi
 snap > "$T/after.list"
 # What may stay: dpkg's and apt's records and logs, the user (Debian keeps
-# system users), the module indexes depmod rewrites. Nothing of ours.
+# system users), the module indexes depmod rewrites, and dkms's own module
+# signing key (made by dkms 3.0.10 at its first build in a root that had none;
+# it signs every dkms module, not only ours). Nothing of ours.
 # Directories the host has too are copies made on the way (overlayfs copies a
 # directory up when something below it changes).
 left=$(comm -13 "$T/before.list" "$T/after.list" | grep -vE \
-	'^\./(var/lib/dpkg|var/log|var/cache/apt|var/cache/debconf|var/cache/man|var/lib/apt|var/lib/systemd/deb-systemd-helper-enabled|var/lib/systemd/deb-systemd-helper-masked)(/|$)|^\./etc/(passwd|group|shadow|gshadow)-?$|^\./etc/\.pwd\.lock$|^\./etc/\.pwd\.lock$|^\./(usr/)?lib/modules/[^/]+/modules\.[a-z.]+$' |
+	'^\./(var/lib/dpkg|var/log|var/cache/apt|var/cache/debconf|var/cache/man|var/lib/apt|var/lib/systemd/deb-systemd-helper-enabled|var/lib/systemd/deb-systemd-helper-masked)(/|$)|^\./var/lib/dkms/mok\.(key|pub)$|^\./etc/(passwd|group|shadow|gshadow)-?$|^\./etc/\.pwd\.lock$|^\./etc/\.pwd\.lock$|^\./(usr/)?lib/modules/[^/]+/modules\.[a-z.]+$' |
 	while IFS= read -r p; do
 		case $p in */) [ -d "/${p#./}" ] && continue ;; esac
 		echo "$p"

@@ -73,10 +73,24 @@ static json_object *layers_of(const char *params, unsigned int *n, json_object *
 		return arr;
 	(void)obd_table_parse(copy, &t);
 	for (i = 0; i < t.n; i++) {
-		json_object_array_add(arr, json_object_new_string(t.layers[i]));
-		if (!strncmp(t.layers[i], "remote:", 7)) {
-			json_object *r = remote_of(t.layers[i], i);
+		const char *rw = t.targets[i] ? t.targets[i] : t.layers[i];
 
+		if (t.targets[i]) {
+			/* a warp layer: "turbo <meta> <target>", its words as the table has them */
+			char *w = NULL;
+
+			if (asprintf(&w, "turbo %s %s", t.layers[i], t.targets[i]) < 0)
+				w = NULL;
+			json_object_array_add(arr, json_object_new_string(w ? w : t.layers[i]));
+			free(w);
+		} else {
+			json_object_array_add(arr, json_object_new_string(t.layers[i]));
+		}
+		if (!strncmp(rw, "remote:", 7)) {
+			json_object *r = remote_of(rw, i);
+
+			if (r && t.targets[i])
+				json_object_object_add(r, "turbo_target", json_object_new_boolean(1));
 			if (r)
 				json_object_array_add(remote, r);
 		}
@@ -86,19 +100,29 @@ static json_object *layers_of(const char *params, unsigned int *n, json_object *
 	return arr;
 }
 
-/* Text form of one layer: its path, or remote:<digest>:cached=<bytes>/<size>. */
+/*
+ * Text form of one layer: its path, or remote:<digest>:cached=<bytes>/<size>;
+ * a warp layer: turbo <meta> <target path or that remote form>.
+ */
 static void print_layer(json_object *d, size_t k, const char *word)
 {
+	const char *target = NULL;
 	json_object *rs, *v;
 	size_t i;
 
+	if (!strncmp(word, "turbo ", 6)) {
+		target = strrchr(word, ' ') + 1;
+		printf("%.*s", (int)(target - word), word);
+		word = target;
+	}
 	if (json_object_object_get_ex(d, "remote", &rs)) {
 		for (i = 0; i < json_object_array_length(rs); i++) {
 			json_object *r = json_object_array_get_idx(rs, i);
 			json_object *dg, *sz;
 
 			json_object_object_get_ex(r, "layer", &v);
-			if ((size_t)json_object_get_int(v) != k)
+			if ((size_t)json_object_get_int(v) != k ||
+			    json_object_object_get_ex(r, "turbo_target", NULL) != !!target)
 				continue;
 			json_object_object_get_ex(r, "digest", &dg);
 			json_object_object_get_ex(r, "size", &sz);

@@ -78,7 +78,7 @@ static char *table_print(const struct table *t, const char *sealed, const char *
 	int len;
 
 	for (i = 0; i < t->w.n; i++)
-		cap += 4 * strlen(t->w.layers[i]) + 2;
+		cap += obd_table_layer_room(&t->w, i);
 	for (i = 0; i < t->w.nopt; i++)
 		cap += 4 * strlen(t->w.opts[i]) + 2;
 	p = malloc(cap);
@@ -86,7 +86,7 @@ static char *table_print(const struct table *t, const char *sealed, const char *
 		return NULL;
 	len = sprintf(p, "%u", t->w.n + 1);
 	for (i = 0; i < t->w.n; i++)
-		len += (int)obd_table_word(p + len, t->w.layers[i]);
+		len += (int)obd_table_layer_words(p + len, &t->w, i);
 	len += (int)obd_table_word(p + len, sealed);
 	len += sprintf(p + len, " %u", t->w.nopt);
 	for (i = 0; i < t->w.nopt; i++) {

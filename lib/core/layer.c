@@ -29,8 +29,8 @@ static int obd_layer_blame(struct obd_err *err, int ret, const char *what)
 	return ret;
 }
 
-int obd_layer_open(struct obd_layer *l, struct obd_io *raw,
-		   struct obd_codec *codec, struct obd_err *err)
+static int obd_layer_open_any(struct obd_layer *l, struct obd_io *raw, struct obd_codec *codec,
+			      bool warp, u64 target_size, struct obd_err *err)
 {
 	struct obd_io *src;
 	int ret;
@@ -67,7 +67,11 @@ int obd_layer_open(struct obd_layer *l, struct obd_io *raw,
 		l->lsmt_io = src;
 	}
 
-	ret = obd_lsmt_open_ro(l->lsmt_io, &l->info, &l->maps, &l->nmaps, err);
+	if (warp)
+		ret = obd_lsmt_open_warp(l->lsmt_io, &l->info, &l->maps, &l->nmaps,
+					 target_size, err);
+	else
+		ret = obd_lsmt_open_ro(l->lsmt_io, &l->info, &l->maps, &l->nmaps, err);
 	if (ret < 0) {
 		static const char *const where[4] = {
 			"layer LSMT: ",
@@ -79,6 +83,8 @@ int obd_layer_open(struct obd_layer *l, struct obd_io *raw,
 		obd_layer_blame(err, ret, where[l->wrap & 3]);
 		goto out_close_zfile;
 	}
+	l->warp = warp;
+	l->target_size = target_size;
 	return 0;
 
 out_close_zfile:
@@ -86,6 +92,18 @@ out_close_zfile:
 		obd_zfile_close(&l->zf);
 	l->wrap = 0;
 	return ret;
+}
+
+int obd_layer_open(struct obd_layer *l, struct obd_io *raw,
+		   struct obd_codec *codec, struct obd_err *err)
+{
+	return obd_layer_open_any(l, raw, codec, false, 0, err);
+}
+
+int obd_layer_open_warp(struct obd_layer *l, struct obd_io *raw, struct obd_codec *codec,
+			u64 target_size, struct obd_err *err)
+{
+	return obd_layer_open_any(l, raw, codec, true, target_size, err);
 }
 
 void obd_layer_close(struct obd_layer *l)

@@ -149,8 +149,24 @@ out_free:
 	return ret;
 }
 
+/*
+ * A warp layer's tag-1 record: its bytes are sectors of the target (the
+ * original layer's uncompressed tar stream), which must hold all of them.
+ */
+static int obd_lsmt_check_target_map(const char *name, u64 i, const struct obd_map *m,
+				     u64 target_sectors, struct obd_err *err)
+{
+	if (m->moffset > target_sectors || m->length > target_sectors - m->moffset)
+		return obd_errf(err, EFSCORRUPTED,
+				"%s: LSMT index record %llu (tag 1, target) moffset: got %llu+%u, expected end <= %llu (the target's sectors)",
+				name, (unsigned long long)i, (unsigned long long)m->moffset,
+				m->length, (unsigned long long)target_sectors);
+	return 0;
+}
+
 static int obd_lsmt_check_map(const char *name, u64 i, const struct obd_map *m,
-			      const struct obd_map *prev, u64 mend_max, struct obd_err *err)
+			      const struct obd_map *prev, u64 mend_max, u64 target_sectors,
+			      struct obd_err *err)
 {
 	const u64 base = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE;
 
@@ -165,6 +181,8 @@ static int obd_lsmt_check_map(const char *name, u64 i, const struct obd_map *m,
 				(unsigned long long)obd_map_end(prev),
 				m->offset < prev->offset ? "records not sorted" :
 				"overlaps the previous record");
+	if (m->target)
+		return obd_lsmt_check_target_map(name, i, m, target_sectors, err);
 	if (m->moffset < base)
 		return obd_errf(err, EFSCORRUPTED,
 				"%s: LSMT index record %llu moffset: got %llu, expected >= %llu",
@@ -179,8 +197,44 @@ static int obd_lsmt_check_map(const char *name, u64 i, const struct obd_map *m,
 	return 0;
 }
 
-int obd_lsmt_open_ro(struct obd_io *io, struct obd_lsmt_info *li,
-		     struct obd_map **maps, u64 *nmaps, struct obd_err *err)
+/*
+ * A warp layer's tags, the reference's way (open_warpfile_ro): normalised by
+ * the smallest tag present (committed files have 0 as soon as any fsMeta
+ * record exists), then 0 = fsMeta (this file) and 1 = remoteData (the
+ * target); any other tag is refused instead of being read from nowhere.
+ * Zeroed records read as zeros whatever their tag.
+ */
+static int obd_lsmt_warp_tags(const char *name, struct obd_map *maps, u64 n,
+			      u64 mend_max, u64 target_sectors, struct obd_err *err)
+{
+	u8 min = 255;
+	u64 i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		if (maps[i].tag < min)
+			min = maps[i].tag;
+	for (i = 0; i < n; i++) {
+		struct obd_map *m = &maps[i];
+		u8 tag = m->tag - min;
+
+		if (tag > OBD_WARP_TAG_TARGET)
+			return obd_errf(err, EFSCORRUPTED,
+					"%s: LSMT index record %llu tag: got %u (%u after the smallest, %u), expected 0 (meta) or 1 (target)",
+					name, (unsigned long long)i, m->tag, tag, min);
+		m->tag = 0;
+		m->target = tag == OBD_WARP_TAG_TARGET && !m->zeroed;
+		ret = obd_lsmt_check_map(name, i, m, i ? &maps[i - 1] : NULL, mend_max,
+					 target_sectors, err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* warp: a TurboOCI meta layer over a target of target_size bytes. */
+static int obd_lsmt_open(struct obd_io *io, struct obd_lsmt_info *li, struct obd_map **maps,
+			 u64 *nmaps, bool warp, u64 target_size, struct obd_err *err)
 {
 	struct obd_lsmt_mapping *chunk = NULL;
 	struct obd_map *out = NULL;
@@ -279,15 +333,24 @@ int obd_lsmt_open_ro(struct obd_io *io, struct obd_lsmt_info *li,
 			if (obd_map_raw_invalid(&chunk[j]))
 				continue;
 			obd_map_decode(&chunk[j], m);
+			n++;
+			if (warp)
+				continue;	/* checked once every tag is known */
 			m->tag = 0;
-			ret = obd_lsmt_check_map(io->name, i + j, m, n ? &out[n - 1] : NULL,
-						 mend_max, err);
+			ret = obd_lsmt_check_map(io->name, i + j, m, n > 1 ? &out[n - 2] : NULL,
+						 mend_max, 0, err);
 			if (ret)
 				goto out_free_maps;
-			n++;
 		}
 	}
 	obd_free(chunk);
+	chunk = NULL;
+	if (warp) {
+		ret = obd_lsmt_warp_tags(io->name, out, n, mend_max,
+					 target_size / OBD_SECTOR_SIZE, err);
+		if (ret)
+			goto out_free_maps;
+	}
 	if (n == 0) {
 		obd_free(out);
 		out = NULL;
@@ -303,4 +366,16 @@ out_free_maps:
 out_free_ht:
 	obd_free(b);
 	return ret;
+}
+
+int obd_lsmt_open_ro(struct obd_io *io, struct obd_lsmt_info *li,
+		     struct obd_map **maps, u64 *nmaps, struct obd_err *err)
+{
+	return obd_lsmt_open(io, li, maps, nmaps, false, 0, err);
+}
+
+int obd_lsmt_open_warp(struct obd_io *io, struct obd_lsmt_info *li, struct obd_map **maps,
+		       u64 *nmaps, u64 target_size, struct obd_err *err)
+{
+	return obd_lsmt_open(io, li, maps, nmaps, true, target_size, err);
 }

@@ -181,6 +181,7 @@ static u64 sweep(struct merge_state *s, unsigned int nlayers,
 					     m->moffset + (p - m->offset);
 				o->zeroed = m->zeroed;
 				o->tag = w;
+				o->target = m->target;
 			}
 			last_l = w;
 			last_src = s->cur[w];

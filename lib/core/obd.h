@@ -228,7 +228,12 @@ struct obd_map {
 	u32 length;	/* 1..16383 in files; merged maps keep the same bound */
 	u8 zeroed;	/* reads as zeros, hides lower layers */
 	u8 tag;		/* layer in a merged index: 0 = bottom */
+	u8 target;	/* warp layer: moffset is a sector of the layer's target */
 };
+
+/* Record tags of a warp (TurboOCI meta) layer, after normalisation. */
+#define OBD_WARP_TAG_META	0	/* bytes in the meta layer itself */
+#define OBD_WARP_TAG_TARGET	1	/* bytes in the target: uncompressed tar sectors */
 
 static inline u64 obd_map_end(const struct obd_map *m)
 {
@@ -281,6 +286,16 @@ int obd_lsmt_decode_ht(const void *blk, bool is_header, const char *name,
 int obd_lsmt_open_ro(struct obd_io *io, struct obd_lsmt_info *li,
 		     struct obd_map **maps, u64 *nmaps, struct obd_err *err);
 
+/*
+ * Open a warp LSMT (a TurboOCI meta layer, spec turbo-oci 2.3): as
+ * obd_lsmt_open_ro, but the records' tags are kept, normalised by the
+ * smallest and refused unless 0 or 1; tag-1 records get target = 1 and
+ * must lie inside the target's target_size bytes (whole sectors), tag-0
+ * records inside this file as usual. tag is 0 in every output map.
+ */
+int obd_lsmt_open_warp(struct obd_io *io, struct obd_lsmt_info *li, struct obd_map **maps,
+		       u64 *nmaps, u64 target_size, struct obd_err *err);
+
 /* Read only the header of any LSMT file (any kind); no index. */
 int obd_lsmt_read_header(struct obd_io *io, struct obd_lsmt_info *li,
 			 struct obd_err *err);
@@ -303,11 +318,16 @@ struct obd_layer {
 	struct obd_lsmt_info info;
 	struct obd_map *maps;		/* this layer's index, tags 0 */
 	u64 nmaps;
+	bool warp;			/* a TurboOCI meta layer: maps may have target set */
+	u64 target_size;		/* warp: bytes of its target */
 };
 
 /* Open a read-only layer; codec may be NULL only for unwrapped layers. */
 int obd_layer_open(struct obd_layer *l, struct obd_io *raw,
 		   struct obd_codec *codec, struct obd_err *err);
+/* Open a warp layer (TurboOCI meta) whose target holds target_size bytes. */
+int obd_layer_open_warp(struct obd_layer *l, struct obd_io *raw, struct obd_codec *codec,
+			u64 target_size, struct obd_err *err);
 void obd_layer_close(struct obd_layer *l);
 
 /* ------------------------------------------------------------------------
@@ -345,7 +365,8 @@ int obd_maps_check(const struct obd_map *maps, u64 n, const char *what,
 /*
  * Merge layer indexes, layers[0] = bottom ... layers[nlayers-1] = top:
  * the top-most layer wins, zeroed maps hide lower data, holes fall through.
- * Output maps carry tag = layer position. Builds the search tree.
+ * Output maps carry tag = layer position and their source map's target
+ * flag. Builds the search tree.
  */
 int obd_index_merge(const struct obd_map *const *layers, const u64 *counts,
 		    unsigned int nlayers, struct obd_index *out,
@@ -367,8 +388,9 @@ u64 obd_index_find_bsearch(const struct obd_index *idx, u64 lba);
 
 /*
  * Walk [lba, lba + nsect) in order as pieces: a map piece (m != NULL,
- * moff = sector in layer m->tag's stream for the first sector of the
- * piece; m->zeroed pieces read as zeros) or a hole (m == NULL). fn returns
+ * moff = sector in layer m->tag's stream, or in its target when
+ * m->target, for the first sector of the piece; m->zeroed pieces read as
+ * zeros) or a hole (m == NULL). fn returns
  * 0 to continue or -errno to stop.
  */
 typedef int (*obd_piece_fn)(void *ctx, u64 lba, u64 nsect,

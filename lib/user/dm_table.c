@@ -95,8 +95,16 @@ int obd_table_parse(char *line, struct obd_table *t)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		t->layers[i] = next_word(&s);
-		if (!t->layers[i])
+		if (t->layers[i] && !strcmp(t->layers[i], "turbo")) {
+			t->layers[i] = next_word(&s);
+			t->targets[i] = next_word(&s);
+			if (!t->targets[i])
+				t->layers[i] = NULL;
+		}
+		if (!t->layers[i]) {
+			t->targets[i] = NULL;
 			return -EINVAL;
+		}
 		t->n = i + 1;
 	}
 	w = next_word(&s);
@@ -116,4 +124,21 @@ int obd_table_parse(char *line, struct obd_table *t)
 bad_opts:
 	memset(t->opts, 0, sizeof(t->opts));
 	return -EINVAL;
+}
+
+size_t obd_table_layer_words(char *p, const struct obd_table *t, unsigned int i)
+{
+	size_t n = 0;
+
+	if (t->targets[i])
+		n += (size_t)sprintf(p, " turbo");
+	n += obd_table_word(p + n, t->layers[i]);
+	if (t->targets[i])
+		n += obd_table_word(p + n, t->targets[i]);
+	return n;
+}
+
+size_t obd_table_layer_room(const struct obd_table *t, unsigned int i)
+{
+	return 4 * strlen(t->layers[i]) + 2 + (t->targets[i] ? 4 * strlen(t->targets[i]) + 8 : 0);
 }

@@ -5,6 +5,9 @@
  *
  *   <#layers> <layer>... [<#opt args> <opt arg>...]
  *
+ * where a layer is one word (a path, remote:...) or three: turbo <meta
+ * layer> <target> (a TurboOCI warp layer).
+ *
  * as docs/dm-overlaybd.rst ("Constructor") describes it and the target
  * prints it back (STATUSTYPE_TABLE).
  */
@@ -17,7 +20,8 @@
 #define OBD_TABLE_MAX_OPTS	16
 
 struct obd_table {
-	char *layers[OBD_MAX_LAYERS];	/* bottom first */
+	char *layers[OBD_MAX_LAYERS];	/* bottom first; a warp layer's meta layer */
+	char *targets[OBD_MAX_LAYERS];	/* a warp layer's target, else NULL */
 	unsigned int n;
 	char *opts[OBD_TABLE_MAX_OPTS];	/* in order, option values included */
 	unsigned int nopt;
@@ -36,6 +40,11 @@ struct obd_table {
  * that only looks at the layers may use them.
  */
 int obd_table_parse(char *line, struct obd_table *t);
+
+/* The words of layer i as a table writes them: " <path>" or " turbo <meta> <target>". */
+size_t obd_table_layer_words(char *p, const struct obd_table *t, unsigned int i);
+/* Room obd_table_layer_words needs. */
+size_t obd_table_layer_room(const struct obd_table *t, unsigned int i);
 
 /*
  * Append " <word>" at p, each white space character and backslash written

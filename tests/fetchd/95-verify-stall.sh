@@ -57,13 +57,13 @@ rm -f "$A" "$A.meta"
 A=$(mkentry "$(url "$T/a.bin")" "$T/a.bin")
 fill "$A" "$T/a.bin" && python3 "$here/kstub.py" set-download "$A" 1 0 0 0 2 262144
 # the check starts 1 s after the load: the file is cut short before
-run_stub r2 "$BL" "[{\"exec\": \"truncate -s 4096 '$A'\"}, {\"sleep\": 4}, {\"alive\": 1}]"
+run_stub r2 "$BL" "[{\"exec\": \"truncate -s 4096 '$A'\"}, {\"sleep\": 5}, {\"alive\": 1}]"
 ok $? "run 2: daemon ran"
 runlog r2 | grep -q "blob 1 .*reading for the sha256 check at .*unexpected end of file"
 ok $? "run 2: the failed read-back is said"
 n=$(runlog r2 | grep -c 'reading for the sha256 check')
 [ "$n" -ge 2 ] && [ "$n" -le 3 ]
-ok $? "run 2: it was tried again, after 1 s, then 2 s ($n failed read-backs in 4 s)"
+ok $? "run 2: it was tried again, after 1 s, then 2 s ($n failed read-backs in 5 s: at 0, 1 and 3 s, the next at 7 s)"
 runlog r2 | grep -q "blob 1 .*background download given up after 2 attempts: the sha256 check could not read the cache file"
 ok $? "run 2: the download gives up after tryCnt attempts instead of waiting for ever"
 is "run 2: not marked complete" "$(jget "$T/r2.json" 'j["flags"]["1"]["flags"]')" 0

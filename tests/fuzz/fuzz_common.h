@@ -46,6 +46,34 @@ static inline void fuzz_check_err(int rc, const struct obd_err *err, const char 
 }
 
 /* Maps from one LSMT file: sorted, non-overlapping, in range (spec 2.5). */
+/* A warp layer's maps: target maps inside target_sectors, the others as any layer's. */
+FUZZ_NOCOV static inline void fuzz_check_warp_maps(const struct obd_map *m, u64 n, u64 index_offset,
+						   u64 target_sectors)
+{
+	for (u64 i = 0; i < n; i++) {
+		FUZZ_CHECK(m[i].tag == 0 && m[i].target <= 1 && !(m[i].target && m[i].zeroed),
+			   "warp map %llu tag %u target %u zeroed %u", (unsigned long long)i,
+			   m[i].tag, m[i].target, m[i].zeroed);
+		FUZZ_CHECK(m[i].length >= 1 && m[i].length <= OBD_MAP_MAX_LENGTH &&
+			   m[i].offset < OBD_MAP_INVALID_OFFSET,
+			   "warp map %llu offset %llu length %u", (unsigned long long)i,
+			   (unsigned long long)m[i].offset, m[i].length);
+		if (m[i].target)
+			FUZZ_CHECK(m[i].moffset + m[i].length <= target_sectors,
+				   "warp map %llu: target sectors %llu+%u past %llu",
+				   (unsigned long long)i, (unsigned long long)m[i].moffset,
+				   m[i].length, (unsigned long long)target_sectors);
+		else
+			FUZZ_CHECK(m[i].moffset >= 8 && obd_map_mend(&m[i]) <= index_offset / 512,
+				   "warp map %llu: meta moffset %llu outside [8, %llu)",
+				   (unsigned long long)i, (unsigned long long)m[i].moffset,
+				   (unsigned long long)index_offset / 512);
+		if (i)
+			FUZZ_CHECK(obd_map_end(&m[i - 1]) <= m[i].offset,
+				   "warp map %llu overlaps/unsorted", (unsigned long long)i);
+	}
+}
+
 FUZZ_NOCOV static inline void fuzz_check_layer_maps(const struct obd_map *m, u64 n, u64 index_offset)
 {
 	for (u64 i = 0; i < n; i++) {
@@ -53,7 +81,8 @@ FUZZ_NOCOV static inline void fuzz_check_layer_maps(const struct obd_map *m, u64
 			   "map %llu length %u", (unsigned long long)i, m[i].length);
 		FUZZ_CHECK(m[i].offset < OBD_MAP_INVALID_OFFSET, "map %llu offset %llu",
 			   (unsigned long long)i, (unsigned long long)m[i].offset);
-		FUZZ_CHECK(m[i].tag == 0, "map %llu tag %u", (unsigned long long)i, m[i].tag);
+		FUZZ_CHECK(m[i].tag == 0 && !m[i].target, "map %llu tag %u target %u",
+			   (unsigned long long)i, m[i].tag, m[i].target);
 		FUZZ_CHECK(m[i].moffset >= 8, "map %llu moffset %llu",
 			   (unsigned long long)i, (unsigned long long)m[i].moffset);
 		FUZZ_CHECK(obd_map_mend(&m[i]) <= index_offset / 512,

@@ -2,11 +2,34 @@
 /*
  * libFuzzer target: obd_lsmt_open_ro on the input as a memory io; when it
  * opens, the maps must satisfy spec 2.5 and survive index build, find and
- * walk.
+ * walk. Then obd_lsmt_open_warp (a TurboOCI meta layer) over a target
+ * whose size comes from the input: tags, target bounds.
  */
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fuzz_warp(struct obd_io *io, size_t size)
+{
+	/* a target of some sectors more or fewer than the file: both bounds get hit */
+	u64 tsize = (u64)size * 3 + (size & 511);
+	struct obd_lsmt_info li;
+	struct obd_map *maps = NULL;
+	struct obd_err err;
+	u64 n = 0;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = obd_lsmt_open_warp(io, &li, &maps, &n, tsize, &err);
+	fuzz_check_err(rc, &err, "obd_lsmt_open_warp");
+	if (rc < 0) {
+		FUZZ_CHECK(maps == NULL || n == 0, "failed warp open left maps");
+		obd_free(maps);
+		return;
+	}
+	fuzz_check_warp_maps(maps, n, li.index_offset, tsize / 512);
+	obd_free(maps);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > FUZZ_MAX_LEN)
 		return 0;
 	obd_mem_io_init(&m, data, size, "fuzz.lsmt");
+	fuzz_warp(&m.io, size);
 
 	memset(&err, 0, sizeof(err));
 	rc = obd_lsmt_read_header(&m.io, &li, &err);

@@ -47,6 +47,28 @@ static void test_good(void)
 	}
 }
 
+static void test_turbo(void)
+{
+	struct obd_table t;
+	char buf[512], out[512];
+	size_t n;
+
+	tap_ok(!parse("3 /a turbo /m\\040x remote:9:sha256:x:/c /b 1 no_verify", &t, buf,
+		      sizeof(buf)) && t.n == 3 && !t.targets[0] && !strcmp(t.layers[1], "/m x") &&
+	       !strcmp(t.targets[1], "remote:9:sha256:x:/c") && !strcmp(t.layers[2], "/b") &&
+	       !t.targets[2] && t.nopt == 1, "turbo <meta> <target>: one layer of three words");
+	n = (size_t)sprintf(out, "3");
+	for (unsigned int i = 0; i < t.n; i++) {
+		tap_ok(obd_table_layer_room(&t, i) > 0, "room for layer %u", i);
+		n += obd_table_layer_words(out + n, &t, i);
+	}
+	tap_ok(!strcmp(out, "3 /a turbo /m\\040x remote:9:sha256:x:/c /b"),
+	       "layer words written back as the target prints them: %s", out);
+	tap_ok(parse("2 /a turbo /m", &t, buf, sizeof(buf)) == -EINVAL && t.n == 1 &&
+	       !t.targets[0] && !t.layers[1], "turbo without its target: refused, layers before kept");
+	tap_ok(parse("1 turbo", &t, buf, sizeof(buf)) == -EINVAL && !t.n, "turbo alone");
+}
+
 static void test_bad(void)
 {
 	struct obd_table t;
@@ -73,6 +95,7 @@ static void test_bad(void)
 int main(void)
 {
 	test_good();
+	test_turbo();
 	test_bad();
 	return tap_done();
 }

@@ -139,13 +139,13 @@ static void test_appendix_a(void)
 /* ---- 3. the reference l1.commit ---------------------------------------- */
 
 static const struct obd_map l1_want[7] = {
-	{ 0, 8, 128, 0, 0 },
-	{ 2048, 136, 2048, 0, 0 },
-	{ 8197, 2184, 15, 0, 0 },
-	{ 16384, 2199, 128, 0, 0 },
-	{ 16512, 2327, 64, 1, 0 },
-	{ 16576, 2327, 832, 0, 0 },
-	{ 130944, 3159, 128, 0, 0 },
+	{ 0, 8, 128, 0, 0, 0 },
+	{ 2048, 136, 2048, 0, 0, 0 },
+	{ 8197, 2184, 15, 0, 0, 0 },
+	{ 16384, 2199, 128, 0, 0, 0 },
+	{ 16512, 2327, 64, 1, 0, 0 },
+	{ 16576, 2327, 832, 0, 0, 0 },
+	{ 130944, 3159, 128, 0, 0, 0 },
 };
 
 static int maps_equal(const struct obd_map *a, const struct obd_map *b, u64 n)
@@ -766,7 +766,7 @@ static void test_malformed(void)
 	       maps_equal(maps, l1_want, 7), "padding record mid-index skipped, on-disk tag 0x7f forced to 0");
 	obd_free(maps);
 	free(f);
-	free(l1);
+	/* l1 stays for test_warp */
 }
 
 /* ---- 9. RW index file: malformed records ------------------------------- */
@@ -916,6 +916,128 @@ static void test_rw_index_cap(void)
 	free(s);
 }
 
+/* ---- 9. warp layers (TurboOCI meta): tags kept ------------------------- */
+
+static void put_tag(u8 *f, u64 i, u64 off, u32 len, u64 mo, int z, u8 tag)
+{
+	struct obd_map m = { .offset = off, .length = len, .moffset = mo, .zeroed = (u8)z,
+			     .tag = tag };
+	u64 ioff = obd_get_le64(f + l1_len - 4096 + 32);
+
+	obd_map_encode(&m, (struct obd_lsmt_mapping *)(f + ioff + 16 * i));
+}
+
+/* l1.commit with l1_want's records, record i tagged tags[i] (moffset mo[i] if tagged 1). */
+static int warp_open(const u8 *tags, const u64 *mo, u64 target_size, struct obd_map **maps,
+		     u64 *n, struct obd_err *err)
+{
+	u8 *f = malloc(l1_len);
+	struct obd_mem_io mio;
+	struct obd_lsmt_info li;
+	int ret;
+
+	memcpy(f, l1, l1_len);
+	for (int i = 0; i < 7; i++) {
+		const struct obd_map *w = &l1_want[i];
+
+		put_tag(f, (u64)i, w->offset, w->length, mo && mo[i] ? mo[i] : w->moffset,
+			w->zeroed, tags[i]);
+	}
+	obd_mem_io_init(&mio, f, l1_len, "warp.commit");
+	ret = obd_lsmt_open_warp(&mio.io, &li, maps, n, target_size, err);
+	free(f);
+	return ret;
+}
+
+static void test_warp(void)
+{
+	static const u8 zero[7], tags[7] = { 0, 1, 0, 1, 1, 0, 1 }, high[7] = { 5, 6, 5, 6, 6, 5, 6 };
+	static const u8 bad[7] = { 0, 1, 2, 0, 0, 0, 0 };
+	/* target sectors: record 1 at 0 (below the LSMT header: fine in a target), 3 at 10000 */
+	static const u64 mo[7] = { 0, 0, 0, 10000, 0, 0, 20000 };
+	struct obd_err err = { "" };
+	struct obd_map *maps = NULL;
+	u64 n = 0, tsize = 20128ULL * 512;
+	int ret, ok;
+
+	if (!l1)
+		return;
+	ret = warp_open(zero, NULL, 0, &maps, &n, &err);
+	tap_ok(ret == 0 && n == 7 && maps_equal(maps, l1_want, 7),
+	       "warp: all tags 0 reads as the plain layer (%s)", err.msg);
+	obd_free(maps);
+
+	ret = warp_open(tags, mo, tsize, &maps, &n, &err);
+	ok = ret == 0 && n == 7;
+	for (u64 i = 0; ok && i < n; i++) {
+		bool want_t = tags[i] && !l1_want[i].zeroed;
+
+		ok = maps[i].tag == 0 && maps[i].target == want_t &&
+		     maps[i].moffset == (tags[i] && mo[i] ? mo[i] : l1_want[i].moffset) &&
+		     maps[i].offset == l1_want[i].offset;
+	}
+	tap_ok(ok, "warp: tag 1 -> target (moffset in the target, even below sector 8), "
+	       "tag 0 -> meta, a zeroed tag-1 record stays zeroed (%s)", err.msg);
+	obd_free(maps);
+	maps = NULL;
+
+	ret = warp_open(high, mo, tsize, &maps, &n, &err);
+	ok = ret == 0 && n == 7;
+	for (u64 i = 0; ok && i < n; i++)
+		ok = maps[i].target == (tags[i] && !l1_want[i].zeroed);
+	tap_ok(ok, "warp: tags 5/6 are normalised by the smallest to 0/1 (%s)", err.msg);
+	obd_free(maps);
+	maps = NULL;
+
+	ret = warp_open(bad, NULL, tsize, &maps, &n, &err);
+	tap_ok(ret == -EFSCORRUPTED && strstr(err.msg, "warp.commit") &&
+	       strstr(err.msg, "record 2 tag: got 2") && !maps,
+	       "warp: a tag other than 0/1 is refused: %s", err.msg);
+
+	ret = warp_open(tags, mo, tsize - 512, &maps, &n, &err);
+	tap_ok(ret == -EFSCORRUPTED && strstr(err.msg, "record 6 (tag 1, target) moffset: got 20000+128") &&
+	       strstr(err.msg, "<= 20127"), "warp: a target record past the target is refused: %s",
+	       err.msg);
+	ret = warp_open(tags, mo, 511, &maps, &n, &err);
+	tap_ok(ret == -EFSCORRUPTED && strstr(err.msg, "expected end <= 0"),
+	       "warp: a target of less than one sector holds no record: %s", err.msg);
+
+	ret = warp_open(tags, NULL, tsize, &maps, &n, &err);
+	tap_ok(ret == 0, "warp: meta moffsets may also be target sectors when they fit (%s)",
+	       err.msg);
+	obd_free(maps);
+	maps = NULL;
+}
+
+static void test_warp_merge(void)
+{
+	/* bottom: plain; top: warp, tag-1 maps over part of the bottom */
+	static const struct obd_map bottom[] = { { 0, 100, 64, 0, 0, 0 } };
+	static const struct obd_map top[] = {
+		{ 16, 0, 8, 0, 0, 1 },		/* target sectors 0..7 */
+		{ 24, 300, 8, 0, 0, 0 },	/* meta */
+		{ 32, 40, 8, 0, 0, 1 },		/* target sectors 40..47 */
+	};
+	const struct obd_map *layers[2] = { bottom, top };
+	const u64 counts[2] = { 1, 3 };
+	struct obd_index idx;
+	struct obd_err err = { "" };
+	int ret, ok;
+
+	ret = obd_index_merge(layers, counts, 2, &idx, &err);
+	ok = ret == 0 && idx.n == 5 &&
+	     idx.maps[0].tag == 0 && !idx.maps[0].target && idx.maps[0].length == 16 &&
+	     idx.maps[1].tag == 1 && idx.maps[1].target && idx.maps[1].moffset == 0 &&
+	     idx.maps[2].tag == 1 && !idx.maps[2].target && idx.maps[2].moffset == 300 &&
+	     idx.maps[3].tag == 1 && idx.maps[3].target && idx.maps[3].moffset == 40 &&
+	     idx.maps[4].tag == 0 && !idx.maps[4].target && idx.maps[4].offset == 40 &&
+	     idx.maps[4].moffset == 140;
+	tap_ok(ok, "warp merge: each piece keeps its source's target flag (n %llu, %s)",
+	       (unsigned long long)idx.n, err.msg);
+	if (!ret)
+		obd_index_free(&idx);
+}
+
 int main(void)
 {
 	const char *s = getenv("OBD_SEED");
@@ -941,6 +1063,9 @@ int main(void)
 	test_seal_roundtrip(seed);
 	test_sparse(seed);
 	test_malformed();
+	test_warp();
+	test_warp_merge();
+	free(l1);
 	test_rw_index_errors();
 	test_rw_index_cap();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -20,10 +20,7 @@ sha_l1l2=fde68d5fbdf5f9582175537e5b942a8debbf33a5d4959cd24fc79adbf424bd81
 # shellcheck source=tests/vm/registry_lib.sh
 . "$OBD_TOP/tests/vm/registry_lib.sh"
 reg_test_begin 31-registry
-# the debug kernel (KASAN, lockdep) under TCG starts a daemon in tens of
-# seconds: its waits grow, what is checked stays
-slow=1
-[ "${OBD_KERNEL:-}" != debug ] || slow=6
+slow=$(vm_slow)
 if [ "$slow" != 1 ]; then
 	echo $((30 * slow)) > /sys/module/dm_overlaybd/parameters/hold_timeout
 	echo $((300 * slow)) > /sys/module/dm_overlaybd/parameters/request_timeout

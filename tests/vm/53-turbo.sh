@@ -1,0 +1,149 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 53-turbo.sh: TurboOCI (warp) layers in the kernel, issue #20: the table word
+# `turbo <meta layer> <target>`.
+#   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/53-turbo.sh
+# Data from tests/vm/warp_gen.py (a plain lower, a warp meta layer whose
+# tag-1 records point at sectors of a target, none of them 4 KiB aligned, one
+# 16383 sectors long; zeroed records; holes falling through to the lower) and
+# the model of the device it writes. Checks, each against the model's sha256:
+#   - a local target file; the meta layer ZFile-compressed; tar-wrapped;
+#     tags 5/6 normalised back to 0/1;
+#   - `dmsetup table` prints the turbo words (a path with a space escaped)
+#     and the line loads again; `obd list` shows the layer;
+#   - a loop device as the target: held through dm (slaves/);
+#   - a remote target (a cold cache entry, misses answered by the stand-in
+#     daemon): only target bytes are fetched, status remote/fetched count it;
+#   - one meta file as two warp layers over targets of different sizes at once
+#     (two parses: the shared-layer key has the target size), and as a plain
+#     layer (refused: its tag-1 records point outside it) while both live;
+#   - refused with a ti->error and a dmesg line naming the file: a record
+#     tagged 2, a tag-1 record past the target's end, a target of 0 bytes,
+#     `turbo` without its target, a remote meta layer, a relative target;
+#   - dmesg clean.
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+obd=$OBD_TOP/build/obd
+PY=/usr/bin/python3
+R="$PY $OBD_TOP/tests/vm/remote_lib.py"
+[ -x "$obd" ] || bail "$obd missing: run make first"
+vm_test_begin 53-turbo
+mkdir -p src cache
+
+stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
+mark() { local m="obd53-$RANDOM$RANDOM"; echo "obd-test: $m" >/dev/kmsg; echo "$m"; }
+since() { dmesg | awk -v m="obd-test: $1" 'f; index($0, m) { f = 1 }'; }
+devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }
+dmnode() { echo "dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"; }
+# shellcheck source=tests/vm/miss_lib.sh
+. "$OBD_TOP/tests/vm/miss_lib.sh"
+refused() {	# <description> <expected dmesg text> <table>
+	local desc=$1 want=$2 table=$3 m
+	m=$(mark)
+	if dmsetup create obd53-bad --readonly --table "0 $len overlaybd $table" 2>/dev/null; then
+		dmsetup remove obd53-bad
+		not_ok "$desc: accepted"
+		return 1
+	fi
+	if since "$m" | grep -qF -- "$want"; then
+		ok "$desc: refused ($want)"
+	else
+		not_ok "$desc: refused, but dmesg lacks '$want'"
+		since "$m" | sed 's/^/# /'
+	fi
+}
+create() {	# <name> <table>
+	dmsetup create "$1" --readonly --table "0 $len overlaybd $2" && vm_on_exit dmsetup remove "$1"
+}
+
+seed=${OBD_SEED:-$RANDOM}
+diag "warp_gen seed $seed (OBD_SEED=$seed replays)"
+$PY "$OBD_TOP/tests/vm/warp_gen.py" "$d" "$seed" >gen.log || bail "warp_gen failed"
+len=$(cat vsize)
+want=$(sha256sum <model.img | cut -d' ' -f1)
+
+# --- a local target -----------------------------------------------------------
+check "create: lower + turbo meta over a local target" create obd53 "2 $d/lower.lsmt turbo $d/meta.lsmt $d/target.tar"
+check_eq "device = model (tag-1 records read from the target)" "$(devsha obd53)" "$want"
+check_eq "dmsetup table prints the turbo words" "$(dmsetup table obd53)" \
+	"0 $len overlaybd 2 $d/lower.lsmt turbo $d/meta.lsmt $d/target.tar"
+check "the table line loads again" bash -c \
+	"dmsetup create obd53-again --readonly --table \"\$(dmsetup table obd53)\" && dmsetup remove obd53-again"
+check "obd list shows the turbo layer" bash -c "'$obd' list | grep -qF 'turbo $d/meta.lsmt $d/target.tar'"
+check_eq "status: 2 layers, remote 0" "$(dmsetup status obd53 | awk '{ print $4 }') $(stat_field obd53 remote)" "2 0"
+# random reads of 4 KiB that start at odd sectors, through a second device (cold page cache of the device)
+check "random unaligned reads equal the model" $PY - "$len" <<'PY'
+import os, random, sys
+n = int(sys.argv[1]) * 512
+m = open('model.img', 'rb').read()
+fd = os.open('/dev/mapper/obd53', os.O_RDONLY)
+rng = random.Random(5)
+for _ in range(400):
+    off = rng.randrange(0, n // 512 - 64) * 512
+    ln = rng.randrange(1, 64) * 512
+    if os.pread(fd, ln, off) != m[off:off + ln]:
+        sys.exit('mismatch at %d+%d' % (off, ln))
+PY
+
+# --- the meta layer ZFile-compressed, tar-wrapped, tags shifted --------------------
+"$obd" zfile -f meta.lsmt meta.zfile >/dev/null || bail "obd zfile failed"
+check "create: ZFile meta layer" create obd53z "2 $d/lower.lsmt turbo $d/meta.zfile $d/target.tar"
+check_eq "ZFile meta: device = model" "$(devsha obd53z)" "$want"
+tar --format=ustar -cf meta.tar meta.zfile || bail "tar failed"
+check "create: tar-wrapped ZFile meta layer" create obd53t "2 $d/lower.lsmt turbo $d/meta.tar $d/target.tar"
+check_eq "tar(ZFile) meta: device = model" "$(devsha obd53t)" "$want"
+check "create: tags 5/6" create obd53s "2 $d/lower.lsmt turbo $d/shifted.lsmt $d/target.tar"
+check_eq "tags normalised by the smallest: device = model" "$(devsha obd53s)" "$want"
+dmsetup remove obd53z; dmsetup remove obd53t; dmsetup remove obd53s
+
+# --- a path with a space -----------------------------------------------------------
+mkdir -p "sp ace" && cp target.tar "sp ace/t.tar"
+check "create: a target path with a space (\\040)" create obd53p \
+	"2 $d/lower.lsmt turbo $d/meta.lsmt $d/sp\\040ace/t.tar"
+check_eq "its table escapes the space" "$(dmsetup table obd53p | awk '{ print $NF }')" "$d/sp\\040ace/t.tar"
+check_eq "device = model" "$(devsha obd53p)" "$want"
+dmsetup remove obd53p
+
+# --- a block device as the target ------------------------------------------------------
+loop=$(vm_loop_attach "$d/target.tar" ro) || bail "losetup failed"
+vm_on_exit losetup -d "$loop"
+check "create: a loop device as the target" create obd53l "2 $d/lower.lsmt turbo $d/meta.lsmt $loop"
+check_eq "loop target: device = model" "$(devsha obd53l)" "$want"
+check "the loop device is under the device's slaves/" test -e "/sys/block/$(dmnode obd53l)/slaves/$(basename "$loop")"
+dmsetup remove obd53l
+
+# --- two target sizes at once, and the same file as a plain layer ---------------------
+check "create: the same meta over a bigger target, while the first lives" \
+	create obd53b "2 $d/lower.lsmt turbo $d/meta.lsmt $d/big.tar"
+check_eq "bigger target: device = model (target prefix identical)" "$(devsha obd53b)" "$want"
+refused "the meta file as a plain layer while warp parses of it live" "record" \
+	"2 $d/lower.lsmt $d/meta.lsmt"
+check_eq "the first device is unchanged" "$(devsha obd53)" "$want"
+dmsetup remove obd53b
+
+# --- a remote target ------------------------------------------------------------------
+tok=$(entry target.tar)
+start_daemon d1.log || bail "no stand-in daemon"
+check "create: a remote target on a cold cache" create obd53r "2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
+check_eq "status: remote 1" "$(stat_field obd53r remote)" 1
+check_eq "remote target: device = model" "$(devsha obd53r)" "$want"
+check "status: fetched > 0" test "$(stat_field obd53r fetched)" -gt 0
+check "only target bytes were asked for (every READ inside the target)" \
+	awk -v max="$(stat -c %s target.tar)" '$1 == "READ" && $4 + $5 > max { bad = 1 } END { exit bad }' d1.log
+check_eq "dmsetup table prints the remote target token" "$(dmsetup table obd53r | awk '{ print $NF }')" "$tok"
+dmsetup remove obd53r
+stop_daemon
+
+# --- refused tables ---------------------------------------------------------------------
+refused "a record tagged 2" "bad-tag.lsmt: LSMT index record" "2 $d/lower.lsmt turbo $d/bad-tag.lsmt $d/target.tar"
+refused "a tag-1 record past the target" "(tag 1, target) moffset" "2 $d/lower.lsmt turbo $d/past.lsmt $d/target.tar"
+: >empty.tar
+refused "a target of 0 bytes" "turbo target $d/empty.tar: 0 bytes" "2 $d/lower.lsmt turbo $d/meta.lsmt $d/empty.tar"
+refused "turbo without its target" "Invalid turbo layer" "1 turbo $d/meta.lsmt"
+refused "a remote meta layer" "a turbo meta layer must be a local file" "1 turbo $tok $d/target.tar"
+refused "a relative target path" "the path must be absolute" "1 turbo $d/meta.lsmt target.tar"
+refused "a missing target" "open failed" "1 turbo $d/meta.lsmt $d/nothere.tar"
+
+tap_done
