@@ -141,7 +141,7 @@ bool blob_mem_present(const struct blob *b, uint64_t off, uint64_t len)
 	return b->opened && bits_all(b->mem, granule_of(off), granules_in(b, off, len));
 }
 
-static void blob_set_broken(struct blob *b, const char *why)
+void blob_set_broken(struct blob *b, const char *why)
 {
 	b->broken = true;
 	snprintf(b->broken_reason, sizeof(b->broken_reason), "%s", why);
@@ -204,6 +204,9 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 		blob_set_broken(b, "its .meta names no URL");
 		return;
 	}
+	/* the decompressed stream of a gzip layer: its index and compressed blob (gunzip.c) */
+	if ((b->ce.info.flags & OBD_CACHE_F_GUNZIP) && gunzip_attach(d, b))
+		return;
 	/* every byte there but never checked (obd filled it, or a daemon stopped first) */
 	if (!b->verified && b->nmem == b->ngranules) {
 		b->last_miss_ms = now_ms();	/* its reader is about to start: after the quiet time */
@@ -215,11 +218,40 @@ static void blob_load_entry(struct fetchd *d, struct blob *b, uint64_t ino, uint
 		url_redact(b->url, ubuf, sizeof(ubuf)));
 }
 
+/*
+ * The kernel OPENs an entry the daemon already holds for a gunzip entry
+ * (its compressed blob): one blob object for one entry (two would each
+ * write their own bitmap words into the .meta), now the kernel's.
+ */
+static bool blob_adopt(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
+		       const char *path, uint64_t ino, uint32_t dev)
+{
+	struct list *p, *t;
+
+	list_for_each_safe(p, t, &d->blobs) {
+		struct blob *b = container_of(p, struct blob, node);
+
+		if (!b->internal || b->closing || strcmp(b->path, path))
+			continue;
+		if (b->size != size || memcmp(b->digest, digest, OBD_SHA256_LEN) || b->ino != ino ||
+		    b->dev != dev)
+			return false;	/* not the same file: the usual checks say why */
+		pr_info("blob %llu: %s, held for a gunzip entry as %llu, is the kernel's now",
+			(unsigned long long)id, path, (unsigned long long)b->id);
+		b->id = id;
+		b->internal = false;
+		return true;
+	}
+	return false;
+}
+
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
 	       const char *path, uint64_t ino, uint32_t dev)
 {
 	struct blob *b = blob_find(d, id);
 
+	if (!b && blob_adopt(d, id, size, digest, path, ino, dev))
+		return;
 	if (b) {
 		if (b->size == size && !memcmp(b->digest, digest, OBD_SHA256_LEN) &&
 		    !strcmp(b->path, path)) {
@@ -259,6 +291,63 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 out_nomem:
 	/* without a blob object its READs are answered as unknown: EINVAL */
 	pr_err("OPEN of blob %llu (%s): out of memory", (unsigned long long)id, path);
+}
+
+struct blob *blob_open_internal(struct fetchd *d, const char *path, uint64_t size,
+				const uint8_t *digest, const char *url, char *err, size_t errlen)
+{
+	static uint64_t next_id = 1;
+	struct cache_entry ce;
+	struct stat st;
+	struct blob *b;
+	int ret;
+
+	/* made if absent, checked (size, digest, origin) if present, as obd does */
+	ret = cache_entry_open(&ce, path, size, digest, url, err, errlen);
+	if (ret)
+		return NULL;
+	ret = fstat(ce.fd, &st);
+	cache_entry_close(&ce);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	/* ids the kernel never uses: they are never sent */
+	b->id = (1ull << 63) | next_id++;
+	b->internal = true;
+	b->size = size;
+	b->ino = (uint64_t)st.st_ino;
+	b->dev = (uint32_t)st.st_dev;
+	memcpy(b->digest, digest, OBD_SHA256_LEN);
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
+	list_init(&b->flist);
+	list_init(&b->auth_wait);
+	b->mem = calloc(bitmap_words(b), 8);
+	b->dirty = calloc(bitmap_words(b), 8);
+	b->syncing = calloc(bitmap_words(b), 8);
+	list_add_tail(&b->node, &d->blobs);
+	if (!b->mem || !b->dirty || !b->syncing) {
+		snprintf(err, errlen, "%s: out of memory for its bitmaps", path);
+		b->closing = true;
+		blob_maybe_free(d, b);
+		return NULL;
+	}
+	blob_load_entry(d, b, b->ino, b->dev);
+	if (!b->opened) {
+		snprintf(err, errlen, "the compressed entry: %s", b->broken ? b->broken_reason :
+			 "it cannot be opened yet");
+		b->closing = true;
+		blob_maybe_free(d, b);
+		return NULL;
+	}
+	download_blob_opened(d, b);
+	return b;
 }
 
 /*
@@ -315,11 +404,12 @@ static const char *meta_strerror(int ret)
 static bool blob_idle(const struct blob *b)
 {
 	return !b->fetches && !b->ops && !b->sync_inflight && !b->meta_syncs &&
-	       !b->verify_inflight && !b->token_inflight;
+	       !b->verify_inflight && !b->token_inflight && !b->gz_jobs && !b->users;
 }
 
 static void blob_free(struct fetchd *d, struct blob *b)
 {
+	gunzip_release(d, b);
 	download_blob_closed(d, b);
 	list_del(&b->node);
 	verify_abort(b);
@@ -361,10 +451,20 @@ void blob_close(struct fetchd *d, struct blob *b)
 
 void blob_free_all(struct fetchd *d)
 {
-	struct list *p, *t;
+	struct list *p;
 
-	list_for_each_safe(p, t, &d->blobs)
-		blob_free(d, container_of(p, struct blob, node));
+	/* gunzip entries first: releasing one may free its compressed blob */
+	while (!list_empty(&d->blobs)) {
+		struct blob *b = container_of(d->blobs.next, struct blob, node);
+
+		for (p = d->blobs.next; p != &d->blobs; p = p->next)
+			if (container_of(p, struct blob, node)->gz) {
+				b = container_of(p, struct blob, node);
+				break;
+			}
+		b->users = 0;
+		blob_free(d, b);
+	}
 }
 
 int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len)
@@ -609,6 +709,7 @@ static void meta_synced(struct fetchd *d, struct blob *b, bool sets_complete, ui
 	else if (sets_complete && gen == b->gen && b->verified) {
 		b->complete = true;
 		pr_info("blob %llu (%s): marked complete", (unsigned long long)b->id, b->path);
+		gunzip_compressed_complete(d, b);
 	} else if (!sets_complete)
 		cache_try_complete(d, b);
 	meta_close_idle(b);

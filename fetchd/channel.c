@@ -158,7 +158,7 @@ void chan_send_have(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len
 	struct obd_msg_done m;
 	ssize_t n;
 
-	if (d->chan_fd < 0 || d->chan_eof || !len)
+	if (d->chan_fd < 0 || d->chan_eof || !len || b->internal)
 		return;
 	memset(&m, 0, sizeof(m));
 	m.hdr.magic = cpu_to_le32(OBD_MSG_MAGIC);
@@ -206,7 +206,8 @@ void chan_take_back(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len
 			if (r->blob == b && r->waits && !r->replied && lo < end && off < hi)
 				r->retake = true;
 		}
-	if (d->chan_fd < 0 || d->chan_eof)
+	/* a blob the kernel does not know (a gunzip entry's compressed one) */
+	if (d->chan_fd < 0 || d->chan_eof || b->internal)
 		return;
 	m = calloc(1, sizeof(*m));
 	if (!m) {

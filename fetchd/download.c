@@ -107,7 +107,8 @@ void download_blob_opened(struct fetchd *d, struct blob *b)
 	struct dl_job *j;
 	int64_t delay;
 
-	if (!d->dl || b->dl || !b->opened || b->broken || b->complete)
+	/* a gunzip entry is never fetched as such: its compressed blob is (gunzip.c) */
+	if (!d->dl || b->dl || !b->opened || b->broken || b->complete || b->gz)
 		return;
 	j = calloc(1, sizeof(*j));
 	if (!j) {

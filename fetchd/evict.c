@@ -45,6 +45,7 @@
 enum evict_job { JOB_NONE, JOB_SCAN, JOB_REMOVE };
 
 struct evict {
+	bool gz;			/* gzipCacheConfig.cacheDir's (gunzip entries), not cacheConfig's */
 	int64_t due_ms;
 	bool now;			/* a pass wanted at once (a full disk) */
 	uint64_t written;		/* bytes written since the last pass */
@@ -96,9 +97,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static int job_start(struct fetchd *d, enum evict_job job)
+static int job_start(struct fetchd *d, struct evict *ev, enum evict_job job)
 {
-	struct evict *ev = d->ev;
 	int ret;
 
 	ev->job = job;
@@ -113,7 +113,8 @@ static int job_start(struct fetchd *d, enum evict_job job)
 
 static void on_job_done(struct fetchd *d, void *ctx, int fd, uint32_t events);
 
-int evict_init(struct fetchd *d)
+static int evict_init_one(struct fetchd *d, struct evict **slot, const char *dir, double gb,
+			  bool gz)
 {
 	struct evict *ev = calloc(1, sizeof(*ev));
 
@@ -121,35 +122,50 @@ int evict_init(struct fetchd *d)
 		pr_err("out of memory");
 		return -1;
 	}
-	ev->limit = (uint64_t)(d->cfg.cache_size_gb * GIB);
+	ev->gz = gz;
+	ev->slot = -1;
+	ev->limit = (uint64_t)(gb * GIB);
 	cache_marks(ev->limit, &ev->water, &ev->risk);
 	ev->floor = (uint64_t)(d->cfg.min_free_gb * GIB);
 	ev->due_ms = now_ms() + 1000;	/* a first look soon after start */
 	/* never warned: the monotonic clock may be younger than EVICT_WARN_MS (a fresh boot) */
 	ev->warned_ms = now_ms() - EVICT_WARN_MS;
-	snprintf(ev->dir, sizeof(ev->dir), "%s", d->cfg.cache_dir);
+	snprintf(ev->dir, sizeof(ev->dir), "%s", dir);
 	ev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ev->efd < 0) {
 		pr_err("eventfd: %s", strerror(errno));
 		free(ev);
 		return -1;
 	}
-	d->ev = ev;
+	*slot = ev;
 	ev->slot = loop_watch_add(d, ev->efd, EPOLLIN, on_job_done, ev);
 	if (ev->slot < 0) {
 		pr_err("cache eviction: watching its eventfd: %s", strerror(-ev->slot));
 		return -1;
 	}
-	d->g.cache_limit = ev->limit;
+	if (gz)
+		d->g.gz_cache_limit = ev->limit;
+	else
+		d->g.cache_limit = ev->limit;
 	pr_info("cache %s: limit %llu bytes (evict past %llu down to %llu), keep %llu bytes free",
-		d->cfg.cache_dir, (unsigned long long)ev->limit, (unsigned long long)ev->risk,
+		dir, (unsigned long long)ev->limit, (unsigned long long)ev->risk,
 		(unsigned long long)ev->water, (unsigned long long)ev->floor);
 	return 0;
 }
 
-static void pass_end(struct fetchd *d)
+/* cacheConfig's directory, and gzipCacheConfig's when enabled: one policy, two limits */
+int evict_init(struct fetchd *d)
 {
-	struct evict *ev = d->ev;
+	if (evict_init_one(d, &d->ev, d->cfg.cache_dir, d->cfg.cache_size_gb, false))
+		return -1;
+	if (d->cfg.gz_enable &&
+	    evict_init_one(d, &d->gzev, d->cfg.gz_dir, d->cfg.gz_size_gb, true))
+		return -1;
+	return 0;
+}
+
+static void pass_end(struct fetchd *d, struct evict *ev)
+{
 
 	cache_scan_free(&ev->s);
 	free(ev->victims);
@@ -164,9 +180,9 @@ static void pass_end(struct fetchd *d)
 	cache_nospace_retry(d);
 }
 
-void evict_fini(struct fetchd *d)
+static void evict_fini_one(struct fetchd *d, struct evict **slot)
 {
-	struct evict *ev = d->ev;
+	struct evict *ev = *slot;
 
 	if (!ev)
 		return;
@@ -181,14 +197,23 @@ void evict_fini(struct fetchd *d)
 	free(ev->rm_err);
 	close(ev->efd);
 	free(ev);
-	d->ev = NULL;
+	*slot = NULL;
+}
+
+void evict_fini(struct fetchd *d)
+{
+	evict_fini_one(d, &d->ev);
+	evict_fini_one(d, &d->gzev);
 }
 
 /* Much written since the last pass: look now rather than at the interval. */
 void evict_note_written(struct fetchd *d, uint64_t bytes)
 {
-	struct evict *ev = d->ev;
+	evict_note_written_in(d, d->ev, bytes);
+}
 
+void evict_note_written_in(struct fetchd *d, struct evict *ev, uint64_t bytes)
+{
 	if (!ev)
 		return;
 	ev->written += bytes;
@@ -206,6 +231,10 @@ void evict_now(struct fetchd *d)
 	}
 	ev->now = true;
 	ev->due_ms = 0;
+	if (d->gzev) {
+		d->gzev->now = true;
+		d->gzev->due_ms = 0;
+	}
 }
 
 /* A blob the kernel has open is the entry with its inode. */
@@ -261,12 +290,11 @@ static bool need_evict(const struct evict *ev, uint64_t usage, uint64_t avail, u
 	return over;
 }
 
-static void remove_report(struct fetchd *d);
+static void remove_report(struct fetchd *d, struct evict *ev);
 
 /* The scan is in: choose the victims (in the loop: in use is its state). */
-static void scan_done(struct fetchd *d)
+static void scan_done(struct fetchd *d, struct evict *ev)
 {
-	struct evict *ev = d->ev;
 	struct cache_lru_req req = {
 		.now_ns = wall_ns(), .grace_s = d->cfg.evict_grace_s,
 		.in_use = entry_in_use, .arg = d,
@@ -276,33 +304,37 @@ static void scan_done(struct fetchd *d)
 		if (!ev->scan_failed)
 			pr_err("cache eviction: %s", ev->err);
 		ev->scan_failed = true;
-		return pass_end(d);
+		return pass_end(d, ev);
 	}
 	ev->scan_failed = false;
 	d->st.evict_runs++;
-	d->g.cache_bytes = ev->s.usage;
-	d->g.cache_entries = ev->s.n;
-	d->g.fs_free_bytes = ev->avail == UINT64_MAX ? 0 : ev->avail;
+	if (ev->gz) {
+		d->g.gz_cache_bytes = ev->s.usage;
+		d->g.gz_cache_entries = ev->s.n;
+	} else {
+		d->g.cache_bytes = ev->s.usage;
+		d->g.cache_entries = ev->s.n;
+		d->g.fs_free_bytes = ev->avail == UINT64_MAX ? 0 : ev->avail;
+	}
 	count_complete(d);
 	if (!need_evict(ev, ev->s.usage, ev->avail, &req.target) || !ev->s.n)
-		return pass_end(d);
+		return pass_end(d, ev);
 	ev->target = req.target;
 	ev->victims = calloc(ev->s.n, sizeof(*ev->victims));
 	ev->rm_rc = calloc(ev->s.n, sizeof(*ev->rm_rc));
 	ev->rm_err = calloc(ev->s.n, sizeof(*ev->rm_err));
 	if (!ev->victims || !ev->rm_rc || !ev->rm_err)
-		return pass_end(d);
+		return pass_end(d, ev);
 	cache_lru_select(&ev->s, &req, ev->victims, &ev->res);
 	if (!ev->res.n)
-		return remove_report(d);
-	if (job_start(d, JOB_REMOVE))
-		pass_end(d);
+		return remove_report(d, ev);
+	if (job_start(d, ev, JOB_REMOVE))
+		pass_end(d, ev);
 }
 
 /* The unlinks are done: count and say what went, warn if not enough could. */
-static void remove_report(struct fetchd *d)
+static void remove_report(struct fetchd *d, struct evict *ev)
 {
-	struct evict *ev = d->ev;
 	size_t i;
 
 	for (i = 0; i < ev->res.n; i++) {
@@ -320,15 +352,18 @@ static void remove_report(struct fetchd *d)
 	}
 	if (ev->res.n && ev->sync_rc)
 		pr_err("evicting: %s", ev->sync_err);
-	d->g.cache_bytes = ev->res.usage_after;
+	if (ev->gz)
+		d->g.gz_cache_bytes = ev->res.usage_after;
+	else
+		d->g.cache_bytes = ev->res.usage_after;
 	if (!ev->res.reached && now_ms() - ev->warned_ms >= EVICT_WARN_MS) {
 		ev->warned_ms = now_ms();
 		pr_warn("cache %s: %llu bytes, cannot get down to %llu: %zu entries in use, %zu used within %u s (said again in %d min at most)",
-			d->cfg.cache_dir, (unsigned long long)ev->res.usage_after,
+			ev->dir, (unsigned long long)ev->res.usage_after,
 			(unsigned long long)ev->target, ev->res.skipped_in_use,
 			ev->res.skipped_recent, d->cfg.evict_grace_s, EVICT_WARN_MS / 60000);
 	}
-	pass_end(d);
+	pass_end(d, ev);
 }
 
 static void on_job_done(struct fetchd *d, void *ctx, int fd, uint32_t events)
@@ -342,14 +377,13 @@ static void on_job_done(struct fetchd *d, void *ctx, int fd, uint32_t events)
 	pthread_join(ev->th, NULL);
 	ev->job = JOB_NONE;
 	if (job == JOB_SCAN)
-		scan_done(d);
+		scan_done(d, ev);
 	else
-		remove_report(d);
+		remove_report(d, ev);
 }
 
-int64_t evict_tick(struct fetchd *d)
+static int64_t evict_tick_one(struct fetchd *d, struct evict *ev)
 {
-	struct evict *ev = d->ev;
 	int64_t now = now_ms();
 
 	if (!ev || ev->job != JOB_NONE)
@@ -360,9 +394,16 @@ int64_t evict_tick(struct fetchd *d)
 	ev->now = false;
 	memset(&ev->res, 0, sizeof(ev->res));
 	memset(&ev->s, 0, sizeof(ev->s));
-	if (job_start(d, JOB_SCAN)) {
-		pass_end(d);
+	if (job_start(d, ev, JOB_SCAN)) {
+		pass_end(d, ev);
 		return ev->due_ms;
 	}
 	return 0;
+}
+
+int64_t evict_tick(struct fetchd *d)
+{
+	int64_t a = evict_tick_one(d, d->ev), b = evict_tick_one(d, d->gzev);
+
+	return !a ? b : !b ? a : a < b ? a : b;
 }

@@ -232,6 +232,13 @@ static const struct field_def stat_counters[] = {
 	{ "p2p_requests_total", "Data GETs sent through the p2p peer", ST(p2p_requests) },
 	{ "p2p_fallbacks_total", "Data GETs that went to the registry after the p2p peer failed",
 	  ST(p2p_fallbacks) },
+	{ "gunzip_inflated_bytes_total", "Bytes decoded for gunzip entries (refills and whole-stream checks)",
+	  ST(gz_inflated_bytes) },
+	{ "gunzip_refills_total", "Refills of gunzip entries (one per refillSize unit decoded)",
+	  ST(gz_refills) },
+	{ "gunzip_errors_total", "Gunzip refills or whole-stream checks that failed (a check, inflate, a write)",
+	  ST(gz_errors) },
+	{ "gunzip_completed_total", "Gunzip entries completed by a whole-stream check", ST(gz_completed) },
 };
 
 #define GA(f)	offsetof(struct fetchd_gauges, f)
@@ -244,6 +251,11 @@ static const struct field_def gauge_fields[] = {
 	{ "download_queued_blobs", "Blobs waiting for or in background download", GA(dl_queued) },
 	{ "download_queue_bytes", "Bytes of the blobs the background download holds", GA(dl_total_bytes) },
 	{ "download_queue_present_bytes", "Bytes of those blobs already present", GA(dl_present_bytes) },
+	{ "gunzip_cache_bytes", "Bytes the gunzip entries take in gzipCacheConfig.cacheDir (last eviction scan)",
+	  GA(gz_cache_bytes) },
+	{ "gunzip_cache_limit_bytes", "gzipCacheConfig.cacheSizeGB in bytes (0: disabled)", GA(gz_cache_limit) },
+	{ "gunzip_cache_entries", "Gunzip entries in gzipCacheConfig.cacheDir (last eviction scan)",
+	  GA(gz_cache_entries) },
 };
 
 static uint64_t field_at(const void *base, size_t off)

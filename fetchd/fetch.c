@@ -97,6 +97,14 @@ static void fetch_finish(struct fetchd *d, struct fetch *f, int err)
 		struct req *r = a->req;
 
 		list_del(&a->node);
+		if (!r) {
+			void (*fn)(struct fetchd *, void *, int) = a->fn;
+			void *owner = a->owner;
+
+			free(a);
+			fn(d, owner, err);
+			continue;
+		}
 		free(a);
 		if (err && !r->status)
 			r->status = err;
@@ -312,15 +320,28 @@ void fetch_abort_all(struct fetchd *d)
 	}
 }
 
-static int attach(struct fetch *f, struct req *r)
+/* Who waits for a fetch: a READ, or (gunzip.c) an owner told through fn. */
+struct waiter {
+	struct req *r;
+	void (*fn)(struct fetchd *d, void *owner, int err);
+	void *owner;
+	unsigned int *waits;
+};
+
+static int attach(struct fetch *f, const struct waiter *w)
 {
 	struct attach *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
-	a->req = r;
+	a->req = w->r;
+	a->fn = w->fn;
+	a->owner = w->owner;
 	list_add_tail(&a->node, &f->attached);
-	r->waits++;
+	if (w->r)
+		w->r->waits++;
+	else
+		(*w->waits)++;
 	return 0;
 }
 
@@ -366,8 +387,8 @@ static void fetch_to_background(struct fetchd *d, struct fetch *f, bool prefetch
  * a blob never overlap each other (each new one fills a gap), so one walk
  * over the sorted list does it.
  */
-static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, uint64_t end,
-		 bool prefetch)
+static int cover(struct fetchd *d, struct blob *b, const struct waiter *w, uint64_t cur,
+		 uint64_t end, bool prefetch)
 {
 	struct list *p = b->flist.next;
 	struct fetch *f;
@@ -382,11 +403,11 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 			f = NULL;
 		}
 		if (f && f->off <= cur) {
-			if (r && attach(f, r))
+			if (w && attach(f, w))
 				return -ENOMEM;
-			if (r && !prefetch)
+			if (w && !prefetch)
 				fetch_promote(d, f);
-			d->st.fetch_merged += r != NULL;
+			d->st.fetch_merged += w != NULL;
 			cur = f->off + f->len;
 			continue;
 		}
@@ -410,16 +431,25 @@ static int cover(struct fetchd *d, struct blob *b, struct req *r, uint64_t cur, 
 			return -ENOMEM;
 		if (prefetch)
 			fetch_to_background(d, f, true);
-		if (!r) {
+		if (!w) {
 			d->st.ahead_fetches++;
 			f->ahead = true;
 			b->ahead_inflight++;
-		} else if (attach(f, r))
+		} else if (attach(f, w))
 			return -ENOMEM;
 		cur = gap_end;
 		p = &f->bnode;
 	}
 	return 0;
+}
+
+int fetch_cover_for(struct fetchd *d, struct blob *b, uint64_t off, uint64_t end,
+		    void (*fn)(struct fetchd *d, void *owner, int err), void *owner,
+		    unsigned int *waits)
+{
+	struct waiter w = { .fn = fn, .owner = owner, .waits = waits };
+
+	return cover(d, b, &w, off, end, false);
 }
 
 struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len,
@@ -541,9 +571,9 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 		r->status = -EIO;
 		return req_complete(d, r);
 	}
-	/* a prefetch is no stream: it neither continues one nor reads ahead */
+	/* a prefetch is no stream: it neither continues one nor reads ahead; nor is a gunzip entry's READ */
 	if (!prefetch) {
-		stream = stream_note(b, r->off, end, R);
+		stream = !b->gz && stream_note(b, r->off, end, R);
 		b->last_miss_ms = now_ms();
 	}
 	pr_debug("blob %llu: READ %llu [%llu, +%llu)%s%s at %lld", (unsigned long long)b->id,
@@ -573,6 +603,11 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 		r->status = -EIO;
 		return req_complete(d, r);
 	}
+	if (b->gz) {
+		if (prefetch)
+			d->st.reads_prefetch++;
+		return gunzip_read(d, r);
+	}
 	/*
 	 * Widen to refill units when the read continues a stream (the next
 	 * bytes are wanted too); a lone read (a small file, a metadata block)
@@ -599,7 +634,7 @@ void fetch_read(struct fetchd *d, struct req *r, uint32_t flags)
 	r->waits++;
 	if (prefetch)
 		d->st.reads_prefetch++;
-	ret = cover(d, b, r, ws, we, prefetch);
+	ret = cover(d, b, &(struct waiter){ .r = r }, ws, we, prefetch);
 	if (!ret && !prefetch) {
 		if (we > b->ahead_end)
 			b->ahead_end = we;

@@ -108,6 +108,11 @@ struct fetchd_stats {
 	/* eviction (evict.c) */
 	uint64_t evictions, evicted_bytes, evict_runs;
 	uint64_t p2p_requests, p2p_fallbacks;	/* data GETs through the peer; peer failed */
+	/* gunzip entries (gunzip.c) */
+	uint64_t gz_inflated_bytes;	/* bytes decoded (refills and whole-stream passes) */
+	uint64_t gz_refills;		/* refill jobs made */
+	uint64_t gz_errors;		/* refills or passes failed (a check, inflate, a write) */
+	uint64_t gz_completed;		/* entries completed by a whole-stream pass */
 };
 
 /*
@@ -118,6 +123,9 @@ struct fetchd_gauges {
 	uint64_t cache_bytes;		/* on disk in cacheDir (evict.c's last scan) */
 	uint64_t cache_limit;		/* cacheSizeGB in bytes */
 	uint64_t cache_entries;
+	uint64_t gz_cache_bytes;	/* on disk in gzipCacheConfig.cacheDir (gunzip entries) */
+	uint64_t gz_cache_limit;	/* its cacheSizeGB in bytes */
+	uint64_t gz_cache_entries;
 	uint64_t fs_free_bytes;		/* free on the cache's file system */
 	uint64_t blobs_complete;	/* open blobs with every byte present */
 	uint64_t dl_total_bytes;	/* bytes of the blobs the download queue holds */
@@ -136,8 +144,15 @@ struct fetchd;
  */
 #define FETCHD_HAND_BACK	1
 
+struct gunzip;
+
 struct blob {
 	struct list node;		/* fetchd.blobs */
+	struct gunzip *gz;		/* a gunzip entry (OBD_CACHE_F_GUNZIP): gunzip.c's state */
+	bool internal;			/* not the kernel's: a gunzip entry's compressed blob
+					 * (no HAVE or INVALIDATE names it) */
+	unsigned int users;		/* gunzip entries reading through it */
+	unsigned int gz_jobs;		/* gunzip.c's jobs on it (the threads may hold it) */
 	uint64_t id;
 	uint64_t size;
 	uint8_t digest[OBD_SHA256_LEN];
@@ -209,7 +224,9 @@ struct req {
 /* A req attached to a fetch (one req may wait on several fetches). */
 struct attach {
 	struct list node;		/* fetch.attached */
-	struct req *req;
+	struct req *req;		/* NULL: fn(owner) is told instead (gunzip.c) */
+	void (*fn)(struct fetchd *d, void *owner, int err);
+	void *owner;
 };
 
 enum fetch_state {
@@ -324,6 +341,7 @@ struct loop_watch {
 struct exporter;
 struct download;
 struct evict;
+struct gzpool;
 
 struct fetchd {
 	struct fetchd_config cfg;
@@ -364,6 +382,8 @@ struct fetchd {
 	struct exporter *exp;		/* exporter.c, NULL when disabled */
 	struct download *dl;		/* download.c */
 	struct evict *ev;		/* evict.c */
+	struct evict *gzev;		/* evict.c, of gzipCacheConfig.cacheDir (NULL when disabled) */
+	struct gzpool *gzp;		/* gunzip.c's inflate threads (NULL when disabled) */
 	struct list nospace_wait;	/* writes that met ENOSPC, until the eviction pass */
 	int64_t nospace_until_ms;	/* the disk is full: misses fail without a GET until then */
 	int64_t retry_due_ms;		/* a locked .meta or a blob short of fds: try again then */
@@ -412,8 +432,26 @@ int evict_init(struct fetchd *d);
 void evict_fini(struct fetchd *d);
 int64_t evict_tick(struct fetchd *d);		/* next due ms, 0 = none */
 void evict_note_written(struct fetchd *d, uint64_t bytes);
+/* ... in one directory's count: d->ev (cacheConfig) or d->gzev (gunzip entries) */
+void evict_note_written_in(struct fetchd *d, struct evict *ev, uint64_t bytes);
 /* The disk is full (ENOSPC/EDQUOT): a pass at once; parked writes retried after it. */
 void evict_now(struct fetchd *d);
+
+/*----- gunzip.c: gunzip entries (gzipCacheConfig) -----------------------*/
+int gunzip_init(struct fetchd *d);
+void gunzip_fini(struct fetchd *d);
+bool gunzip_busy(struct fetchd *d);
+/* A gunzip entry was loaded: its index and compressed blob; non-zero: b is broken. */
+int gunzip_attach(struct fetchd *d, struct blob *b);
+void gunzip_release(struct fetchd *d, struct blob *b);
+/* A READ of a gunzip entry, not present (fetch_read's). */
+void gunzip_read(struct fetchd *d, struct req *r);
+void gunzip_maybe_complete(struct fetchd *d, struct blob *b);
+/* cb (a compressed blob) is complete: the gunzip entries over it may complete. */
+void gunzip_compressed_complete(struct fetchd *d, struct blob *cb);
+void gunzip_invalidate(struct fetchd *d, struct blob *b, const char *why);
+/* cb (a compressed blob) failed its sha256: the gunzip entries over it are cleared and taken back. */
+void gunzip_compressed_bad(struct fetchd *d, struct blob *cb);
 
 /*----- channel.c ---------------------------------------------------------*/
 int chan_open(struct fetchd *d);
@@ -434,6 +472,13 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 void blob_close(struct fetchd *d, struct blob *b);
 void blob_maybe_free(struct fetchd *d, struct blob *b);
 void blob_free_all(struct fetchd *d);
+void blob_set_broken(struct blob *b, const char *why);
+/*
+ * A blob the kernel never OPENed (a gunzip entry's compressed blob): the
+ * entry at path is made if absent (cache_entry_open). NULL with err set.
+ */
+struct blob *blob_open_internal(struct fetchd *d, const char *path, uint64_t size,
+				const uint8_t *digest, const char *url, char *err, size_t errlen);
 bool blob_mem_present(const struct blob *b, uint64_t off, uint64_t len);
 int blob_refetch_clear(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len);
 int cache_write_fetch(struct fetchd *d, struct fetch *f);
@@ -471,6 +516,14 @@ void fetch_release_slot(struct fetchd *d, struct fetch *f);
  * miss. NULL when there is nothing to fetch there now (*next_off: where to
  * look next) or no memory.
  */
+/*
+ * Cover [off, end) of b (granule aligned, end may be b's size) with
+ * fetches; fn(owner) is told as each one it waits on ends, and *waits
+ * counts them. 0, or -ENOMEM/-EBUSY (those attached so far still tell).
+ */
+int fetch_cover_for(struct fetchd *d, struct blob *b, uint64_t off, uint64_t end,
+		    void (*fn)(struct fetchd *d, void *owner, int err), void *owner,
+		    unsigned int *waits);
 struct fetch *fetch_background(struct fetchd *d, struct blob *b, uint64_t off, uint64_t len,
 			       fetch_done_fn fn, void *owner, uint64_t *next_off);
 

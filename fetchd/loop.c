@@ -232,13 +232,14 @@ int loop_init(struct fetchd *d)
 		return -1;
 	if (reg_init(d))
 		return -1;
-	if (evict_init(d) || download_init(d) || exporter_init(d))
+	if (evict_init(d) || download_init(d) || exporter_init(d) || gunzip_init(d))
 		return -1;
 	return 0;
 }
 
 void loop_fini(struct fetchd *d)
 {
+	gunzip_fini(d);
 	exporter_fini(d);
 	download_fini(d);
 	evict_fini(d);
@@ -372,7 +373,7 @@ static bool stop_step(struct fetchd *d)
 	}
 	if (now_ms() >= d->stop_deadline_ms || d->chan_eof)
 		fetch_abort_all(d);
-	if (!list_empty(&d->fetches) || cache_busy(d))
+	if (!list_empty(&d->fetches) || cache_busy(d) || gunzip_busy(d))
 		return false;
 	/* DONEs the channel never took room for: give up at the deadline */
 	if (d->outq_head && !d->chan_eof && now_ms() < d->stop_deadline_ms + 1000)

@@ -395,6 +395,8 @@ int main(int argc, char **argv)
 	cache_entry_lock_wait_ms = 0;
 	notify_init();
 	cache_prepare(d.cfg.cache_dir, &user);
+	if (d.cfg.gz_enable)
+		cache_prepare(d.cfg.gz_dir, &user);
 
 	if (loop_init(&d))
 		goto out_fini;

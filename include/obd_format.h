@@ -203,7 +203,8 @@ struct obd_tar_header {			/* 512 bytes */
 
 /* flags */
 #define OBD_CACHE_F_COMPLETE	0x1u	/* every bit set and the sha256 verified */
-#define OBD_CACHE_F_ALL		0x1u
+#define OBD_CACHE_F_GUNZIP	0x2u	/* a gunzip entry: the decompressed tar of the gzip blob digest names (fetchd/gunzip.c) */
+#define OBD_CACHE_F_ALL		0x3u
 
 struct obd_cache_hdr {			/* 2176 bytes, padded to 4096 on disk */
 	__u8 magic[8];			/* 0: OBD_CACHE_MAGIC */

@@ -30,6 +30,8 @@
 #define GRANULE		((uint64_t)1 << OBD_CACHE_GRANULE_SHIFT)
 #define META_SUFFIX	".meta"
 #define META_SUFFIX_LEN	5
+#define GZINDEX_SUFFIX	".gzindex"	/* a gunzip entry's gzip index (fetchd/gunzip.c) */
+#define GZINDEX_SUFFIX_LEN	8
 #define BITMAP_CHUNK	65536u
 
 /* "sha256:<hex>" (data) or "sha256:<hex>.meta"; 0 = neither. */
@@ -149,6 +151,7 @@ static void read_meta(int dirfd, const char *mname, struct cache_scan_entry *e,
 	}
 	e->size = ci->blob_size;
 	e->complete = ci->flags & OBD_CACHE_F_COMPLETE;
+	e->gunzip = ci->flags & OBD_CACHE_F_GUNZIP;
 	obd_digest_format(ci->digest, got);
 	if (strcmp(got, e->digest))
 		set_broken(e, ".meta: digest %s, not the name's", got);
@@ -176,7 +179,7 @@ out:
 static int entry_fill(int dirfd, const char *dir, const char *digest,
 		      struct cache_scan_entry *e)
 {
-	char mname[OBD_DIGEST_STR_LEN + META_SUFFIX_LEN + 1];
+	char mname[OBD_DIGEST_STR_LEN + GZINDEX_SUFFIX_LEN + 1];
 	struct stat dst, mst;
 	bool have_d, have_m;
 	size_t len = strlen(dir) + 1 + OBD_DIGEST_STR_LEN + 1;
@@ -216,6 +219,10 @@ static int entry_fill(int dirfd, const char *dir, const char *digest,
 	} else {
 		set_broken(e, ".meta missing");
 	}
+	/* a gunzip entry's gzip index is part of it */
+	snprintf(mname, sizeof(mname), "%s" GZINDEX_SUFFIX, e->digest);
+	if (!fstatat(dirfd, mname, &mst, AT_SYMLINK_NOFOLLOW) && S_ISREG(mst.st_mode))
+		e->disk_bytes += (uint64_t)mst.st_blocks * 512;
 	if (e->broken[0])
 		e->cached_bytes = 0;
 	return 0;
@@ -507,7 +514,7 @@ static int unlink_gone_ok(const char *path)
 int cache_entry_unlink(const char *data_path, char *err, size_t errlen)
 {
 	char meta[PATH_MAX];
-	int rm, rd;
+	int rm, rd, rg;
 
 	if (snprintf(meta, sizeof(meta), "%s" META_SUFFIX, data_path) >= (int)sizeof(meta))
 		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: path too long", data_path);
@@ -517,7 +524,13 @@ int cache_entry_unlink(const char *data_path, char *err, size_t errlen)
 	rd = unlink_gone_ok(data_path);
 	if (rd < 0)
 		return reg_errf(err, errlen, rd, "%s: unlink: %s", data_path, strerror(-rd));
-	return rm || rd;
+	/* a gunzip entry's index goes with it (nothing reads it without the .meta) */
+	if (snprintf(meta, sizeof(meta), "%s" GZINDEX_SUFFIX, data_path) >= (int)sizeof(meta))
+		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: path too long", data_path);
+	rg = unlink_gone_ok(meta);
+	if (rg < 0)
+		return reg_errf(err, errlen, rg, "%s: unlink: %s", meta, strerror(-rg));
+	return rm || rd || rg;
 }
 
 int cache_dir_sync(const char *data_path, char *err, size_t errlen)

@@ -7,7 +7,8 @@
  *
  * An entry is <cacheDir>/sha256:<hex> (the blob's bytes at the blob's
  * offsets, sparse) plus <that>.meta (include/obd_format.h, "Cache entry
- * metadata"). Subdirectories and any other names are not entries and are
+ * metadata"); a gunzip entry (gzipCacheConfig.cacheDir) has a third file,
+ * <that>.gzindex, the layer's gzip index. Subdirectories and any other names are not entries and are
  * never touched.
  *
  * Eviction policy (the reference's, spec 6.5, on our entries):
@@ -45,6 +46,9 @@ struct cache_scan_entry {
 	uint64_t disk_bytes;	/* st_blocks * 512 of the cache file and the .meta */
 	uint64_t cached_bytes;	/* bytes whose bit is set (last granule short); 0 if broken */
 	bool complete;		/* OBD_CACHE_F_COMPLETE */
+	bool gunzip;		/* OBD_CACHE_F_GUNZIP: a gunzip entry (the decompressed
+				 * stream of the gzip blob digest names); its <path>.gzindex
+				 * is counted in disk_bytes and removed with it */
 	int64_t last_use_ns;	/* later mtime of the two files, ns since the epoch */
 	dev_t dev;		/* the cache file's inode (0/0 when it is missing), */
 	ino_t ino;		/* to match a dm table's path to this entry */

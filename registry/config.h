@@ -17,6 +17,7 @@
 #define FETCHD_DEFAULT_CONFIG	"/etc/overlaybd/overlaybd.json"
 #define FETCHD_DEFAULT_CACHEDIR	"/opt/overlaybd/registry_cache"
 #define FETCHD_DEFAULT_CRED	"/opt/overlaybd/cred.json"
+#define FETCHD_DEFAULT_GZDIR	"/opt/overlaybd/gzip_cache"
 
 #ifndef OBD_VERSION	/* -DOBD_VERSION from the Makefile: scripts/version.sh */
 #error "OBD_VERSION is not defined"
@@ -60,6 +61,16 @@ struct json_object;
 struct fetchd_config {
 	/* cacheConfig */
 	char cache_dir[PATH_MAX];	/* cacheDir */
+	/*
+	 * gzipCacheConfig: the daemon's gunzip entries (decompressed gzip
+	 * layers, fetchd/gunzip.c): enable (default false), cacheDir
+	 * (default /opt/overlaybd/gzip_cache), cacheSizeGB (default 4),
+	 * refillSize (bytes, a positive multiple of 4096, default 1 MiB)
+	 */
+	bool gz_enable;
+	char gz_dir[PATH_MAX];
+	double gz_size_gb;
+	uint64_t gz_refill_size;
 	uint64_t refill_size;		/* refillSize: bytes, power of two, >= 4 KiB, <= 64 MiB;
 					 * default 262144 */
 	double cache_size_gb;		/* cacheSizeGB, default 4; fractions allowed */

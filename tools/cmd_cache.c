@@ -2,7 +2,10 @@
 /*
  * obd cache: the entries of cacheConfig.cacheDir (size, cached bytes, disk
  * use, which dm devices use them, last use), and obd cache prune, which
- * removes unused ones least recently used first. The listing, the LRU
+ * removes unused ones least recently used first; with --gzip, or after the
+ * registry cache when gzipCacheConfig.enable is set, the same for the
+ * daemon's gunzip entries (gzipCacheConfig.cacheDir, cacheSizeGB; marked
+ * "gunzip", their .gzindex removed with them). The listing, the LRU
  * choice and the removal are registry/cache_scan.c's, the same code the
  * daemon evicts with; this file adds the dm devices and the printing.
  */
@@ -27,6 +30,7 @@ struct cache_opts {
 	const char *svc;	/* --service-config */
 	const char *dir;	/* --dir */
 	bool json, all, dry_run, force;
+	bool gzip;		/* --gzip: gzipCacheConfig's directory */
 	bool have_to, have_grace;
 	uint64_t to;		/* --to */
 	uint64_t grace_s;	/* --grace */
@@ -40,6 +44,7 @@ struct cache_ctx {
 	bool users_known;	/* dm tables were read */
 	char users_why[256];	/* why not */
 	uint64_t limit, water, risk;
+	double gb;		/* the cacheSizeGB the limit comes from */
 };
 
 /* ------------------------------------------------------------------------
@@ -206,7 +211,7 @@ out:
 /* ------------------------------------------------------------------------
  * Setup shared by the listing and prune
  * ------------------------------------------------------------------------ */
-static int ctx_open(struct cache_ctx *c, const struct cache_opts *o)
+static int ctx_open(struct cache_ctx *c, const struct cache_opts *o, bool gz)
 {
 	char err[1024];
 	const char *dir;
@@ -220,7 +225,7 @@ static int ctx_open(struct cache_ctx *c, const struct cache_opts *o)
 	}
 	if (cli_load_service_config(o->svc, c->cfg))
 		return -EINVAL;
-	dir = o->dir ? o->dir : c->cfg->cache_dir;
+	dir = o->dir ? o->dir : gz ? c->cfg->gz_dir : c->cfg->cache_dir;
 	if (!realpath(dir, c->dir)) {
 		cli_err(dir, "%s", strerror(errno));
 		return -errno;
@@ -232,7 +237,8 @@ static int ctx_open(struct cache_ctx *c, const struct cache_opts *o)
 	if (c->scan.dropped)
 		cli_warn(c->dir, "%zu more entries not listed (at most %u)", c->scan.dropped,
 			 CACHE_SCAN_MAX_ENTRIES);
-	gb = c->cfg->cache_size_gb;
+	gb = gz ? c->cfg->gz_size_gb : c->cfg->cache_size_gb;
+	c->gb = gb;
 	c->limit = gb > 0 ? (uint64_t)(gb * (double)(1ULL << 30)) : 0;
 	cache_marks(c->limit, &c->water, &c->risk);
 	c->users_known = mark_dm_users(&c->scan, c->users_why, sizeof(c->users_why));
@@ -273,6 +279,7 @@ static json_object *entry_json(const struct cache_ctx *c, const struct cache_sca
 			       e->broken[0] ? NULL : json_object_new_uint64(e->cached_bytes));
 	json_object_object_add(o, "diskBytes", json_object_new_uint64(e->disk_bytes));
 	json_object_object_add(o, "complete", json_object_new_boolean(!e->broken[0] && e->complete));
+	json_object_object_add(o, "gunzip", json_object_new_boolean(e->gunzip));
 	json_object_object_add(o, "inUse", users_json(c, e));
 	json_object_object_add(o, "lastUse", json_object_new_string(iso_time(e->last_use_ns, t,
 									      sizeof(t))));
@@ -286,7 +293,7 @@ static void print_json(json_object *o)
 						      JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-static void list_json(const struct cache_ctx *c)
+static json_object *list_json(const struct cache_ctx *c)
 {
 	json_object *o = json_object_new_object(), *a = json_object_new_array();
 	size_t i;
@@ -301,8 +308,7 @@ static void list_json(const struct cache_ctx *c)
 	for (i = 0; i < c->scan.n; i++)
 		json_object_array_add(a, entry_json(c, &c->scan.e[i]));
 	json_object_object_add(o, "entries", a);
-	print_json(o);
-	json_object_put(o);
+	return o;
 }
 
 /* "app,db", "-" for none, "unknown" when the tables could not be read. */
@@ -341,31 +347,56 @@ static void list_text(const struct cache_ctx *c)
 			       e->complete ? "complete" : "partial");
 		printf("%-20s ", iso_time(e->last_use_ns, t, sizeof(t)));
 		print_users(c, e);
+		if (e->gunzip)
+			printf(" [gunzip]");
 		if (e->broken[0])
 			printf(" (%s)", e->broken);
 		printf("\n");
 	}
 	printf("total: %zu entries, %s on disk, limit %s (cacheSizeGB %g), water mark %s, risk mark %s\n",
 	       c->scan.n, human(c->scan.usage, a, sizeof(a)), human(c->limit, b, sizeof(b)),
-	       c->cfg->cache_size_gb, human(c->water, w, sizeof(w)), human(c->risk, r, sizeof(r)));
+	       c->gb, human(c->water, w, sizeof(w)), human(c->risk, r, sizeof(r)));
 }
 
+/*
+ * The registry cache (or --dir, or --gzip's); after the registry cache the
+ * gunzip entries too when gzipCacheConfig.enable is set (text: a second
+ * table; --json: "gzipCache", an object of the same shape).
+ */
 static int cache_list(const struct cache_opts *o)
 {
-	struct cache_ctx c;
+	struct cache_ctx c, g;
+	json_object *j = NULL;
+	bool both;
 	int ret = EXIT_FAIL;
 
-	if (ctx_open(&c, o))
+	memset(&g, 0, sizeof(g));
+	if (ctx_open(&c, o, o->gzip))
 		goto out;
 	if (!c.users_known)
 		cli_warn(NULL, "which devices use the entries is unknown: %s", c.users_why);
+	both = !o->gzip && !o->dir && c.cfg->gz_enable;
 	if (o->json)
-		list_json(&c);
+		j = list_json(&c);
 	else
 		list_text(&c);
+	if (both) {
+		if (ctx_open(&g, o, true))
+			goto out;
+		if (j) {
+			json_object_object_add(j, "gzipCache", list_json(&g));
+		} else {
+			printf("\ngunzip entries (gzipCacheConfig.cacheDir %s):\n", g.dir);
+			list_text(&g);
+		}
+	}
+	if (j)
+		print_json(j);
 	ret = EXIT_OK;
 out:
+	json_object_put(j);
 	ctx_close(&c);
+	ctx_close(&g);
 	return ret;
 }
 
@@ -461,7 +492,7 @@ static int cache_prune(const struct cache_opts *o)
 	size_t *v = NULL, count = 0;
 	int ret = EXIT_FAIL;
 
-	if (ctx_open(&c, o))
+	if (ctx_open(&c, o, o->gzip))
 		goto out;
 	if (!c.users_known && !o->force && !o->dry_run) {
 		cli_err(c.dir, "cannot tell which entries attached devices use (%s): nothing removed "
@@ -495,13 +526,14 @@ out:
 /* ------------------------------------------------------------------------
  * Options
  * ------------------------------------------------------------------------ */
-enum { OPT_DIR = 0x100, OPT_ALL, OPT_TO, OPT_DRY_RUN, OPT_FORCE, OPT_GRACE };
+enum { OPT_DIR = 0x100, OPT_GZIP, OPT_ALL, OPT_TO, OPT_DRY_RUN, OPT_FORCE, OPT_GRACE };
 
 static int parse_opts(int argc, char **argv, bool prune, struct cache_opts *o)
 {
 	static const struct option opts[] = {
 		{ "service-config", required_argument, NULL, 'c' },
 		{ "dir", required_argument, NULL, OPT_DIR },
+		{ "gzip", no_argument, NULL, OPT_GZIP },
 		{ "json", no_argument, NULL, 'j' },
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "to", required_argument, NULL, OPT_TO },
@@ -522,6 +554,7 @@ static int parse_opts(int argc, char **argv, bool prune, struct cache_opts *o)
 		switch (opt) {
 		case 'c': o->svc = optarg; break;
 		case OPT_DIR: o->dir = optarg; break;
+		case OPT_GZIP: o->gzip = true; break;
 		case 'j': o->json = true; break;
 		case OPT_ALL: o->all = true; break;
 		case OPT_DRY_RUN: o->dry_run = true; break;

@@ -242,8 +242,8 @@ static const struct cli_cmd cmds[] = {
 	  PROGRESS_HELP,
 	  "upload layers to a registry" },
 	{ "cache", cmd_cache,
-	  "obd cache [--service-config FILE] [--dir DIR] [--json]\n"
-	  "       obd cache prune [--service-config FILE] [--dir DIR] [--all | --to SIZE]\n"
+	  "obd cache [--service-config FILE] [--dir DIR | --gzip] [--json]\n"
+	  "       obd cache prune [--service-config FILE] [--dir DIR | --gzip] [--all | --to SIZE]\n"
 	  "                       [--grace S] [--dry-run] [--force] [--json]",
 	  "List the entries of the registry cache (cacheConfig.cacheDir): blob size,\n"
 	  "bytes cached, state (complete, partial or broken, with the reason), last\n"
@@ -254,8 +254,12 @@ static const struct cli_cmd cmds[] = {
 	  "(max(90 %, size - 50 GiB), as overlaybd-fetchd evicts), to SIZE, or all.\n"
 	  "Entries used in the last S seconds (default evictGraceSec, 60) are kept.\n"
 	  "If the dm tables cannot be read, prune refuses unless --force.\n"
+	  "--gzip: the daemon's gunzip entries (gzipCacheConfig.cacheDir, cacheSizeGB)\n"
+	  "instead; the listing shows them after the registry cache when\n"
+	  "gzipCacheConfig.enable is set. They are marked [gunzip] (JSON \"gunzip\").\n"
 	  "  -c, --service-config F service config (default " FETCHD_DEFAULT_CONFIG ")\n"
 	  "      --dir DIR          the cache directory instead of cacheConfig.cacheDir\n"
+	  "      --gzip             the gunzip entries (gzipCacheConfig.cacheDir)\n"
 	  "  -j, --json             JSON output\n"
 	  "      --all              prune: every unused entry\n"
 	  "      --to SIZE          prune: down to SIZE bytes on disk (512M, 0.5G)\n"

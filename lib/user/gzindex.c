@@ -275,6 +275,8 @@ static int gz_feed(z_stream *s, struct obd_io *gz, u8 *in, u64 *in_pos, struct o
 	return 0;
 }
 
+static int check_tail(struct obd_io *gz, u64 end, struct obd_err *err);
+
 /* raw inflate positioned at entry e: the primed bits and the window set */
 static int entry_stream(const struct obd_gzindex *gi, struct obd_io *gz,
 			const struct obd_gzidx_entry *e, z_stream *s, struct obd_err *err)
@@ -377,6 +379,239 @@ out:
 	free(in);
 	free(scratch);
 	return rc ? rc : (ssize_t)done;
+}
+
+int obd_gzindex_gzip_size(struct obd_io *io, u64 *gzip_size, struct obd_err *err)
+{
+	u8 h[OBD_GZIDX_HDR_SIZE];
+	int rc;
+
+	if (io->size < OBD_GZIDX_HDR_SIZE)
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index of %llu bytes, shorter than its header",
+				io->name, (unsigned long long)io->size);
+	rc = obd_io_read(io, h, sizeof(h), 0);
+	if (rc)
+		return obd_errf(err, rc, "%s: gzip index header: read: %s", io->name, strerror(-rc));
+	if (memcmp(h + H_MAGIC, OBD_GZIDX_MAGIC, 7))
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index magic: not \"ddgzidx\"", io->name);
+	if (obd_get_le32(h + H_CRC) != obd_crc32c(0, h, OBD_GZIDX_CRC_LEN))
+		return obd_errf(err, -EFSBADCRC, "%s: gzip index header crc 0x%08x, computed 0x%08x",
+				io->name, obd_get_le32(h + H_CRC), obd_crc32c(0, h, OBD_GZIDX_CRC_LEN));
+	*gzip_size = obd_get_le64(h + H_GZIP_SIZE);
+	return 0;
+}
+
+/* The byte at stream offset p, decoding from e0: in out, or in e0's window before it. */
+static int window_equal(const struct obd_gzindex *gi, const struct obd_gzidx_entry *e0,
+			const u8 *win0, const u8 *out, u64 j, u8 *winj, struct obd_err *err)
+{
+	const struct obd_gzidx_entry *e = &gi->e[j];
+	u64 rel = e->de_pos - e0->de_pos;	/* output bytes before entry j */
+	u64 from_win0 = rel < OBD_GZIDX_WINSIZE ? OBD_GZIDX_WINSIZE - rel : 0;
+	int rc = entry_window(gi, e, winj, err);
+
+	if (rc)
+		return rc;
+	if (memcmp(winj, win0 + OBD_GZIDX_WINSIZE - from_win0, from_win0) ||
+	    memcmp(winj + from_win0, out + rel - (OBD_GZIDX_WINSIZE - from_win0),
+		   OBD_GZIDX_WINSIZE - from_win0))
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index entry %llu (de_pos %llu): its window is not the 32 KiB the stream has before it",
+				gi->io->name, (unsigned long long)j, (unsigned long long)e->de_pos);
+	return 0;
+}
+
+/* After the stream's end at compressed offset pos: an ISIZE of usize, nothing more. */
+static int check_trailer(const struct obd_gzindex *gi, struct obd_io *gz, u64 pos,
+			 struct obd_err *err)
+{
+	u8 t[8];
+	int rc;
+
+	if (pos > gz->size || gz->size - pos < 8)
+		return obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at %llu, no room for the 8-byte gzip trailer",
+				gz->name, (unsigned long long)pos);
+	rc = obd_io_read(gz, t, 8, pos);
+	if (rc)
+		return obd_errf(err, rc, "%s: read at %llu: %s", gz->name, (unsigned long long)pos,
+				strerror(-rc));
+	if (obd_get_le32(t + 4) != (u32)gi->usize)
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip trailer ISIZE %u, the index says %llu bytes",
+				gz->name, obd_get_le32(t + 4), (unsigned long long)gi->usize);
+	return check_tail(gz, pos + 8, err);
+}
+
+/* Entry next is behind the decoder (output or input past it): the index lies. */
+static int passed(const struct obd_gzindex *gi, u64 next, u64 out_pos, u64 in_pos,
+		  struct obd_err *err)
+{
+	const struct obd_gzidx_entry *e = &gi->e[next];
+
+	return obd_errf(err, -EFSCORRUPTED, "%s: gzip index entry %llu (de_pos %llu, en_pos %llu, bits %u): the stream has no block boundary there (decoder at output %llu, input %llu)",
+			gi->io->name, (unsigned long long)next, (unsigned long long)e->de_pos,
+			(unsigned long long)e->en_pos, e->bits, (unsigned long long)out_pos,
+			(unsigned long long)in_pos);
+}
+
+int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, u64 first,
+			       u64 last, u8 *out, size_t out_len, struct obd_err *err)
+{
+	const struct obd_gzidx_entry *e0;
+	u64 de_end, next = first + 1, in_pos, produced = 0, pos;
+	u8 *in = NULL, *win0 = NULL, *winj = NULL;
+	bool ended = false;
+	z_stream s;
+	int rc, zr;
+
+	if (first >= gi->n || last < first || last > gi->n || out_len > (1u << 30))
+		return obd_errf(err, -EINVAL, "%s: decode from entry %llu to %llu: out of range",
+				gi->io->name, (unsigned long long)first, (unsigned long long)last);
+	e0 = &gi->e[first];
+	de_end = last < gi->n ? gi->e[last].de_pos : gi->usize;
+	if (out_len != de_end - e0->de_pos)
+		return obd_errf(err, -EINVAL, "%s: decode of %zu bytes from entry %llu: want %llu",
+				gi->io->name, out_len, (unsigned long long)first,
+				(unsigned long long)(de_end - e0->de_pos));
+	rc = entry_stream(gi, gz, e0, &s, err);
+	if (rc)
+		return rc;
+	in = malloc(GZ_IN_CHUNK);
+	win0 = malloc(OBD_GZIDX_WINSIZE);
+	winj = malloc(OBD_GZIDX_WINSIZE);
+	rc = -ENOMEM;
+	if (!in || !win0 || !winj)
+		goto out;
+	rc = entry_window(gi, e0, win0, err);
+	if (rc)
+		goto out;
+	in_pos = e0->en_pos;
+	s.next_out = out;
+	s.avail_out = (uInt)out_len;
+	while (next <= last || (last == gi->n && !ended)) {
+		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		if (rc == 1)
+			rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream runs past the blob's end (%llu) before output %llu",
+				      gz->name, (unsigned long long)gz->size,
+				      (unsigned long long)de_end);
+		if (rc)
+			goto out;
+		/* one block at a time: every boundary is seen */
+		zr = inflate(&s, Z_BLOCK);
+		produced = out_len - s.avail_out;
+		pos = in_pos - s.avail_in;
+		if (zr == Z_STREAM_END) {
+			ended = true;
+			break;
+		}
+		if (zr != Z_OK && (zr != Z_BUF_ERROR || s.avail_in)) {
+			rc = s.avail_out ? obd_errf(err, -EFSCORRUPTED, "%s: deflate data near compressed offset %llu: %s",
+						    gz->name, (unsigned long long)pos,
+						    s.msg ? s.msg : "does not decode") :
+				(next <= last && next < gi->n ? passed(gi, next, e0->de_pos + produced, pos, err) :
+				 obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream goes on past uncompress_file_size %llu",
+					  gz->name, (unsigned long long)gi->usize));
+			goto out;
+		}
+		if ((s.data_type & 128) && !(s.data_type & 64)) {
+			while (next <= last && next < gi->n &&
+			       gi->e[next].de_pos == e0->de_pos + produced && gi->e[next].en_pos == pos &&
+			       gi->e[next].bits == (s.data_type & 7)) {
+				rc = window_equal(gi, e0, win0, out, next, winj, err);
+				if (rc)
+					goto out;
+				next++;
+			}
+		}
+		if (next <= last && next < gi->n &&
+		    (e0->de_pos + produced > gi->e[next].de_pos || pos > gi->e[next].en_pos)) {
+			rc = passed(gi, next, e0->de_pos + produced, pos, err);
+			goto out;
+		}
+	}
+	if (last < gi->n && ended) {
+		rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at output %llu, before gzip index entry %llu (de_pos %llu)",
+			      gz->name, (unsigned long long)(e0->de_pos + produced),
+			      (unsigned long long)last, (unsigned long long)de_end);
+		goto out;
+	}
+	if (last == gi->n) {
+		if (produced != out_len || next != gi->n) {
+			rc = produced != out_len ?
+				obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at output %llu, uncompress_file_size is %llu",
+					 gz->name, (unsigned long long)(e0->de_pos + produced),
+					 (unsigned long long)gi->usize) :
+				passed(gi, next, e0->de_pos + produced, in_pos - s.avail_in, err);
+			goto out;
+		}
+		rc = check_trailer(gi, gz, in_pos - s.avail_in, err);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+out:
+	inflateEnd(&s);
+	free(in);
+	free(win0);
+	free(winj);
+	return rc;
+}
+
+#define GZ_OUT_CHUNK	(256u << 10)
+
+int obd_gzindex_inflate_all(struct obd_io *gz, u64 usize, obd_gzidx_out_fn fn, void *ctx,
+			    struct obd_err *err)
+{
+	u8 *in = malloc(GZ_IN_CHUNK), *obuf = malloc(GZ_OUT_CHUNK);
+	u64 in_pos = 0, total = 0;
+	z_stream s;
+	int rc = -ENOMEM, zr = Z_OK;
+
+	memset(&s, 0, sizeof(s));
+	/* gzip only: zlib checks the trailer's CRC32 and ISIZE at the end */
+	if (!in || !obuf || inflateInit2(&s, 16 + 15) != Z_OK)
+		goto out_free;
+	while (zr != Z_STREAM_END) {
+		size_t n;
+
+		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		if (rc == 1)
+			rc = obd_errf(err, -EFSCORRUPTED, "%s: gzip stream truncated at %llu",
+				      gz->name, (unsigned long long)in_pos);
+		if (rc)
+			goto out;
+		s.next_out = obuf;
+		s.avail_out = GZ_OUT_CHUNK;
+		zr = inflate(&s, Z_NO_FLUSH);
+		n = GZ_OUT_CHUNK - s.avail_out;
+		if (zr != Z_OK && zr != Z_STREAM_END && (zr != Z_BUF_ERROR || s.avail_in)) {
+			rc = obd_errf(err, -EFSCORRUPTED, "%s: gzip data near compressed offset %llu: %s",
+				      gz->name, (unsigned long long)(in_pos - s.avail_in),
+				      s.msg ? s.msg : "does not decode");
+			goto out;
+		}
+		if (n > usize - total) {
+			rc = obd_errf(err, -EFSCORRUPTED, "%s: the gzip stream is longer than %llu bytes",
+				      gz->name, (unsigned long long)usize);
+			goto out;
+		}
+		if (n) {
+			rc = fn(ctx, total, obuf, n);
+			if (rc)
+				goto out;
+		}
+		total += n;
+	}
+	if (total != usize) {
+		rc = obd_errf(err, -EFSCORRUPTED, "%s: the gzip stream has %llu bytes, the index says %llu",
+			      gz->name, (unsigned long long)total, (unsigned long long)usize);
+		goto out;
+	}
+	rc = check_tail(gz, in_pos - s.avail_in, err);
+out:
+	inflateEnd(&s);
+out_free:
+	free(in);
+	free(obuf);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------

@@ -69,6 +69,39 @@ u64 obd_gzindex_seek(const struct obd_gzindex *gi, u64 off);
 ssize_t obd_gzindex_extract(const struct obd_gzindex *gi, struct obd_io *gz, void *buf,
 			    size_t len, u64 off, struct obd_err *err);
 
+/*
+ * The gzip_file_size of the index in io, from a header whose magic and CRC
+ * hold (nothing else checked: obd_gzindex_load does that). For a caller
+ * that must know the compressed size before it can load the index (the
+ * daemon making the compressed blob's cache entry). 0 or -errno.
+ */
+int obd_gzindex_gzip_size(struct obd_io *io, u64 *gzip_size, struct obd_err *err);
+
+/*
+ * Decode from entry first to entry last (last == gi->n: to the end of the
+ * stream) into out, out_len = (last's de_pos or usize) - first's de_pos
+ * bytes, checking the index against what the decoder does: at every
+ * entry j in (first, last] the decoder must stop at a block boundary at
+ * exactly j's de_pos, en_pos and bits, and the 32 KiB of output before it
+ * must equal j's window; at the end of the stream, the stream must end
+ * there with an ISIZE of usize and nothing after the 8-byte trailer.
+ * 0, or -EFSCORRUPTED / -errno with err saying which entry or offset. The
+ * index is only read (several threads may decode with one gi at once).
+ */
+int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, u64 first,
+			       u64 last, u8 *out, size_t out_len, struct obd_err *err);
+
+/*
+ * Inflate the whole gzip blob in gz (one member, zlib checking its CRC32
+ * and ISIZE), calling fn for each piece of output in order (off = its
+ * offset in the stream); fn returning non-zero stops with that value. The
+ * stream must end at gz->size and produce exactly usize bytes. 0 or
+ * -errno (-EFSCORRUPTED for a bad stream, err saying why).
+ */
+typedef int (*obd_gzidx_out_fn)(void *ctx, u64 off, const u8 *buf, size_t len);
+int obd_gzindex_inflate_all(struct obd_io *gz, u64 usize, obd_gzidx_out_fn fn, void *ctx,
+			    struct obd_err *err);
+
 struct obd_gzidx_build_stats {
 	u64 gzip_size, usize, entries, index_size;
 };

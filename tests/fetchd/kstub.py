@@ -5,6 +5,9 @@ A kernel stand-in for overlaybd-fetchd host tests: plays /dev/overlaybd on a
 SOCK_SEQPACKET Unix socket, with the messages of include/obd_uapi.h.
 
   kstub.py mkentry DIR URL BLOBFILE         write <DIR>/sha256:<hex> + .meta
+  kstub.py mkgunzip DIR URL GZFILE TARFILE GZINDEX
+                                            a gunzip entry: <DIR>/sha256:<hex of GZFILE>
+                                            of TARFILE's size, flag GUNZIP, + .gzindex
   kstub.py run SCRIPT.json                  one daemon connection
 
 The script: {"socket": path, "daemon": [argv...], "timeout": s,
@@ -52,15 +55,21 @@ def bitmap_bytes(size):
     g = (size + GRAN - 1) // GRAN
     return ((g + 7) // 8 + 7) // 8 * 8
 
-def mkentry(d, url, blobfile):
+def mkentry(d, url, blobfile, flags=0, size=None, index=None):
     data = open(blobfile, "rb").read()
     dig = hashlib.sha256(data).digest()
     path = os.path.join(d, "sha256:" + dig.hex())
+    if size is None:
+        size = len(data)
     with open(path, "wb") as f:
-        f.truncate(len(data))
+        f.truncate(size)
+    if index is not None:
+        with open(path + ".gzindex", "wb") as f:
+            f.write(open(index, "rb").read())
+    data = bytes(size) if size != len(data) else data
     hdr = bytearray(4096)
     u = url.encode()
-    struct.pack_into("<8sIIIIQ32sQQII", hdr, 0, b"OBDCACHE", 1, 4096, 12, 0, len(data), dig,
+    struct.pack_into("<8sIIIIQ32sQQII", hdr, 0, b"OBDCACHE", 1, 4096, 12, flags, len(data), dig,
                      4096, bitmap_bytes(len(data)), len(u), 0)
     hdr[128:128 + len(u)] = u
     struct.pack_into("<I", hdr, 84, crc32c_raw(bytes(hdr)))
@@ -318,6 +327,10 @@ class Stub:
 def main():
     if sys.argv[1] == "mkentry":
         mkentry(sys.argv[2], sys.argv[3], sys.argv[4])
+        return 0
+    if sys.argv[1] == "mkgunzip":  # mkgunzip DIR URL GZFILE TARFILE GZINDEX
+        mkentry(sys.argv[2], sys.argv[3], sys.argv[4], flags=2,
+                size=os.path.getsize(sys.argv[5]), index=sys.argv[6])
         return 0
     if sys.argv[1] == "set-download":  # set-download CACHE ENABLE [DELAY EXTRA MBPS TRIES BS]
         set_download(sys.argv[2], sys.argv[3] == "1", *[int(v) for v in sys.argv[4:9]])

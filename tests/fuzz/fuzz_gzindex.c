@@ -8,6 +8,10 @@
  *   odd first byte: the rest is a gzip blob to index (bit 1 picks the
  *     window encoding); an index the builder writes loads back, and ranges
  *     extracted through it equal zlib's own decompression of the blob.
+ * Both: the daemon's checked decode (obd_gzindex_decode_checked) between
+ * neighbouring entries fails with a message or gives bytes; of a built
+ * index it must succeed and equal zlib's decompression, and so must the
+ * whole-stream inflate (obd_gzindex_inflate_all).
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -65,6 +69,46 @@ static void extract_some(const struct obd_gzindex *gi, struct obd_io *gz, const 
 	free(buf);
 }
 
+/* decode_checked between neighbouring entries (at most 8, each at most FULL_MAX out) */
+static void checked_some(const struct obd_gzindex *gi, struct obd_io *gz, const u8 *full)
+{
+	for (u64 i = 0; i < gi->n && i < 8; i++) {
+		u64 a = gi->e[i].de_pos, b = i + 1 < gi->n ? gi->e[i + 1].de_pos : gi->usize;
+		struct obd_err err = { "" };
+		u8 *out;
+		int rc;
+
+		if (b - a > FULL_MAX)
+			continue;
+		out = malloc(b - a + 1);
+		FUZZ_CHECK(out, "out of memory");
+		rc = obd_gzindex_decode_checked(gi, gz, i, i + 1, out, b - a, &err);
+		fuzz_check_err(rc, &err, "obd_gzindex_decode_checked");
+		if (full) {
+			FUZZ_CHECK(!rc, "a built index's entries %llu..%llu do not decode: %s",
+				   (unsigned long long)i, (unsigned long long)(i + 1), err.msg);
+			FUZZ_CHECK(!memcmp(out, full + a, b - a),
+				   "checked decode of entries %llu..%llu differs from zlib's",
+				   (unsigned long long)i, (unsigned long long)(i + 1));
+		}
+		free(out);
+	}
+}
+
+struct cmp_ctx {
+	const u8 *full;
+	u64 len;
+};
+
+static int cmp_out(void *ctx, u64 off, const u8 *buf, size_t len)
+{
+	struct cmp_ctx *c = ctx;
+
+	FUZZ_CHECK(off + len <= c->len && !memcmp(c->full + off, buf, len),
+		   "inflate_all differs from zlib at %llu", (unsigned long long)off);
+	return 0;
+}
+
 static void fuzz_load(const uint8_t *data, size_t size)
 {
 	struct obd_mem_io im, gm;
@@ -84,6 +128,7 @@ static void fuzz_load(const uint8_t *data, size_t size)
 		return;
 	check_entries(&gi);
 	extract_some(&gi, &gm.io, data + 1, size - 1 < 16 ? size - 1 : 16, NULL, 0);
+	checked_some(&gi, &gm.io, NULL);
 	obd_gzindex_free(&gi);
 }
 
@@ -137,6 +182,13 @@ static void fuzz_build(const uint8_t *data, size_t size)
 	check_entries(&gi);
 	full = inflate_all(data + 1, size - 1, gi.usize);
 	extract_some(&gi, &gm.io, data + 1, size - 1 < 16 ? size - 1 : 16, full, gi.usize);
+	if (full) {
+		struct cmp_ctx c = { full, gi.usize };
+
+		checked_some(&gi, &gm.io, full);
+		rc = obd_gzindex_inflate_all(&gm.io, gi.usize, cmp_out, &c, &err);
+		FUZZ_CHECK(!rc, "a blob the builder took does not inflate whole: %s", err.msg);
+	}
 	free(full);
 	obd_gzindex_free(&gi);
 	obd_file_io_close(&fio);

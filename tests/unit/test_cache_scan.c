@@ -265,6 +265,39 @@ static int set_flags(const char *path, u8 seed, uint64_t size, u32 flags)
 	return write_at(meta, blk, sizeof(blk), 0);
 }
 
+/* A gunzip entry (flag GUNZIP, a .gzindex beside it): marked, its index counted and removed with it. */
+static void test_gunzip(void)
+{
+	const uint64_t size = 4 * G;
+	char p[PATH_MAX], idx[PATH_MAX + 16], buf[65536];
+	const struct cache_scan_entry *e;
+	struct cache_scan s;
+	struct stat st;
+	char err[512];
+	int rc, fd;
+
+	rc = mk_entry(40, size, 0, 4, p, sizeof(p));
+	rc |= set_flags(p, 40, size, OBD_CACHE_F_GUNZIP);
+	snprintf(idx, sizeof(idx), "%s.gzindex", p);
+	memset(buf, 0x5a, sizeof(buf));
+	fd = open(idx, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	rc |= fd < 0 ? -errno : obd_pwrite_all(fd, buf, sizeof(buf), 0);
+	if (fd >= 0)
+		close(fd);
+	tap_ok(!rc && !stat(idx, &st), "gunzip: an entry with flag GUNZIP and a 64 KiB .gzindex");
+	rc = cache_scan(dir, &s, err, sizeof(err));
+	e = rc ? NULL : find(&s, p);
+	tap_ok(e && e->gunzip && !e->broken[0] && e->cached_bytes == size &&
+	       e->disk_bytes == disk_of(p) + (uint64_t)st.st_blocks * 512,
+	       "gunzip: listed as gunzip, healthy, its .gzindex counted (%llu bytes on disk)",
+	       e ? (unsigned long long)e->disk_bytes : 0ULL);
+	if (!rc)
+		cache_scan_free(&s);
+	rc = cache_entry_remove(p, err, sizeof(err));
+	tap_ok(rc == 0 && access(p, F_OK) && access(idx, F_OK),
+	       "gunzip: removing the entry removes its .gzindex (%s)", rc < 0 ? err : "");
+}
+
 static void test_scan(void)
 {
 	/* 10 granules + 100 bytes: 11 granules, the last one 100 bytes */
@@ -507,6 +540,9 @@ int main(void)
 	test_marks();
 	test_select();
 	test_scan();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/*", dir);
+	if (system(cmd)) {}
+	test_gunzip();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s/*", dir);
 	if (system(cmd)) {}
 	test_mark();

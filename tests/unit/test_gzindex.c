@@ -9,8 +9,15 @@
  * header and entry field out of range is refused by the loader, and so are
  * a bad CRC, multi-member streams, trailing bytes, a wrong gzip trailer and
  * corrupt deflate data (EFSCORRUPTED, never wrong bytes).
+ * The daemon's checked decode (obd_gzindex_decode_checked) gives the data
+ * between any two entries and to the stream's end, and fails on an index
+ * whose window, en_pos or bits lie, or whose stream's ISIZE or tail do not
+ * fit; the whole-stream inflate gives the data and fails on a wrong CRC32,
+ * ISIZE, size or trailing bytes. `test_gzindex --build GZ OUT SPAN ALGO`
+ * writes the index of a gzip file (tests/fetchd/96-gunzip.sh).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,8 +400,150 @@ static void test_bad_blobs(void)
 	free(d);
 }
 
-int main(void)
+/* --- the daemon's decodes ---------------------------------------------------- */
+struct collect {
+	u8 *buf;
+	size_t len, cap;
+};
+
+static int collect_out(void *ctx, u64 off, const u8 *buf, size_t len)
 {
+	struct collect *c = ctx;
+
+	if (off != c->len || len > c->cap - c->len)
+		return -EINVAL;
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	return 0;
+}
+
+/* decode_checked from first to last, compared with d; 0 when equal */
+static int checked(const struct obd_gzindex *gi, struct obd_io *gz, const u8 *d, u64 first,
+		   u64 last, char *msg, size_t mlen)
+{
+	u64 a = gi->e[first].de_pos, b = last < gi->n ? gi->e[last].de_pos : gi->usize;
+	struct obd_err err = { "" };
+	u8 *out = malloc(b - a + 1);
+	int rc = obd_gzindex_decode_checked(gi, gz, first, last, out, b - a, &err);
+
+	snprintf(msg, mlen, "%s", err.msg);
+	if (!rc && memcmp(out, d + a, b - a))
+		rc = 1;
+	free(out);
+	return rc;
+}
+
+static void test_checked(int level, size_t flush, size_t len)
+{
+	u8 *d = make_data(len);
+	size_t gz_len;
+	u8 *gz = gzip_of(d, len, level, flush, &gz_len);
+	struct collect c = { .buf = malloc(len + 1), .cap = len };
+	struct obd_mem_io im, gm;
+	struct obd_err err = { "" };
+	struct obd_gzindex gi;
+	char msg[512] = "";
+	struct built b;
+	int bad = 0, rc;
+	u64 k;
+
+	build(gz, gz_len, SPAN, OBD_GZIDX_ALGO_NONE, &b);
+	obd_mem_io_init(&im, b.idx, b.idx_len, "gzip.meta");
+	obd_mem_io_init(&gm, gz, gz_len, "blob.gz");
+	rc = b.rc ? b.rc : obd_gzindex_load(&im.io, gz_len, &gi, &err);
+	tap_ok(!rc && gi.n > 3,
+	       "checked decode, level %d flush %zu: %llu entries (%s%s)", level, flush,
+	       (unsigned long long)gi.n, b.msg, err.msg);
+	if (rc || gi.n <= 3)
+		goto out;
+	for (k = 0; k < gi.n && !bad; k++)
+		bad += checked(&gi, &gm.io, d, k, k + 1, msg, sizeof(msg)) != 0;
+	tap_ok(!bad, "  every entry to the next (the last to the stream's end) equals the data %s", msg);
+	tap_ok(!checked(&gi, &gm.io, d, 0, gi.n, msg, sizeof(msg)) &&
+	       !checked(&gi, &gm.io, d, 1, gi.n - 1, msg, sizeof(msg)),
+	       "  the whole stream from entry 0, entry 1 to the last entry %s", msg);
+	rc = obd_gzindex_inflate_all(&gm.io, len, collect_out, &c, &err);
+	tap_ok(!rc && c.len == len && !memcmp(c.buf, d, len), "  inflate_all gives the data (%s)", err.msg);
+
+	/* a window that lies: found by decoding across its entry */
+	k = gi.n / 2;
+	b.idx[gi.e[k].win_pos + 32767] ^= 1;
+	rc = checked(&gi, &gm.io, d, k - 1, k, msg, sizeof(msg));
+	tap_ok(rc == -EFSCORRUPTED && strstr(msg, "window"), "  a lying window of entry %llu: %s",
+	       (unsigned long long)k, msg);
+	b.idx[gi.e[k].win_pos + 32767] ^= 1;
+	/* a lying en_pos, bits */
+	gi.e[k].en_pos++;
+	rc = checked(&gi, &gm.io, d, k - 1, k + 1, msg, sizeof(msg));
+	tap_ok(rc == -EFSCORRUPTED && strstr(msg, "no block boundary"), "  a lying en_pos: %s", msg);
+	gi.e[k].en_pos--;
+	gi.e[k].bits ^= 1;
+	rc = checked(&gi, &gm.io, d, k - 1, k, msg, sizeof(msg));
+	tap_ok(rc == -EFSCORRUPTED, "  lying bits: %s", msg);
+	gi.e[k].bits ^= 1;
+	/* the trailer: ISIZE, CRC32, a byte after it */
+	gz[gz_len - 1] ^= 0x40;
+	rc = checked(&gi, &gm.io, d, gi.n - 1, gi.n, msg, sizeof(msg));
+	tap_ok(rc == -EFSCORRUPTED && strstr(msg, "ISIZE"), "  a wrong ISIZE: %s", msg);
+	c.len = 0;
+	rc = obd_gzindex_inflate_all(&gm.io, len, collect_out, &c, &err);
+	tap_ok(rc == -EFSCORRUPTED, "  ... and inflate_all: %s", err.msg);
+	gz[gz_len - 1] ^= 0x40;
+	gz[gz_len - 6] ^= 0x01;
+	c.len = 0;
+	rc = obd_gzindex_inflate_all(&gm.io, len, collect_out, &c, &err);
+	tap_ok(rc == -EFSCORRUPTED && strstr(err.msg, "check"), "  a wrong CRC32: %s", err.msg);
+	gz[gz_len - 6] ^= 0x01;
+	c.len = 0;
+	rc = obd_gzindex_inflate_all(&gm.io, len - 1, collect_out, &c, &err);
+	tap_ok(rc == -EFSCORRUPTED, "  a size other than the stream's: %s", err.msg);
+	obd_mem_io_init(&gm, gz, gz_len - 1, "blob.gz");
+	c.len = 0;
+	rc = obd_gzindex_inflate_all(&gm.io, len, collect_out, &c, &err);
+	tap_ok(rc == -EFSCORRUPTED, "  a truncated blob: %s", err.msg);
+	obd_gzindex_free(&gi);
+out:
+	free(c.buf);
+	free(b.idx);
+	free(gz);
+	free(d);
+}
+
+/* test_gzindex --build GZ OUT SPAN ALGO: the index of a gzip file (fetchd tests) */
+static int build_file(char **argv)
+{
+	struct obd_gzidx_build_stats st;
+	struct obd_err err = { "" };
+	struct obd_file_io f;
+	int fd, rc;
+
+	rc = obd_file_io_open(&f, argv[2], &err);
+	if (rc) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	fd = open(argv[3], O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		perror(argv[3]);
+		return 1;
+	}
+	rc = obd_gzindex_build(&f.io, fd, (u32)strtoul(argv[4], NULL, 0),
+			       (u8)strtoul(argv[5], NULL, 0), &st, &err);
+	close(fd);
+	obd_file_io_close(&f);
+	if (rc) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	printf("%llu %llu %llu\n", (unsigned long long)st.usize, (unsigned long long)st.gzip_size,
+	       (unsigned long long)st.entries);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "--build"))
+		return build_file(argv);
 	test_seed();
 	test_roundtrip(6, 0, OBD_GZIDX_ALGO_ZLIB, 3000000);
 	test_roundtrip(6, 0, OBD_GZIDX_ALGO_NONE, 1500000);
@@ -405,5 +554,8 @@ int main(void)
 	test_flush_at_span();
 	test_malformed();
 	test_bad_blobs();
+	test_checked(6, 0, 3000000);
+	test_checked(9, 70000, 1500000);
+	test_checked(1, 0, 2000000);
 	return tap_done();
 }

@@ -963,10 +963,34 @@ static void test_headers(void)
 	       "challenge: not a Bearer, not over a Bearer");
 }
 
+/* gzipCacheConfig: the reference's keys and defaults, refillSize whole pages */
+static void test_config_gzip(void)
+{
+	struct fetchd_config c;
+	char err[256];
+	int rc;
+
+	fetchd_config_defaults(&c);
+	tap_ok(!c.gz_enable && !strcmp(c.gz_dir, "/opt/overlaybd/gzip_cache") && c.gz_size_gb == 4 &&
+	       c.gz_refill_size == 1048576, "config defaults: gzipCacheConfig off, /opt/overlaybd/gzip_cache, 4 GiB, 1 MiB");
+	rc = cfg("{\"gzipCacheConfig\":{\"enable\":true,\"cacheDir\":\"/var/cache/gz\","
+		 "\"cacheSizeGB\":0.5,\"refillSize\":12288}}", &c, err);
+	tap_ok(rc == 0 && c.gz_enable && !strcmp(c.gz_dir, "/var/cache/gz") && c.gz_size_gb == 0.5 &&
+	       c.gz_refill_size == 12288, "config: gzipCacheConfig values (refillSize 3 pages) (%s)", err);
+	cfg_bad("{\"gzipCacheConfig\":{\"refillSize\":4095}}", "gzipCacheConfig.refillSize: expected a positive multiple of 4096", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"refillSize\":0}}", "gzipCacheConfig.refillSize: expected a positive multiple of 4096", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"refillSize\":-4096}}", "gzipCacheConfig.refillSize: expected a positive multiple of 4096", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"refillSize\":134217728}}", "gzipCacheConfig.refillSize: expected a positive multiple of 4096", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"enable\":1}}", "gzipCacheConfig.enable: expected a boolean", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"cacheDir\":\"\"}}", "gzipCacheConfig.cacheDir", NULL);
+	cfg_bad("{\"gzipCacheConfig\":{\"cacheSizeGB\":0}}", "gzipCacheConfig.cacheSizeGB", NULL);
+}
+
 int main(void)
 {
 	test_config_defaults();
 	test_config_keys();
+	test_config_gzip();
 	test_config_errors();
 	test_config_load();
 	test_cred();
