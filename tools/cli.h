@@ -174,6 +174,7 @@ struct cli_layer {
 	struct obd_io *stream;		/* moffset sectors are read from here */
 	struct cli_remote *remote;	/* a remote layer (cli_remote.h), or NULL */
 	struct cli_target *target;	/* a TurboOCI layer: target maps read here */
+	char *target_token;		/* its dm table word: a tar's path, or remote:... */
 };
 
 struct cli_stack {
@@ -191,6 +192,8 @@ struct cli_stack {
 #define CLI_STACK_RW_NOT_HERE	0x8	/* internal: RW allowed, but only on top */
 #define CLI_STACK_REMOTE	0x10	/* config lowers may be remote (digest only) */
 #define CLI_STACK_TURBO		0x20	/* config lowers may be TurboOCI with a local targetFile */
+					/* (and, with CLI_STACK_REMOTE, a targetDigest) */
+#define CLI_STACK_KERNEL	0x40	/* for a dm table: every target a tar the kernel reads */
 
 /*
  * Open the layers named by argv (bottom first; a RW append layer is
@@ -220,6 +223,14 @@ int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned in
 /* A TurboOCI layer: the meta layer at path over target (gzidx NULL: a plain tar). */
 int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
 			const char *gzidx, unsigned int flags);
+/*
+ * The same over a target in the registry (repo_blob_url/digest), cached in
+ * an ordinary blob entry; a gzip target (gzidx) also gets the gunzip entry
+ * the kernel reads (CLI_STACK_KERNEL; cli_gunzip.h).
+ */
+int cli_layer_open_warp_remote(struct cli_layer *l, const char *path, const char *cfg,
+			       const char *repo_blob_url, const char *digest, const char *gzidx,
+			       unsigned int flags);
 
 /* True if path looks like an image config (ends in .json or starts with '{'). */
 bool cli_is_config(const char *path);

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cli_remote.h"
 #include "cli_target.h"
+#include "cli_gunzip.h"
 #include "config.h"
 
 const char *cli_kind_name(enum cli_layer_kind k)
@@ -196,6 +197,9 @@ static int turbo_oci_refused(const char *path, json_object *l, size_t i)
 struct cfg_turbo {
 	char **targets;
 	char **gzidx;
+	char **tdigests;	/* a target in the registry (attach: CLI_STACK_REMOTE) */
+	bool remote_ok;
+	bool kernel;		/* CLI_STACK_KERNEL */
 };
 
 static void cfg_turbo_free(struct cfg_turbo *tb, unsigned int n)
@@ -205,9 +209,12 @@ static void cfg_turbo_free(struct cfg_turbo *tb, unsigned int n)
 			free(tb->targets[i]);
 		if (tb->gzidx)
 			free(tb->gzidx[i]);
+		if (tb->tdigests)
+			free(tb->tdigests[i]);
 	}
 	free(tb->targets);
 	free(tb->gzidx);
+	free(tb->tdigests);
 	memset(tb, 0, sizeof(*tb));
 }
 
@@ -231,16 +238,46 @@ static int turbo_oci_lower(const char *path, const char *cfgdir, json_object *l,
 		return -EINVAL;
 	if (!target && !digest && !gz)
 		return 0;
-	if (!target && digest) {
-		cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is only in a registry (targetDigest %s, no targetFile): this command reads local files only",
-			i, digest);
+	if (!target && digest && !tb->remote_ok) {
+		if (tb->kernel)
+			cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is in a registry (targetDigest %s, no targetFile) needs the config's repoBlobUrl",
+				i, digest);
+		else
+			cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is only in a registry (targetDigest %s, no targetFile): this command reads local files only",
+				i, digest);
 		return -EOPNOTSUPP;
 	}
-	if (!target) {
+	/*
+	 * The kernel never inflates: a gzip target is served from its gunzip
+	 * entry, which needs the digest and the registry, even when the
+	 * compressed file is here too.
+	 */
+	if (target && gz && tb->kernel && digest && tb->remote_ok)
+		target = NULL;
+	if (!target && digest) {
+		u8 raw[OBD_CACHE_DIGEST_LEN];
+
+		if (obd_digest_parse(digest, strlen(digest), raw)) {
+			cli_err(path, "lowers[%zu].targetDigest: '%s' is not sha256:<64 lower-case hex>",
+				i, digest);
+			return -EINVAL;
+		}
+		tb->tdigests[i] = strdup(digest);
+		if (!tb->tdigests[i])
+			return -ENOMEM;
+	}
+	if (target && gz && tb->kernel) {
+		cli_err(path, "lowers[%zu]: a local gzip target (targetFile with gzipIndex) cannot be served by the kernel: give its targetDigest and the config's repoBlobUrl (the daemon inflates it into the gzip cache), or decompress it",
+			i);
+		return -EOPNOTSUPP;
+	}
+	if (!target && !digest) {
 		cli_err(path, "lowers[%zu]: a TurboOCI layer (gzipIndex) without targetFile or targetDigest: no target to read",
 			i);
 		return -EINVAL;
 	}
+	if (!target)
+		goto gzindex;
 	tb->targets[i] = config_path(cfgdir, target);
 	if (!tb->targets[i])
 		return -ENOMEM;
@@ -248,6 +285,7 @@ static int turbo_oci_lower(const char *path, const char *cfgdir, json_object *l,
 		cli_err(path, "lowers[%zu].targetFile: %s: %s", i, tb->targets[i], strerror(ENOENT));
 		return -ENOENT;
 	}
+gzindex:
 	if (gz) {
 		tb->gzidx[i] = config_path(cfgdir, gz);
 		if (!tb->gzidx[i])
@@ -350,7 +388,9 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 	if (tb) {
 		tb->targets = calloc(cnt + 1, sizeof(*tb->targets));
 		tb->gzidx = calloc(cnt + 1, sizeof(*tb->gzidx));
-		if (!tb->targets || !tb->gzidx) {
+		tb->tdigests = calloc(cnt + 1, sizeof(*tb->tdigests));
+		tb->remote_ok = rem && rem->repo_blob_url;
+		if (!tb->targets || !tb->gzidx || !tb->tdigests) {
 			rc = -ENOMEM;
 			goto out_free;
 		}
@@ -493,6 +533,7 @@ void cli_layer_close(struct cli_layer *l)
 	if (l->remote)
 		cli_remote_close(l->remote);
 	cli_target_close(l->target);
+	free(l->target_token);
 	free(l->path);
 	free(l->index_path);
 	memset(l, 0, sizeof(*l));
@@ -582,19 +623,12 @@ out_close:
 	return rc;
 }
 
-int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
-			const char *gzidx, unsigned int flags)
+/* The meta layer at l->path over l->target, open. */
+static int warp_meta_open(struct cli_layer *l, const char *path, unsigned int flags)
 {
 	struct obd_err err = { "" };
 	int rc;
 
-	memset(l, 0, sizeof(*l));
-	l->path = strdup(path);
-	if (!l->path)
-		return -ENOMEM;
-	rc = cli_target_open(&l->target, target, gzidx);
-	if (rc)
-		goto out_close;
 	rc = obd_file_io_open(&l->fio, path, &err);
 	if (rc) {
 		cli_err_core(path, rc, &err);
@@ -608,6 +642,64 @@ int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *targe
 	}
 	layer_ro_opened(l, flags);
 	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
+int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
+			const char *gzidx, unsigned int flags)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	rc = cli_target_open(&l->target, target, gzidx);
+	if (!rc && !(l->target_token = realpath(target, NULL)))
+		rc = -errno;
+	if (rc) {
+		cli_layer_close(l);
+		return rc;
+	}
+	return warp_meta_open(l, path, flags);
+}
+
+int cli_layer_open_warp_remote(struct cli_layer *l, const char *path, const char *cfg,
+			       const char *repo_blob_url, const char *digest, const char *gzidx,
+			       unsigned int flags)
+{
+	struct cli_remote *r;
+	char *abs;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	/* the target's own blob (compressed for gzip): what obd reads it through */
+	rc = cli_remote_open(&r, cfg, repo_blob_url, digest, 0, NULL);
+	if (!rc)
+		rc = cli_target_open_remote(&l->target, r, gzidx);
+	if (rc)
+		goto out_close;
+	if (gzidx) {
+		rc = (flags & CLI_STACK_KERNEL) ?
+			cli_gunzip_entry(cfg, cli_remote_url(r), digest, gzidx,
+					 l->target->io.size, &l->target_token) : 0;
+	} else {
+		abs = realpath(cli_remote_cache_path(r), NULL);
+		if (!abs || asprintf(&l->target_token, "remote:%llu:%s:%s",
+				     (unsigned long long)cli_remote_size(r), digest, abs) < 0) {
+			l->target_token = NULL;
+			rc = -ENOMEM;
+		}
+		free(abs);
+	}
+	if (rc)
+		goto out_close;
+	return warp_meta_open(l, path, flags);
 out_close:
 	cli_layer_close(l);
 	return rc;
@@ -815,6 +907,7 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 		cli_err(NULL, "no layers given");
 		return -EINVAL;
 	}
+	tb.kernel = flags & CLI_STACK_KERNEL;
 	if (argc == 1 && cli_is_config(argv[0])) {
 		rc = config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index,
 				 (flags & CLI_STACK_REMOTE) ? &rem : NULL,
@@ -848,6 +941,10 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 			if (cfg_paths[i] && tb.targets && tb.targets[i])
 				rc = cli_layer_open_warp(&s->layers[i], cfg_paths[i], tb.targets[i],
 							 tb.gzidx[i], flags);
+			else if (cfg_paths[i] && tb.tdigests && tb.tdigests[i])
+				rc = cli_layer_open_warp_remote(&s->layers[i], cfg_paths[i], argv[0],
+								rem.repo_blob_url, tb.tdigests[i],
+								tb.gzidx[i], flags);
 			else if (cfg_paths[i])
 				rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
 						    flags & ~CLI_STACK_ALLOW_RW);

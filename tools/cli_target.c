@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The local target of a TurboOCI layer (cli_target.h).
+ * The target of a TurboOCI layer (cli_target.h): a local file, or a
+ * remote blob's cache entry read through cli_remote.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "cli.h"
+#include "cli_remote.h"
 #include "cli_target.h"
 
 static int plain_read(struct obd_io *io, void *buf, size_t len, u64 off)
 {
 	struct cli_target *t = (struct cli_target *)io;
 
-	return obd_io_read(&t->file.io, buf, len, off);
+	return obd_io_read(t->src, buf, len, off);
 }
 
 /* Decode the 1 MiB interval holding off into the cache. */
@@ -26,13 +28,13 @@ static int fill(struct cli_target *t, u64 off)
 	ssize_t n;
 
 	t->cache_len = 0;
-	n = obd_gzindex_extract(&t->gi, &t->file.io, t->cache, want, start, &err);
+	n = obd_gzindex_extract(&t->gi, t->src, t->cache, want, start, &err);
 	if (n < 0) {
-		cli_err(t->file.io.name, "%s", err.msg);
+		cli_err(t->io.name, "%s", err.msg);
 		return (int)n;
 	}
 	if ((size_t)n != want) {
-		cli_err(t->file.io.name, "gzip stream ends at %llu, its index says %llu",
+		cli_err(t->io.name, "gzip stream ends at %llu, its index says %llu",
 			(unsigned long long)(start + (u64)n), (unsigned long long)t->gi.usize);
 		return -EFSCORRUPTED;
 	}
@@ -69,6 +71,38 @@ static int gz_read(struct obd_io *io, void *buf, size_t len, u64 off)
 	return 0;
 }
 
+/* t->src set: a plain tar, or (gzidx) a gzip stream read through its index. */
+static int target_setup(struct cli_target *t, const char *gzidx)
+{
+	struct obd_err err = { "" };
+	int rc;
+
+	t->idx.fd = -1;
+	t->io.name = t->src->name;
+	if (!gzidx) {
+		t->io.read = plain_read;
+		t->io.size = t->src->size;
+		return 0;
+	}
+	t->gz = true;
+	rc = obd_file_io_open(&t->idx, gzidx, &err);
+	if (!rc)
+		rc = obd_gzindex_load(&t->idx.io, t->src->size, &t->gi, &err);
+	if (rc) {
+		cli_err(gzidx, "gzip index of %s: %s", t->src->name, err.msg);
+		if (t->idx.io.name)
+			obd_file_io_close(&t->idx);
+		t->gz = false;
+		return rc;
+	}
+	t->cache = malloc(CLI_TARGET_WIN);
+	if (!t->cache)
+		return -ENOMEM;
+	t->io.read = gz_read;
+	t->io.size = t->gi.usize;
+	return 0;
+}
+
 int cli_target_open(struct cli_target **out, const char *target, const char *gzidx)
 {
 	struct cli_target *t = calloc(1, sizeof(*t));
@@ -77,39 +111,41 @@ int cli_target_open(struct cli_target **out, const char *target, const char *gzi
 
 	if (!t)
 		return -ENOMEM;
-	t->file.fd = t->idx.fd = -1;
+	t->file.fd = -1;
 	rc = obd_file_io_open(&t->file, target, &err);
 	if (rc) {
 		cli_err_core(target, rc, &err);
 		free(t);
 		return rc;
 	}
-	t->io.name = t->file.io.name;
-	if (!gzidx) {
-		t->io.read = plain_read;
-		t->io.size = t->file.io.size;
-		*out = t;
-		return 0;
-	}
-	t->gz = true;
-	rc = obd_file_io_open(&t->idx, gzidx, &err);
-	if (!rc)
-		rc = obd_gzindex_load(&t->idx.io, t->file.io.size, &t->gi, &err);
+	t->file_open = true;
+	t->src = &t->file.io;
+	rc = target_setup(t, gzidx);
 	if (rc) {
-		cli_err(gzidx, "gzip index of %s: %s", target, err.msg);
-		if (t->idx.io.name)
-			obd_file_io_close(&t->idx);
-		obd_file_io_close(&t->file);
-		free(t);
+		cli_target_close(t);
 		return rc;
 	}
-	t->cache = malloc(CLI_TARGET_WIN);
-	if (!t->cache) {
-		cli_target_close(t);
+	*out = t;
+	return 0;
+}
+
+int cli_target_open_remote(struct cli_target **out, struct cli_remote *r, const char *gzidx)
+{
+	struct cli_target *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t) {
+		cli_remote_close(r);
 		return -ENOMEM;
 	}
-	t->io.read = gz_read;
-	t->io.size = t->gi.usize;
+	t->file.fd = -1;
+	t->remote = r;
+	t->src = cli_remote_io(r);
+	rc = target_setup(t, gzidx);
+	if (rc) {
+		cli_target_close(t);
+		return rc;
+	}
 	*out = t;
 	return 0;
 }
@@ -122,7 +158,10 @@ void cli_target_close(struct cli_target *t)
 		obd_gzindex_free(&t->gi);
 		obd_file_io_close(&t->idx);
 	}
-	obd_file_io_close(&t->file);
+	if (t->file_open)
+		obd_file_io_close(&t->file);
+	if (t->remote)
+		cli_remote_close(t->remote);
 	free(t->cache);
 	free(t);
 }
@@ -162,7 +201,7 @@ static int verify_chunk(struct verify *v, const u8 *buf, u64 pos, u64 n)
 		if (e->de_pos >= pos + n)
 			return 0;
 		if (!v->have) {
-			ssize_t r = obd_gzindex_extract(&t->gi, &t->file.io, v->probe,
+			ssize_t r = obd_gzindex_extract(&t->gi, t->src, v->probe,
 							(size_t)(end - e->de_pos), e->de_pos, &err);
 
 			if (r != (ssize_t)(end - e->de_pos)) {
@@ -207,8 +246,8 @@ int cli_target_verify(struct cli_target *t, char *msg, size_t cap)
 	}
 	while (!rc && zr != Z_STREAM_END) {
 		if (!z.avail_in) {
-			size_t n = t->file.io.size - in_off < VERIFY_OUT ?
-				   (size_t)(t->file.io.size - in_off) : VERIFY_OUT;
+			size_t n = t->src->size - in_off < VERIFY_OUT ?
+				   (size_t)(t->src->size - in_off) : VERIFY_OUT;
 
 			if (!n) {
 				snprintf(msg, cap, "the gzip stream is truncated at %llu",
@@ -216,7 +255,7 @@ int cli_target_verify(struct cli_target *t, char *msg, size_t cap)
 				rc = -EFSCORRUPTED;
 				break;
 			}
-			rc = obd_io_read(&t->file.io, in, n, in_off);
+			rc = obd_io_read(t->src, in, n, in_off);
 			if (rc) {
 				snprintf(msg, cap, "read at %llu: %s", (unsigned long long)in_off,
 					 strerror(-rc));
@@ -238,7 +277,7 @@ int cli_target_verify(struct cli_target *t, char *msg, size_t cap)
 		rc = verify_chunk(&v, out, pos, VERIFY_OUT - z.avail_out);
 		pos += VERIFY_OUT - z.avail_out;
 	}
-	if (!rc && (z.avail_in || in_off != t->file.io.size)) {
+	if (!rc && (z.avail_in || in_off != t->src->size)) {
 		snprintf(msg, cap, "data after the gzip member at %llu",
 			 (unsigned long long)(in_off - z.avail_in));
 		rc = -EFSCORRUPTED;

@@ -15,9 +15,14 @@
 
 #define CLI_TARGET_WIN	(1u << 20)
 
+struct cli_remote;
+
 struct cli_target {
 	struct obd_io io;		/* the uncompressed tar; io.size its length */
-	struct obd_file_io file;	/* the target file as given */
+	struct obd_io *src;		/* the target's bytes (a tar, or gzip) */
+	struct obd_file_io file;	/* a local target file as given */
+	bool file_open;
+	struct cli_remote *remote;	/* a remote target (owned), or NULL */
 	bool gz;
 	struct obd_file_io idx;		/* gzip.meta */
 	struct obd_gzindex gi;
@@ -29,6 +34,8 @@ struct cli_target {
 
 /* gzidx NULL: target is a plain tar. Errors are reported (naming the file). */
 int cli_target_open(struct cli_target **out, const char *target, const char *gzidx);
+/* The same over a remote blob's cache entry, r taken (closed with t, or on error). */
+int cli_target_open_remote(struct cli_target **out, struct cli_remote *r, const char *gzidx);
 void cli_target_close(struct cli_target *t);
 /*
  * obd check: inflate the whole gzip target once, and at every index entry

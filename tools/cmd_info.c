@@ -81,7 +81,7 @@ static void fill_layer(struct info_layer *o, const struct cli_layer *l)
 		o->target_gz = l->target->gz;
 		o->target_size = l->target->io.size;
 		o->gz_entries = l->target->gz ? l->target->gi.n : 0;
-		cli_sanitize(l->target->file.io.name, o->target, sizeof(o->target));
+		cli_sanitize(l->target->io.name, o->target, sizeof(o->target));
 	}
 	if (!l->ro_open)
 		return;

@@ -61,13 +61,19 @@ echo '{"lowers":[{"file":"'"$REF"'/l1.commit"},{"digest":"sha256:ab"}]}' > remot
 fails "config: remote-only layer" 1 "remote.json: layer 1: not local \(remote fetch not supported by this command\)" \
 	"$OBD" cat -o o remote.json
 # TurboOCI lowers (tests/tools/12-turbo-convert.sh reads good ones): info, cat
-# and check read a local target; attach refuses them all
-for k in targetDigest targetFile gzipIndex; do
-	echo '{"lowers":[{"file":"'"$REF"'/l1.commit","'$k'":"x"}]}' > turbo.json
-	fails "attach: a TurboOCI lower ($k) is refused, not read as its meta layer" nz \
-		"turbo.json: lowers\[0\].$k: a TurboOCI layer .*not supported yet" \
-		"$OBD" attach --table turbo.json
-done
+# and check read a local target; attach serves a tar target, local or in a
+# registry, never the meta layer alone
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetDigest":"sha256:ab"}]}' > turbo.json
+fails "attach: a TurboOCI lower with targetDigest and no repoBlobUrl" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer whose target is in a registry .* needs the config's repoBlobUrl" \
+	"$OBD" attach --table turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetFile":"x"}]}' > turbo.json
+fails "attach: a TurboOCI lower whose targetFile is missing" 1 \
+	"turbo.json: lowers\[0\].targetFile: .*x: No such file" "$OBD" attach --table turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","gzipIndex":"x"}]}' > turbo.json
+fails "attach: a TurboOCI lower with only gzipIndex" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer \(gzipIndex\) without targetFile" \
+	"$OBD" attach --table turbo.json
 echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetDigest":"sha256:ab"}]}' > turbo.json
 fails "config: a TurboOCI lower with only targetDigest (remote target) is refused" 1 \
 	"turbo.json: lowers\[0\]: a TurboOCI layer whose target is only in a registry" \

@@ -104,8 +104,20 @@ PY
 cp remote.json out/remote.json
 fails "cat: a targetDigest-only lower (remote target) is refused" 1 "only in a registry" \
 	"$OBD" cat -o x.img out/remote.json
-fails "attach still refuses TurboOCI lowers" nz "TurboOCI.*not supported" \
+fails "attach: a local gzip target is refused (the kernel reads tar bytes only)" 1 \
+	"lowers\[0\]: a local gzip target .* cannot be served by the kernel" \
 	"$OBD" attach --table out/config.v1.json
+python3 - out/config.v1.json out/tar1.json <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["lowers"] = [c["lowers"][1]]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+t "attach --table: a layer over a local tar target" "$OBD" attach --table out/tar1.json
+m1=$(jget out/tar1.json 'j["lowers"][0]["file"]')
+t1=$(jget out/tar1.json 'j["lowers"][0]["targetFile"]')
+grep -qE "^0 [0-9]+ overlaybd 1 turbo $(realpath "$m1") $(realpath "$t1")\$" "$T/.out"
+ok $? "  the table names it: turbo <meta> <target>"
 
 # the plain tar target cut short: its records point past it
 l1=$(jget out/config.v1.json 'j["lowers"][1]["targetFile"]')
