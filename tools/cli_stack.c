@@ -389,7 +389,6 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		tb->targets = calloc(cnt + 1, sizeof(*tb->targets));
 		tb->gzidx = calloc(cnt + 1, sizeof(*tb->gzidx));
 		tb->tdigests = calloc(cnt + 1, sizeof(*tb->tdigests));
-		tb->remote_ok = rem && rem->repo_blob_url;
 		if (!tb->targets || !tb->gzidx || !tb->tdigests) {
 			rc = -ENOMEM;
 			goto out_free;
@@ -410,6 +409,9 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 			goto out_free;
 		}
 	}
+	/* TurboOCI targets in the registry: where the remote layers are */
+	if (tb)
+		tb->remote_ok = rem && rem->repo_blob_url;
 	for (i = 0; i < cnt; i++) {
 		static const char *const names[] = { "overlaybd.commit", ".commit",
 						      "overlaybd.sealed" };
