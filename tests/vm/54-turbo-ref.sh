@@ -21,6 +21,12 @@
 #     reads (lazy), the gunzip entries hold granules the reads made present;
 #   - obd detach, then attach again (warm): the same bytes with no new blob
 #     GET of a target range already present;
+#   - overlaybd-fetchd killed (-9) while its refills are in flight (GETs
+#     slowed): a new daemon finishes the reads, the file is right, every
+#     granule marked present (gunzip and blob entries) holds the right bytes;
+#   - a container layer: obd mount --upper over the REF, files written and
+#     changed through ext4, the upper committed; three TurboOCI layers + that
+#     overlaybd layer mounted: new, changed and untouched files all right;
 #   - dmesg clean.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -112,6 +118,96 @@ p2=$(px_bytes)
 check_eq "reading the whole device again fetches nothing new" "$(devsha t54b)" "$sha_a"
 check_eq "  (registry bytes before and after)" "$(px_bytes)" "$p2"
 check "obd detach" "$obd" detach t54b
+
+# --- a container layer on top: written through ext4, committed, a mixed stack ----------
+check "an upper sized by the image (obd create ... 0)" "$obd" create up.data up.index 0
+check "obd mount --upper over the TurboOCI REF (read-write ext4)" "$obd" mount \
+	--service-config svc.json --upper up.data up.index --name t54w "http://127.0.0.1:$PX/img:turbo" mnt
+printf 'written on top of a TurboOCI image\n' > mnt/new-file
+cp "mnt/$small" mnt/copy-of-small && printf 'appended\n' >> "mnt/$small"
+sync
+check "obd umount" "$obd" umount mnt
+check "obd commit of the upper: an overlaybd layer" "$obd" commit --no-progress up.data up.index top.commit
+cfg=$(ls "$d"/cache/images/sha256:*.config.v1.json | head -1)
+$PY - "$cfg" "$d/top.commit" mixed.json <<'PY' || bail "cannot write mixed.json"
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["lowers"].append({"file": sys.argv[2]})
+json.dump(c, open(sys.argv[3], "w"))
+PY
+check "obd mount of three TurboOCI layers + one overlaybd layer" "$obd" mount \
+	--service-config svc.json --name t54m mixed.json mnt
+check_eq "  the table: three turbo layers, then the committed file" \
+	"$(dmsetup table t54m | grep -o ' turbo ' | wc -l) $(dmsetup table t54m | grep -c "$d/top.commit")" "3 1"
+check_eq "  the new file" "$(cat mnt/new-file)" "written on top of a TurboOCI image"
+check "  the changed file: the old bytes, then the appended line" bash -c \
+	"{ cat mnt/copy-of-small; printf 'appended\\n'; } | cmp - 'mnt/$small'"
+check "  every other file as the model says" $PY - "$OBD_TOP" src mnt "$small" <<'PY'
+import hashlib, json, os, subprocess, sys
+m = json.loads(subprocess.check_output([sys.executable, sys.argv[1] + "/tests/tools/turbo-image.py", "model", sys.argv[2]]))
+bad = [p for p, e in m.items() if "sha256" in e and p != sys.argv[4] and
+       hashlib.sha256(open(os.path.join(sys.argv[3], p), "rb").read()).hexdigest() != e["sha256"]]
+print("differ:", bad[:10])
+sys.exit(1 if bad else 0)
+PY
+check "obd umount" "$obd" umount mnt
+
+# --- the daemon killed while it fetches and inflates -----------------------------------
+# Cold again (the entries removed, the meta layers kept); the proxy slows the
+# blob GETs so a kill -9 lands while refills are in flight. The reads go on
+# with a new daemon; every granule marked present, in the gunzip entries and
+# in the blob entries, holds the right bytes.
+rm -rf "$d/gz" "$d"/cache/sha256:*
+big=$($IMG model src | $PY -c "
+import json, sys
+m = json.load(sys.stdin)
+print(max((e['size'], p) for p, e in m.items() if e.get('sha256'))[1])")
+check "obd mount (cold)" "$obd" mount --service-config svc.json --name t54k \
+	"http://127.0.0.1:$PX/img:turbo" mnt
+px_fault slow 6 1500
+sha256sum "mnt/$big" > big.sha 2>big.err &
+reader=$!
+for _ in $(seq 100); do grep -q 'gunzip\|refill' fetchd.log && break; sleep 0.1; done
+sleep 1
+kill -9 "$fetchd_pid"
+wait "$fetchd_pid" 2>/dev/null
+fetchd_pid=
+check "a new daemon takes over" fetchd_start
+wait "$reader"
+check_eq "the big file ($big) reads whole and right across the kill" "$(cut -d' ' -f1 big.sha)" \
+	"$($IMG model src | $PY -c "import json, sys; print(json.load(sys.stdin)['$big']['sha256'])")"
+check "every granule marked present holds the right bytes (gunzip and blob entries)" \
+	$PY - "$d" src out <<'PY'
+import glob, gzip, os, struct, sys
+d, src, out = sys.argv[1:4]
+def blob(dg):
+    for root in (src, out):
+        p = "%s/blobs/sha256/%s" % (root, dg)
+        if os.path.exists(p):
+            return open(p, "rb").read()
+def present(entry):
+    m = open(entry + ".meta", "rb").read()
+    size = struct.unpack_from("<Q", m, 24)[0]
+    bits = m[4096:]
+    return [g for g in range((size + 4095) // 4096) if bits[g // 8] >> (g % 8) & 1]
+n = bad = 0
+for gz_entry in (True, False):
+    for meta in glob.glob("%s/%s/sha256:*.meta" % (d, "gz" if gz_entry else "cache")):
+        entry = meta[:-5]
+        want = blob(os.path.basename(entry)[7:])
+        if want is None:
+            continue
+        if gz_entry:
+            want = gzip.decompress(want)
+        got = open(entry, "rb").read()
+        for g in present(entry):
+            n += 1
+            if got[g * 4096:(g + 1) * 4096] != want[g * 4096:(g + 1) * 4096]:
+                bad += 1
+print("%d granules checked, %d wrong" % (n, bad))
+sys.exit(1 if bad or not n else 0)
+PY
+check "obd umount" "$obd" umount mnt
 
 fetchd_stop
 tap_done
