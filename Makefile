@@ -50,6 +50,8 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDSAN := -fsanitize=address,undefined
 endif
 LIBS := -llz4 -lzstd -lz -ljson-c -ldevmapper -lpthread -lcrypto -lcurl
+# obd alone: libext2fs builds the TurboOCI fs meta (tools/turbo_fs.c)
+OBD_LIBS := -lext2fs -lcom_err
 FETCHD_LIBS := -luring -lcurl -ljson-c -lcrypto -lssl -lpthread
 
 LIB_SRCS := $(wildcard lib/core/*.c lib/user/*.c)
@@ -104,7 +106,8 @@ $(O)/libobdreg.a: $(REG_OBJS)
 	ar rcs $@ $^
 
 $(O)/obd: $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a
-	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(LIBS)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(O)/libobdreg.a $(O)/libobd.a $(LIBS) \
+		$(OBD_LIBS)
 
 $(O)/overlaybd-fetchd: $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a
 	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(FETCHD_OBJS) $(O)/libobdreg.a $(O)/libobd.a \

@@ -321,6 +321,17 @@ static int give_to_dir_owner(int fd, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+int cache_file_give_to_dir_owner(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return reg_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	rc = give_to_dir_owner(fd, path, err, errlen);
+	close(fd);
+	return rc;
+}
+
 /* The cache file: created if absent, sparse, of the blob size. */
 static int create_data(struct cache_entry *e, char *err, size_t errlen)
 {
@@ -405,8 +416,8 @@ out_free:
 }
 
 static int entry_create(struct cache_entry *e, uint64_t size,
-			const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
-			size_t errlen)
+			const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, uint32_t flags,
+			char *err, size_t errlen)
 {
 	int rc;
 
@@ -418,7 +429,7 @@ static int entry_create(struct cache_entry *e, uint64_t size,
 		return reg_errf(err, errlen, -ENAMETOOLONG, "%s: url longer than %u bytes",
 			      e->path, OBD_CACHE_URL_MAX - 1);
 	e->info.blob_size = size;
-	e->info.flags = 0;
+	e->info.flags = flags;
 	memcpy(e->info.digest, digest, OBD_CACHE_DIGEST_LEN);
 	e->info.bitmap_off = OBD_CACHE_HDR_SPACE;
 	e->info.bitmap_bytes = obd_cache_bitmap_bytes(size);
@@ -645,8 +656,8 @@ static int entry_open_both(struct cache_entry *e, char *err, size_t errlen)
  * with each other; nothing the old origin wrote reaches the new entry.
  */
 static int entry_replace(struct cache_entry *e, uint64_t size,
-			 const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
-			 size_t errlen)
+			 const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, uint32_t flags,
+			 char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	int rc;
@@ -657,13 +668,14 @@ static int entry_replace(struct cache_entry *e, uint64_t size,
 	if (!rc)
 		rc = entry_init(e, path, err, errlen);
 	if (!rc)
-		rc = entry_create(e, size, digest, url, err, errlen);
+		rc = entry_create(e, size, digest, url, flags, err, errlen);
 	return rc;
 }
 
-int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
-		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
-		     size_t errlen)
+/* flags: OBD_CACHE_F_GUNZIP or 0, the kind of entry the path must hold. */
+static int entry_open(struct cache_entry *e, const char *path, uint64_t size,
+		      const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, uint32_t flags,
+		      char *err, size_t errlen)
 {
 	struct stat st;
 	int rc;
@@ -674,16 +686,20 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 	if (!url)
 		url = "";
 	if (stat(e->meta_path, &st) && errno == ENOENT)
-		rc = entry_create(e, size, digest, url, err, errlen);
+		rc = entry_create(e, size, digest, url, flags, err, errlen);
 	else {
 		rc = entry_open_both(e, err, errlen);
 		if (!rc)
 			rc = entry_load(e, size, digest, err, errlen);
+		if (!rc && (e->info.flags & OBD_CACHE_F_GUNZIP) != flags)
+			rc = reg_errf(err, errlen, -EEXIST, "%s: %s entry, expected %s", e->path,
+				      flags ? "an ordinary" : "a gunzip",
+				      flags ? "a gunzip one" : "an ordinary one");
 		if (!rc && strcmp(e->info.url, url)) {
 			if (url_same_repo(e->info.url, url))	/* spelt otherwise */
 				rc = rewrite_url(e, url, err, errlen);
 			else if (!(e->info.flags & OBD_CACHE_F_COMPLETE))
-				rc = entry_replace(e, size, digest, url, err, errlen);
+				rc = entry_replace(e, size, digest, url, flags, err, errlen);
 			/*
 			 * else shared, and the url of the origin whose bytes were
 			 * verified stays: a refetch after a clear goes there.
@@ -697,6 +713,20 @@ int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 	if (rc)
 		cache_entry_close(e);
 	return rc;
+}
+
+int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
+		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+		     size_t errlen)
+{
+	return entry_open(e, path, size, digest, url, 0, err, errlen);
+}
+
+int cache_entry_open_gunzip(struct cache_entry *e, const char *path, uint64_t usize,
+			    const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+			    size_t errlen)
+{
+	return entry_open(e, path, usize, digest, url, OBD_CACHE_F_GUNZIP, err, errlen);
 }
 
 int cache_entry_open_existing(struct cache_entry *e, const char *path, uint64_t size,

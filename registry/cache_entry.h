@@ -48,6 +48,12 @@ int cache_entry_path(const char *dir, const char *digest, char *out, size_t outl
 int cache_dir_make(const char *dir, char *failed, size_t failedlen);
 
 /*
+ * A file obd (root) put in a cache directory given to the directory's owner,
+ * as the entries it makes are (the daemon may run as its own user). 0 or -errno.
+ */
+int cache_file_give_to_dir_owner(const char *path, char *err, size_t errlen);
+
+/*
  * Open the entry at path, creating it if absent (cache file truncated to
  * size, sparse; .meta with an empty bitmap; both fsync'ed, then the
  * directory), or validating it if present: its header must decode
@@ -63,6 +69,15 @@ int cache_dir_make(const char *dir, char *failed, size_t failedlen);
 int cache_entry_open(struct cache_entry *e, const char *path, uint64_t size,
 		     const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
 		     size_t errlen);
+
+/*
+ * The same for a gunzip entry (docs/turbo-oci.md): usize the uncompressed
+ * size, digest and url the compressed blob's, flag OBD_CACHE_F_GUNZIP set
+ * at creation; an ordinary entry at path is -EEXIST.
+ */
+int cache_entry_open_gunzip(struct cache_entry *e, const char *path, uint64_t usize,
+			    const uint8_t digest[OBD_CACHE_DIGEST_LEN], const char *url, char *err,
+			    size_t errlen);
 
 /* Open an existing entry (the daemon after a restart: the URL comes from
  * the .meta). Same checks; size/digest from the OPEN message. */

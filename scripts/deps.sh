@@ -19,7 +19,7 @@ PKGS=(
 	# build: userspace, format core, kernel module (sparse for C=1, pahole for 6.12 BTF)
 	build-essential gcc-12 pkg-config clang libclang-rt-14-dev
 	liblz4-dev libzstd-dev zlib1g-dev libjson-c-dev libdevmapper-dev
-	libcurl4-openssl-dev liburing-dev libssl-dev
+	libcurl4-openssl-dev liburing-dev libssl-dev libext2fs-dev
 	sparse dwarves libelf1 dkms linux-headers-amd64
 	# VM tests: kernel runner, guest userspace (dmsetup, losetup, mkfs, modprobe)
 	busybox-static qemu-system-x86 qemu-utils cpio xz-utils zstd kmod

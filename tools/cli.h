@@ -157,6 +157,7 @@ const char *cli_kind_name(enum cli_layer_kind k);
 
 struct cli_rw;		/* a writable layer, see cli_rw.c */
 struct cli_remote;	/* a remote layer, see cli_remote.c */
+struct cli_target;	/* a TurboOCI layer's target, see cli_target.c */
 
 struct cli_layer {
 	char *path;			/* display name (as given / from config) */
@@ -172,6 +173,8 @@ struct cli_layer {
 	u64 nmaps;
 	struct obd_io *stream;		/* moffset sectors are read from here */
 	struct cli_remote *remote;	/* a remote layer (cli_remote.h), or NULL */
+	struct cli_target *target;	/* a TurboOCI layer: target maps read here */
+	char *target_token;		/* its dm table word: a tar's path, or remote:... */
 };
 
 struct cli_stack {
@@ -188,6 +191,9 @@ struct cli_stack {
 #define CLI_STACK_NO_VERIFY	0x4	/* skip ZFile block CRCs on reads */
 #define CLI_STACK_RW_NOT_HERE	0x8	/* internal: RW allowed, but only on top */
 #define CLI_STACK_REMOTE	0x10	/* config lowers may be remote (digest only) */
+#define CLI_STACK_TURBO		0x20	/* config lowers may be TurboOCI with a local targetFile */
+					/* (and, with CLI_STACK_REMOTE, a targetDigest) */
+#define CLI_STACK_KERNEL	0x40	/* for a dm table: every target a tar the kernel reads */
 
 /*
  * Open the layers named by argv (bottom first; a RW append layer is
@@ -214,6 +220,18 @@ void cli_layer_close(struct cli_layer *l);
 /* A read-only layer over a remote blob; takes r (closed with the layer). */
 int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned int flags);
 
+/* A TurboOCI layer: the meta layer at path over target (gzidx NULL: a plain tar). */
+int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
+			const char *gzidx, unsigned int flags);
+/*
+ * The same over a target in the registry (repo_blob_url/digest), cached in
+ * an ordinary blob entry; a gzip target (gzidx) also gets the gunzip entry
+ * the kernel reads (CLI_STACK_KERNEL; cli_gunzip.h).
+ */
+int cli_layer_open_warp_remote(struct cli_layer *l, const char *path, const char *cfg,
+			       const char *repo_blob_url, const char *digest, const char *gzidx,
+			       unsigned int flags);
+
 /* True if path looks like an image config (ends in .json or starts with '{'). */
 bool cli_is_config(const char *path);
 
@@ -224,6 +242,9 @@ bool cli_is_config(const char *path);
  */
 int cli_config_load(const char *path, char ***paths, unsigned int *n,
 		    char **upper_data, char **upper_index);
+/* The same, TurboOCI lowers accepted: (*targets)[i] / (*gzidx)[i] set for them. */
+int cli_config_load_turbo(const char *path, char ***paths, unsigned int *n,
+			  char **upper_data, char **upper_index, char ***targets, char ***gzidx);
 
 /*
  * Given argv (positionals), split into layer specs: RW append data files

@@ -19,6 +19,7 @@
 
 #include "cli_imageref.h"
 #include "cli_oci.h"
+#include "cli_turbo_ref.h"
 #include "config.h"
 #include "durable.h"
 #include "reg_client.h"
@@ -148,6 +149,54 @@ static int parse_blob_size(const char *s, size_t len, u64 *out)
 	return 0;
 }
 
+/*
+ * The TurboOCI annotations, current (turbo-oci/) or legacy (fastoci/), as
+ * the reference's snapshotter accepts them: a target digest and a tar or
+ * tar+gzip media type (OCI or Docker). Neither: an ordinary layer.
+ */
+static int parse_turbo(json_object *a, const char *what, struct imageref_layer *l, char *err,
+		       size_t errlen)
+{
+	static const char *const prefixes[] = { "turbo-oci/", "fastoci/" };
+	static const struct { const char *mt; bool gz; } types[] = {
+		{ "application/vnd.oci.image.layer.v1.tar", false },
+		{ "application/vnd.oci.image.layer.v1.tar+gzip", true },
+		{ "application/vnd.docker.image.rootfs.diff.tar", false },
+		{ "application/vnd.docker.image.rootfs.diff.tar.gzip", true },
+	};
+	char key[128], dg[OBD_DIGEST_STR_LEN + 1];
+	const char *s;
+	size_t len, i;
+	int rc;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(key, sizeof(key), IMAGEREF_ANNOT "%starget-digest", prefixes[i]);
+		if (json_object_object_get_ex(a, key, NULL))
+			break;
+	}
+	if (i == 2)
+		return 0;
+	rc = get_digest(a, key, what, dg, err, errlen);
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), IMAGEREF_ANNOT "%starget-media-type", prefixes[i]);
+	rc = get_str(a, key, &s, &len);
+	if (rc)
+		return reg_errf(err, errlen, -EINVAL, "%s.%s: %s (a TurboOCI layer needs it)", what,
+				key, rc == -ENOENT ? "missing" : "expected a string");
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (str_is(s, len, types[i].mt))
+			break;
+	if (i == sizeof(types) / sizeof(types[0]))
+		return reg_errf(err, errlen, -EOPNOTSUPP,
+				"%s.%s: '%.*s': a TurboOCI target must be a tar or tar+gzip layer (zstd and others are not supported)",
+				what, key, len > 100 ? 100 : (int)len, s);
+	l->turbo = true;
+	l->target_gzip = types[i].gz;
+	memcpy(l->target_digest, dg, sizeof(dg));
+	return 0;
+}
+
 /* The overlaybd annotations of layers[i]; a missing one: not an overlaybd image. */
 static int parse_layer(json_object *d, unsigned int i, struct imageref_layer *l, char *err,
 		       size_t errlen)
@@ -179,13 +228,11 @@ static int parse_layer(json_object *d, unsigned int i, struct imageref_layer *l,
 		return reg_errf(err, errlen, -EINVAL,
 				"not an overlaybd image: %s (%.80s) has no annotation %s", what,
 				ldlen > 80 ? "?" : ld, IMAGEREF_ANNOT_DIGEST);
-	/* its blob is a meta layer pointing into the original OCI layer (issue #20) */
-	if (json_object_object_get_ex(a, IMAGEREF_ANNOT "turbo-oci/target-digest", NULL) ||
-	    json_object_object_get_ex(a, IMAGEREF_ANNOT "fastoci/target-digest", NULL))
-		return reg_errf(err, errlen, -EOPNOTSUPP,
-				"%s: a TurboOCI layer (an unconverted OCI layer with a filesystem meta layer): not supported yet",
-				what);
 	snprintf(what, sizeof(what), "layers[%u].annotations", i);
+	/* its blob may be a meta layer pointing into the original OCI layer */
+	rc = parse_turbo(a, what, l, err, errlen);
+	if (rc)
+		return rc;
 	rc = get_digest(a, IMAGEREF_ANNOT_DIGEST, what, dg, err, errlen);
 	if (rc)
 		return rc;
@@ -376,7 +423,29 @@ out:
 /* ------------------------------------------------------------------------
  * The derived config
  * ------------------------------------------------------------------------ */
-char *imageref_config_text(const struct reg_url *u, const struct imageref_manifest *m)
+/* The reference snapshotter's lower of a TurboOCI layer (spec turbo-oci 2.2). */
+static json_object *turbo_lower(const struct imageref_layer *l, const char *turbo_root)
+{
+	json_object *o = json_object_new_object();
+	char dir[PATH_MAX], p[PATH_MAX + 32];
+
+	if (!o || snprintf(dir, sizeof(dir), "%s/%s", turbo_root, l->digest) >= (int)sizeof(dir)) {
+		json_object_put(o);
+		return NULL;
+	}
+	json_object_object_add(o, "dir", json_object_new_string(dir));
+	snprintf(p, sizeof(p), "%s/" TURBO_META_FILE, dir);
+	json_object_object_add(o, "file", json_object_new_string(p));
+	json_object_object_add(o, "targetDigest", json_object_new_string(l->target_digest));
+	if (l->target_gzip) {
+		snprintf(p, sizeof(p), "%s/" TURBO_GZINDEX_FILE, dir);
+		json_object_object_add(o, "gzipIndex", json_object_new_string(p));
+	}
+	return o;
+}
+
+char *imageref_config_text(const struct reg_url *u, const struct imageref_manifest *m,
+			   const char *turbo_root)
 {
 	json_object *o = json_object_new_object(), *lowers = json_object_new_array();
 	char origin[300], url[1024];
@@ -388,12 +457,17 @@ char *imageref_config_text(const struct reg_url *u, const struct imageref_manife
 	snprintf(url, sizeof(url), "%s/v2/%s/blobs", origin, u->repo);
 	json_object_object_add(o, "repoBlobUrl", json_object_new_string(url));
 	for (i = 0; i < m->n; i++) {
-		json_object *l = json_object_new_object();
+		json_object *l = m->layers[i].turbo ? turbo_lower(&m->layers[i], turbo_root) :
+						      json_object_new_object();
 
 		if (!l)
 			goto out;
-		json_object_object_add(l, "digest", json_object_new_string(m->layers[i].digest));
-		json_object_object_add(l, "size", json_object_new_int64((int64_t)m->layers[i].size));
+		if (!m->layers[i].turbo) {
+			json_object_object_add(l, "digest",
+					       json_object_new_string(m->layers[i].digest));
+			json_object_object_add(l, "size",
+					       json_object_new_int64((int64_t)m->layers[i].size));
+		}
 		json_object_array_add(lowers, l);
 	}
 	json_object_object_add(o, "lowers", lowers);
@@ -510,6 +584,7 @@ int imageref_resolve(const char *arg, const struct imageref *ref, const char *sv
 		     size_t pathlen)
 {
 	char digest[OBD_DIGEST_STR_LEN + 1], dir[PATH_MAX], name[OBD_DIGEST_STR_LEN + 32];
+	char troot[PATH_MAX];
 	struct imageref_manifest *m = calloc(1, sizeof(*m));
 	struct fetchd_config *cfg = calloc(1, sizeof(*cfg));
 	struct reg_client c;
@@ -524,9 +599,14 @@ int imageref_resolve(const char *arg, const struct imageref *ref, const char *sv
 		rc = reg_client_init(&c, cfg, &ref->url);
 	if (!rc)
 		rc = fetch_image(&c, arg, ref, m, digest);
+	if (!rc)
+		rc = turbo_root_dir(cfg->cache_dir, troot, sizeof(troot));
+	for (unsigned int i = 0; !rc && i < m->n; i++)
+		if (m->layers[i].turbo)
+			rc = turbo_meta_fetch(&c, arg, troot, &m->layers[i]);
 	if (rc)
 		goto out;
-	text = imageref_config_text(&ref->url, m);
+	text = imageref_config_text(&ref->url, m, troot);
 	if (!text) {
 		rc = -ENOMEM;
 		goto out;

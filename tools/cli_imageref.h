@@ -41,9 +41,20 @@ enum imageref_kind {
 	IMAGEREF_INDEX,		/* an index / manifest list: pick */
 };
 
+/*
+ * A TurboOCI layer (spec turbo-oci 2.1): its blob is the meta layer
+ * (turboOCIv1.tar.gz), its target the original OCI layer named by the
+ * turbo-oci/ (or legacy fastoci/) target-digest and target-media-type
+ * annotations.
+ */
+#define IMAGEREF_TURBO_VERSION	"0.1.0-turbo.ociv1"
+
 struct imageref_layer {
 	char digest[OBD_DIGEST_STR_LEN + 1];	/* blob-digest annotation */
 	u64 size;				/* blob-size annotation, 1..OBD_CACHE_MAX_BLOB */
+	bool turbo;				/* a TurboOCI meta layer */
+	bool target_gzip;			/* turbo: the target is tar+gzip (else tar) */
+	char target_digest[OBD_DIGEST_STR_LEN + 1];	/* turbo: the original layer */
 };
 
 struct imageref_manifest {
@@ -67,9 +78,12 @@ int imageref_manifest_parse(const char *buf, size_t len, const char *ctype,
 /*
  * The config.v1.json text (malloc'd) for the image's layers: repoBlobUrl
  * <origin>/v2/<repo>/blobs, lowers [{digest, size}], resultFile "": the
- * shape obd push prints. NULL if out of memory.
+ * shape obd push prints. A TurboOCI layer is the lower the reference's
+ * snapshotter writes: {dir, file, targetDigest[, gzipIndex]}, dir being
+ * <turbo_root>/sha256:<meta hex> (cli_turbo_ref.h). NULL if out of memory.
  */
-char *imageref_config_text(const struct reg_url *u, const struct imageref_manifest *m);
+char *imageref_config_text(const struct reg_url *u, const struct imageref_manifest *m,
+			   const char *turbo_root);
 
 /*
  * Resolve REF (arg as given, for messages) with the service config svc

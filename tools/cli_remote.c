@@ -51,6 +51,11 @@ int cli_remote_setup(const char *service_config)
 	return 0;
 }
 
+const struct fetchd_config *cli_remote_config(void)
+{
+	return cli_remote_setup(NULL) ? NULL : &remote_cfg;
+}
+
 void cli_remote_teardown(void)
 {
 	while (clients) {

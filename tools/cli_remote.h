@@ -15,6 +15,9 @@ struct cli_remote;
 /* Load the service config (path, or the default if it exists) for the
  * remote layers that follow. Optional: the first open loads the default. */
 int cli_remote_setup(const char *service_config);
+struct fetchd_config;
+/* The service config remote layers use (loaded as cli_remote_setup(NULL) if not yet); NULL on error. */
+const struct fetchd_config *cli_remote_config(void);
 /* Free the registry clients and the config (after the layers are closed). */
 void cli_remote_teardown(void);
 

@@ -15,6 +15,8 @@
 
 #include "cli.h"
 #include "cli_remote.h"
+#include "cli_target.h"
+#include "cli_gunzip.h"
 #include "config.h"
 
 const char *cli_kind_name(enum cli_layer_kind k)
@@ -178,7 +180,7 @@ static int remote_lower(const char *path, json_object *l, size_t i, const char *
  * plain layer would serve the meta file's bytes where the original layer's
  * belong: refused until the stack can carry the target (issue #20).
  */
-static int turbo_oci_lower(const char *path, json_object *l, size_t i)
+static int turbo_oci_refused(const char *path, json_object *l, size_t i)
 {
 	static const char *const keys[] = { "targetDigest", "targetFile", "gzipIndex" };
 
@@ -188,6 +190,112 @@ static int turbo_oci_lower(const char *path, json_object *l, size_t i)
 				i, keys[k]);
 			return -EOPNOTSUPP;
 		}
+	return 0;
+}
+
+/* TurboOCI lowers read locally (obd cat, info, check): targets[i], gzidx[i]. */
+struct cfg_turbo {
+	char **targets;
+	char **gzidx;
+	char **tdigests;	/* a target in the registry (attach: CLI_STACK_REMOTE) */
+	bool remote_ok;
+	bool kernel;		/* CLI_STACK_KERNEL */
+};
+
+static void cfg_turbo_free(struct cfg_turbo *tb, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (tb->targets)
+			free(tb->targets[i]);
+		if (tb->gzidx)
+			free(tb->gzidx[i]);
+		if (tb->tdigests)
+			free(tb->tdigests[i]);
+	}
+	free(tb->targets);
+	free(tb->gzidx);
+	free(tb->tdigests);
+	memset(tb, 0, sizeof(*tb));
+}
+
+/*
+ * A TurboOCI lower (spec turbo-oci 2.2): its meta layer is read over
+ * targetFile (through gzipIndex for a gzip target). A target only in a
+ * registry (targetDigest without targetFile) is not read by these tools.
+ */
+static int turbo_oci_lower(const char *path, const char *cfgdir, json_object *l, size_t i,
+			   struct cfg_turbo *tb)
+{
+	const char *target, *digest, *gz;
+	char where[32];
+
+	if (!tb)
+		return turbo_oci_refused(path, l, i);
+	snprintf(where, sizeof(where), "lowers[%zu].", i);
+	if (get_str(path, l, "targetFile", &target, where) ||
+	    get_str(path, l, "targetDigest", &digest, where) ||
+	    get_str(path, l, "gzipIndex", &gz, where))
+		return -EINVAL;
+	if (!target && !digest && !gz)
+		return 0;
+	if (!target && digest && !tb->remote_ok) {
+		if (tb->kernel)
+			cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is in a registry (targetDigest %s, no targetFile) needs the config's repoBlobUrl",
+				i, digest);
+		else
+			cli_err(path, "lowers[%zu]: a TurboOCI layer whose target is only in a registry (targetDigest %s, no targetFile): this command reads local files only",
+				i, digest);
+		return -EOPNOTSUPP;
+	}
+	/*
+	 * The kernel never inflates: a gzip target is served from its gunzip
+	 * entry, which needs the digest and the registry, even when the
+	 * compressed file is here too.
+	 */
+	if (target && gz && tb->kernel && digest && tb->remote_ok)
+		target = NULL;
+	if (!target && digest) {
+		u8 raw[OBD_CACHE_DIGEST_LEN];
+
+		if (obd_digest_parse(digest, strlen(digest), raw)) {
+			cli_err(path, "lowers[%zu].targetDigest: '%s' is not sha256:<64 lower-case hex>",
+				i, digest);
+			return -EINVAL;
+		}
+		tb->tdigests[i] = strdup(digest);
+		if (!tb->tdigests[i])
+			return -ENOMEM;
+	}
+	if (target && gz && tb->kernel) {
+		cli_err(path, "lowers[%zu]: a local gzip target (targetFile with gzipIndex) cannot be served by the kernel: give its targetDigest and the config's repoBlobUrl (the daemon inflates it into the gzip cache), or decompress it",
+			i);
+		return -EOPNOTSUPP;
+	}
+	if (!target && !digest) {
+		cli_err(path, "lowers[%zu]: a TurboOCI layer (gzipIndex) without targetFile or targetDigest: no target to read",
+			i);
+		return -EINVAL;
+	}
+	if (!target)
+		goto gzindex;
+	tb->targets[i] = config_path(cfgdir, target);
+	if (!tb->targets[i])
+		return -ENOMEM;
+	if (!file_exists(tb->targets[i])) {
+		cli_err(path, "lowers[%zu].targetFile: %s: %s", i, tb->targets[i], strerror(ENOENT));
+		return -ENOENT;
+	}
+gzindex:
+	if (gz) {
+		tb->gzidx[i] = config_path(cfgdir, gz);
+		if (!tb->gzidx[i])
+			return -ENOMEM;
+		if (!file_exists(tb->gzidx[i])) {
+			cli_err(path, "lowers[%zu].gzipIndex: %s: %s", i, tb->gzidx[i],
+				strerror(ENOENT));
+			return -ENOENT;
+		}
+	}
 	return 0;
 }
 
@@ -225,7 +333,8 @@ static int config_accel_layer(const char *path, json_object *root, size_t *cnt)
 }
 
 static int config_load(const char *path, char ***paths, unsigned int *n,
-		       char **upper_data, char **upper_index, struct cfg_remote *rem)
+		       char **upper_data, char **upper_index, struct cfg_remote *rem,
+		       struct cfg_turbo *tb)
 {
 	json_object *root, *lowers, *upper;
 	char *dcopy = strdup(path), *cfgdir = dcopy ? dirname(dcopy) : NULL;
@@ -276,6 +385,15 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		rc = -ENOMEM;
 		goto out_put;
 	}
+	if (tb) {
+		tb->targets = calloc(cnt + 1, sizeof(*tb->targets));
+		tb->gzidx = calloc(cnt + 1, sizeof(*tb->gzidx));
+		tb->tdigests = calloc(cnt + 1, sizeof(*tb->tdigests));
+		if (!tb->targets || !tb->gzidx || !tb->tdigests) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+	}
 	if (rem) {
 		const char *rbu;
 
@@ -291,6 +409,9 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 			goto out_free;
 		}
 	}
+	/* TurboOCI targets in the registry: where the remote layers are */
+	if (tb)
+		tb->remote_ok = rem && rem->repo_blob_url;
 	for (i = 0; i < cnt; i++) {
 		static const char *const names[] = { "overlaybd.commit", ".commit",
 						      "overlaybd.sealed" };
@@ -308,8 +429,10 @@ static int config_load(const char *path, char ***paths, unsigned int *n,
 		    get_str(path, l, "dir", &dir, where) ||
 		    get_str(path, l, "digest", &digest, where))
 			goto out_free;
-		if (turbo_oci_lower(path, l, i))
+		rc = turbo_oci_lower(path, cfgdir, l, i, tb);
+		if (rc)
 			goto out_free;
+		rc = -EINVAL;
 		if (file) {
 			out[i] = config_path(cfgdir, file);
 			if (out[i] && !file_exists(out[i])) {
@@ -372,6 +495,8 @@ out_free:
 		free(out);
 		if (rem)
 			cfg_remote_free(rem, (unsigned int)cnt);
+		if (tb)
+			cfg_turbo_free(tb, (unsigned int)cnt);
 	}
 out_put:
 	json_object_put(root);
@@ -382,7 +507,18 @@ out_put:
 int cli_config_load(const char *path, char ***paths, unsigned int *n,
 		    char **upper_data, char **upper_index)
 {
-	return config_load(path, paths, n, upper_data, upper_index, NULL);
+	return config_load(path, paths, n, upper_data, upper_index, NULL, NULL);
+}
+
+int cli_config_load_turbo(const char *path, char ***paths, unsigned int *n,
+			  char **upper_data, char **upper_index, char ***targets, char ***gzidx)
+{
+	struct cfg_turbo tb = { 0 };
+	int rc = config_load(path, paths, n, upper_data, upper_index, NULL, &tb);
+
+	*targets = tb.targets;
+	*gzidx = tb.gzidx;
+	return rc;
 }
 
 /* -------------------------------------------------------------------------
@@ -398,6 +534,8 @@ void cli_layer_close(struct cli_layer *l)
 		obd_file_io_close(&l->fio);
 	if (l->remote)
 		cli_remote_close(l->remote);
+	cli_target_close(l->target);
+	free(l->target_token);
 	free(l->path);
 	free(l->index_path);
 	memset(l, 0, sizeof(*l));
@@ -482,6 +620,88 @@ int cli_layer_open_remote(struct cli_layer *l, struct cli_remote *r, unsigned in
 	}
 	layer_ro_opened(l, flags);
 	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
+/* The meta layer at l->path over l->target, open. */
+static int warp_meta_open(struct cli_layer *l, const char *path, unsigned int flags)
+{
+	struct obd_err err = { "" };
+	int rc;
+
+	rc = obd_file_io_open(&l->fio, path, &err);
+	if (rc) {
+		cli_err_core(path, rc, &err);
+		goto out_close;
+	}
+	l->fio_open = true;
+	rc = obd_layer_open_warp(&l->ro, &l->fio.io, &obd_user_codec, l->target->io.size, &err);
+	if (rc) {
+		cli_err_core(path, rc, &err);
+		goto out_close;
+	}
+	layer_ro_opened(l, flags);
+	return 0;
+out_close:
+	cli_layer_close(l);
+	return rc;
+}
+
+int cli_layer_open_warp(struct cli_layer *l, const char *path, const char *target,
+			const char *gzidx, unsigned int flags)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	rc = cli_target_open(&l->target, target, gzidx);
+	if (!rc && !(l->target_token = realpath(target, NULL)))
+		rc = -errno;
+	if (rc) {
+		cli_layer_close(l);
+		return rc;
+	}
+	return warp_meta_open(l, path, flags);
+}
+
+int cli_layer_open_warp_remote(struct cli_layer *l, const char *path, const char *cfg,
+			       const char *repo_blob_url, const char *digest, const char *gzidx,
+			       unsigned int flags)
+{
+	struct cli_remote *r;
+	char *abs;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	/* the target's own blob (compressed for gzip): what obd reads it through */
+	rc = cli_remote_open(&r, cfg, repo_blob_url, digest, 0, NULL);
+	if (!rc)
+		rc = cli_target_open_remote(&l->target, r, gzidx);
+	if (rc)
+		goto out_close;
+	if (gzidx) {
+		rc = (flags & CLI_STACK_KERNEL) ?
+			cli_gunzip_entry(cfg, cli_remote_url(r), digest, gzidx,
+					 l->target->io.size, &l->target_token) : 0;
+	} else {
+		abs = realpath(cli_remote_cache_path(r), NULL);
+		if (!abs || asprintf(&l->target_token, "remote:%llu:%s:%s",
+				     (unsigned long long)cli_remote_size(r), digest, abs) < 0) {
+			l->target_token = NULL;
+			rc = -ENOMEM;
+		}
+		free(abs);
+	}
+	if (rc)
+		goto out_close;
+	return warp_meta_open(l, path, flags);
 out_close:
 	cli_layer_close(l);
 	return rc;
@@ -680,6 +900,7 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 {
 	char **cfg_paths = NULL, *up_data = NULL, *up_index = NULL;
 	struct cfg_remote rem = { 0 };
+	struct cfg_turbo tb = { 0 };
 	unsigned int ncfg = 0, i;
 	int rc = 0, a;
 
@@ -688,9 +909,11 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 		cli_err(NULL, "no layers given");
 		return -EINVAL;
 	}
+	tb.kernel = flags & CLI_STACK_KERNEL;
 	if (argc == 1 && cli_is_config(argv[0])) {
 		rc = config_load(argv[0], &cfg_paths, &ncfg, &up_data, &up_index,
-				 (flags & CLI_STACK_REMOTE) ? &rem : NULL);
+				 (flags & CLI_STACK_REMOTE) ? &rem : NULL,
+				 (flags & CLI_STACK_TURBO) ? &tb : NULL);
 		if (rc)
 			return rc;
 		if (xdata && up_data) {
@@ -717,7 +940,14 @@ static int stack_open(struct cli_stack *s, int argc, char **argv, unsigned int f
 			goto out_cfg;
 		}
 		for (i = 0; i < ncfg; i++) {
-			if (cfg_paths[i])
+			if (cfg_paths[i] && tb.targets && tb.targets[i])
+				rc = cli_layer_open_warp(&s->layers[i], cfg_paths[i], tb.targets[i],
+							 tb.gzidx[i], flags);
+			else if (cfg_paths[i] && tb.tdigests && tb.tdigests[i])
+				rc = cli_layer_open_warp_remote(&s->layers[i], cfg_paths[i], argv[0],
+								rem.repo_blob_url, tb.tdigests[i],
+								tb.gzidx[i], flags);
+			else if (cfg_paths[i])
 				rc = cli_layer_open(&s->layers[i], cfg_paths[i], NULL,
 						    flags & ~CLI_STACK_ALLOW_RW);
 			else
@@ -802,6 +1032,7 @@ out_cfg:
 		free(cfg_paths[i]);
 	free(cfg_paths);
 	cfg_remote_free(&rem, ncfg);
+	cfg_turbo_free(&tb, ncfg);
 	free(up_data);
 	free(up_index);
 	return rc;
@@ -836,6 +1067,12 @@ static int read_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u6
 	}
 	if (m->tag >= rc->s->n)
 		return -EFSCORRUPTED;
+	if (m->target) {	/* a TurboOCI layer's file data: in its target */
+		if (!rc->s->layers[m->tag].target)
+			return -EFSCORRUPTED;
+		return stream_read(&rc->s->layers[m->tag].target->io, dst,
+				   nsect << OBD_SECTOR_SHIFT, moff << OBD_SECTOR_SHIFT);
+	}
 	return stream_read(rc->s->layers[m->tag].stream, dst, nsect << OBD_SECTOR_SHIFT,
 			   moff << OBD_SECTOR_SHIFT);
 }

@@ -125,6 +125,9 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 			goto out_free;
 		rc = -EINVAL;
 		cap += 4 * strlen(abs[i]) + 2;
+		/* a TurboOCI layer: turbo <meta> <target> */
+		if (s->layers[i].target_token)
+			cap += 4 * strlen(s->layers[i].target_token) + 16;
 	}
 	p = malloc(cap + 64);
 	if (!p) {
@@ -132,8 +135,13 @@ static int build_params(struct cli_stack *s, bool direct_io, bool no_verify, cha
 		goto out_free;
 	}
 	len = (size_t)sprintf(p, "%u", nlow);
-	for (i = 0; i < nlow; i++)
+	for (i = 0; i < nlow; i++) {
+		if (s->layers[i].target_token)
+			len += (size_t)sprintf(p + len, " turbo");
 		len += obd_table_word(p + len, abs[i]);
+		if (s->layers[i].target_token)
+			len += obd_table_word(p + len, s->layers[i].target_token);
+	}
 	if (nopt)
 		len += (size_t)sprintf(p + len, " %u%s%s%s", nopt, direct_io ? " direct_io" : "",
 				       no_verify ? " no_verify" : "", upper ? " upper" : "");
@@ -195,8 +203,8 @@ static int attach_stack(struct cli_attach *o, int nargs, char **args)
 	/* the merge too: what the kernel would refuse is reported here */
 	if (o->svc && cli_remote_setup(o->svc))
 		return EXIT_FAIL;
-	if (cli_stack_open_upper(&s, nargs, args, CLI_STACK_REMOTE | CLI_STACK_ALLOW_RW,
-				 o->up_data, o->up_index)) {
+	if (cli_stack_open_upper(&s, nargs, args, CLI_STACK_REMOTE | CLI_STACK_ALLOW_RW |
+				 CLI_STACK_TURBO | CLI_STACK_KERNEL, o->up_data, o->up_index)) {
 		cli_remote_teardown();
 		return EXIT_FAIL;
 	}

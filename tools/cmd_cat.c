@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_target.h"
 
 #define CAT_CHUNK	(1u << 20)
 
@@ -80,6 +81,7 @@ static int cat_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 {
 	struct cat_ctx *c = ctx;
 	struct cli_layer *l;
+	struct obd_io *src;
 	u64 done = 0, total = nsect << OBD_SECTOR_SHIFT;
 	int rc;
 
@@ -93,15 +95,19 @@ static int cat_piece(void *ctx, u64 lba, u64 nsect, const struct obd_map *m, u64
 	if (m->tag >= c->s->n)
 		return -EFSCORRUPTED;
 	l = &c->s->layers[m->tag];
+	/* a TurboOCI layer's file data is in its target (cli_target.c) */
+	if (m->target && !l->target)
+		return -EFSCORRUPTED;
+	src = m->target ? &l->target->io : l->stream;
 	while (done < total) {
 		u64 n = total - done < CAT_CHUNK ? total - done : CAT_CHUNK;
 		u64 off = (moff << OBD_SECTOR_SHIFT) + done;
-		u64 avail = off < l->stream->size ? l->stream->size - off : 0;
+		u64 avail = off < src->size ? src->size - off : 0;
 
 		/* a short stream reads as zeros past its end (spec 2.9) */
 		if (avail < n)
 			memset(c->buf + avail, 0, n - avail);
-		rc = avail ? obd_io_read(l->stream, c->buf, avail < n ? avail : n, off) : 0;
+		rc = avail ? obd_io_read(src, c->buf, avail < n ? avail : n, off) : 0;
 		if (rc) {
 			c->fail_path = l->path;
 			c->fail_off = off;
@@ -130,7 +136,7 @@ int cmd_cat(int argc, char **argv)
 	u64 off = 0, len = 0;
 	bool have_len = false;
 	const char *out = NULL;
-	unsigned int flags = CLI_STACK_ALLOW_RW;
+	unsigned int flags = CLI_STACK_ALLOW_RW | CLI_STACK_TURBO;
 	struct cat_ctx c = { 0 };
 	struct cli_stack s;
 	struct stat st;

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "cli_target.h"
 
 #define CHECK_MAX_REPORTS	50	/* per layer; the rest are counted */
 #define CHECK_BATCH		(1u << 20)
@@ -196,9 +197,39 @@ static void check_lsmt_extra(struct check_ctx *c, struct obd_io *io,
 		note(c, false, "LSMT parent_uuid is not a well-formed UUID string");
 }
 
-/* Returns true if the layer is usable in a stack. */
-static bool check_ro_layer(struct check_ctx *c, const char *path)
+/*
+ * A TurboOCI layer's target: every target record inside it, and a gzip
+ * target's index against the gzip stream itself.
+ */
+static void check_target(struct check_ctx *c, struct cli_target *tg, const struct obd_map *maps,
+			 u64 n)
 {
+	u64 tsect = tg->io.size >> OBD_SECTOR_SHIFT, i, nt = 0;
+	char msg[512];
+
+	for (i = 0; i < n; i++) {
+		if (!maps[i].target)
+			continue;
+		nt++;
+		if (maps[i].moffset + maps[i].length > tsect)
+			note(c, true, "target record %llu (lba %llu + %u): tar sectors %llu.. past the target's %llu",
+			     (unsigned long long)i, (unsigned long long)maps[i].offset,
+			     maps[i].length, (unsigned long long)maps[i].moffset,
+			     (unsigned long long)tsect);
+	}
+	if (!c->quiet && !c->json)
+		printf("%s: %llu records in the target %s (%s, %llu bytes of tar)\n", c->cur,
+		       (unsigned long long)nt, tg->file.io.name, tg->gz ? "gzip" : "tar",
+		       (unsigned long long)tg->io.size);
+	if (tg->gz && cli_target_verify(tg, msg, sizeof(msg)))
+		note(c, true, "gzip index of the target %s: %s", tg->file.io.name, msg);
+}
+
+/* Returns true if the layer is usable in a stack. */
+static bool check_ro_layer(struct check_ctx *c, const char *path, const char *target,
+			   const char *gzidx)
+{
+	struct cli_target *tg = NULL;
 	struct obd_file_io f;
 	struct obd_err err = { "" };
 	struct obd_tar_info ti;
@@ -212,9 +243,15 @@ static bool check_ro_layer(struct check_ctx *c, const char *path)
 	char kind[96] = "";
 	int rc;
 
+	if (target && cli_target_open(&tg, target, gzidx)) {
+		note(c, true, "TurboOCI target %s does not open (see above)", target);
+		end_layer(c, "turbo-oci", NULL);
+		return false;
+	}
 	rc = obd_file_io_open(&f, path, &err);
 	if (rc) {
 		note(c, true, "%s", err.msg[0] ? strip_name(err.msg, path) : strerror(-rc));
+		cli_target_close(tg);
 		return false;
 	}
 	rc = obd_tar_probe(&f.io, &ti, &err);
@@ -246,7 +283,8 @@ static bool check_ro_layer(struct check_ctx *c, const char *path)
 		check_zfile_blocks(c, &zf);
 		lsmt = &zf.io;
 	}
-	rc = obd_lsmt_open_ro(lsmt, &li, &maps, &n, &err);
+	rc = tg ? obd_lsmt_open_warp(lsmt, &li, &maps, &n, tg->io.size, &err) :
+		  obd_lsmt_open_ro(lsmt, &li, &maps, &n, &err);
 	if (rc) {
 		struct obd_lsmt_info hi;
 
@@ -258,7 +296,11 @@ static bool check_ro_layer(struct check_ctx *c, const char *path)
 		goto out_close;
 	}
 	check_lsmt_extra(c, lsmt, &li, maps, n);
+	if (tg)
+		check_target(c, tg, maps, n);
 	strcat(kind, li.kind == OBD_LSMT_COMMITTED ? "committed" : "sealed");
+	if (tg)
+		strcat(kind, ", turbo-oci");
 	ok = !c->layer_problems;
 out_close:
 	if (maps)
@@ -266,15 +308,16 @@ out_close:
 	if (zf_open)
 		obd_zfile_close(&zf);
 	obd_file_io_close(&f);
+	cli_target_close(tg);
 	end_layer(c, kind[0] ? kind : NULL, NULL);
 	return ok;
 }
 
 static int do_check(struct check_ctx *c, int argc, char **argv, bool from_config,
-		    const char *cfg)
+		    const char *cfg, char **targets, char **gzidx)
 {
 	int a, stack_ok = 1;
-	unsigned int nl = 0;
+	unsigned int nl = 0, nlow = targets ? (unsigned int)argc : 0;
 
 	for (a = 0; a < argc; a++) {
 		enum cli_layer_kind kind;
@@ -308,7 +351,8 @@ static int do_check(struct check_ctx *c, int argc, char **argv, bool from_config
 			nl++;
 			continue;
 		}
-		if (!check_ro_layer(c, argv[a]))
+		if (!check_ro_layer(c, argv[a], targets && a < (int)nlow ? targets[a] : NULL,
+				    gzidx && a < (int)nlow ? gzidx[a] : NULL))
 			stack_ok = 0;
 		nl++;
 	}
@@ -320,7 +364,8 @@ static int do_check(struct check_ctx *c, int argc, char **argv, bool from_config
 
 		begin_layer(c, NULL);
 		if (from_config ? cli_stack_open(&s, 1, (char **)&cfg,
-						 CLI_STACK_ALLOW_RW | CLI_STACK_NO_VERIFY) :
+						 CLI_STACK_ALLOW_RW | CLI_STACK_NO_VERIFY |
+						 CLI_STACK_TURBO) :
 		    cli_stack_open(&s, argc, argv, CLI_STACK_ALLOW_RW | CLI_STACK_NO_VERIFY)) {
 			note(c, true, "the layers do not stack (see above)");
 		} else {
@@ -382,11 +427,11 @@ int cmd_check(int argc, char **argv)
 	if (c.json)
 		c.jlayers = json_object_new_array();
 	if (argc - optind == 1 && cli_is_config(argv[optind])) {
-		char **paths, *ud, *ui;
+		char **paths, *ud, *ui, **targets = NULL, **gzidx = NULL;
 		unsigned int n, i, k = 0;
 		char **all;
 
-		if (cli_config_load(argv[optind], &paths, &n, &ud, &ui)) {
+		if (cli_config_load_turbo(argv[optind], &paths, &n, &ud, &ui, &targets, &gzidx)) {
 			c.problems++;
 			goto out_verdict;
 		}
@@ -398,17 +443,22 @@ int cmd_check(int argc, char **argv)
 			all[k++] = ui;
 		}
 		if (all)
-			do_check(&c, (int)k, all, true, argv[optind]);
+			do_check(&c, (int)k, all, true, argv[optind], targets, gzidx);
 		else
 			c.problems++;
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			free(paths[i]);
+			free(targets[i]);
+			free(gzidx[i]);
+		}
+		free(targets);
+		free(gzidx);
 		free(paths);
 		free(ud);
 		free(ui);
 		free(all);
 	} else {
-		do_check(&c, argc - optind, argv + optind, false, NULL);
+		do_check(&c, argc - optind, argv + optind, false, NULL, NULL, NULL);
 	}
 out_verdict:
 	if (c.json) {

@@ -33,6 +33,7 @@
 
 #include "cli_image.h"
 #include "layer_view.h"
+#include "turbo_conv.h"
 
 #define CONVERT_DEFAULT_SIZE	(64ULL << 30)
 #define WH_PREFIX		".wh."
@@ -90,10 +91,10 @@ out:
 }
 
 static int fetch_source(const char *source, const char *layout, const char *tls_verify,
-			bool insecure_policy, const char *tmpdir)
+			bool insecure_policy, const char *tmpdir, bool as_is)
 {
 	char dst[PATH_MAX + 8], tls[64], tmp[PATH_MAX + 16];
-	char *argv[12];
+	char *argv[13];
 	int a = 0;
 
 	snprintf(dst, sizeof(dst), "oci:%s:src", layout);
@@ -106,6 +107,9 @@ static int fetch_source(const char *source, const char *layout, const char *tls_
 	argv[a++] = tmp;
 	argv[a++] = "copy";
 	argv[a++] = "--quiet";
+	/* TurboOCI: the layers are the targets, byte for byte (skopeo would gzip a tar) */
+	if (as_is)
+		argv[a++] = "--dest-oci-accept-uncompressed-layers";
 	if (tls_verify) {
 		snprintf(tls, sizeof(tls), "--src-tls-verify=%s", tls_verify);
 		argv[a++] = tls;
@@ -314,12 +318,44 @@ static int apply_layer(struct img_work *w, const char *blob, enum oci_compressio
 	return rc;
 }
 
+/*
+ * --turbo-oci: everything in userspace (no device, no root): SOURCE into
+ * OUT/.turbo-work/src, then turbo_conv.c.
+ */
+static int convert_turbo(const char *source, const char *outdir, const char *tls,
+			 bool insecure_policy, const struct img_opts *o, bool zero_detect)
+{
+	struct turbo_opts to = { .vsize = o->vsize, .tag = o->tag, .zero_detect = zero_detect };
+	char out[PATH_MAX], work[PATH_MAX], layout[PATH_MAX];
+	int rc;
+
+	if (img_prepare_out(outdir, out))
+		return EXIT_FAIL;
+	rc = img_pathf(work, "%s/.turbo-work", out);
+	if (!rc && mkdir(work, 0700)) {
+		cli_err(work, "mkdir: %s", strerror(errno));
+		rc = -errno;
+	}
+	if (rc)
+		return EXIT_FAIL;
+	rc = img_pathf(layout, "%s/src", work);
+	if (!rc)
+		rc = fetch_source(source, layout, tls, insecure_policy, work, true);
+	if (!rc)
+		rc = turbo_convert(layout, out, work, &to);
+	if (!getenv("OBD_TURBO_KEEP") && rm_tree(work))
+		rc = rc ? rc : -EIO;
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
 int cmd_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		IMG_OPTIONS,
 		{ "src-tls-verify", required_argument, NULL, 'V' },
 		{ "insecure-policy", no_argument, NULL, 'P' },
+		{ "turbo-oci", no_argument, NULL, 'U' },
+		{ "no-zero-detect", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct img_opts o = IMG_OPTS_DEFAULTS(CONVERT_DEFAULT_SIZE);
@@ -328,7 +364,7 @@ int cmd_convert(int argc, char **argv)
 	struct oci_src_layer *ls = NULL;
 	struct img_work w;
 	unsigned int n = 0, i;
-	bool insecure_policy = false;
+	bool insecure_policy = false, turbo = false, zero_detect = true;
 	int opt, rc;
 
 	img_cmd = "convert";
@@ -344,6 +380,11 @@ int cmd_convert(int argc, char **argv)
 			insecure_policy = true;
 			continue;
 		}
+		if (opt == 'U' || opt == 'Z') {
+			turbo = turbo || opt == 'U';
+			zero_detect = zero_detect && opt != 'Z';
+			continue;
+		}
 		rc = img_parse_opt("convert", opt, &o);
 		if (rc != 1)
 			return rc == 2 ? EXIT_OK : EXIT_USAGE;
@@ -351,6 +392,13 @@ int cmd_convert(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_err("convert", "expected SOURCE OUTDIR");
 	source = argv[optind];
+	if (turbo && (!o.commit.zfile || !o.commit.tar || o.commit.algo != OBD_ZFILE_ALGO_LZ4 ||
+		      o.commit.bs != 4096 || o.commit.msg))
+		return cli_usage_err("convert", "--turbo-oci writes its meta layers as the reference does (ZFile, LZ4, 4 KiB): --no-zfile, --no-tar, --algorithm, --bs and -m go without it");
+	if (turbo)
+		return convert_turbo(source, argv[optind + 1], tls, insecure_policy, &o, zero_detect);
+	if (!zero_detect)
+		return cli_usage_err("convert", "--no-zero-detect goes with --turbo-oci");
 	if (img_preflight() || img_prepare_out(argv[optind + 1], out))
 		return EXIT_FAIL;
 	ls = calloc(OBD_MAX_LAYERS, sizeof(*ls));
@@ -360,7 +408,7 @@ int cmd_convert(int argc, char **argv)
 	if (!rc)
 		rc = img_pathf(layout, "%s/src", w.work);
 	if (!rc)
-		rc = fetch_source(source, layout, tls, insecure_policy, w.work);
+		rc = fetch_source(source, layout, tls, insecure_policy, w.work, false);
 	if (!rc)
 		rc = read_layers(layout, ls, &n);
 	for (i = 0; !rc && i < n; i++) {

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "cli_target.h"
 
 struct info_layer {
 	char path[512];
@@ -31,6 +32,10 @@ struct info_layer {
 	bool zf_crc, zf_overwritten;
 	u64 zf_blocks, zf_compressed, zf_original;
 	char index_path[512];
+	/* TurboOCI: the target */
+	bool turbo, target_gz;
+	char target[512];
+	u64 target_size, target_records, gz_entries;
 };
 
 struct info_stack {
@@ -67,8 +72,17 @@ static void fill_layer(struct info_layer *o, const struct cli_layer *l)
 		       sizeof(o->parent_uuid));
 	cli_sanitize_n(l->info.user_tag, OBD_LSMT_TAG_LEN, o->user_tag, sizeof(o->user_tag));
 	o->segments = l->nmaps;
-	for (i = 0; i < l->nmaps; i++)
+	for (i = 0; i < l->nmaps; i++) {
 		o->zeroed += l->maps[i].zeroed;
+		o->target_records += l->maps[i].target;
+	}
+	if (l->target) {
+		o->turbo = true;
+		o->target_gz = l->target->gz;
+		o->target_size = l->target->io.size;
+		o->gz_entries = l->target->gz ? l->target->gi.n : 0;
+		cli_sanitize(l->target->io.name, o->target, sizeof(o->target));
+	}
 	if (!l->ro_open)
 		return;
 	o->has_trailer = true;
@@ -127,6 +141,14 @@ static void text_layer(const struct info_layer *o, int idx)
 		       (unsigned long long)o->zf_compressed, (unsigned long long)o->zf_original);
 		printf("  header overwrite: %s\n", o->zf_overwritten ? "yes" : "no");
 	}
+	if (o->turbo) {
+		printf("  turbo-oci target: %s\n", o->target);
+		printf("  target:           %s, %llu bytes of tar, %llu records%s",
+		       o->target_gz ? "gzip" : "tar", (unsigned long long)o->target_size,
+		       (unsigned long long)o->target_records, o->target_gz ? ", " : "\n");
+		if (o->target_gz)
+			printf("gzip index of %llu entries\n", (unsigned long long)o->gz_entries);
+	}
 }
 
 static json_object *jstr(const char *s)
@@ -182,6 +204,17 @@ static json_object *json_layer(const struct info_layer *o)
 		json_object_object_add(z, "header_overwritten",
 				       json_object_new_boolean(o->zf_overwritten));
 		json_object_object_add(j, "zfile", z);
+	}
+	if (o->turbo) {
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "path", jstr(o->target));
+		json_object_object_add(t, "compression", jstr(o->target_gz ? "gzip" : "none"));
+		json_object_object_add(t, "tar_size", ju64(o->target_size));
+		json_object_object_add(t, "records", ju64(o->target_records));
+		if (o->target_gz)
+			json_object_object_add(t, "gzip_index_entries", ju64(o->gz_entries));
+		json_object_object_add(j, "turbo_oci_target", t);
 	}
 	return j;
 }
@@ -240,7 +273,7 @@ int cmd_info(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_err("info", "no layer given");
-	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_ALLOW_RW))
+	if (cli_stack_open(&s, argc - optind, argv + optind, CLI_STACK_ALLOW_RW | CLI_STACK_TURBO))
 		return EXIT_FAIL;
 	st.n = s.n;
 	st.layers = calloc(s.n, sizeof(*st.layers));

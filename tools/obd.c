@@ -197,8 +197,9 @@ static const struct cli_cmd cmds[] = {
 	{ "convert", cmd_convert,
 	  "obd convert [--size SIZE] [--no-zfile] [--no-tar] [--algorithm lz4|zstd] [--bs 4..64]\n"
 	  "            [--min-free SIZE] [-m MSG] [--tag TAG] [--src-tls-verify=true|false]\n"
-	  "            [--insecure-policy]\n"
-	  "            SOURCE OUTDIR",
+	  "            [--insecure-policy] SOURCE OUTDIR\n"
+	  "       obd convert --turbo-oci [--size SIZE] [--no-zero-detect] [--tag TAG]\n"
+	  "            [--src-tls-verify=true|false] [--insecure-policy] SOURCE OUTDIR",
 	  "Turn an OCI image into an overlaybd image in OUTDIR (made if missing, else\n"
 	  "empty), one overlaybd layer per OCI layer, as an OCI image layout like obd\n"
 	  "build's (layer blobs, image config and manifest for obd push, index.json,\n"
@@ -217,6 +218,13 @@ static const struct cli_cmd cmds[] = {
 	  "      --src-tls-verify B passed to skopeo (false: a plain-http registry)\n"
 	  "      --insecure-policy  skopeo --insecure-policy: accept the source without\n"
 	  "                         /etc/containers/policy.json's signature rules\n"
+	  "      --turbo-oci        a TurboOCI image instead (docs/turbo-oci.md): per\n"
+	  "                         layer (gzip or plain tar) an ext4 meta layer whose\n"
+	  "                         file data points into the original layer, its gzip\n"
+	  "                         index, the manifest with the TurboOCI annotations;\n"
+	  "                         built in userspace (libext2fs): no root, no module\n"
+	  "      --no-zero-detect   --turbo-oci: copy all-zero meta sectors as data (as\n"
+	  "                         the reference writes them) instead of zeroed records\n"
 	  MIN_FREE_HELP
 	  PROGRESS_HELP,
 	  "convert an OCI image to overlaybd" },

@@ -720,6 +720,172 @@ out_free:
 	return ret;
 }
 
+/* ------------------------------------------------------------------------
+ * Warp (TurboOCI meta) commit
+ * ------------------------------------------------------------------------ */
+
+static bool obd_sector_zero(const u8 *p)
+{
+	static const u8 zero[OBD_SECTOR_SIZE];
+
+	return !memcmp(p, zero, OBD_SECTOR_SIZE);
+}
+
+/*
+ * One 32 KiB piece of tag-0 data at LBA lba: runs of data sectors are
+ * written and recorded at *pos, runs of zero sectors (zero_detect) recorded
+ * as zeroed maps, as pcopy()'s push_segment would.
+ */
+static int obd_warp_piece(struct obd_commit_idx *x, const u8 *buf, u64 c, u64 lba, u64 *pos,
+			  bool zero_detect, obd_commit_sink_fn sink, void *sctx,
+			  struct obd_err *err)
+{
+	u64 s = 0;
+	int ret;
+
+	while (s < c) {
+		bool z = zero_detect && obd_sector_zero(buf + s * OBD_SECTOR_SIZE);
+		struct obd_map r = { .offset = lba + s, .moffset = *pos, .zeroed = z };
+		u64 e = s + 1;
+
+		while (e < c && (zero_detect && obd_sector_zero(buf + e * OBD_SECTOR_SIZE)) == z)
+			e++;
+		r.length = (u32)(e - s);
+		if (!z) {
+			ret = sink(sctx, buf + s * OBD_SECTOR_SIZE, (e - s) * OBD_SECTOR_SIZE);
+			if (ret)
+				return obd_errf(err, ret, "warp commit: data write failed");
+			*pos += e - s;
+		}
+		if (obd_commit_push(x, &r))
+			return obd_errf(err, ENOMEM, "warp commit: out of memory for the index");
+		s = e;
+	}
+	return 0;
+}
+
+static int obd_warp_check(const struct obd_map *maps, u64 n, struct obd_err *err)
+{
+	u64 i;
+
+	for (i = 0; i < n; i++) {
+		const struct obd_map *m = &maps[i];
+
+		if (m->length == 0 || m->length > OBD_MAP_MAX_LENGTH ||
+		    (i && obd_map_end(&maps[i - 1]) > m->offset) ||
+		    m->offset + m->length > OBD_MAP_INVALID_OFFSET)
+			return obd_errf(err, EINVAL,
+					"warp commit: map %llu (offset %llu length %u): expected sorted, non-overlapping, length 1..%u",
+					(unsigned long long)i, (unsigned long long)m->offset,
+					m->length, OBD_MAP_MAX_LENGTH);
+		if (m->tag > 1 || ((m->tag == 1 || m->target) && m->zeroed) ||
+		    m->moffset + m->length > OBD_MAP_MOFFSET_MASK)
+			return obd_errf(err, EINVAL,
+					"warp commit: map %llu (offset %llu): tag %u%s moffset %llu: expected tag 0 (meta) or 1 (target, not zeroed)",
+					(unsigned long long)i, (unsigned long long)m->offset, m->tag,
+					m->zeroed ? " zeroed" : "", (unsigned long long)m->moffset);
+	}
+	return 0;
+}
+
+int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_commit_opts *o,
+			 obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
+			 u64 *out_size, struct obd_err *err)
+{
+	u8 uuid[OBD_UUID_STR_LEN], parent[OBD_UUID_STR_LEN];
+	struct obd_commit_idx x = { 0 };
+	u64 pos = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE, i;
+	struct obd_lsmt_mapping *raw = NULL;
+	u8 *blk = NULL, *buf = NULL;
+	int ret;
+
+	ret = obd_warp_check(maps, n, err);
+	if (!ret)
+		ret = obd_uuid_norm(uuid, o->uuid, "commit uuid", err);
+	if (!ret)
+		ret = obd_uuid_norm(parent, o->parent_uuid, "commit parent uuid", err);
+	if (ret)
+		return ret;
+	blk = malloc(OBD_LSMT_HT_SPACE);
+	buf = malloc(OBD_COMMIT_CHUNK);
+	if (!blk || !buf) {
+		ret = obd_errf(err, ENOMEM, "warp commit: out of memory");
+		goto out_free;
+	}
+	obd_build_ht(blk, OBD_LSMT_FLAGS_COMMIT_HEADER, 0, 0, o->vsize, uuid, parent, NULL, 0);
+	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
+	if (ret) {
+		obd_errf(err, ret, "warp commit: header write failed");
+		goto out_free;
+	}
+	for (i = 0; i < n; i++) {
+		const struct obd_map *m = &maps[i];
+		struct obd_map r = *m;
+		u64 done;
+
+		/* the core's form (tag 0, target set) or the on-disk one (tag 1) */
+		r.tag = m->tag == 1 || m->target;
+		r.target = 0;
+		if (r.tag == 1 || m->zeroed) {
+			if (m->zeroed)
+				r.moffset = pos;
+			if (obd_commit_push(&x, &r))
+				goto out_nomem;
+			continue;
+		}
+		for (done = 0; done < m->length;) {
+			u64 c = m->length - done;
+
+			if (c > OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE)
+				c = OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE;
+			ret = rd(rctx, 0, buf, c * OBD_SECTOR_SIZE,
+				 (m->moffset + done) * OBD_SECTOR_SIZE);
+			if (ret) {
+				obd_errf(err, ret, "warp commit: read of the meta data at sector %llu (+%llu) failed",
+					 (unsigned long long)(m->moffset + done),
+					 (unsigned long long)c);
+				goto out_free;
+			}
+			ret = obd_warp_piece(&x, buf, c, m->offset + done, &pos, o->zero_detect,
+					     sink, sctx, err);
+			if (ret)
+				goto out_free;
+			done += c;
+		}
+	}
+	if (x.n) {
+		raw = malloc((size_t)x.n * sizeof(*raw));
+		if (!raw)
+			goto out_nomem;
+		for (i = 0; i < x.n; i++)
+			obd_map_encode(&x.v[i], &raw[i]);
+		ret = sink(sctx, raw, (size_t)x.n * sizeof(*raw));
+		if (ret) {
+			obd_errf(err, ret, "warp commit: index write failed");
+			goto out_free;
+		}
+	}
+	obd_build_ht(blk, OBD_LSMT_FLAGS_TRAILER, pos * OBD_SECTOR_SIZE, x.n, o->vsize, uuid,
+		     parent, NULL, 0);
+	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
+	if (ret) {
+		obd_errf(err, ret, "warp commit: trailer write failed");
+		goto out_free;
+	}
+	if (out_size)
+		*out_size = pos * OBD_SECTOR_SIZE + x.n * sizeof(*raw) + OBD_LSMT_HT_SPACE;
+	goto out_free;
+
+out_nomem:
+	ret = obd_errf(err, ENOMEM, "warp commit: out of memory for the index");
+out_free:
+	free(raw);
+	free(x.v);
+	free(buf);
+	free(blk);
+	return ret;
+}
+
 static int obd_rw_read_src(void *ctx, u8 tag, void *buf, size_t len, u64 off)
 {
 	struct obd_rw_layer *l = ctx;

@@ -80,6 +80,7 @@ struct obd_commit_opts {
 	const char *parent_uuid;	/* NULL/"": null UUID */
 	const void *user_tag;		/* commit message, <= 256 bytes */
 	size_t user_tag_len;
+	bool zero_detect;		/* warp commit: all-zero sectors become zeroed records */
 };
 
 /*
@@ -92,6 +93,25 @@ struct obd_commit_opts {
 int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_opts *o,
 		    obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
 		    u64 *out_size, struct obd_err *err);
+
+/*
+ * The committed TurboOCI "warp" form (turbo-oci.md 2.3, the reference's
+ * LSMTWarpFile::commit): header 0x07, tag-0 data copied from offset 4096
+ * (read through rd with tag 0 at moffset, in 32 KiB pieces), tag-1 records
+ * (moffset = a sector of the target, the original layer's uncompressed
+ * tar) passed through, zeroed maps kept (tag 0, moffset = the data
+ * position), records compressed like compress_raw_index (only equal tags,
+ * contiguous moffsets merge), the index NOT padded and the tags kept,
+ * trailer 0x06 with index_size = the record count. maps: sorted,
+ * non-overlapping, tag 0 or 1 (or tag 0 with target set, as
+ * obd_lsmt_open_warp gives them), length 1..16383. With o->zero_detect every
+ * all-zero 512 B sector of tag-0 data becomes a zeroed record (the
+ * reference's pcopy has this switched off: is_zero_block() returns 1).
+ * The warp commit writes no user tag (as the reference: -m is ignored).
+ */
+int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_commit_opts *o,
+			 obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
+			 u64 *out_size, struct obd_err *err);
 
 /* Commit an open RW layer; vsize and parent_uuid default to the layer's. */
 int obd_rw_commit(struct obd_rw_layer *l, const struct obd_commit_opts *o,

@@ -60,11 +60,32 @@ fails "cat: offset past the end" 1 "past the end" "$OBD" cat --offset 2G -o o "$
 echo '{"lowers":[{"file":"'"$REF"'/l1.commit"},{"digest":"sha256:ab"}]}' > remote.json
 fails "config: remote-only layer" 1 "remote.json: layer 1: not local \(remote fetch not supported by this command\)" \
 	"$OBD" cat -o o remote.json
-for k in targetDigest targetFile gzipIndex; do
-	echo '{"lowers":[{"file":"'"$REF"'/l1.commit","'$k'":"x"}]}' > turbo.json
-	fails "config: a TurboOCI lower ($k) is refused, not read as its meta layer" 1 \
-		"turbo.json: lowers\[0\].$k: a TurboOCI layer .*not supported yet" "$OBD" info turbo.json
-done
+# TurboOCI lowers (tests/tools/12-turbo-convert.sh reads good ones): info, cat
+# and check read a local target; attach serves a tar target, local or in a
+# registry, never the meta layer alone
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetDigest":"sha256:ab"}]}' > turbo.json
+fails "attach: a TurboOCI lower with targetDigest and no repoBlobUrl" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer whose target is in a registry .* needs the config's repoBlobUrl" \
+	"$OBD" attach --table turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetFile":"x"}]}' > turbo.json
+fails "attach: a TurboOCI lower whose targetFile is missing" 1 \
+	"turbo.json: lowers\[0\].targetFile: .*x: No such file" "$OBD" attach --table turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","gzipIndex":"x"}]}' > turbo.json
+fails "attach: a TurboOCI lower with only gzipIndex" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer \(gzipIndex\) without targetFile" \
+	"$OBD" attach --table turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetDigest":"sha256:ab"}]}' > turbo.json
+fails "config: a TurboOCI lower with only targetDigest (remote target) is refused" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer whose target is only in a registry" \
+	"$OBD" info turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","targetFile":"x"}]}' > turbo.json
+fails "config: a TurboOCI lower whose targetFile is missing" 1 \
+	"turbo.json: lowers\[0\].targetFile: .*x: No such file" "$OBD" cat -o o turbo.json
+echo '{"lowers":[{"file":"'"$REF"'/l1.commit","gzipIndex":"x"}]}' > turbo.json
+fails "config: a TurboOCI lower with only gzipIndex" 1 \
+	"turbo.json: lowers\[0\]: a TurboOCI layer \(gzipIndex\) without targetFile" \
+	"$OBD" check turbo.json
+
 echo '{"lowers":{"file":"x"}}' > t1.json
 fails "config: lowers not an array" 1 "t1.json: lowers: expected an array" "$OBD" info t1.json
 echo '{"lowers":[{"file":3}]}' > t2.json

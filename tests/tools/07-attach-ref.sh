@@ -284,10 +284,18 @@ ann blob-size '" 12"' | stub a-space
 stub_fails "blob-size with a space" "blob-size: expected" a-space
 ann blob-size '12' | stub a-num
 stub_fails "blob-size a number" "blob-size: expected" a-num
+# TurboOCI layers (tests/vm/54-turbo-ref.sh attaches good ones): the target's
+# media type is needed, and must be tar or tar+gzip
 ann turbo-oci/target-digest '"sha256:" + "a" * 64' | stub a-turbo
-stub_fails "a TurboOCI layer: refused, not read as an overlaybd blob" "layers\[0\]: a TurboOCI layer .*not supported yet" a-turbo
+stub_fails "a TurboOCI layer without target-media-type" "$A/turbo-oci/target-media-type: missing" a-turbo
 ann fastoci/target-digest '"sha256:" + "a" * 64' | stub a-fastoci
-stub_fails "a legacy FastOCI layer: refused" "layers\[0\]: a TurboOCI layer" a-fastoci
+stub_fails "a legacy FastOCI layer without target-media-type" "$A/fastoci/target-media-type: missing" a-fastoci
+jl "dict(L, annotations=dict(L['annotations'], **{'$A/turbo-oci/target-digest': 'sha256:' + 'a' * 64, '$A/turbo-oci/target-media-type': 'application/vnd.oci.image.layer.v1.tar+zstd'}))" | stub a-tzstd
+stub_fails "a TurboOCI layer of a zstd target: refused" "a TurboOCI target must be a tar or tar\+gzip layer" a-tzstd
+jl "dict(L, annotations=dict(L['annotations'], **{'$A/turbo-oci/target-digest': 'sha256:XY', '$A/turbo-oci/target-media-type': 'application/vnd.oci.image.layer.v1.tar'}))" | stub a-tbad
+stub_fails "a TurboOCI target digest malformed" "turbo-oci/target-digest: expected sha256" a-tbad
+jl "dict(L, annotations=dict(L['annotations'], **{'$A/turbo-oci/target-digest': 'sha256:' + 'b' * 64, '$A/turbo-oci/target-media-type': 'application/vnd.oci.image.layer.v1.tar'}))" | stub a-tgood
+stub_fails "a TurboOCI layer whose meta blob is no TurboOCI meta layer: refused" "meta layer sha256:.*(gzip|not a TurboOCI meta layer)" a-tgood
 ann blob-digest '"sha256:XYZ"' | stub a-dg
 stub_fails "blob-digest malformed" "layers\[0\].annotations.$A/blob-digest: expected sha256" a-dg
 ann blob-digest '"sha256:" + "A" * 64' | stub a-dgup

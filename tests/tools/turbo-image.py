@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Test images for obd convert --turbo-oci, made with python's tarfile and gzip.
+
+turbo-image.py layout DIR              a three-layer OCI layout (gzip, tar, gzip):
+                                       odd sizes, > 1 MiB, hard links, symlinks,
+                                       devices, a fifo, xattrs, long names, a
+                                       whiteout, an opaque directory
+turbo-image.py bad KIND DIR            a one-layer layout with a bad layer:
+                                       zstd | lying-size | lying-size-big | gz-trailing | gz-two |
+                                       symlink-loop | through-symlinks (not bad)
+turbo-image.py model DIR               the file system the layout's layers make
+                                       (whiteouts applied), as JSON on stdout
+turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) holds
+                                       exactly that file system: every path, kind,
+                                       mode, owner, xattr, content, symlink target,
+                                       device number and hard-link group
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+MT = "application/vnd.oci.image.layer.v1.tar"
+
+
+def rnd_bytes(seed, n):
+    r = random.Random(seed)
+    return bytes(r.getrandbits(8) for _ in range(n)) if n < 65536 else r.randbytes(n)
+
+
+def add(t, name, typ=tarfile.REGTYPE, data=b"", mode=0o644, uid=0, gid=0, link="",
+        xattrs=None, dev=(0, 0)):
+    ti = tarfile.TarInfo(name)
+    ti.type = typ
+    ti.mode = mode
+    ti.uid, ti.gid = uid, gid
+    ti.mtime = 1700000000
+    ti.linkname = link
+    ti.devmajor, ti.devminor = dev
+    if xattrs:
+        ti.pax_headers = {"SCHILY.xattr." + k: v for k, v in xattrs.items()}
+    if typ == tarfile.REGTYPE:
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    else:
+        t.addfile(ti)
+
+
+def layer1(t):
+    D = tarfile.DIRTYPE
+    add(t, "etc", D, mode=0o755)
+    add(t, "etc/hello", data=b"hello world\n" * 100 + b"x", xattrs={"user.greeting": "hi there"})
+    add(t, "etc/gone", data=b"to be whited out\n")
+    add(t, "etc/keep", data=b"kept\n", mode=0o600, uid=1000, gid=1001)
+    add(t, "usr", D, mode=0o755)
+    add(t, "usr/bin", D, mode=0o755)
+    add(t, "usr/bin/tool", data=rnd_bytes(1, 70001), mode=0o4755, uid=0, gid=50)
+    add(t, "usr/bin/ln-rel", tarfile.SYMTYPE, link="tool", mode=0o777)
+    add(t, "etc/abs", tarfile.SYMTYPE, link="/etc/hello", mode=0o777)
+    add(t, "etc/long-target", tarfile.SYMTYPE, link="../" + "x" * 90 + "/target", mode=0o777)
+    add(t, "data", D, mode=0o750, uid=33, gid=33)
+    add(t, "data/big", data=rnd_bytes(2, 3 * 1024 * 1024 + 17), xattrs={"user.big": "1"})
+    add(t, "data/big-link", tarfile.LNKTYPE, link="data/big")
+    add(t, "data/empty", data=b"")
+    add(t, "data/exact4k", data=rnd_bytes(3, 4096))
+    add(t, "data/sector", data=rnd_bytes(4, 512))
+    add(t, "data/one", data=b"1")
+    add(t, "data/sub", D, mode=0o755)
+    add(t, "data/sub/deep", data=rnd_bytes(5, 9000))
+    add(t, "dev", D, mode=0o755)
+    add(t, "dev/null", tarfile.CHRTYPE, mode=0o666, dev=(1, 3))
+    add(t, "dev/sda", tarfile.BLKTYPE, mode=0o660, gid=6, dev=(8, 0))
+    add(t, "dev/big-dev", tarfile.CHRTYPE, mode=0o600, dev=(300, 70000))
+    add(t, "dev/fifo", tarfile.FIFOTYPE, mode=0o644)
+    add(t, "opq", D, mode=0o755)
+    add(t, "opq/a", data=b"lower a\n")
+    add(t, "opq/sub", D, mode=0o755)
+    add(t, "opq/sub/b", data=b"lower b\n")
+    longdir = "long/" + "d" * 120
+    add(t, "long", D, mode=0o755)
+    add(t, longdir, D, mode=0o755)
+    add(t, longdir + "/" + "f" * 200, data=rnd_bytes(6, 5000))
+    add(t, "caps", data=b"cap\n", xattrs={"security.capability": "\x01\x00\x00\x02 \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"})
+    # many entries in one directory: it grows past one block
+    add(t, "many", D, mode=0o755)
+    for i in range(300):
+        add(t, "many/file-with-a-longish-name-%04d" % i, data=b"%d\n" % i)
+
+
+def layer2(t):
+    D = tarfile.DIRTYPE
+    add(t, "etc/.wh.gone")
+    add(t, "opq", D, mode=0o700)
+    add(t, "opq/.wh..wh..opq")
+    add(t, "opq/new", data=b"upper new\n")
+    add(t, "etc/hello", data=rnd_bytes(7, 1024 * 1024 + 1), mode=0o640,
+        xattrs={"user.greeting": "changed", "user.second": "2"})
+    add(t, "usr/bin/ln-rel", data=b"now a file\n")
+    add(t, "data/big-link2", tarfile.LNKTYPE, link="data/big")
+    add(t, "data", D, mode=0o755, uid=0, gid=0)
+    add(t, "newdir/nested/file", data=rnd_bytes(8, 12345))   # parents implied
+
+
+def layer3(t):
+    D = tarfile.DIRTYPE
+    add(t, "data/.wh.sub")
+    add(t, "many/.wh.file-with-a-longish-name-0007")
+    add(t, "etc/gone", data=b"back again\n")
+    add(t, "hl-a", data=rnd_bytes(9, 20000))
+    add(t, "hl-b", tarfile.LNKTYPE, link="hl-a")
+    # > 16383 sectors: its mapping is split into records of at most 16383
+    add(t, "huge", data=rnd_bytes(10, 9 * 1024 * 1024 + 123))
+    add(t, "data/sub", D, mode=0o711)
+    add(t, "data/sub/fresh", data=b"fresh\n")
+
+
+def tar_bytes(fn, fmt=tarfile.PAX_FORMAT):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=fmt) as t:
+        fn(t)
+    return b.getvalue()
+
+
+def gz(data):
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def write_layout(d, blobs):
+    """blobs: [(bytes, media type, diff_id bytes)]"""
+    os.makedirs(d + "/blobs/sha256", exist_ok=True)
+
+    def put(b):
+        h = hashlib.sha256(b).hexdigest()
+        with open("%s/blobs/sha256/%s" % (d, h), "wb") as f:
+            f.write(b)
+        return "sha256:" + h
+
+    layers, diffs = [], []
+    for b, mt, raw in blobs:
+        layers.append({"mediaType": mt, "digest": put(b), "size": len(b)})
+        diffs.append("sha256:" + hashlib.sha256(raw).hexdigest())
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "config": {"Env": ["PATH=/usr/bin"], "Cmd": ["/usr/bin/tool"]},
+                      "rootfs": {"type": "layers", "diff_ids": diffs}}).encode()
+    c = put(cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": c, "size": len(cfg)},
+                      "layers": layers}).encode()
+    m = put(man)
+    with open(d + "/oci-layout", "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    with open(d + "/index.json", "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m,
+             "size": len(man), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+
+
+def make_layout(d):
+    t1, t2, t3 = tar_bytes(layer1), tar_bytes(layer2, tarfile.GNU_FORMAT), tar_bytes(layer3)
+    write_layout(d, [(gz(t1), MT + "+gzip", t1), (t2, MT, t2), (gz(t3), MT + "+gzip", t3)])
+
+
+def make_bad(kind, d):
+    def small(t):
+        add(t, "a", data=b"a" * 3000)
+        add(t, "b", data=b"b" * 10)
+    t = tar_bytes(small, tarfile.USTAR_FORMAT)
+    if kind == "zstd":
+        b = subprocess.run(["zstd", "-q", "-c"], input=t, stdout=subprocess.PIPE, check=True).stdout
+        write_layout(d, [(b, MT + "+zstd", t)])
+    elif kind in ("lying-size", "lying-size-big"):
+        # entry "a" (3000 bytes) claims 100: its data is read as padding and
+        # headers; or 1 MB: past the end of the stream
+        h = bytearray(t[:512])
+        h[124:136] = b"%011o\0" % (100 if kind == "lying-size" else 1000000)
+        h[148:156] = b"        "
+        h[148:156] = b"%06o\0 " % sum(h)
+        b = bytes(h) + t[512:]
+        write_layout(d, [(b, MT, b)])
+    elif kind == "symlink-loop":
+        def loop(t):
+            add(t, "a", tarfile.SYMTYPE, link="a")
+            add(t, "a/b", data=b"x")
+        b = tar_bytes(loop)
+        write_layout(d, [(b, MT, b)])
+    elif kind == "through-symlinks":
+        # not bad: paths through symlinks resolve inside the image (chroot)
+        def via(t):
+            add(t, "up", tarfile.SYMTYPE, link="/")
+            add(t, "up/etc/x", data=b"x")
+            add(t, "up2", tarfile.SYMTYPE, link="../../..")
+            add(t, "up2/y", data=b"y")
+        b = tar_bytes(via)
+        write_layout(d, [(gz(b), MT + "+gzip", b)])
+    elif kind == "gz-trailing":
+        b = gz(t) + b"garbage!"
+        write_layout(d, [(b, MT + "+gzip", t)])
+    elif kind == "gz-two":
+        b = gz(t[:1024]) + gz(t[1024:])
+        write_layout(d, [(b, MT + "+gzip", t)])
+    else:
+        sys.exit("unknown kind " + kind)
+
+
+# ---------------------------------------------------------------------------
+# The model: layers applied as the OCI spec says
+# ---------------------------------------------------------------------------
+class Node:
+    def __init__(self, kind, mode, uid, gid, data=b"", link="", xattrs=None, dev=(0, 0)):
+        self.kind, self.mode, self.uid, self.gid = kind, mode, uid, gid
+        self.data, self.link, self.xattrs, self.dev = data, link, dict(xattrs or {}), dev
+
+
+def norm(name):
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+
+def apply_layer(fs, tar):
+    members = list(tar)
+    for m in members:                      # whiteouts first: they act on the layers below
+        n = norm(m.name)
+        base = n.rsplit("/", 1)[-1]
+        d = n.rsplit("/", 1)[0] if "/" in n else ""
+        if base == ".wh..wh..opq":
+            for p in [p for p in fs if d == "" or p.startswith(d + "/")]:
+                if p != d:
+                    del fs[p]
+        elif base.startswith(".wh."):
+            victim = (d + "/" if d else "") + base[4:]
+            for p in [p for p in fs if p == victim or p.startswith(victim + "/")]:
+                del fs[p]
+    for m in members:
+        n = norm(m.name)
+        base = n.rsplit("/", 1)[-1]
+        if base.startswith(".wh."):
+            continue
+        parts = n.split("/")
+        for i in range(1, len(parts)):     # implied parents
+            p = "/".join(parts[:i])
+            if p not in fs:
+                fs[p] = Node("dir", 0o755, 0, 0)
+        x = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
+             for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        old = fs.get(n)
+        if m.isdir() and old is not None and old.kind == "dir":
+            old.mode, old.uid, old.gid = m.mode & 0o7777, m.uid, m.gid
+            old.xattrs.update(x)
+            continue
+        for p in [p for p in fs if p == n or p.startswith(n + "/")]:
+            del fs[p]
+        if m.islnk():
+            fs[n] = fs[norm(m.linkname)]
+            continue
+        if m.isreg():
+            node = Node("file", m.mode & 0o7777, m.uid, m.gid, tar.extractfile(m).read(), xattrs=x)
+        elif m.isdir():
+            node = Node("dir", m.mode & 0o7777, m.uid, m.gid, xattrs=x)
+        elif m.issym():
+            node = Node("symlink", 0o777, m.uid, m.gid, link=m.linkname, xattrs=x)
+        elif m.ischr() or m.isblk():
+            node = Node("chr" if m.ischr() else "blk", m.mode & 0o7777, m.uid, m.gid,
+                        dev=(m.devmajor, m.devminor), xattrs=x)
+        elif m.isfifo():
+            node = Node("fifo", m.mode & 0o7777, m.uid, m.gid, xattrs=x)
+        else:
+            raise SystemExit("unexpected member " + m.name)
+        fs[n] = node
+
+
+def model(d):
+    idx = json.load(open(d + "/index.json"))
+    mdig = idx["manifests"][0]["digest"].split(":")[1]
+    man = json.load(open("%s/blobs/sha256/%s" % (d, mdig)))
+    fs = {"": Node("dir", 0o755, 0, 0)}
+    for l in man["layers"]:
+        with tarfile.open("%s/blobs/sha256/%s" % (d, l["digest"].split(":")[1]), "r:*") as t:
+            apply_layer(fs, t)
+    groups, out = {}, {}
+    for p, n in sorted(fs.items()):
+        if p == "":
+            continue
+        e = {"kind": n.kind, "mode": "%04o" % n.mode, "uid": n.uid, "gid": n.gid,
+             "xattrs": {k: v.hex() for k, v in sorted(n.xattrs.items())}}
+        if n.kind == "file":
+            e["sha256"] = hashlib.sha256(n.data).hexdigest()
+            e["size"] = len(n.data)
+            groups.setdefault(id(n), []).append(p)
+        if n.kind == "symlink":
+            e["link"] = n.link
+            e["mode"] = "0777"
+        if n.kind in ("chr", "blk"):
+            e["dev"] = list(n.dev)
+        out[p] = e
+    for p, e in out.items():
+        if e["kind"] == "file":
+            e["links"] = sorted(groups[id(fs[p])])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# An ext4 image, read with debugfs
+# ---------------------------------------------------------------------------
+def debugfs(img, cmds):
+    with tempfile.NamedTemporaryFile("w", suffix=".cmds") as f:
+        f.write("\n".join(cmds) + "\n")
+        f.flush()
+        out = subprocess.run(["debugfs", "-f", f.name, img], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, check=True).stdout
+    parts = []
+    for line in out.decode("utf-8", "surrogateescape").split("\n"):
+        if line.startswith("debugfs: "):
+            parts.append([])
+        elif parts:
+            parts[-1].append(line)
+    if len(parts) != len(cmds):
+        raise SystemExit("debugfs answered %d of %d commands" % (len(parts), len(cmds)))
+    return parts
+
+
+KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
+         stat.S_IFCHR: "chr", stat.S_IFBLK: "blk", stat.S_IFIFO: "fifo"}
+
+
+def read_image(img):
+    ents, level = {}, [""]
+    while level:
+        outs = debugfs(img, ["ls -p /" + d for d in level])
+        nxt = []
+        for d, lines in zip(level, outs):
+            for line in lines:
+                f = line.split("/")
+                if len(f) < 7 or f[5] in (".", "..") or f[1] == "0":
+                    continue
+                p = (d + "/" if d else "") + f[5]
+                mode = int(f[2], 8)
+                if stat.S_IFMT(mode) not in KINDS:
+                    raise SystemExit("%s: %s: unexpected entry %r" % (img, d or "/", line))
+                ents[p] = {"ino": int(f[1]), "kind": KINDS[stat.S_IFMT(mode)],
+                           "mode": "%04o" % (mode & 0o7777), "uid": int(f[3]), "gid": int(f[4])}
+                if ents[p]["kind"] == "dir":
+                    nxt.append(p)
+        level = nxt
+    tmp = tempfile.mkdtemp()
+    try:
+        paths = sorted(ents)
+        cmds = []
+        for i, p in enumerate(paths):
+            cmds.append("stat /" + p)
+            cmds.append("ea_list /" + p)
+            if ents[p]["kind"] in ("file", "symlink"):
+                cmds.append("dump /%s %s/%d" % (p, tmp, i))
+        outs = iter(debugfs(img, cmds))
+        for i, p in enumerate(paths):
+            e = ents[p]
+            st = "\n".join(next(outs))
+            ea = next(outs)
+            if e["kind"] in ("file", "symlink"):
+                next(outs)
+                data = open("%s/%d" % (tmp, i), "rb").read() if os.path.exists("%s/%d" % (tmp, i)) else None
+            names = [m.group(1) for m in (re.match(r"^  (\S+) \((\d+)\)", l) for l in ea) if m]
+            e["xattr_names"] = names
+            if e["kind"] == "file":
+                e["sha256"] = hashlib.sha256(data).hexdigest()
+                e["size"] = len(data)
+            elif e["kind"] == "symlink":
+                m = re.search(r'Fast link dest: "(.*)"', st)
+                e["link"] = m.group(1) if m else data.decode("utf-8", "surrogateescape")
+            elif e["kind"] in ("chr", "blk"):
+                m = re.search(r"Device major/minor number: (\d+):(\d+)", st)
+                e["dev"] = [int(m.group(1)), int(m.group(2))]
+        cmds = []
+        for p in paths:
+            for n in ents[p]["xattr_names"]:
+                cmds.append("ea_get -f %s/x /%s %s" % (tmp, p, n))
+        # one ea_get per debugfs run: -f FILE is overwritten by the next one
+        for p in paths:
+            x = {}
+            for n in ents[p].pop("xattr_names"):
+                if os.path.exists(tmp + "/x"):
+                    os.unlink(tmp + "/x")
+                debugfs(img, ["ea_get -f %s/x /%s %s" % (tmp, p, n)])
+                x[n] = open(tmp + "/x", "rb").read().hex()
+            ents[p]["xattrs"] = dict(sorted(x.items()))
+    finally:
+        shutil.rmtree(tmp)
+    groups = {}
+    for p, e in ents.items():
+        if e["kind"] == "file":
+            groups.setdefault(e["ino"], []).append(p)
+    for p, e in ents.items():
+        if e["kind"] == "file":
+            e["links"] = sorted(groups[e["ino"]])
+        del e["ino"]
+    return ents
+
+
+def compare(d, img):
+    want, got = model(d), read_image(img)
+    if "lost+found" in got and "lost+found" not in want:
+        del got["lost+found"]       # mkfs made it
+    bad = 0
+    for p in sorted(set(want) | set(got)):
+        if want.get(p) != got.get(p):
+            bad += 1
+            if bad <= 20:
+                print("DIFF %s\n  want %s\n  got  %s" % (p, want.get(p), got.get(p)))
+    print("%d paths compared, %d differ" % (len(want), bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "compare":
+        sys.exit(compare(sys.argv[2], sys.argv[3]))
+    if sys.argv[1] == "layout":
+        make_layout(sys.argv[2])
+    elif sys.argv[1] == "bad":
+        make_bad(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "model":
+        json.dump(model(sys.argv[2]), sys.stdout, indent=1, sort_keys=True)
+    else:
+        sys.exit(__doc__)

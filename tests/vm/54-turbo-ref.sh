@@ -1,0 +1,117 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# 54-turbo-ref.sh: an unmodified OCI image served lazily as TurboOCI (issue
+# #20), end to end inside the VM.
+#   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/54-turbo-ref.sh
+# A three-layer OCI image made by tests/tools/turbo-image.py (gzip, tar,
+# gzip; odd sizes, > 8 MiB, hard links, symlinks, devices, xattrs, a
+# whiteout, an opaque dir) is pushed with skopeo to Debian's docker-registry
+# on 127.0.0.1, converted with obd convert --turbo-oci and pushed next to it
+# (the original layers are there already). overlaybd-fetchd runs with
+# gzipCacheConfig on. Checks:
+#   - obd attach REF on a cold cache: a table of three `turbo` layers (gzip
+#     targets as gunzip entries with their .gzindex, the tar target as its
+#     blob entry), the meta layers unpacked under <cacheDir>/turbo;
+#   - the device: every path of the file system (content, mode, owner,
+#     xattrs, links, devices, hard-link groups, read with debugfs from the
+#     device) equals the original layers unpacked with whiteouts applied;
+#     mounted read-only, every regular file's sha256 equals the model's;
+#   - only part of the compressed layers came from the registry before the
+#     reads (lazy), the gunzip entries hold granules the reads made present;
+#   - obd detach, then attach again (warm): the same bytes with no new blob
+#     GET of a target range already present;
+#   - dmesg clean.
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/vm/registry_lib.sh
+. "$OBD_TOP/tests/vm/registry_lib.sh"
+IMG="$PY $OBD_TOP/tests/tools/turbo-image.py"
+reg_test_begin 54-turbo-ref
+RA=127.0.0.1:$REG
+devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }
+modprobe ext4 2>/dev/null
+cat > svc.json <<JSON
+{ "logConfig": { "logLevel": 1 },
+  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
+  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
+  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
+JSON
+if fetchd_start; then ok "overlaybd-fetchd runs (gzipCacheConfig on)"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
+
+$IMG layout src >/dev/null || bail "cannot make the test image"
+# the layers as they are (the tar one stays a tar: it is a target)
+SK=(skopeo copy --quiet --dest-tls-verify=false --preserve-digests)
+check "push the original OCI image (skopeo)" "${SK[@]}" oci:src "docker://$RA/img:orig"
+check "obd convert --turbo-oci" "$obd" convert --turbo-oci --size 1G --no-progress oci:src out
+check "push the TurboOCI image next to it (skopeo)" "${SK[@]}" oci:out "docker://$RA/img:turbo"
+p0=$(px_bytes)
+
+# through the counting proxy: what the registry serves is measured
+dev=$("$obd" attach --service-config svc.json --name t54 "http://127.0.0.1:$PX/img:turbo" 2>attach.err)
+check_eq "obd attach REF of the TurboOCI image prints the device" "$dev" /dev/mapper/t54
+[ -n "$dev" ] || bail "attach failed: $(cat attach.err)"
+vm_on_exit dmsetup remove t54
+tbl=$(dmsetup table t54)
+check_eq "the table has three turbo layers" "$(grep -o ' turbo ' <<<"$tbl" | wc -l)" 3
+check "gzip targets are gunzip entries in the gzip cache, with their index" bash -c \
+	"[ \$(ls '$d'/gz/sha256:*.gzindex | wc -l) = 2 ] && grep -c ' remote:[0-9]*:sha256:[0-9a-f]*:$d/gz/' <<<'$tbl' >/dev/null"
+check "the tar target is its blob entry" grep -q "remote:[0-9]*:sha256:[0-9a-f]*:$d/cache/sha256:" <<<"$tbl"
+check_eq "the meta layers are unpacked under cacheDir/turbo" "$(ls -d "$d"/cache/turbo/sha256:* | wc -l)" 3
+ls "$d"/cache/turbo/sha256:*/ext4.fs.meta >/dev/null 2>&1 || not_ok "ext4.fs.meta in each"
+
+# --- lazy: a mount and one small file fetch a small part of the targets --------------
+p1=$(px_bytes)
+# the original layers' compressed sizes (the targets' blobs)
+targets=$($PY -c "
+import json
+i = json.load(open('src/index.json'))['manifests'][0]['digest'].split(':')[1]
+print(sum(l['size'] for l in json.load(open('src/blobs/sha256/' + i))['layers']))")
+mkdir -p mnt
+check "mount it read-only" mount -o ro,noload /dev/mapper/t54 mnt
+vm_on_exit umount mnt
+small=$($IMG model src | $PY -c "
+import json, sys
+m = json.load(sys.stdin)
+print(min((e['size'], p) for p, e in m.items() if e.get('sha256') and e.get('size', 0) > 0)[1])")
+check_eq "a small file ($small) reads as the model says" "$(sha256sum < "mnt/$small" | cut -d' ' -f1)" \
+	"$($IMG model src | $PY -c "import json, sys; print(json.load(sys.stdin)['$small']['sha256'])")"
+p2=$(px_bytes)
+diag "registry bytes for the mount and one file: $((p2 - p1)) of $targets bytes of targets"
+check "  lazily: less than half the targets' bytes came from the registry" test $(((p2 - p1) * 2)) -lt "$targets"
+
+# --- what the file system holds -------------------------------------------------
+check "every path equals the original layers unpacked (debugfs over the device)" \
+	$IMG compare src /dev/mapper/t54
+check "every regular file's sha256 through the mounted ext4 equals the model's" $PY - "$OBD_TOP" src mnt <<'PY'
+import hashlib, json, os, subprocess, sys
+m = json.loads(subprocess.check_output([sys.executable, sys.argv[1] + "/tests/tools/turbo-image.py", "model", sys.argv[2]]))
+bad = n = 0
+for p, e in m.items():
+    if "sha256" not in e:
+        continue
+    n += 1
+    got = hashlib.sha256(open(os.path.join(sys.argv[3], p), "rb").read()).hexdigest()
+    if got != e["sha256"]:
+        bad += 1
+        print("DIFF", p)
+print("%d files, %d differ" % (n, bad))
+sys.exit(1 if bad or not n else 0)
+PY
+check "the gunzip entries hold what the reads made present" bash -c \
+	"'$obd' cache --service-config svc.json --gzip | grep -q gunzip"
+umount mnt
+check "obd detach" "$obd" detach t54
+
+# --- warm: attach again, the same bytes, no new fetch -------------------------------
+dev=$("$obd" attach --service-config svc.json --name t54b "http://127.0.0.1:$PX/img:turbo" 2>attach.err)
+check_eq "attach again (warm)" "$dev" /dev/mapper/t54b
+vm_on_exit dmsetup remove t54b
+sha_a=$(devsha t54b)
+p2=$(px_bytes)
+check_eq "reading the whole device again fetches nothing new" "$(devsha t54b)" "$sha_a"
+check_eq "  (registry bytes before and after)" "$(px_bytes)" "$p2"
+check "obd detach" "$obd" detach t54b
+
+fetchd_stop
+tap_done
