@@ -438,6 +438,19 @@ void evict_note_written_in(struct fetchd *d, struct evict *ev, uint64_t bytes);
 void evict_now(struct fetchd *d);
 
 /*----- gunzip.c: gunzip entries (gzipCacheConfig) -----------------------*/
+struct obd_gzindex;
+/*
+ * A refill of the unit [us, ue) of a gunzip entry (pure: test_fetchd_gunzip):
+ * decode from access point first to last (last == gi->n: the stream's end),
+ * write [w0, w1) (whole granules, w1 may be the stream's end; it holds the
+ * unit), after making the compressed [cs, ce) present (R-aligned, clamped to
+ * csize). checked[i]: point i's window was checked by decoding across it.
+ */
+struct gz_plan {
+	uint64_t first, last, w0, w1, cs, ce;
+};
+void gunzip_plan(const struct obd_gzindex *gi, const uint8_t *checked, uint64_t us,
+		 uint64_t ue, uint64_t csize, uint64_t R, struct gz_plan *p);
 int gunzip_init(struct fetchd *d);
 void gunzip_fini(struct fetchd *d);
 bool gunzip_busy(struct fetchd *d);

@@ -405,34 +405,47 @@ static struct gz_job *job_find(struct gunzip *g, uint64_t us)
 	return NULL;
 }
 
+void gunzip_plan(const struct obd_gzindex *gi, const uint8_t *checked, uint64_t us,
+		 uint64_t ue, uint64_t csize, uint64_t R, struct gz_plan *p)
+{
+	uint64_t k = obd_gzindex_seek(gi, us), cs, ce;
+
+	/* an access point never checked is checked by decoding across it first */
+	p->first = k && !checked[k] ? k - 1 : k;
+	p->last = obd_gzindex_seek(gi, ue - 1) + 1;
+	while (p->last < gi->n && gi->e[p->last].de_pos < ue)
+		p->last++;
+	/* what is written: from the first point whose window is trusted, whole granules */
+	p->w0 = align_up(checked[p->first] ? gi->e[p->first].de_pos : gi->e[k].de_pos,
+			 OBD_GRANULE_SIZE);
+	if (p->w0 > us)
+		p->w0 = us;
+	p->w1 = p->last < gi->n ? align_down(gi->e[p->last].de_pos, OBD_GRANULE_SIZE) : gi->usize;
+	cs = gi->e[p->first].en_pos - (gi->e[p->first].bits ? 1 : 0);
+	/* a few bytes past the end point: whatever the decoder looks ahead at */
+	ce = p->last < gi->n ? gi->e[p->last].en_pos + 16 : gi->gzip_size;
+	p->cs = align_down(cs, R);
+	p->ce = align_up(ce, R) < csize ? align_up(ce, R) : csize;
+}
+
 static struct gz_job *job_new(struct fetchd *d, struct blob *b, uint64_t us, uint64_t ue)
 {
 	struct gunzip *g = b->gz;
-	const struct obd_gzindex *gi = &g->gi;
-	uint64_t k = obd_gzindex_seek(gi, us), s, last, cs, ce, R = d->cfg.refill_size;
 	struct gz_job *j = calloc(1, sizeof(*j));
+	struct gz_plan p;
 
 	if (!j)
 		return NULL;
-	/* an access point never checked is checked by decoding across it first */
-	s = k && !g->checked[k] ? k - 1 : k;
-	last = obd_gzindex_seek(gi, ue - 1) + 1;
-	while (last < gi->n && gi->e[last].de_pos < ue)
-		last++;
+	gunzip_plan(&g->gi, g->checked, us, ue, g->cb->size, d->cfg.refill_size, &p);
 	j->b = b;
 	j->us = us;
 	j->ue = ue;
-	j->first = s;
-	j->last = last;
-	j->w0 = align_up(g->checked[s] ? gi->e[s].de_pos : gi->e[k].de_pos, OBD_GRANULE_SIZE);
-	if (j->w0 > us)
-		j->w0 = us;
-	j->w1 = last < gi->n ? align_down(gi->e[last].de_pos, OBD_GRANULE_SIZE) : b->size;
-	cs = gi->e[s].en_pos - (gi->e[s].bits ? 1 : 0);
-	/* a few bytes past the end point: whatever the decoder looks ahead at */
-	ce = last < gi->n ? gi->e[last].en_pos + 16 : gi->gzip_size;
-	j->cs = align_down(cs, R);
-	j->ce = align_up(ce, R) < g->cb->size ? align_up(ce, R) : g->cb->size;
+	j->first = p.first;
+	j->last = p.last;
+	j->w0 = p.w0;
+	j->w1 = p.w1;
+	j->cs = p.cs;
+	j->ce = p.ce;
 	list_init(&j->waiters);
 	list_add_tail(&j->node, &g->jobs);
 	b->gz_jobs++;
