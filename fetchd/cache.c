@@ -245,6 +245,28 @@ static bool blob_adopt(struct fetchd *d, uint64_t id, uint64_t size, const uint8
 	return false;
 }
 
+/*
+ * The fields every blob object starts with, listed on d->blobs; false if its
+ * bitmaps could not be allocated (the caller says so and drops it).
+ */
+static bool blob_init(struct fetchd *d, struct blob *b, uint64_t size, const uint8_t *digest,
+		      const char *path, uint64_t ino, uint32_t dev)
+{
+	b->size = size;
+	b->ino = ino;
+	b->dev = dev;
+	memcpy(b->digest, digest, OBD_SHA256_LEN);
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
+	list_init(&b->flist);
+	list_init(&b->auth_wait);
+	b->mem = calloc(bitmap_words(b), 8);
+	b->dirty = calloc(bitmap_words(b), 8);
+	b->syncing = calloc(bitmap_words(b), 8);
+	list_add_tail(&b->node, &d->blobs);
+	return b->mem && b->dirty && b->syncing;
+}
+
 void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *digest,
 	       const char *path, uint64_t ino, uint32_t dev)
 {
@@ -268,19 +290,7 @@ void blob_open(struct fetchd *d, uint64_t id, uint64_t size, const uint8_t *dige
 	if (!b)
 		goto out_nomem;
 	b->id = id;
-	b->size = size;
-	b->ino = ino;
-	b->dev = dev;
-	memcpy(b->digest, digest, OBD_SHA256_LEN);
-	snprintf(b->path, sizeof(b->path), "%s", path);
-	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
-	list_init(&b->flist);
-	list_init(&b->auth_wait);
-	b->mem = calloc(bitmap_words(b), 8);
-	b->dirty = calloc(bitmap_words(b), 8);
-	b->syncing = calloc(bitmap_words(b), 8);
-	list_add_tail(&b->node, &d->blobs);
-	if (!b->mem || !b->dirty || !b->syncing) {
+	if (!blob_init(d, b, size, digest, path, ino, dev)) {
 		blob_set_broken(b, "out of memory for its bitmaps");
 		return;
 	}
@@ -320,19 +330,7 @@ struct blob *blob_open_internal(struct fetchd *d, const char *path, uint64_t siz
 	/* ids the kernel never uses: they are never sent */
 	b->id = (1ull << 63) | next_id++;
 	b->internal = true;
-	b->size = size;
-	b->ino = (uint64_t)st.st_ino;
-	b->dev = (uint32_t)st.st_dev;
-	memcpy(b->digest, digest, OBD_SHA256_LEN);
-	snprintf(b->path, sizeof(b->path), "%s", path);
-	b->ngranules = OBD_DIV_UP(size, OBD_GRANULE_SIZE);
-	list_init(&b->flist);
-	list_init(&b->auth_wait);
-	b->mem = calloc(bitmap_words(b), 8);
-	b->dirty = calloc(bitmap_words(b), 8);
-	b->syncing = calloc(bitmap_words(b), 8);
-	list_add_tail(&b->node, &d->blobs);
-	if (!b->mem || !b->dirty || !b->syncing) {
+	if (!blob_init(d, b, size, digest, path, (uint64_t)st.st_ino, (uint32_t)st.st_dev)) {
 		snprintf(err, errlen, "%s: out of memory for its bitmaps", path);
 		b->closing = true;
 		blob_maybe_free(d, b);

@@ -394,6 +394,26 @@ static int sect(struct cfg_ctx *x, json_object *root, const char *key, json_obje
 	return member(x, root, key, key, json_type_object, out);
 }
 
+
+/* A cacheSizeGB: a number > 0, fractions fine (0.05 = 50 MiB, handy in tests). */
+static int get_cache_gb(struct cfg_ctx *x, json_object *o, const char *where, double *out)
+{
+	json_object *v;
+	double gb;
+	char g[64];
+	int rc;
+
+	rc = member(x, o, where, "cacheSizeGB", json_type_double, &v);
+	if (rc != 1)
+		return rc < 0 ? rc : 0;
+	gb = json_object_get_double(v);
+	if (!isfinite(gb) || gb <= 0 || gb > FETCHD_CACHE_GB_MAX)
+		return reg_errf(x->err, x->errlen, -EINVAL,
+				"%s: expected a number > 0 and <= %u, got %s", where,
+				FETCHD_CACHE_GB_MAX, got(v, g, sizeof(g)));
+	*out = gb;
+	return 0;
+}
 static int parse_cache(struct cfg_ctx *x, json_object *root, struct fetchd_config *c)
 {
 	json_object *o, *v;
@@ -420,19 +440,9 @@ static int parse_cache(struct cfg_ctx *x, json_object *root, struct fetchd_confi
 				       FETCHD_REFILL_MIN, FETCHD_REFILL_MAX, got(v, g, sizeof(g)));
 		c->refill_size = refill;
 	}
-	rc = member(x, o, "cacheConfig.cacheSizeGB", "cacheSizeGB", json_type_double, &v);
+	rc = get_cache_gb(x, o, "cacheConfig.cacheSizeGB", &c->cache_size_gb);
 	if (rc < 0)
 		return rc;
-	if (rc == 1) {
-		double gb = json_object_get_double(v);
-
-		/* fractions are fine (0.05 = 50 MiB, handy in tests) */
-		if (!isfinite(gb) || gb <= 0 || gb > FETCHD_CACHE_GB_MAX)
-			return reg_errf(x->err, x->errlen, -EINVAL,
-				       "cacheConfig.cacheSizeGB: expected a number > 0 and <= %u, got %s",
-				       FETCHD_CACHE_GB_MAX, got(v, g, sizeof(g)));
-		c->cache_size_gb = gb;
-	}
 	rc = get_double(x, o, "cacheConfig.minFreeGB", "minFreeGB", 0, FETCHD_CACHE_GB_MAX,
 			&c->min_free_gb);
 	if (rc < 0)
@@ -479,19 +489,7 @@ static int parse_gzip_cache(struct cfg_ctx *x, json_object *root, struct fetchd_
 					FETCHD_REFILL_MAX, got(v, g, sizeof(g)));
 		c->gz_refill_size = refill;
 	}
-	rc = member(x, o, "gzipCacheConfig.cacheSizeGB", "cacheSizeGB", json_type_double, &v);
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
-		double gb = json_object_get_double(v);
-
-		if (!isfinite(gb) || gb <= 0 || gb > FETCHD_CACHE_GB_MAX)
-			return reg_errf(x->err, x->errlen, -EINVAL,
-					"gzipCacheConfig.cacheSizeGB: expected a number > 0 and <= %u, got %s",
-					FETCHD_CACHE_GB_MAX, got(v, g, sizeof(g)));
-		c->gz_size_gb = gb;
-	}
-	return 0;
+	return get_cache_gb(x, o, "gzipCacheConfig.cacheSizeGB", &c->gz_size_gb);
 }
 
 /*

@@ -253,7 +253,7 @@ int img_run(char *const argv[])
 	return -EIO;
 }
 
-static int write_text(const char *path, const char *text)
+int cli_write_text(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int rc = fd < 0 ? -errno : obd_pwrite_all(fd, text, strlen(text), 0);
@@ -340,7 +340,7 @@ static int store_layer(const char *out, const char *tmp, struct oci_blob *blob)
 }
 
 /* A JSON document into blobs/sha256/<hex>; its digest and size for descriptors. */
-static int store_json(const char *out, const char *text, struct oci_blob *blob)
+int cli_store_json(const char *out, const char *text, struct oci_blob *blob)
 {
 	char path[PATH_MAX];
 	int rc = oci_digest_buf(text, strlen(text), blob->digest);
@@ -350,7 +350,7 @@ static int store_json(const char *out, const char *text, struct oci_blob *blob)
 	blob->size = strlen(text);
 	if (img_pathf(path, "%s/blobs/sha256/%s", out, blob->digest + 7))
 		return -ENAMETOOLONG;
-	return write_text(path, text);
+	return cli_write_text(path, text);
 }
 
 static int write_index(const char *out, const struct oci_blob *man, const char *tag)
@@ -368,7 +368,7 @@ static int write_index(const char *out, const struct oci_blob *man, const char *
 	json_object_object_add(o, "manifests", ms);
 	rc = img_pathf(path, "%s/index.json", out);
 	if (!rc)
-		rc = write_text(path, oci_text(o));
+		rc = cli_write_text(path, oci_text(o));
 	json_object_put(o);
 	return rc;
 }
@@ -650,7 +650,7 @@ static int write_attach_config(const struct img_work *w)
 	if (!rc)
 		rc = img_pathf(path, "%s/config.v1.json", w->out);
 	if (!rc)
-		rc = write_text(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+		rc = cli_write_text(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 					JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return rc;
@@ -664,17 +664,17 @@ int img_write_layout(struct img_work *w, const char *tag)
 	int rc;
 
 	c = oci_image_config(w->layers, (int)w->n);
-	rc = store_json(w->out, oci_text(c), &cfg);
+	rc = cli_store_json(w->out, oci_text(c), &cfg);
 	json_object_put(c);
 	if (rc)
 		return rc;
 	m = oci_manifest(w->layers, (int)w->n, cfg.digest, cfg.size);
-	rc = store_json(w->out, oci_text(m), &man);
+	rc = cli_store_json(w->out, oci_text(m), &man);
 	json_object_put(m);
 	if (!rc)
 		rc = img_pathf(path, "%s/oci-layout", w->out);
 	if (!rc)
-		rc = write_text(path, "{\"imageLayoutVersion\":\"1.0.0\"}");
+		rc = cli_write_text(path, "{\"imageLayoutVersion\":\"1.0.0\"}");
 	if (!rc)
 		rc = write_attach_config(w);
 	if (!rc)	/* last: an index.json means a whole image */

@@ -87,5 +87,10 @@ int img_wait(pid_t pid, int *st);
 /* Run argv (PATH searched), stdout to /dev/null; 0 if it exits 0, else said why. */
 int img_run(char *const argv[]);
 int img_pathf(char buf[PATH_MAX], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* path := text, fsync'ed (an OCI layout's files); errors reported. 0 or -errno. */
+int cli_write_text(const char *path, const char *text);
+/* A JSON document as a blob of the layout at out: *blob its digest and size. */
+struct oci_blob;
+int cli_store_json(const char *out, const char *text, struct oci_blob *blob);
 
 #endif

@@ -62,33 +62,6 @@ struct src_layer {
 /* ------------------------------------------------------------------------
  * Small file helpers
  * ------------------------------------------------------------------------ */
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int rc = fd < 0 ? -errno : obd_pwrite_all(fd, text, strlen(text), 0);
-
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		cli_err(path, "write: %s", strerror(-rc));
-	return rc;
-}
-
-static int store_json(const char *out, const char *text, struct oci_blob *b)
-{
-	char path[PATH_MAX];
-	int rc = oci_digest_buf(text, strlen(text), b->digest);
-
-	if (rc)
-		return rc;
-	b->size = strlen(text);
-	if (img_pathf(path, "%s/blobs/sha256/%s", out, b->digest + 7))
-		return -ENAMETOOLONG;
-	return write_text(path, text);
-}
-
 static int mkdir_p1(const char *path)
 {
 	if (mkdir(path, 0755) && errno != EEXIST) {
@@ -686,7 +659,7 @@ static int convert_layer(struct tfs *t, struct src_layer *l, unsigned int i, uns
 	if (!rc)
 		rc = img_pathf(path, "%s/" MARK_NAME, dir);
 	if (!rc)
-		rc = write_text(path, "");
+		rc = cli_write_text(path, "");
 	if (!rc)
 		rc = write_meta_blob(out, work, dir, l);
 	return rc;
@@ -736,7 +709,7 @@ static int write_documents(const char *out, json_object *src_cfg, struct src_lay
 		json_object_object_add(rootfs, "type", jstr("layers"));
 	}
 	json_object_object_add(rootfs, "diff_ids", ids);
-	rc = store_json(out, oci_text(src_cfg), &cfg);
+	rc = cli_store_json(out, oci_text(src_cfg), &cfg);
 	if (rc)
 		return rc;
 	m = json_object_new_object();
@@ -747,12 +720,12 @@ static int write_documents(const char *out, json_object *src_cfg, struct src_lay
 	for (i = 0; i < n; i++)
 		json_object_array_add(layers, layer_desc(&ls[i]));
 	json_object_object_add(m, "layers", layers);
-	rc = store_json(out, oci_text(m), &man);
+	rc = cli_store_json(out, oci_text(m), &man);
 	json_object_put(m);
 	if (rc)
 		return rc;
 	if (img_pathf(path, "%s/oci-layout", out) ||
-	    write_text(path, "{\"imageLayoutVersion\":\"1.0.0\"}"))
+	    cli_write_text(path, "{\"imageLayoutVersion\":\"1.0.0\"}"))
 		return -EIO;
 	idx = json_object_new_object();
 	ms = json_object_new_array();
@@ -765,7 +738,7 @@ static int write_documents(const char *out, json_object *src_cfg, struct src_lay
 	json_object_object_add(idx, "manifests", ms);
 	rc = img_pathf(path, "%s/index.json", out);
 	if (!rc)
-		rc = write_text(path, oci_text(idx));
+		rc = cli_write_text(path, oci_text(idx));
 	json_object_put(idx);
 	if (!rc) {
 		for (i = 0; i < n; i++)
@@ -804,7 +777,7 @@ static int write_lowers(const char *out, const struct src_layer *ls, unsigned in
 	if (!rc)
 		rc = img_pathf(path, "%s/config.v1.json", out);
 	if (!rc)
-		rc = write_text(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+		rc = cli_write_text(path, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 					JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return rc;
