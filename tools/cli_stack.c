@@ -518,6 +518,8 @@ int cli_config_load_turbo(const char *path, char ***paths, unsigned int *n,
 
 	*targets = tb.targets;
 	*gzidx = tb.gzidx;
+	/* without repoBlobUrl no target is remote: the array holds nothing */
+	free(tb.tdigests);
 	return rc;
 }
 
