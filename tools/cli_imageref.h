@@ -68,7 +68,8 @@ struct imageref_manifest {
 /*
  * Parse a manifest of len bytes (not NUL-terminated). ctype: the
  * response's media type, used when the JSON has no mediaType (may be
- * NULL). 0, or -EINVAL (-ENOMEM) with a message naming the field in err;
+ * NULL). 0, or -EINVAL (-ENOMEM; -EOPNOTSUPP for a TurboOCI target of a
+ * type not served, zstd) with a message naming the field in err;
  * an image without the overlaybd annotations gets a message starting with
  * "not an overlaybd image". *m is filled only on success.
  */
