@@ -54,9 +54,17 @@ refused() {	# <description> <expected dmesg text> <table>
 		since "$m" | sed 's/^/# /'
 	fi
 }
+# check runs its command in a subshell: devices are removed by name at exit
 create() {	# <name> <table>
-	dmsetup create "$1" --readonly --table "0 $len overlaybd $2" && vm_on_exit dmsetup remove "$1"
+	dmsetup create "$1" --readonly --table "0 $len overlaybd $2"
 }
+remove_all() {
+	local n
+	for n in $(dmsetup ls --target overlaybd | awk '$1 ~ /^obd53/ { print $1 }'); do
+		dmsetup remove "$n"
+	done
+}
+vm_on_exit remove_all
 
 seed=${OBD_SEED:-$RANDOM}
 diag "warp_gen seed $seed (OBD_SEED=$seed replays)"
@@ -146,4 +154,6 @@ refused "a remote meta layer" "a turbo meta layer must be a local file" "1 turbo
 refused "a relative target path" "the path must be absolute" "1 turbo $d/meta.lsmt target.tar"
 refused "a missing target" "open failed" "1 turbo $d/meta.lsmt $d/nothere.tar"
 
+dmsetup remove obd53
+check_eq "no device of this test left" "$(dmsetup ls --target overlaybd | grep -c '^obd53')" 0
 tap_done
