@@ -320,14 +320,8 @@ static int make_base(const char *path, u64 vsize)
 static int store_layer(const char *out, const char *tmp, struct oci_blob *blob)
 {
 	char path[PATH_MAX];
-	int fd = open(tmp, O_RDONLY | O_CLOEXEC), rc;
+	int rc = oci_digest_path(tmp, blob);
 
-	if (fd < 0) {
-		cli_err(tmp, "%s", strerror(errno));
-		return -errno;
-	}
-	rc = oci_digest_fd(fd, tmp, blob);
-	close(fd);
 	if (rc)
 		return rc;
 	if (img_pathf(path, "%s/blobs/sha256/%s", out, blob->digest + 7))

@@ -4,6 +4,7 @@
  * with the layer annotations accelerated-container-image writes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,19 @@ out:
 		cli_err(path, "sha256 failed");
 	free(buf);
 	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int oci_digest_path(const char *path, struct oci_blob *b)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		cli_err(path, "%s", strerror(errno));
+		return -errno;
+	}
+	rc = oci_digest_fd(fd, path, b);
+	close(fd);
 	return rc;
 }
 

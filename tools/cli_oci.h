@@ -28,6 +28,8 @@ bool oci_canonical_digest(const char *d);
 int oci_digest_buf(const void *buf, size_t len, char out[OBD_DIGEST_STR_LEN + 1]);
 /* sha256 and size of fd's bytes (from offset 0), reading it once. */
 int oci_digest_fd(int fd, const char *path, struct oci_blob *b);
+/* The same for the file at path (opened and closed here; errors reported). */
+int oci_digest_path(const char *path, struct oci_blob *b);
 
 /* The image config: amd64/linux, diff_ids = the layer digests. */
 json_object *oci_image_config(const struct oci_blob *layers, int n);

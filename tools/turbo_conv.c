@@ -71,19 +71,6 @@ static int mkdir_p1(const char *path)
 	return 0;
 }
 
-static int file_digest(const char *path, struct oci_blob *b)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
-
-	if (fd < 0) {
-		cli_err(path, "%s", strerror(errno));
-		return -errno;
-	}
-	rc = oci_digest_fd(fd, path, b);
-	close(fd);
-	return rc;
-}
-
 /* ------------------------------------------------------------------------
  * The source image
  * ------------------------------------------------------------------------ */
@@ -604,11 +591,11 @@ static int write_meta_blob(const char *out, const char *work, const char *dir,
 		cli_err(tarp, "write: %s", strerror(-rc));
 		return rc;
 	}
-	rc = file_digest(tarp, &tb);
+	rc = oci_digest_path(tarp, &tb);
 	if (!rc)
 		rc = gzip_file(tarp, gzp);
 	if (!rc)
-		rc = file_digest(gzp, &l->meta);
+		rc = oci_digest_path(gzp, &l->meta);
 	unlink(tarp);
 	if (rc)
 		return rc;

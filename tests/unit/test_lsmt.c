@@ -39,29 +39,6 @@ static void sha256_hex(const void *buf, size_t len, char out[65])
 		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-/* A growable memory sink for commit output. */
-struct membuf {
-	u8 *p;
-	size_t n, cap;
-};
-
-static int mem_sink(void *ctx, const void *buf, size_t len)
-{
-	struct membuf *m = ctx;
-
-	if (m->n + len > m->cap) {
-		size_t cap = (m->n + len) * 2;
-		u8 *p = realloc(m->p, cap);
-
-		if (!p)
-			return -ENOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->n, buf, len);
-	m->n += len;
-	return 0;
-}
 
 /* ---- 1. map encoding --------------------------------------------------- */
 

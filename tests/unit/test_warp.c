@@ -12,33 +12,12 @@
 #include "env_user.h"
 #include "lsmt_write.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define SRC_SECTORS	512
 
 static u8 src[SRC_SECTORS * OBD_SECTOR_SIZE];
 
-struct membuf {
-	u8 *p;
-	size_t n, cap;
-};
-
-static int mem_sink(void *ctx, const void *buf, size_t len)
-{
-	struct membuf *m = ctx;
-
-	if (m->n + len > m->cap) {
-		size_t cap = (m->n + len) * 2;
-		u8 *p = realloc(m->p, cap);
-
-		if (!p)
-			return -ENOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->n, buf, len);
-	m->n += len;
-	return 0;
-}
 
 static int src_read(void *ctx, u8 tag, void *buf, size_t len, u64 off)
 {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <string.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -59,4 +61,22 @@ void test_seed(void)
 		seed = 1;
 	rng_state = seed;
 	printf("# OBD_SEED=%llu\n", (unsigned long long)seed);
+}
+
+int mem_sink(void *ctx, const void *buf, size_t len)
+{
+	struct membuf *m = ctx;
+
+	if (m->n + len > m->cap) {
+		size_t cap = (m->n + len) * 2;
+		u8 *p = realloc(m->p, cap);
+
+		if (!p)
+			return -ENOMEM;
+		m->p = p;
+		m->cap = cap;
+	}
+	memcpy(m->p + m->n, buf, len);
+	m->n += len;
+	return 0;
 }

@@ -23,6 +23,13 @@ u64 splitmix(u64 *s);
 u64 rnd(void);
 /* uniform in [lo, hi] */
 u64 rnd_in(u64 lo, u64 hi);
+/* A growable memory buffer, and a writer's sink appending to it (ctx: the membuf). */
+struct membuf {
+	u8 *p;
+	size_t n, cap;
+};
+int mem_sink(void *ctx, const void *buf, size_t len);
+
 /* Seed the global generator from OBD_SEED (else the clock) and print "# OBD_SEED=<n>". */
 void test_seed(void);
 
