@@ -278,16 +278,16 @@ static int obd_open_layers(struct obd_target *t, const struct obd_layer_arg *arg
 		err.msg[0] = 0;
 		dl->fetch = &t->fetch;
 		if (args[i].target) {
-			/* first the target: its size bounds the meta layer's records */
-			r = obd_turbo_target_open(t, args[i].target, &dl->turbo, error);
-			if (r)
-				return r;
 			if (obd_is_remote(dl->path)) {
 				*error = "A turbo meta layer must be a local file";
 				DMERR("%s: layer %u (%s): a turbo meta layer must be a local file",
 				      obd_name(t), i, dl->path);
 				return -EINVAL;
 			}
+			/* first the target: its size bounds the meta layer's records */
+			r = obd_turbo_target_open(t, args[i].target, &dl->turbo, error);
+			if (r)
+				return r;
 		}
 		if (obd_is_remote(dl->path)) {
 			dl->sl = obd_open_remote(t, dl, error, &err);
