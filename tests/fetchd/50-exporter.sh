@@ -124,8 +124,11 @@ SH
 
 # --- run 1: misses, scrapes --------------------------------------------------------
 exporter_config true "$EP"
+# The first two blob GETs (of the READs of steps 1 and 2) wait 1.5 s at the
+# proxy: the 32 concurrent READs all find that fetch in flight (on a loaded
+# machine the fetch finished before the last READs came: "present", not merged)
 run_stub r1 "$BLOBS" "[
-	{\"exec\": \"bash $T/scrape.sh m0\"},
+	{\"exec\": \"bash $T/scrape.sh m0 && curl -sS -f -o /dev/null 'http://127.0.0.1:$PX_PORT/__fault?mode=slow&n=2&ms=1500'\"},
 	{\"read\": [[1, 0, $K]]},
 	{\"read\": [[1, 1048576, $K]], \"repeat\": 32},
 	{\"read\": [[1, 524288, $K], [1, $((524288 + 2 * K)), $K]]},

@@ -6,6 +6,10 @@ turbo-image.py layout DIR              a three-layer OCI layout (gzip, tar, gzip
                                        odd sizes, > 1 MiB, hard links, symlinks,
                                        devices, a fifo, xattrs, long names, a
                                        whiteout, an opaque directory
+turbo-image.py deflate DIR             a two-layer layout (gzip, tar) whose gzip
+                                       layer holds a deflate block of > 6 MiB (no
+                                       access point inside), stored blocks and
+                                       Huffman blocks (access points at bit offsets)
 turbo-image.py bad KIND DIR            a one-layer layout with a bad layer:
                                        zstd | lying-size | lying-size-big | gz-trailing | gz-two |
                                        symlink-loop | through-symlinks (not bad)
@@ -15,7 +19,14 @@ turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) ho
                                        exactly that file system: every path, kind,
                                        mode, owner, xattr, content, symlink target,
                                        device number and hard-link group
+turbo-image.py files DIR MNT [SKIP]    every regular file of the model (but SKIP)
+                                       under the mounted MNT has the model's sha256
+turbo-image.py granules CACHE GZ DIR... every granule marked present in the blob
+                                       entries of CACHE and the gunzip entries of
+                                       GZ equals the blob's bytes (decompressed for
+                                       GZ), the blobs found in the layouts DIR...
 """
+import glob
 import gzip
 import hashlib
 import io
@@ -25,10 +36,12 @@ import random
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 
 MT = "application/vnd.oci.image.layer.v1.tar"
 
@@ -169,6 +182,34 @@ def write_layout(d, blobs):
 def make_layout(d):
     t1, t2, t3 = tar_bytes(layer1), tar_bytes(layer2, tarfile.GNU_FORMAT), tar_bytes(layer3)
     write_layout(d, [(gz(t1), MT + "+gzip", t1), (t2, MT, t2), (gz(t3), MT + "+gzip", t3)])
+
+
+def deflate_layers():
+    r = random.Random(7)
+    phrase = r.randbytes(3000)
+
+    def l1(t):
+        # long matches only: zlib (memLevel 9) ends a block after 32 Ki
+        # symbols, here some 7 MiB of output: one block, no point inside
+        add(t, "huge", data=b"".join(phrase[i % 7:][:2900] for i in range(2200)))
+        add(t, "noise", data=r.randbytes(3 * 1024 * 1024 + 5))     # stored blocks
+        words = [bytes(r.choice(b"abcdefghij") for _ in range(r.randint(2, 8))) for _ in range(3000)]
+        add(t, "text", data=b" ".join(r.choices(words, k=1000000)))  # Huffman: bit offsets
+        add(t, "small", data=b"small\n")
+        add(t, "dir", tarfile.DIRTYPE, mode=0o755)
+        for i in range(40):
+            add(t, "dir/f%02d" % i, data=r.randbytes(r.randint(1, 70000)))
+
+    def l2(t):
+        add(t, "small", data=b"changed in the tar layer\n")
+        add(t, "tarfile", data=r.randbytes(300001))
+    return tar_bytes(l1), tar_bytes(l2, tarfile.GNU_FORMAT)
+
+
+def make_deflate(d):
+    t1, t2 = deflate_layers()
+    co = zlib.compressobj(9, zlib.DEFLATED, 31, 9)
+    write_layout(d, [(co.compress(t1) + co.flush(), MT + "+gzip", t1), (t2, MT, t2)])
 
 
 def make_bad(kind, d):
@@ -420,11 +461,67 @@ def compare(d, img):
     return 1 if bad else 0
 
 
+def files(d, mnt, skip=None):
+    m = model(d)
+    bad, n = [], 0
+    for p, e in sorted(m.items()):
+        if "sha256" not in e or p == skip:
+            continue
+        n += 1
+        with open(os.path.join(mnt, p), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != e["sha256"]:
+                bad.append(p)
+    print("%d files compared, %d differ %s" % (n, len(bad), bad[:10]))
+    return 1 if bad or not n else 0
+
+
+def present(entry):
+    """the granules (4 KiB) an entry's .meta marks present"""
+    with open(entry + ".meta", "rb") as f:
+        m = f.read()
+    size = struct.unpack_from("<Q", m, 24)[0]
+    bits = m[4096:]
+    return [g for g in range((size + 4095) // 4096) if bits[g // 8] >> (g % 8) & 1]
+
+
+def granules(cache, gz, layouts):
+    def blob(dg):
+        for root in layouts:
+            p = "%s/blobs/sha256/%s" % (root, dg)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    return f.read()
+    n = bad = 0
+    for gz_entry, top in ((True, gz), (False, cache)):
+        for meta in glob.glob("%s/sha256:*.meta" % top):
+            entry = meta[:-5]
+            want = blob(os.path.basename(entry)[7:])
+            if want is None:
+                continue
+            if gz_entry:
+                want = gzip.decompress(want)
+            with open(entry, "rb") as f:
+                got = f.read()
+            p = present(entry)
+            wrong = sum(1 for g in p if got[g * 4096:(g + 1) * 4096] != want[g * 4096:(g + 1) * 4096])
+            print("%s: %d granules present, %d wrong" % (entry, len(p), wrong))
+            n += len(p)
+            bad += wrong
+    print("%d granules checked, %d wrong" % (n, bad))
+    return 1 if bad or not n else 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "files":
+        sys.exit(files(*sys.argv[2:5]))
+    if sys.argv[1] == "granules":
+        sys.exit(granules(sys.argv[2], sys.argv[3], sys.argv[4:]))
     if sys.argv[1] == "compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
     if sys.argv[1] == "layout":
         make_layout(sys.argv[2])
+    elif sys.argv[1] == "deflate":
+        make_deflate(sys.argv[2])
     elif sys.argv[1] == "bad":
         make_bad(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "model":

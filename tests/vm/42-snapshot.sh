@@ -34,7 +34,8 @@ check "obd cat of the lower stack" "$obd" cat --no-progress -o lower.raw "$L1" "
 check "obd create the upper" "$obd" create "$d/up.data" "$d/up.index" 64M
 check "attach read-write" "$obd" attach --name snap "$L1" "$L2" "$d/up.data" "$d/up.index"
 vm_on_exit dmsetup remove snap
-$fsx run /dev/mapper/snap lower.raw model.out "$seed" 500 --align 512 --threads 2 > fsx.out 2>&1 &
+# 500 operations at least, and on until both snapshots are taken
+$fsx run /dev/mapper/snap lower.raw model.out "$seed" 500 --align 512 --threads 2 --until fsx.stop > fsx.out 2>&1 &
 fsx_pid=$!
 sleep 4
 running1=$(kill -0 $fsx_pid 2>/dev/null && echo yes)
@@ -46,6 +47,7 @@ running2=$(kill -0 $fsx_pid 2>/dev/null && echo yes)
 out2=$("$obd" snapshot snap "$d/u3.data" "$d/u3.index" 2>&1)
 check_eq "snapshot 2 (given names) while fsx runs" "$out2" \
 	"$(printf 'sealed %s\nupper %s %s' "$d/up.1.data" "$d/u3.data" "$d/u3.index")"
+touch fsx.stop
 wait $fsx_pid
 fsx_rc=$?
 check_eq "fsx was still running at both snapshots" "$running1 $running2" "yes yes"

@@ -38,16 +38,6 @@ mkdir -p src cache
 stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # shellcheck source=tests/vm/miss_lib.sh
 . "$OBD_TOP/tests/vm/miss_lib.sh"
-# until_true SECS CMD...: CMD becomes true within SECS seconds
-until_true() {
-	local end=$(($(date +%s) + $1))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s)" -lt $end ] || return 1
-		sleep 0.1
-	done
-}
 pending_ge() { [ "$(stat_field obd50-a pending)" -ge "$1" ]; }
 pending_eq() { [ "$(stat_field obd50-a pending)" -eq "$1" ]; }
 # B's ZFile data [8M, 8.5M), 6 times, O_DIRECT: ms, best of 2
@@ -70,6 +60,7 @@ running() {
 	for p in "${readers[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
 	echo $n
 }
+none_running() { [ "$(running)" -eq 0 ]; }
 # N O_DIRECT 4 KiB reads of A's cold ZFile data [8M+96K, 8M+96K + N * 4K)
 readers=()
 start_readers() {
@@ -120,7 +111,7 @@ check "resumed: the requeued reads wait again (pending >= 90)" until_true 30 pen
 diag "uptime before the suspend: $(cut -d' ' -f1 /proc/uptime)"
 check "suspend of A (with flush) returns within 15 s" within 15 dmsetup suspend obd50-a
 diag "uptime after it: $(cut -d' ' -f1 /proc/uptime)"
-check "the waiting readers ended" until_true 10 test "$(running)" -eq 0
+check "the waiting readers ended" until_true 10 none_running
 fails=0
 for p in "${readers[@]}"; do wait "$p" || fails=$((fails + 1)); done
 diag "failed readers: $fails"
@@ -141,7 +132,7 @@ check_eq "A still reads its cached range" "$(head64k obd50-a)" "$(head64k obd50-
 start_readers 20
 check "20 cold reads of A wait again" until_true 60 pending_ge 20
 check "remove --force of A returns within 20 s" within 20 dmsetup remove --force --retry obd50-a
-check "the readers ended" until_true 10 test "$(running)" -eq 0
+check "the readers ended" until_true 10 none_running
 for p in "${readers[@]}"; do wait "$p"; done
 stop_daemon
 

@@ -15,6 +15,11 @@
 #   - a loop device as the target: held through dm (slaves/);
 #   - a remote target (a cold cache entry, misses answered by the stand-in
 #     daemon): only target bytes are fetched, status remote/fetched count it;
+#   - reads parked on a remote target (the registry hangs): a table reloaded
+#     while they wait, a noflush suspend requeues them and the new instance
+#     takes them, an answering daemon completes them with the model's bytes;
+#     a suspend with flush fails them (EIO, no wrong bytes); remove --force
+#     returns with reads parked;
 #   - one meta file as two warp layers over targets of different sizes at once
 #     (two parses: the shared-layer key has the target size), and as a plain
 #     layer (refused: its tag-1 records point outside it) while both live;
@@ -142,6 +147,77 @@ check "only target bytes were asked for (every READ inside the target)" \
 	awk -v max="$(stat -c %s target.tar)" '$1 == "READ" && $4 + $5 > max { bad = 1 } END { exit bad }' d1.log
 check_eq "dmsetup table prints the remote target token" "$(dmsetup table obd53r | awk '{ print $NF }')" "$tok"
 dmsetup remove obd53r
+stop_daemon
+
+# --- reads parked on a remote target: reload, suspend, remove --------------------------
+# The registry hangs (a --silent daemon holds the channel and never answers):
+# whole-device O_DIRECT readers park on the target's first cold range. A new
+# table is loaded while the old instance runs with them parked; a noflush
+# suspend hands them back to dm, the resume swaps the instance and they park
+# again on the new one; an answering daemon completes them with the model's
+# bytes. On a second cold device: a suspend with flush fails them (EIO, as
+# for remote layers: 50-miss-waits) and remove --force returns with reads
+# parked.
+pending_ge() { [ "$(stat_field "$1" pending)" -ge "$2" ]; }
+readers=()
+start_readers() {	# DEV N: N whole-device O_DIRECT readers, sha256 to r<i>.sha
+	local i
+	readers=()
+	for i in $(seq "$2"); do
+		rm -f "r$i.sha"
+		{ dd if="/dev/mapper/$1" bs=256K iflag=direct status=none | sha256sum | cut -d' ' -f1 > "r$i.sha"
+		  exit "${PIPESTATUS[0]}"; } &
+		readers+=($!)
+	done
+}
+running() {
+	local n=0 p
+	for p in "${readers[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+	echo $n
+}
+none_running() { [ "$(running)" -eq 0 ]; }
+tok=$(entry target.tar)
+start_daemon d2.log --silent || bail "no silent daemon"
+tq="2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
+check "create: a turbo layer over a cold remote target, the registry hanging" create obd53q "$tq"
+start_readers obd53q 4
+check "4 whole-device readers park on the target (pending >= 1)" until_true 60 pending_ge obd53q 1
+check "a new table loads while the old instance runs with reads parked" \
+	within 5 dmsetup reload obd53q --readonly --table "0 $len overlaybd $tq"
+check "suspend --noflush returns within 5 s" within 5 dmsetup suspend --noflush obd53q
+check_eq "suspended: no read waits in the target" "$(stat_field obd53q pending)" 0
+check_eq "... the readers still wait (requeued, not failed)" "$(running)" 4
+check "resume (the new instance) returns within 5 s" within 5 dmsetup resume obd53q
+check "the reads park again, on the new instance" until_true 30 pending_ge obd53q 1
+start_daemon d3.log || bail "no stand-in daemon"
+t0=$SECONDS
+check "the daemon answers: every reader ends" until_true 120 none_running
+diag "readers ended after $((SECONDS - t0)) s; READs answered: $(grep -c '^READ' d3.log); pending $(stat_field obd53q pending)"
+fails=0
+for p in "${readers[@]}"; do wait "$p" || fails=$((fails + 1)); done
+check_eq "... none failed" "$fails" 0
+check_eq "... and each read the model's bytes" "$(sort -u r[1-4].sha)" "$want"
+check_eq "the device = model" "$(devsha obd53q)" "$want"
+dmsetup remove obd53q
+
+tok=$(entry target.tar)
+start_daemon d4.log --silent || bail "no silent daemon"
+tq="2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
+check "create: another cold remote target, the registry hanging" create obd53f "$tq"
+start_readers obd53f 4
+check "4 readers park" until_true 60 pending_ge obd53f 1
+check "suspend (with flush) returns within 15 s" within 15 dmsetup suspend obd53f
+check "the readers ended" until_true 10 none_running
+fails=0
+for p in "${readers[@]}"; do wait "$p" || fails=$((fails + 1)); done
+check_eq "... their reads failed (EIO), none read wrong bytes" "$fails $(cat r[1-4].sha | grep -c "^$want\$")" "4 0"
+check "resume" dmsetup resume obd53f
+start_readers obd53f 4
+check "4 readers park again" until_true 60 pending_ge obd53f 1
+check "remove --force with reads parked returns within 20 s" \
+	within 20 dmsetup remove --force --retry obd53f
+check "the readers ended" until_true 10 none_running
+for p in "${readers[@]}"; do wait "$p"; done
 stop_daemon
 
 # --- refused tables ---------------------------------------------------------------------

@@ -24,6 +24,8 @@
 #   vm_disk [N]                the Nth (default 1st) scratch disk, once its node exists
 #   vm_kill_now [MAX_MS]       crash tests: end this boot by a SIGKILL of QEMU (below)
 #   vm_scaled N [MIN]          a loop count, divided by 20 on the debug kernel
+#   within SECS CMD...         CMD succeeds within SECS s (scaled by vm_slow)
+#   until_true SECS CMD...     CMD becomes true within SECS s (polled; scaled)
 #
 # Environment from vm-run.sh: OBD_VM=1, OBD_KVER (the release requested),
 # OBD_KERNEL (6.1|6.12|debug), OBD_SHARE=/mnt/share (writable, visible on the host),
@@ -194,6 +196,19 @@ within() {
 	t1=$(date +%s%N)
 	echo "$(((t1 - t0) / 1000000)) ms" >&2
 	[ $(((t1 - t0) / 1000000)) -le $((secs * 1000)) ]
+}
+
+# until_true SECS CMD...: CMD (run again every 0.1 s: a function, not a $(...)
+# argument, which is expanded once) becomes true within SECS seconds, scaled by
+# vm_slow.
+until_true() {
+	local end=$(($(date +%s) + $1 * $(vm_slow)))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s)" -lt $end ] || return 1
+		sleep 0.1
+	done
 }
 
 vm_tmpdir() {

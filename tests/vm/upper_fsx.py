@@ -4,7 +4,7 @@
 fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
 
   upper_fsx.py run DEV LOWER.raw MODEL.out SEED OPS [--align A] [--threads T] [--shared]
-                 [--fsblock B]
+                 [--fsblock B] [--until FILE]
       random writes, discards, write zeroes, flushes and reads on DEV (O_DIRECT),
       each thread in its own stripe of the device so that threads never overlap,
       or with --shared every thread over the whole device: an operation holds
@@ -14,7 +14,8 @@ fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
       every read is checked against the model (the lower image with the writes
       applied); at the end the whole device is compared and the model written to
       MODEL.out. A: alignment and granularity of writes and discards (default
-      512). Prints one line per thread and "fsx: ok" or fails.
+      512). Prints one line per thread and "fsx: ok" or fails. --until FILE:
+      OPS is a minimum, each thread goes on until FILE exists.
   MODEL.out.reopen: what the upper shows after a reopen. Append kind (no
       --fsblock): MODEL.out. Sparse kind, --fsblock B = the block size of
       the file system holding the data file (the kernel rebuilds the maps
@@ -24,7 +25,7 @@ fsx-style checker for a writable dm-overlaybd device (tests/vm/40-upper.sh).
       frees only the blocks it covers whole (they show the lower image
       again) and zeroes the rest; a block never allocated shows the lower.
 """
-import mmap, os, random, struct, sys, threading, fcntl, hashlib
+import itertools, mmap, os, random, struct, sys, threading, fcntl, hashlib
 
 BLKDISCARD = 0x1277
 BLKZEROOUT = 0x127F
@@ -100,7 +101,7 @@ class Blocks:
         return out
 
 
-def run(dev, lower, out, seed, nops, align, nthreads, shared=False, fsblock=0):
+def run(dev, lower, out, seed, nops, align, nthreads, shared=False, fsblock=0, until=None):
     low = open(lower, "rb").read()
     model = bytearray(low)
     if fsblock and (fsblock > 4096 or 4096 % fsblock):
@@ -118,7 +119,11 @@ def run(dev, lower, out, seed, nops, align, nthreads, shared=False, fsblock=0):
         fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
         counts = dict(write=0, discard=0, zero=0, flush=0, read=0)
         try:
-            for i in range(nops):
+            # at least nops, and on until the file `until` exists (a test's
+            # other work has to happen while this runs: no timing guess)
+            for i in itertools.count():
+                if i >= nops and (not until or os.path.exists(until)):
+                    break
                 r = rnd.random()
                 n = rnd.choice([align, align * 2, 4096, 8192, 65536, 1 << 18, MAXW])
                 n = min(n // align * align or align, stripe)
@@ -196,7 +201,7 @@ def run(dev, lower, out, seed, nops, align, nthreads, shared=False, fsblock=0):
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a and a[0] == "run":
-        align, threads, shared, fsblock = 512, 1, False, 0
+        align, threads, shared, fsblock, until = 512, 1, False, 0, None
         rest = a[6:]
         while rest:
             if rest[0] == "--shared":
@@ -209,8 +214,10 @@ if __name__ == "__main__":
                 threads = int(rest[1])
             elif rest[0] == "--fsblock":
                 fsblock = int(rest[1])
+            elif rest[0] == "--until":
+                until = rest[1]
             else:
                 sys.exit("unknown option " + rest[0])
             rest = rest[2:]
-        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads, shared, fsblock))
+        sys.exit(run(a[1], a[2], a[3], int(a[4]), int(a[5]), align, threads, shared, fsblock, until))
     sys.exit(__doc__)
