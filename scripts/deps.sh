@@ -24,6 +24,8 @@ PKGS=(
 	# VM tests: kernel runner, guest userspace (dmsetup, losetup, mkfs, modprobe)
 	busybox-static qemu-system-x86 qemu-utils cpio xz-utils zstd kmod
 	dmsetup e2fsprogs util-linux fio
+	# TurboOCI erofs meta layers (tests/tools/turbo-erofs.py: mkfs.erofs, fsck.erofs)
+	erofs-utils
 	# tests, demo, bench drivers; kernels.sh needs apt + dpkg (always present)
 	python3 curl ca-certificates
 	# remote layers: a real registry, its clients, htpasswd and a test CA

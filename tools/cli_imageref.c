@@ -434,7 +434,7 @@ static json_object *turbo_lower(const struct imageref_layer *l, const char *turb
 		return NULL;
 	}
 	json_object_object_add(o, "dir", json_object_new_string(dir));
-	snprintf(p, sizeof(p), "%s/" TURBO_META_FILE, dir);
+	snprintf(p, sizeof(p), "%s/%s", dir, l->fs_meta ? l->fs_meta : TURBO_META_FILE);
 	json_object_object_add(o, "file", json_object_new_string(p));
 	json_object_object_add(o, "targetDigest", json_object_new_string(l->target_digest));
 	if (l->target_gzip) {

@@ -55,6 +55,8 @@ struct imageref_layer {
 	bool turbo;				/* a TurboOCI meta layer */
 	bool target_gzip;			/* turbo: the target is tar+gzip (else tar) */
 	char target_digest[OBD_DIGEST_STR_LEN + 1];	/* turbo: the original layer */
+	/* turbo: the fs meta file's name in its unpacked dir (cli_turbo_ref.h); NULL: ext4's */
+	const char *fs_meta;
 };
 
 struct imageref_manifest {
@@ -81,7 +83,8 @@ int imageref_manifest_parse(const char *buf, size_t len, const char *ctype,
  * <origin>/v2/<repo>/blobs, lowers [{digest, size}], resultFile "": the
  * shape obd push prints. A TurboOCI layer is the lower the reference's
  * snapshotter writes: {dir, file, targetDigest[, gzipIndex]}, dir being
- * <turbo_root>/sha256:<meta hex> (cli_turbo_ref.h). NULL if out of memory.
+ * <turbo_root>/sha256:<meta hex> (cli_turbo_ref.h) and file its fs_meta
+ * (ext4.fs.meta if NULL). NULL if out of memory.
  */
 char *imageref_config_text(const struct reg_url *u, const struct imageref_manifest *m,
 			   const char *turbo_root);

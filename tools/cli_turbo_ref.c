@@ -5,7 +5,9 @@
  * TURBO_META_BLOB_MAX), its sha256 checked before a byte of it is
  * inflated, and its tar read with the bounded reader of lib/user/tar_read:
  * only the names the reference writes are kept, each once, as regular
- * files.
+ * files. The fs meta layer is ext4.fs.meta or erofs.fs.meta (the
+ * reference's turboOCI-apply --fstype erofs): the kernel serves either as
+ * blocks, what file system they hold matters only to mount.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -167,14 +169,10 @@ static int unpack(const u8 *blob, size_t len, const char *dir, const char *what,
 	inflateEnd(&g.zs);
 	if (rc < 0)
 		return rc;
-	if (seen[1]) {
-		cli_err(what, "an erofs meta layer (%s): not supported, only %s", TURBO_EROFS_META_FILE,
-			TURBO_META_FILE);
-		return -EOPNOTSUPP;
-	}
-	if (!seen[0] || !seen[3] || seen[2] != l->target_gzip) {
-		cli_err(what, "not a TurboOCI meta layer: expected %s, %s%s%s", TURBO_META_FILE,
-			TURBO_MARKER_FILE, l->target_gzip ? " and " : "",
+	if ((!seen[0] && !seen[1]) || !seen[3] || seen[2] != l->target_gzip) {
+		cli_err(what, "not a TurboOCI meta layer: expected %s or %s, %s%s%s",
+			TURBO_EROFS_META_FILE, TURBO_META_FILE, TURBO_MARKER_FILE,
+			l->target_gzip ? " and " : "",
 			l->target_gzip ? TURBO_GZINDEX_FILE " (the target is gzip)" :
 					 seen[2] ? ", and no gzip.meta (the target is not gzip)" : "");
 		return -EINVAL;
@@ -186,6 +184,31 @@ static int unpack(const u8 *blob, size_t len, const char *dir, const char *what,
 		snprintf(p, sizeof(p), "%s/" TURBO_MARKER_FILE, dir);
 		return obd_fsync_dir_of(p) ? -EIO : 0;
 	}
+}
+
+/*
+ * The fs meta file of the unpacked meta layer in dir, in the order of the
+ * reference snapshotter's turboFsType (default erofs, then ext4): a blob
+ * holding both is read as erofs. The snapshotter also skips erofs on a
+ * kernel without it; obd does not look: it makes the device, whoever
+ * mounts the file system may be elsewhere.
+ */
+static int found_fs_meta(const char *dir, struct imageref_layer *l)
+{
+	static const char *const order[] = { TURBO_EROFS_META_FILE, TURBO_META_FILE };
+	char p[PATH_MAX + 32];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, order[i]);
+		if (!lstat(p, &st) && S_ISREG(st.st_mode)) {
+			l->fs_meta = order[i];
+			return 0;
+		}
+	}
+	cli_err(dir, "neither %s nor %s in it (remove the directory to fetch the meta layer again)",
+		TURBO_EROFS_META_FILE, TURBO_META_FILE);
+	return -ENOENT;
 }
 
 /* GET the whole blob into memory and check its digest. */
@@ -223,7 +246,7 @@ static int fetch_blob(struct reg_client *c, const char *what, const struct image
 }
 
 int turbo_meta_fetch(struct reg_client *c, const char *arg, const char *root,
-		     const struct imageref_layer *l)
+		     struct imageref_layer *l)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], what[OBD_DIGEST_STR_LEN + 64];
 	struct stat st;
@@ -237,7 +260,7 @@ int turbo_meta_fetch(struct reg_client *c, const char *arg, const char *root,
 		return -ENAMETOOLONG;
 	/* whole or absent: a directory there was renamed in complete */
 	if (!lstat(dir, &st) && S_ISDIR(st.st_mode))
-		return 0;
+		return found_fs_meta(dir, l);
 	rc = fetch_blob(c, what, l, &blob);
 	if (rc)
 		return rc;
@@ -268,5 +291,5 @@ out:
 		rmdir(tmp);
 	}
 	free(blob);
-	return rc;
+	return rc ? rc : found_fs_meta(dir, l);
 }

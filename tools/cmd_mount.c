@@ -7,7 +7,8 @@
  * on the device by its superblock (ext4, xfs, erofs: the kinds the reference's
  * snapshotter mounts) and mounts it at DIR:
  *   - read-only by default;
- *   - read-write with --upper DATA [INDEX] (the device itself is writable);
+ *   - read-write with --upper DATA [INDEX] (the device itself is writable;
+ *     refused for erofs, a read-only file system);
  *   - with --rw RWDIR, an overlayfs over the read-only mount (kept under the
  *     state directory) with RWDIR/fs as its upper and RWDIR/work as its work
  *     directory: the snapshotter's overlayfs mode, a container's rootfs.
@@ -373,6 +374,12 @@ static int do_mount(struct mount_opts *o, int nimg, char **img, const char *dir)
 	if (!fs) {
 		cli_err(img[0], "no ext4, xfs or erofs file system on the image (%s)", dev);
 		rc = -EINVAL;
+		goto out_undo;
+	}
+	/* erofs has no write path: the writable device would never be written */
+	if (r.mode == MOUNT_UPPER && !strcmp(fs, "erofs")) {
+		cli_err(img[0], "an erofs file system is read-only: --upper cannot make it writable (mount it read-only, or with --rw RWDIR: an overlayfs over it)");
+		rc = -EROFS;
 		goto out_undo;
 	}
 	snprintf(r.fstype, sizeof(r.fstype), "%s", fs);
