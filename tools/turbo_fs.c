@@ -430,6 +430,14 @@ static int set_xattrs(struct tfs *t, ext2_ino_t ino, const struct obd_tar_entry 
 	return x ? TERR(t, x, "xattr %s: %s", i ? e->xattrs[i - 1].name : "", e2msg(x)) : 0;
 }
 
+/* The entry's owner, permissions, times and xattrs on inode ino of type fmt. */
+static int set_meta(struct tfs *t, ext2_ino_t ino, const struct obd_tar_entry *e, u16 fmt)
+{
+	int rc = set_attrs(t, ino, e, fmt);
+
+	return rc ? rc : set_xattrs(t, ino, e);
+}
+
 /* Release an inode whose last link went. */
 static int free_inode(struct tfs *t, ext2_ino_t ino, struct ext2_inode *in)
 {
@@ -629,8 +637,13 @@ int tfs_whiteout(struct tfs *t, const char *dir, const char *wh)
 /* ------------------------------------------------------------------------
  * Entries
  * ------------------------------------------------------------------------ */
+/*
+ * A new inode of type fmt linked as dir/base; in is its first form (type
+ * and permissions, one link) for the caller to complete and write with
+ * write_new().
+ */
 static int new_inode(struct tfs *t, ext2_ino_t dir, const char *base, u16 fmt, u8 ft,
-		     ext2_ino_t *out)
+		     const struct obd_tar_entry *e, struct ext2_inode *in, ext2_ino_t *out)
 {
 	ext2_ino_t ino;
 	errcode_t x;
@@ -644,8 +657,18 @@ static int new_inode(struct tfs *t, ext2_ino_t dir, const char *base, u16 fmt, u
 	if (x)
 		return TERR(t, x, "new inode for '%s': %s", base, e2msg(x));
 	ext2fs_inode_alloc_stats2(t->fs, ino, +1, 0);
+	memset(in, 0, sizeof(*in));
+	in->i_mode = (u16)(fmt | (e->mode & 07777));
+	in->i_links_count = 1;
 	*out = ino;
 	return 0;
+}
+
+static int write_new(struct tfs *t, ext2_ino_t ino, struct ext2_inode *in)
+{
+	errcode_t x = ext2fs_write_new_inode(t->fs, ino, in);
+
+	return x ? TERR(t, x, "write inode: %s", e2msg(x)) : 0;
 }
 
 /*
@@ -727,13 +750,10 @@ static int make_file(struct tfs *t, ext2_ino_t dir, const char *base,
 	struct ext2_inode in;
 	ext2_ino_t ino;
 	errcode_t x;
-	int rc = new_inode(t, dir, base, LINUX_S_IFREG, EXT2_FT_REG_FILE, &ino);
+	int rc = new_inode(t, dir, base, LINUX_S_IFREG, EXT2_FT_REG_FILE, e, &in, &ino);
 
 	if (rc)
 		return rc;
-	memset(&in, 0, sizeof(in));
-	in.i_mode = (u16)(LINUX_S_IFREG | (e->mode & 07777));
-	in.i_links_count = 1;
 	if (ext2fs_has_feature_extents(t->fs->super)) {
 		ext2_extent_handle_t h;
 
@@ -742,17 +762,16 @@ static int make_file(struct tfs *t, ext2_ino_t dir, const char *base,
 			return TERR(t, x, "extent header: %s", e2msg(x));
 		ext2fs_extent_free(h);
 	}
-	x = ext2fs_write_new_inode(t->fs, ino, &in);
-	if (!x)
-		x = ext2fs_inode_size_set(t->fs, &in, e->size);
+	rc = write_new(t, ino, &in);
+	if (rc)
+		return rc;
+	x = ext2fs_inode_size_set(t->fs, &in, e->size);
 	if (!x)
 		x = ext2fs_write_inode(t->fs, ino, &in);
 	if (x)
 		return TERR(t, x, "write inode: %s", e2msg(x));
 	rc = map_data(t, ino, &in, e->size, e->data_off);
-	if (!rc)
-		rc = set_attrs(t, ino, e, LINUX_S_IFREG);
-	return rc ? rc : set_xattrs(t, ino, e);
+	return rc ? rc : set_meta(t, ino, e, LINUX_S_IFREG);
 }
 
 static int make_special(struct tfs *t, ext2_ino_t dir, const char *base,
@@ -762,43 +781,40 @@ static int make_special(struct tfs *t, ext2_ino_t dir, const char *base,
 	u8 ft = e->type == '3' ? EXT2_FT_CHRDEV : e->type == '4' ? EXT2_FT_BLKDEV : EXT2_FT_FIFO;
 	struct ext2_inode in;
 	ext2_ino_t ino;
-	errcode_t x;
-	int rc = new_inode(t, dir, base, fmt, ft, &ino);
+	int rc = new_inode(t, dir, base, fmt, ft, e, &in, &ino);
 
 	if (rc)
 		return rc;
-	memset(&in, 0, sizeof(in));
-	in.i_mode = (u16)(fmt | (e->mode & 07777));
-	in.i_links_count = 1;
 	if (e->devmajor < 256 && e->devminor < 256) {
 		in.i_block[0] = e->devmajor * 256 + e->devminor;
 	} else {
 		in.i_block[1] = (e->devminor & 0xff) | (e->devmajor << 8) |
 				((e->devminor & ~0xffu) << 12);
 	}
-	x = ext2fs_write_new_inode(t->fs, ino, &in);
-	if (x)
-		return TERR(t, x, "write inode: %s", e2msg(x));
-	rc = set_attrs(t, ino, e, fmt);
-	return rc ? rc : set_xattrs(t, ino, e);
+	rc = write_new(t, ino, &in);
+	return rc ? rc : set_meta(t, ino, e, fmt);
 }
 
-static int make_symlink(struct tfs *t, ext2_ino_t dir, const char *base,
-			const struct obd_tar_entry *e)
+/* A directory or a symlink: libext2fs makes those (., .., a short target inline). */
+static int make_dir_or_symlink(struct tfs *t, ext2_ino_t dir, const char *base,
+			       const struct obd_tar_entry *e)
 {
+	bool is_dir = e->type == '5';
 	ext2_ino_t ino;
 	errcode_t x;
 	int rc = room_for(t, dir, base);
 
 	if (rc)
 		return rc;
-	x = ext2fs_symlink(t->fs, dir, 0, base, e->link);
+	if (is_dir)
+		x = ext2fs_mkdir(t->fs, dir, 0, base);
+	else
+		x = ext2fs_symlink(t->fs, dir, 0, base, e->link);
 	if (!x)
 		x = ext2fs_lookup(t->fs, dir, base, (int)strlen(base), NULL, &ino);
 	if (x)
-		return TERR(t, x, "symlink: %s", e2msg(x));
-	rc = set_attrs(t, ino, e, LINUX_S_IFLNK);
-	return rc ? rc : set_xattrs(t, ino, e);
+		return TERR(t, x, "%s: %s", is_dir ? "mkdir" : "symlink", e2msg(x));
+	return set_meta(t, ino, e, is_dir ? LINUX_S_IFDIR : LINUX_S_IFLNK);
 }
 
 static int dirent_type(u16 mode)
@@ -848,24 +864,6 @@ static int make_hardlink(struct tfs *t, ext2_ino_t dir, const char *base,
 	return wr_inode(t, ino, &in);
 }
 
-static int make_dir(struct tfs *t, ext2_ino_t dir, const char *base,
-		    const struct obd_tar_entry *e)
-{
-	ext2_ino_t ino;
-	errcode_t x;
-	int rc = room_for(t, dir, base);
-
-	if (rc)
-		return rc;
-	x = ext2fs_mkdir(t->fs, dir, 0, base);
-	if (!x)
-		x = ext2fs_lookup(t->fs, dir, base, (int)strlen(base), NULL, &ino);
-	if (x)
-		return TERR(t, x, "mkdir: %s", e2msg(x));
-	rc = set_attrs(t, ino, e, LINUX_S_IFDIR);
-	return rc ? rc : set_xattrs(t, ino, e);
-}
-
 int tfs_apply(struct tfs *t, const struct obd_tar_entry *e)
 {
 	char buf[OBD_TAR_NAME_MAX + 1];
@@ -875,10 +873,8 @@ int tfs_apply(struct tfs *t, const struct obd_tar_entry *e)
 	int rc;
 
 	t->entry = e->name;
-	if (!*e->name) {	/* the root itself: its attributes */
-		rc = set_attrs(t, EXT2_ROOT_INO, e, LINUX_S_IFDIR);
-		return rc ? rc : set_xattrs(t, EXT2_ROOT_INO, e);
-	}
+	if (!*e->name)	/* the root itself: its attributes */
+		return set_meta(t, EXT2_ROOT_INO, e, LINUX_S_IFDIR);
 	split(e->name, buf, sizeof(buf), &dname, &base);
 	if (strlen(base) > EXT2_NAME_LEN)
 		return TERR(t, 0, "a name of %zu bytes, at most %d", strlen(base), EXT2_NAME_LEN);
@@ -890,10 +886,8 @@ int tfs_apply(struct tfs *t, const struct obd_tar_entry *e)
 		rc = rd_inode(t, old, &in);
 		if (rc)
 			return rc;
-		if (e->type == '5' && LINUX_S_ISDIR(in.i_mode)) {
-			rc = set_attrs(t, old, e, LINUX_S_IFDIR);
-			return rc ? rc : set_xattrs(t, old, e);
-		}
+		if (e->type == '5' && LINUX_S_ISDIR(in.i_mode))
+			return set_meta(t, old, e, LINUX_S_IFDIR);
 		if (e->type == '1') {	/* a link to what is already there: nothing to do */
 			char b2[OBD_TAR_NAME_MAX + 1];
 			const char *tdir, *tbase;
@@ -912,8 +906,8 @@ int tfs_apply(struct tfs *t, const struct obd_tar_entry *e)
 	switch (e->type) {
 	case '0': return make_file(t, dir, base, e);
 	case '1': return make_hardlink(t, dir, base, e);
-	case '2': return make_symlink(t, dir, base, e);
-	case '5': return make_dir(t, dir, base, e);
+	case '2':
+	case '5': return make_dir_or_symlink(t, dir, base, e);
 	default: return make_special(t, dir, base, e);
 	}
 }

@@ -21,6 +21,8 @@
 #include "env_user.h"
 
 #define GZ_IN_CHUNK	65536u	/* compressed bytes read at a time */
+/* obd_gzindex_extract's scratch buffer holds a window first */
+_Static_assert(GZ_IN_CHUNK >= OBD_GZIDX_WINSIZE, "GZ_IN_CHUNK below a window");
 
 /* Header field offsets (spec 1.2). */
 enum {
@@ -43,17 +45,34 @@ static int zlib_exact(const u8 *in, size_t in_len, u8 *out, size_t want)
 /* ------------------------------------------------------------------------
  * Loading
  */
+/* The header, read and its magic and crc checked. */
+static int read_header(struct obd_io *io, u8 h[OBD_GZIDX_HDR_SIZE], struct obd_err *err)
+{
+	u32 crc, want;
+	int rc;
+
+	if (io->size < OBD_GZIDX_HDR_SIZE)
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index of %llu bytes, shorter than its header",
+				io->name, (unsigned long long)io->size);
+	rc = obd_io_read(io, h, OBD_GZIDX_HDR_SIZE, 0);
+	if (rc)
+		return obd_errf(err, rc, "%s: gzip index header: read: %s", io->name, strerror(-rc));
+	if (memcmp(h + H_MAGIC, OBD_GZIDX_MAGIC, 7))
+		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index magic: not \"ddgzidx\"", io->name);
+	crc = obd_get_le32(h + H_CRC);
+	want = obd_crc32c(0, h, OBD_GZIDX_CRC_LEN);
+	if (crc != want)
+		return obd_errf(err, -EFSBADCRC, "%s: gzip index header crc 0x%08x, computed 0x%08x",
+				io->name, crc, want);
+	return 0;
+}
+
+/* The rest of a header read_header passed. */
 static int check_header(struct obd_io *io, const u8 *h, u64 gzip_size, struct obd_gzindex *gi,
 			u64 *index_start, u64 *index_len, struct obd_err *err)
 {
 	u64 n = obd_get_le64(h + H_NUM), fsize = obd_get_le64(h + H_FILE_SIZE);
-	u32 crc = obd_get_le32(h + H_CRC), want = obd_crc32c(0, h, OBD_GZIDX_CRC_LEN);
 
-	if (memcmp(h + H_MAGIC, OBD_GZIDX_MAGIC, 7))
-		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index magic: not \"ddgzidx\"", io->name);
-	if (crc != want)
-		return obd_errf(err, -EFSBADCRC, "%s: gzip index header crc 0x%08x, computed 0x%08x",
-				io->name, crc, want);
 	if (h[H_MAJOR] != 1)
 		return obd_errf(err, -EOPNOTSUPP, "%s: gzip index major_version %u (1 known)",
 				io->name, h[H_MAJOR]);
@@ -193,13 +212,9 @@ int obd_gzindex_load(struct obd_io *io, u64 gzip_size, struct obd_gzindex *gi,
 	int rc;
 
 	memset(gi, 0, sizeof(*gi));
-	if (io->size < OBD_GZIDX_HDR_SIZE)
-		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index of %llu bytes, shorter than its header",
-				io->name, (unsigned long long)io->size);
-	rc = obd_io_read(io, h, sizeof(h), 0);
-	if (rc)
-		return obd_errf(err, rc, "%s: gzip index header: read: %s", io->name, strerror(-rc));
-	rc = check_header(io, h, gzip_size, gi, &index_start, &index_len, err);
+	rc = read_header(io, h, err);
+	if (!rc)
+		rc = check_header(io, h, gzip_size, gi, &index_start, &index_len, err);
 	if (!rc)
 		rc = load_table(gi, index_start, index_len, err);
 	return rc;
@@ -254,15 +269,19 @@ static int entry_window(const struct obd_gzindex *gi, const struct obd_gzidx_ent
 }
 
 /*
- * The next GZ_IN_CHUNK (or fewer) compressed bytes from *in_pos into in, as
- * s's input. 1 (no message) at the end of the blob, the caller saying
- * what it was decoding; -errno for a read error, with its message.
+ * Once s has used up its input: the next GZ_IN_CHUNK (or fewer) compressed
+ * bytes from *in_pos into in, as s's input. 1 (no message) at the end of
+ * the blob, the caller saying what it was decoding; -errno for a read
+ * error, with its message.
  */
 static int gz_feed(z_stream *s, struct obd_io *gz, u8 *in, u64 *in_pos, struct obd_err *err)
 {
-	size_t k = gz->size - *in_pos < GZ_IN_CHUNK ? (size_t)(gz->size - *in_pos) : GZ_IN_CHUNK;
+	size_t k;
 	int rc;
 
+	if (s->avail_in)
+		return 0;
+	k = gz->size - *in_pos < GZ_IN_CHUNK ? (size_t)(gz->size - *in_pos) : GZ_IN_CHUNK;
 	if (!k)
 		return 1;
 	rc = obd_io_read(gz, in, k, *in_pos);
@@ -277,15 +296,28 @@ static int gz_feed(z_stream *s, struct obd_io *gz, u8 *in, u64 *in_pos, struct o
 
 static int check_tail(struct obd_io *gz, u64 end, struct obd_err *err);
 
-/* raw inflate positioned at entry e: the primed bits and the window set */
-static int entry_stream(const struct obd_gzindex *gi, struct obd_io *gz,
-			const struct obd_gzidx_entry *e, z_stream *s, struct obd_err *err)
+/* A raw inflate positioned at an entry, with its input. */
+struct gz_dec {
+	z_stream s;
+	u8 *in;			/* GZ_IN_CHUNK */
+	u64 in_pos;		/* the blob's offset after what is in in */
+};
+
+/*
+ * d decoding from entry e: e's window read into win (32 KiB) and set as
+ * the dictionary, the bits before en_pos primed, input from en_pos on.
+ */
+static int dec_open(struct gz_dec *d, const struct obd_gzindex *gi, struct obd_io *gz,
+		    const struct obd_gzidx_entry *e, u8 *win, struct obd_err *err)
 {
-	u8 *win = malloc(OBD_GZIDX_WINSIZE), byte = 0;
+	u8 byte = 0;
 	int rc;
 
-	if (!win)
+	memset(d, 0, sizeof(*d));
+	d->in = malloc(GZ_IN_CHUNK);
+	if (!d->in)
 		return -ENOMEM;
+	d->in_pos = e->en_pos;
 	rc = entry_window(gi, e, win, err);
 	if (!rc && e->bits) {
 		rc = obd_io_read(gz, &byte, 1, e->en_pos - 1);
@@ -293,28 +325,43 @@ static int entry_stream(const struct obd_gzindex *gi, struct obd_io *gz,
 			obd_errf(err, rc, "%s: read at %llu: %s", gz->name,
 				 (unsigned long long)(e->en_pos - 1), strerror(-rc));
 	}
-	if (!rc) {
-		memset(s, 0, sizeof(*s));
-		if (inflateInit2(s, -15) != Z_OK)
-			rc = -ENOMEM;
-		else if ((e->bits && inflatePrime(s, e->bits, byte >> (8 - e->bits)) != Z_OK) ||
-			 inflateSetDictionary(s, win, OBD_GZIDX_WINSIZE) != Z_OK) {
-			inflateEnd(s);
-			rc = -EINVAL;
-		}
+	if (!rc && inflateInit2(&d->s, -15) != Z_OK) {
+		rc = -ENOMEM;
+	} else if (!rc && ((e->bits && inflatePrime(&d->s, e->bits, byte >> (8 - e->bits)) != Z_OK) ||
+			   inflateSetDictionary(&d->s, win, OBD_GZIDX_WINSIZE) != Z_OK)) {
+		inflateEnd(&d->s);
+		rc = -EINVAL;
 	}
-	free(win);
+	if (rc)
+		free(d->in);
 	return rc;
+}
+
+static int dec_feed(struct gz_dec *d, struct obd_io *gz, struct obd_err *err)
+{
+	return gz_feed(&d->s, gz, d->in, &d->in_pos, err);
+}
+
+/* The compressed offset the decoder has read up to. */
+static u64 dec_pos(const struct gz_dec *d)
+{
+	return d->in_pos - d->s.avail_in;
+}
+
+static void dec_close(struct gz_dec *d)
+{
+	inflateEnd(&d->s);
+	free(d->in);
 }
 
 ssize_t obd_gzindex_extract(const struct obd_gzindex *gi, struct obd_io *gz, void *buf,
 			    size_t len, u64 off, struct obd_err *err)
 {
 	const struct obd_gzidx_entry *e;
-	u64 skip, in_pos;
-	u8 *in = NULL, *scratch = NULL;
+	struct gz_dec d;
+	u8 *scratch;
 	size_t done = 0;
-	z_stream s;
+	u64 skip;
 	int rc, zr = Z_OK;
 
 	if (off >= gi->usize || !len)
@@ -322,48 +369,45 @@ ssize_t obd_gzindex_extract(const struct obd_gzindex *gi, struct obd_io *gz, voi
 	if (len > gi->usize - off)
 		len = (size_t)(gi->usize - off);
 	e = &gi->e[obd_gzindex_seek(gi, off)];
-	rc = entry_stream(gi, gz, e, &s, err);
-	if (rc)
-		return rc;
-	in = malloc(GZ_IN_CHUNK);
+	/* scratch: e's window for dec_open, then output skipped up to off */
 	scratch = malloc(GZ_IN_CHUNK);
-	if (!in || !scratch) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!scratch)
+		return -ENOMEM;
+	rc = dec_open(&d, gi, gz, e, scratch, err);
+	if (rc)
+		goto out_free;
 	skip = off - e->de_pos;
-	in_pos = e->en_pos;
 	while (done < len) {
-		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		rc = dec_feed(&d, gz, err);
 		if (rc == 1)
 			rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at %llu, before output offset %llu",
-				      gz->name, (unsigned long long)in_pos,
+				      gz->name, (unsigned long long)d.in_pos,
 				      (unsigned long long)(off + len));
 		if (rc)
 			goto out;
 		if (skip) {
-			s.next_out = scratch;
-			s.avail_out = (uInt)(skip < GZ_IN_CHUNK ? skip : GZ_IN_CHUNK);
+			d.s.next_out = scratch;
+			d.s.avail_out = (uInt)(skip < GZ_IN_CHUNK ? skip : GZ_IN_CHUNK);
 		} else {
-			s.next_out = (u8 *)buf + done;
-			s.avail_out = (uInt)(len - done < (1u << 30) ? len - done : (1u << 30));
+			d.s.next_out = (u8 *)buf + done;
+			d.s.avail_out = (uInt)(len - done < (1u << 30) ? len - done : (1u << 30));
 		}
 		{
-			uInt before = s.avail_out;
+			uInt before = d.s.avail_out;
 
-			zr = inflate(&s, Z_NO_FLUSH);
+			zr = inflate(&d.s, Z_NO_FLUSH);
 			if (skip)
-				skip -= before - s.avail_out;
+				skip -= before - d.s.avail_out;
 			else
-				done += before - s.avail_out;
+				done += before - d.s.avail_out;
 		}
 		if (zr == Z_STREAM_END)
 			break;
 		/* no progress with input and room: zlib says the data cannot go on */
-		if (zr != Z_OK && (zr != Z_BUF_ERROR || (s.avail_in && s.avail_out))) {
+		if (zr != Z_OK && (zr != Z_BUF_ERROR || (d.s.avail_in && d.s.avail_out))) {
 			rc = obd_errf(err, -EFSCORRUPTED, "%s: deflate data near compressed offset %llu: %s",
-				      gz->name, (unsigned long long)(in_pos - s.avail_in),
-				      s.msg ? s.msg : "does not decode");
+				      gz->name, (unsigned long long)dec_pos(&d),
+				      d.s.msg ? d.s.msg : "does not decode");
 			goto out;
 		}
 	}
@@ -375,8 +419,8 @@ ssize_t obd_gzindex_extract(const struct obd_gzindex *gi, struct obd_io *gz, voi
 	}
 	rc = 0;
 out:
-	inflateEnd(&s);
-	free(in);
+	dec_close(&d);
+out_free:
 	free(scratch);
 	return rc ? rc : (ssize_t)done;
 }
@@ -384,21 +428,11 @@ out:
 int obd_gzindex_gzip_size(struct obd_io *io, u64 *gzip_size, struct obd_err *err)
 {
 	u8 h[OBD_GZIDX_HDR_SIZE];
-	int rc;
+	int rc = read_header(io, h, err);
 
-	if (io->size < OBD_GZIDX_HDR_SIZE)
-		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index of %llu bytes, shorter than its header",
-				io->name, (unsigned long long)io->size);
-	rc = obd_io_read(io, h, sizeof(h), 0);
-	if (rc)
-		return obd_errf(err, rc, "%s: gzip index header: read: %s", io->name, strerror(-rc));
-	if (memcmp(h + H_MAGIC, OBD_GZIDX_MAGIC, 7))
-		return obd_errf(err, -EFSCORRUPTED, "%s: gzip index magic: not \"ddgzidx\"", io->name);
-	if (obd_get_le32(h + H_CRC) != obd_crc32c(0, h, OBD_GZIDX_CRC_LEN))
-		return obd_errf(err, -EFSBADCRC, "%s: gzip index header crc 0x%08x, computed 0x%08x",
-				io->name, obd_get_le32(h + H_CRC), obd_crc32c(0, h, OBD_GZIDX_CRC_LEN));
-	*gzip_size = obd_get_le64(h + H_GZIP_SIZE);
-	return 0;
+	if (!rc)
+		*gzip_size = obd_get_le64(h + H_GZIP_SIZE);
+	return rc;
 }
 
 /* The byte at stream offset p, decoding from e0: in out, or in e0's window before it. */
@@ -456,10 +490,10 @@ int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, 
 			       u64 last, u8 *out, size_t out_len, struct obd_err *err)
 {
 	const struct obd_gzidx_entry *e0;
-	u64 de_end, next = first + 1, in_pos, produced = 0, pos;
-	u8 *in = NULL, *win0 = NULL, *winj = NULL;
+	u64 de_end, next = first + 1, produced = 0, pos;
+	u8 *win0 = NULL, *winj = NULL;
 	bool ended = false;
-	z_stream s;
+	struct gz_dec d;
 	int rc, zr;
 
 	if (first >= gi->n || last < first || last > gi->n || out_len > (1u << 30))
@@ -471,23 +505,17 @@ int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, 
 		return obd_errf(err, -EINVAL, "%s: decode of %zu bytes from entry %llu: want %llu",
 				gi->io->name, out_len, (unsigned long long)first,
 				(unsigned long long)(de_end - e0->de_pos));
-	rc = entry_stream(gi, gz, e0, &s, err);
-	if (rc)
-		return rc;
-	in = malloc(GZ_IN_CHUNK);
 	win0 = malloc(OBD_GZIDX_WINSIZE);
 	winj = malloc(OBD_GZIDX_WINSIZE);
 	rc = -ENOMEM;
-	if (!in || !win0 || !winj)
-		goto out;
-	rc = entry_window(gi, e0, win0, err);
+	if (win0 && winj)
+		rc = dec_open(&d, gi, gz, e0, win0, err);
 	if (rc)
-		goto out;
-	in_pos = e0->en_pos;
-	s.next_out = out;
-	s.avail_out = (uInt)out_len;
+		goto out_free;
+	d.s.next_out = out;
+	d.s.avail_out = (uInt)out_len;
 	while (next <= last || (last == gi->n && !ended)) {
-		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		rc = dec_feed(&d, gz, err);
 		if (rc == 1)
 			rc = obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream runs past the blob's end (%llu) before output %llu",
 				      gz->name, (unsigned long long)gz->size,
@@ -495,26 +523,26 @@ int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, 
 		if (rc)
 			goto out;
 		/* one block at a time: every boundary is seen */
-		zr = inflate(&s, Z_BLOCK);
-		produced = out_len - s.avail_out;
-		pos = in_pos - s.avail_in;
+		zr = inflate(&d.s, Z_BLOCK);
+		produced = out_len - d.s.avail_out;
+		pos = dec_pos(&d);
 		if (zr == Z_STREAM_END) {
 			ended = true;
 			break;
 		}
-		if (zr != Z_OK && (zr != Z_BUF_ERROR || s.avail_in)) {
-			rc = s.avail_out ? obd_errf(err, -EFSCORRUPTED, "%s: deflate data near compressed offset %llu: %s",
-						    gz->name, (unsigned long long)pos,
-						    s.msg ? s.msg : "does not decode") :
+		if (zr != Z_OK && (zr != Z_BUF_ERROR || d.s.avail_in)) {
+			rc = d.s.avail_out ? obd_errf(err, -EFSCORRUPTED, "%s: deflate data near compressed offset %llu: %s",
+						      gz->name, (unsigned long long)pos,
+						      d.s.msg ? d.s.msg : "does not decode") :
 				(next <= last && next < gi->n ? passed(gi, next, e0->de_pos + produced, pos, err) :
 				 obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream goes on past uncompress_file_size %llu",
 					  gz->name, (unsigned long long)gi->usize));
 			goto out;
 		}
-		if ((s.data_type & 128) && !(s.data_type & 64)) {
+		if ((d.s.data_type & 128) && !(d.s.data_type & 64)) {
 			while (next <= last && next < gi->n &&
 			       gi->e[next].de_pos == e0->de_pos + produced && gi->e[next].en_pos == pos &&
-			       gi->e[next].bits == (s.data_type & 7)) {
+			       gi->e[next].bits == (d.s.data_type & 7)) {
 				rc = window_equal(gi, e0, win0, out, next, winj, err);
 				if (rc)
 					goto out;
@@ -539,17 +567,17 @@ int obd_gzindex_decode_checked(const struct obd_gzindex *gi, struct obd_io *gz, 
 				obd_errf(err, -EFSCORRUPTED, "%s: the deflate stream ends at output %llu, uncompress_file_size is %llu",
 					 gz->name, (unsigned long long)(e0->de_pos + produced),
 					 (unsigned long long)gi->usize) :
-				passed(gi, next, e0->de_pos + produced, in_pos - s.avail_in, err);
+				passed(gi, next, e0->de_pos + produced, dec_pos(&d), err);
 			goto out;
 		}
-		rc = check_trailer(gi, gz, in_pos - s.avail_in, err);
+		rc = check_trailer(gi, gz, dec_pos(&d), err);
 		if (rc)
 			goto out;
 	}
 	rc = 0;
 out:
-	inflateEnd(&s);
-	free(in);
+	dec_close(&d);
+out_free:
 	free(win0);
 	free(winj);
 	return rc;
@@ -572,7 +600,7 @@ int obd_gzindex_inflate_all(struct obd_io *gz, u64 usize, obd_gzidx_out_fn fn, v
 	while (zr != Z_STREAM_END) {
 		size_t n;
 
-		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, err);
+		rc = gz_feed(&s, gz, in, &in_pos, err);
 		if (rc == 1)
 			rc = obd_errf(err, -EFSCORRUPTED, "%s: gzip stream truncated at %llu",
 				      gz->name, (unsigned long long)in_pos);
@@ -781,7 +809,7 @@ static int build_pass(struct gz_builder *b, struct obd_io *gz, u32 span,
 	if (!in || !window || !cur || !last || inflateInit2(&s, 47) != Z_OK)
 		goto out_free;
 	do {
-		rc = s.avail_in ? 0 : gz_feed(&s, gz, in, &in_pos, b->err);
+		rc = gz_feed(&s, gz, in, &in_pos, b->err);
 		if (rc == 1)
 			rc = obd_errf(b->err, -EFSCORRUPTED, "%s: gzip stream truncated at %llu",
 				      gz->name, (unsigned long long)in_pos);

@@ -592,137 +592,78 @@ static int obd_commit_push(struct obd_commit_idx *x, const struct obd_map *m)
 	return 0;
 }
 
-int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_opts *o,
-		    obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
-		    u64 *out_size, struct obd_err *err)
-{
+/* What obd_lsmt_commit and obd_lsmt_commit_warp share while they write. */
+struct obd_commit_run {
+	const char *what;		/* "commit", "warp commit": messages' prefix */
+	const char *src;		/* what rd reads, for messages; NULL: "layer <tag>" */
+	const void *user_tag;		/* in the header and the trailer */
+	size_t user_tag_len;
+	u64 vsize;
+	obd_commit_read_fn rd;
+	void *rctx;
+	obd_commit_sink_fn sink;
+	void *sctx;
+	struct obd_err *err;
 	u8 uuid[OBD_UUID_STR_LEN], parent[OBD_UUID_STR_LEN];
-	struct obd_commit_idx x = { 0 };
-	u64 pos = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE, total, i, nrec;
-	u8 *blk = NULL, *buf = NULL;
+	struct obd_commit_idx x;
+	u64 pos;			/* the next data sector */
+	u8 *blk;			/* header, trailer, an index page */
+	u8 *buf;			/* one 32 KiB piece of data */
+};
+
+static int obd_commit_init(struct obd_commit_run *c, const char *what,
+			   const struct obd_commit_opts *o, obd_commit_read_fn rd, void *rctx,
+			   obd_commit_sink_fn sink, void *sctx, struct obd_err *err)
+{
 	int ret;
 
-	if (o->user_tag_len > OBD_LSMT_TAG_LEN)
-		return obd_errf(err, ENOBUFS, "commit user tag length: got %zu, expected <= %u",
-				o->user_tag_len, OBD_LSMT_TAG_LEN);
-	ret = obd_uuid_norm(uuid, o->uuid, "commit uuid", err);
+	*c = (struct obd_commit_run){
+		.what = what, .user_tag = o->user_tag, .user_tag_len = o->user_tag_len,
+		.vsize = o->vsize, .rd = rd, .rctx = rctx, .sink = sink, .sctx = sctx,
+		.err = err, .pos = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE,
+	};
+	ret = obd_uuid_norm(c->uuid, o->uuid, "commit uuid", err);
 	if (ret)
 		return ret;
-	ret = obd_uuid_norm(parent, o->parent_uuid, "commit parent uuid", err);
-	if (ret)
-		return ret;
-	for (i = 0; i < n; i++) {
-		const struct obd_map *m = &maps[i];
-
-		if (m->length == 0 || m->length > OBD_MAP_MAX_LENGTH ||
-		    (i && obd_map_end(&maps[i - 1]) > m->offset))
-			return obd_errf(err, EINVAL,
-					"commit: map %llu (offset %llu length %u): expected sorted, non-overlapping, length 1..%u",
-					(unsigned long long)i, (unsigned long long)m->offset,
-					m->length, OBD_MAP_MAX_LENGTH);
-	}
-	blk = malloc(OBD_LSMT_HT_SPACE);
-	buf = malloc(OBD_COMMIT_CHUNK);
-	if (!blk || !buf) {
-		ret = obd_errf(err, ENOMEM, "commit: out of memory");
-		goto out_free;
-	}
-	obd_build_ht(blk, OBD_LSMT_FLAGS_COMMIT_HEADER, 0, 0, o->vsize, uuid, parent,
-		     o->user_tag, o->user_tag_len);
-	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
-	if (ret) {
-		obd_errf(err, ret, "commit: header write failed");
-		goto out_free;
-	}
-
-	for (i = 0; i < n; i++) {
-		const struct obd_map *m = &maps[i];
-		struct obd_map r = { .offset = m->offset, .zeroed = m->zeroed };
-		u64 done;
-
-		if (m->zeroed) {
-			r.length = m->length;
-			r.moffset = pos;
-			ret = obd_commit_push(&x, &r);
-			if (ret)
-				goto out_nomem;
-			continue;
-		}
-		/* One record per 32 KiB piece, as pcopy() makes: it decides where
-		 * compression later cuts the 16383-sector runs. */
-		for (done = 0; done < m->length;) {
-			u64 c = m->length - done;
-
-			if (c > OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE)
-				c = OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE;
-			ret = rd(rctx, m->tag, buf, c * OBD_SECTOR_SIZE,
-				 (m->moffset + done) * OBD_SECTOR_SIZE);
-			if (ret) {
-				obd_errf(err, ret, "commit: read of layer %u at sector %llu (+%llu) failed",
-					 m->tag, (unsigned long long)(m->moffset + done),
-					 (unsigned long long)c);
-				goto out_free;
-			}
-			ret = sink(sctx, buf, c * OBD_SECTOR_SIZE);
-			if (ret) {
-				obd_errf(err, ret, "commit: data write failed");
-				goto out_free;
-			}
-			r.offset = m->offset + done;
-			r.length = (u32)c;
-			r.moffset = pos;
-			ret = obd_commit_push(&x, &r);
-			if (ret)
-				goto out_nomem;
-			pos += c;
-			done += c;
-		}
-	}
-
-	nrec = OBD_ALIGN_UP(x.n, OBD_LSMT_HT_SPACE / sizeof(struct obd_lsmt_mapping));
-	for (i = 0; i < nrec; i += OBD_LSMT_HT_SPACE / sizeof(struct obd_lsmt_mapping)) {
-		struct obd_lsmt_mapping *page = (struct obd_lsmt_mapping *)blk;
-		u64 j;
-
-		for (j = 0; j < OBD_LSMT_HT_SPACE / sizeof(*page); j++) {
-			if (i + j < x.n) {
-				obd_map_encode(&x.v[i + j], &page[j]);
-			} else {
-				page[j].w0 = cpu_to_le64(OBD_MAP_INVALID_OFFSET);
-				page[j].w1 = 0;
-			}
-		}
-		ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
-		if (ret) {
-			obd_errf(err, ret, "commit: index write failed");
-			goto out_free;
-		}
-	}
-	obd_build_ht(blk, OBD_LSMT_FLAGS_TRAILER, pos * OBD_SECTOR_SIZE, nrec, o->vsize, uuid,
-		     parent, o->user_tag, o->user_tag_len);
-	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
-	if (ret) {
-		obd_errf(err, ret, "commit: trailer write failed");
-		goto out_free;
-	}
-	total = pos * OBD_SECTOR_SIZE + nrec * sizeof(struct obd_lsmt_mapping) +
-		OBD_LSMT_HT_SPACE;
-	if (out_size)
-		*out_size = total;
-	goto out_free;
-
-out_nomem:
-	ret = obd_errf(err, ENOMEM, "commit: out of memory for the index");
-out_free:
-	free(x.v);
-	free(buf);
-	free(blk);
-	return ret;
+	return obd_uuid_norm(c->parent, o->parent_uuid, "commit parent uuid", err);
 }
 
-/* ------------------------------------------------------------------------
- * Warp (TurboOCI meta) commit
- * ------------------------------------------------------------------------ */
+static void obd_commit_fini(struct obd_commit_run *c)
+{
+	free(c->x.v);
+	free(c->buf);
+	free(c->blk);
+}
+
+/* The header or the trailer: one 4 KiB block, the user tag in both. */
+static int obd_commit_ht(struct obd_commit_run *c, u32 flags, u64 ioff, u64 isize,
+			 const char *part)
+{
+	int ret;
+
+	obd_build_ht(c->blk, flags, ioff, isize, c->vsize, c->uuid, c->parent, c->user_tag,
+		     c->user_tag_len);
+	ret = c->sink(c->sctx, c->blk, OBD_LSMT_HT_SPACE);
+	if (ret)
+		return obd_errf(c->err, ret, "%s: %s write failed", c->what, part);
+	return 0;
+}
+
+static int obd_commit_begin(struct obd_commit_run *c)
+{
+	c->blk = malloc(OBD_LSMT_HT_SPACE);
+	c->buf = malloc(OBD_COMMIT_CHUNK);
+	if (!c->blk || !c->buf)
+		return obd_errf(c->err, ENOMEM, "%s: out of memory", c->what);
+	return obd_commit_ht(c, OBD_LSMT_FLAGS_COMMIT_HEADER, 0, 0, "header");
+}
+
+static int obd_commit_record(struct obd_commit_run *c, const struct obd_map *r)
+{
+	if (obd_commit_push(&c->x, r))
+		return obd_errf(c->err, ENOMEM, "%s: out of memory for the index", c->what);
+	return 0;
+}
 
 static bool obd_sector_zero(const u8 *p)
 {
@@ -732,36 +673,208 @@ static bool obd_sector_zero(const u8 *p)
 }
 
 /*
- * One 32 KiB piece of tag-0 data at LBA lba: runs of data sectors are
- * written and recorded at *pos, runs of zero sectors (zero_detect) recorded
- * as zeroed maps, as pcopy()'s push_segment would.
+ * One piece of n sectors in c->buf, for LBA lba: runs of data sectors are
+ * written and recorded at c->pos (one record without zero_detect), runs of
+ * zero sectors (zero_detect) recorded as zeroed maps, as pcopy()'s
+ * push_segment would.
  */
-static int obd_warp_piece(struct obd_commit_idx *x, const u8 *buf, u64 c, u64 lba, u64 *pos,
-			  bool zero_detect, obd_commit_sink_fn sink, void *sctx,
-			  struct obd_err *err)
+static int obd_commit_piece(struct obd_commit_run *c, u64 n, u64 lba, bool zero_detect)
 {
+	const u8 *buf = c->buf;
 	u64 s = 0;
 	int ret;
 
-	while (s < c) {
+	while (s < n) {
 		bool z = zero_detect && obd_sector_zero(buf + s * OBD_SECTOR_SIZE);
-		struct obd_map r = { .offset = lba + s, .moffset = *pos, .zeroed = z };
+		struct obd_map r = { .offset = lba + s, .moffset = c->pos, .zeroed = z };
 		u64 e = s + 1;
 
-		while (e < c && (zero_detect && obd_sector_zero(buf + e * OBD_SECTOR_SIZE)) == z)
+		while (e < n && (zero_detect && obd_sector_zero(buf + e * OBD_SECTOR_SIZE)) == z)
 			e++;
 		r.length = (u32)(e - s);
 		if (!z) {
-			ret = sink(sctx, buf + s * OBD_SECTOR_SIZE, (e - s) * OBD_SECTOR_SIZE);
+			ret = c->sink(c->sctx, buf + s * OBD_SECTOR_SIZE, (e - s) * OBD_SECTOR_SIZE);
 			if (ret)
-				return obd_errf(err, ret, "warp commit: data write failed");
-			*pos += e - s;
+				return obd_errf(c->err, ret, "%s: data write failed", c->what);
+			c->pos += e - s;
 		}
-		if (obd_commit_push(x, &r))
-			return obd_errf(err, ENOMEM, "warp commit: out of memory for the index");
+		ret = obd_commit_record(c, &r);
+		if (ret)
+			return ret;
 		s = e;
 	}
 	return 0;
+}
+
+/*
+ * Map m's data, read through rd with tag in 32 KiB pieces as pcopy() reads
+ * them: the pieces decide where compression later cuts the 16383-sector
+ * runs.
+ */
+static int obd_commit_copy(struct obd_commit_run *c, const struct obd_map *m, u8 tag,
+			   bool zero_detect)
+{
+	u64 done, n;
+	int ret;
+
+	for (done = 0; done < m->length; done += n) {
+		n = m->length - done;
+		if (n > OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE)
+			n = OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE;
+		ret = c->rd(c->rctx, tag, c->buf, n * OBD_SECTOR_SIZE,
+			    (m->moffset + done) * OBD_SECTOR_SIZE);
+		/* the texts the two commits always gave */
+		if (ret && c->src)
+			return obd_errf(c->err, ret, "%s: read of %s at sector %llu (+%llu) failed",
+					c->what, c->src, (unsigned long long)(m->moffset + done),
+					(unsigned long long)n);
+		if (ret)
+			return obd_errf(c->err, ret,
+					"%s: read of layer %u at sector %llu (+%llu) failed",
+					c->what, tag, (unsigned long long)(m->moffset + done),
+					(unsigned long long)n);
+		ret = obd_commit_piece(c, n, m->offset + done, zero_detect);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Map i follows map i - 1 and has a length of 1..OBD_MAP_MAX_LENGTH. */
+static bool obd_commit_map_ok(const struct obd_map *maps, u64 i)
+{
+	const struct obd_map *m = &maps[i];
+
+	return m->length && m->length <= OBD_MAP_MAX_LENGTH &&
+	       !(i && obd_map_end(&maps[i - 1]) > m->offset);
+}
+
+static int obd_commit_map_bad(const struct obd_map *maps, u64 i, const char *what,
+			      struct obd_err *err)
+{
+	return obd_errf(err, EINVAL,
+			"%s: map %llu (offset %llu length %u): expected sorted, non-overlapping, length 1..%u",
+			what, (unsigned long long)i, (unsigned long long)maps[i].offset,
+			maps[i].length, OBD_MAP_MAX_LENGTH);
+}
+
+/*
+ * The index, a page (c->blk) at a time: the records, then invalid ones up
+ * to nrec (obd_lsmt_commit pads to whole pages, the warp form does not),
+ * the trailer after it.
+ */
+static int obd_commit_end(struct obd_commit_run *c, u64 nrec, u64 *out_size)
+{
+	struct obd_lsmt_mapping *page = (struct obd_lsmt_mapping *)c->blk;
+	const u64 per = OBD_LSMT_HT_SPACE / sizeof(*page);
+	u64 i, j, k;
+	int ret;
+
+	for (i = 0; i < nrec; i += k) {
+		k = nrec - i < per ? nrec - i : per;
+		for (j = 0; j < k; j++) {
+			if (i + j < c->x.n) {
+				obd_map_encode(&c->x.v[i + j], &page[j]);
+			} else {
+				page[j].w0 = cpu_to_le64(OBD_MAP_INVALID_OFFSET);
+				page[j].w1 = 0;
+			}
+		}
+		ret = c->sink(c->sctx, c->blk, k * sizeof(*page));
+		if (ret)
+			return obd_errf(c->err, ret, "%s: index write failed", c->what);
+	}
+	ret = obd_commit_ht(c, OBD_LSMT_FLAGS_TRAILER, c->pos * OBD_SECTOR_SIZE, nrec, "trailer");
+	if (!ret && out_size)
+		*out_size = c->pos * OBD_SECTOR_SIZE + nrec * sizeof(*page) + OBD_LSMT_HT_SPACE;
+	return ret;
+}
+
+/* Zeroed maps recorded, the others' data copied; tags select the source. */
+static int obd_commit_maps(struct obd_commit_run *c, const struct obd_map *maps, u64 n)
+{
+	u64 i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		const struct obd_map *m = &maps[i];
+		/* all tags are 0 on disk */
+		struct obd_map r = {
+			.offset = m->offset, .length = m->length, .moffset = c->pos, .zeroed = 1,
+		};
+
+		if (m->zeroed)
+			ret = obd_commit_record(c, &r);
+		else
+			ret = obd_commit_copy(c, m, m->tag, false);
+	}
+	return ret;
+}
+
+static int obd_commit_check(const struct obd_map *maps, u64 n, struct obd_err *err)
+{
+	u64 i;
+
+	for (i = 0; i < n; i++)
+		if (!obd_commit_map_ok(maps, i))
+			return obd_commit_map_bad(maps, i, "commit", err);
+	return 0;
+}
+
+int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_opts *o,
+		    obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
+		    u64 *out_size, struct obd_err *err)
+{
+	struct obd_commit_run c;
+	int ret;
+
+	if (o->user_tag_len > OBD_LSMT_TAG_LEN)
+		return obd_errf(err, ENOBUFS, "commit user tag length: got %zu, expected <= %u",
+				o->user_tag_len, OBD_LSMT_TAG_LEN);
+	ret = obd_commit_init(&c, "commit", o, rd, rctx, sink, sctx, err);
+	if (!ret)
+		ret = obd_commit_check(maps, n, err);
+	if (ret)
+		return ret;
+	ret = obd_commit_begin(&c);
+	if (!ret)
+		ret = obd_commit_maps(&c, maps, n);
+	if (!ret)
+		ret = obd_commit_end(&c, OBD_ALIGN_UP(c.x.n, OBD_LSMT_HT_SPACE /
+						       sizeof(struct obd_lsmt_mapping)), out_size);
+	obd_commit_fini(&c);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * Warp (TurboOCI meta) commit
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Tag-1 records passed through, zeroed ones recorded at the data position,
+ * tag-0 data copied from rd's tag 0 (zero_detect: zero sectors recorded).
+ */
+static int obd_warp_maps(struct obd_commit_run *c, const struct obd_map *maps, u64 n,
+			 bool zero_detect)
+{
+	u64 i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		const struct obd_map *m = &maps[i];
+		struct obd_map r = *m;
+
+		/* the core's form (tag 0, target set) or the on-disk one (tag 1) */
+		r.tag = m->tag == 1 || m->target;
+		r.target = 0;
+		if (m->zeroed)
+			r.moffset = c->pos;
+		if (r.tag == 1 || m->zeroed)
+			ret = obd_commit_record(c, &r);
+		else
+			ret = obd_commit_copy(c, m, 0, zero_detect);
+	}
+	return ret;
 }
 
 static int obd_warp_check(const struct obd_map *maps, u64 n, struct obd_err *err)
@@ -771,13 +884,9 @@ static int obd_warp_check(const struct obd_map *maps, u64 n, struct obd_err *err
 	for (i = 0; i < n; i++) {
 		const struct obd_map *m = &maps[i];
 
-		if (m->length == 0 || m->length > OBD_MAP_MAX_LENGTH ||
-		    (i && obd_map_end(&maps[i - 1]) > m->offset) ||
+		if (!obd_commit_map_ok(maps, i) ||
 		    m->offset + m->length > OBD_MAP_INVALID_OFFSET)
-			return obd_errf(err, EINVAL,
-					"warp commit: map %llu (offset %llu length %u): expected sorted, non-overlapping, length 1..%u",
-					(unsigned long long)i, (unsigned long long)m->offset,
-					m->length, OBD_MAP_MAX_LENGTH);
+			return obd_commit_map_bad(maps, i, "warp commit", err);
 		if (m->tag > 1 || ((m->tag == 1 || m->target) && m->zeroed) ||
 		    m->moffset + m->length > OBD_MAP_MOFFSET_MASK)
 			return obd_errf(err, EINVAL,
@@ -792,97 +901,23 @@ int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_com
 			 obd_commit_read_fn rd, void *rctx, obd_commit_sink_fn sink, void *sctx,
 			 u64 *out_size, struct obd_err *err)
 {
-	u8 uuid[OBD_UUID_STR_LEN], parent[OBD_UUID_STR_LEN];
-	struct obd_commit_idx x = { 0 };
-	u64 pos = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE, i;
-	struct obd_lsmt_mapping *raw = NULL;
-	u8 *blk = NULL, *buf = NULL;
-	int ret;
+	int ret = obd_warp_check(maps, n, err);
+	struct obd_commit_run c;
 
-	ret = obd_warp_check(maps, n, err);
 	if (!ret)
-		ret = obd_uuid_norm(uuid, o->uuid, "commit uuid", err);
-	if (!ret)
-		ret = obd_uuid_norm(parent, o->parent_uuid, "commit parent uuid", err);
+		ret = obd_commit_init(&c, "warp commit", o, rd, rctx, sink, sctx, err);
 	if (ret)
 		return ret;
-	blk = malloc(OBD_LSMT_HT_SPACE);
-	buf = malloc(OBD_COMMIT_CHUNK);
-	if (!blk || !buf) {
-		ret = obd_errf(err, ENOMEM, "warp commit: out of memory");
-		goto out_free;
-	}
-	obd_build_ht(blk, OBD_LSMT_FLAGS_COMMIT_HEADER, 0, 0, o->vsize, uuid, parent, NULL, 0);
-	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
-	if (ret) {
-		obd_errf(err, ret, "warp commit: header write failed");
-		goto out_free;
-	}
-	for (i = 0; i < n; i++) {
-		const struct obd_map *m = &maps[i];
-		struct obd_map r = *m;
-		u64 done;
-
-		/* the core's form (tag 0, target set) or the on-disk one (tag 1) */
-		r.tag = m->tag == 1 || m->target;
-		r.target = 0;
-		if (r.tag == 1 || m->zeroed) {
-			if (m->zeroed)
-				r.moffset = pos;
-			if (obd_commit_push(&x, &r))
-				goto out_nomem;
-			continue;
-		}
-		for (done = 0; done < m->length;) {
-			u64 c = m->length - done;
-
-			if (c > OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE)
-				c = OBD_COMMIT_CHUNK / OBD_SECTOR_SIZE;
-			ret = rd(rctx, 0, buf, c * OBD_SECTOR_SIZE,
-				 (m->moffset + done) * OBD_SECTOR_SIZE);
-			if (ret) {
-				obd_errf(err, ret, "warp commit: read of the meta data at sector %llu (+%llu) failed",
-					 (unsigned long long)(m->moffset + done),
-					 (unsigned long long)c);
-				goto out_free;
-			}
-			ret = obd_warp_piece(&x, buf, c, m->offset + done, &pos, o->zero_detect,
-					     sink, sctx, err);
-			if (ret)
-				goto out_free;
-			done += c;
-		}
-	}
-	if (x.n) {
-		raw = malloc((size_t)x.n * sizeof(*raw));
-		if (!raw)
-			goto out_nomem;
-		for (i = 0; i < x.n; i++)
-			obd_map_encode(&x.v[i], &raw[i]);
-		ret = sink(sctx, raw, (size_t)x.n * sizeof(*raw));
-		if (ret) {
-			obd_errf(err, ret, "warp commit: index write failed");
-			goto out_free;
-		}
-	}
-	obd_build_ht(blk, OBD_LSMT_FLAGS_TRAILER, pos * OBD_SECTOR_SIZE, x.n, o->vsize, uuid,
-		     parent, NULL, 0);
-	ret = sink(sctx, blk, OBD_LSMT_HT_SPACE);
-	if (ret) {
-		obd_errf(err, ret, "warp commit: trailer write failed");
-		goto out_free;
-	}
-	if (out_size)
-		*out_size = pos * OBD_SECTOR_SIZE + x.n * sizeof(*raw) + OBD_LSMT_HT_SPACE;
-	goto out_free;
-
-out_nomem:
-	ret = obd_errf(err, ENOMEM, "warp commit: out of memory for the index");
-out_free:
-	free(raw);
-	free(x.v);
-	free(buf);
-	free(blk);
+	/* the warp form carries no user tag; rd's tag 0 is the meta data */
+	c.user_tag = NULL;
+	c.user_tag_len = 0;
+	c.src = "the meta data";
+	ret = obd_commit_begin(&c);
+	if (!ret)
+		ret = obd_warp_maps(&c, maps, n, o->zero_detect);
+	if (!ret)
+		ret = obd_commit_end(&c, c.x.n, out_size);
+	obd_commit_fini(&c);
 	return ret;
 }
 
