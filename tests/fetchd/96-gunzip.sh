@@ -44,20 +44,8 @@ mklayer() {
 	PY
 }
 hex() { sha256sum "$1" | cut -d' ' -f1; }
-# entries INDEX: "de_pos en_pos win_pos" per access point
-entries() {
-	python3 - "$1" <<-'PY'
-	import struct, sys, zlib
-	b = open(sys.argv[1], "rb").read()
-	algo, n = b[10], struct.unpack_from("<q", b, 25)[0]
-	start, alen = struct.unpack_from("<qq", b, 313)
-	t = b[start:start + alen]
-	t = zlib.decompress(t) if algo else t
-	for i in range(n):
-	    de, en, wp = struct.unpack_from("<qqq", t, i * 29)
-	    print(de, en, wp)
-	PY
-}
+# entries INDEX: "de_pos en_pos win_pos bits" per access point
+entries() { python3 "$here/../tools/turbo-image.py" entries "$1"; }
 # start_fakereg NAME BLOBFILE: sets FR_PORT
 start_fakereg() {
 	FR_PORT=$(free_port)
@@ -229,7 +217,7 @@ is "run 4b: and it was taken back from the kernel" "$(jget "$T/r4b.json" '[i[1:]
 # --- run 5: a gzip index whose window lies: EIO -----------------------------------------
 "$GZTOOL" --build "$T/layer.tar.gz" "$T/raw.meta" 262144 0 > /dev/null || bail "raw index"
 mapfile -t R < <(entries "$T/raw.meta")
-read -r rde_k _ rwin_k <<< "${R[$k]}"
+read -r rde_k _ rwin_k _ <<< "${R[$k]}"
 read -r rde_k1 _ _ <<< "${R[$((k + 1))]}"
 python3 -c "
 f = open('$T/raw.meta', 'r+b'); o = $rwin_k + 30000; f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 1]))"

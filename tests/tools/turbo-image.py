@@ -21,6 +21,8 @@ turbo-image.py compare DIR IMG         IMG (an ext4 image, read with debugfs) ho
                                        device number and hard-link group
 turbo-image.py files DIR MNT [SKIP]    every regular file of the model (but SKIP)
                                        under the mounted MNT has the model's sha256
+turbo-image.py entries GZIP.META       its access points, one a line: de_pos en_pos
+                                       win_pos bits
 turbo-image.py granules CACHE GZ DIR... every granule marked present in the blob
                                        entries of CACHE and the gunzip entries of
                                        GZ equals the blob's bytes (decompressed for
@@ -475,6 +477,20 @@ def files(d, mnt, skip=None):
     return 1 if bad or not n else 0
 
 
+def entries(path):
+    """the access points of a gzip index (gzip.meta, "ddgzidx")"""
+    with open(path, "rb") as f:
+        b = f.read()
+    algo, n = b[10], struct.unpack_from("<q", b, 25)[0]
+    start, alen = struct.unpack_from("<qq", b, 313)
+    t = b[start:start + alen]
+    t = zlib.decompress(t) if algo else t
+    for i in range(n):
+        de, en, wp, bits = struct.unpack_from("<qqqB", t, i * 29)
+        print(de, en, wp, bits)
+    return 0
+
+
 def present(entry):
     """the granules (4 KiB) an entry's .meta marks present"""
     with open(entry + ".meta", "rb") as f:
@@ -514,6 +530,8 @@ def granules(cache, gz, layouts):
 if __name__ == "__main__":
     if sys.argv[1] == "files":
         sys.exit(files(*sys.argv[2:5]))
+    if sys.argv[1] == "entries":
+        sys.exit(entries(sys.argv[2]))
     if sys.argv[1] == "granules":
         sys.exit(granules(sys.argv[2], sys.argv[3], sys.argv[4:]))
     if sys.argv[1] == "compare":

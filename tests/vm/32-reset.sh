@@ -22,13 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 
 CHECK=$OBD_TOP/tests/tools/cache-check.py
-vm_dmesg_mark "32-reset-boot$OBD_VM_BOOT"
-diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
-vm_crash_dir t
-d=$CRASH_DIR
-cd "$d" || bail "cd $d"
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_crash_begin 32-reset t
 REG_ROOT=$d/reg
 # shellcheck source=tests/vm/registry_lib.sh
 . "$OBD_TOP/tests/vm/registry_lib.sh"

@@ -23,13 +23,7 @@
 # shellcheck source=tests/vm/upper_lib.sh
 . "$OBD_TOP/tests/vm/upper_lib.sh"
 CR="$PY $OBD_TOP/tests/vm/upper_crash.py"
-vm_dmesg_mark "41-upper-crash-boot$OBD_VM_BOOT"
-diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
-vm_crash_dir u
-d=$CRASH_DIR
-cd "$d" || bail "cd $d"
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_crash_begin 41-upper-crash u
 modprobe ext4 2>/dev/null
 seed=${OBD_VM_SEED:-7}
 table() { echo "0 $len overlaybd 2 $L1 $L2 3 upper $d/$1 $d/$2"; }

@@ -26,13 +26,7 @@
 # shellcheck source=tests/vm/upper_lib.sh
 . "$OBD_TOP/tests/vm/upper_lib.sh"
 CR="$PY $OBD_TOP/tests/vm/upper_crash.py"
-vm_dmesg_mark "46-snapshot-crash-boot$OBD_VM_BOOT"
-diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
-vm_crash_dir s
-d=$CRASH_DIR
-cd "$d" || bail "cd $d"
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_crash_begin 46-snapshot-crash s
 seed=${OBD_VM_SEED:-11}
 
 # Writes from write number $1 and snapshots from u$2 on (the upper is u$(($2 - 1))), then the kill.

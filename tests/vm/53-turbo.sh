@@ -176,12 +176,18 @@ running() {
 	echo $n
 }
 none_running() { [ "$(running)" -eq 0 ]; }
-tok=$(entry target.tar)
-start_daemon d2.log --silent || bail "no silent daemon"
-tq="2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
-check "create: a turbo layer over a cold remote target, the registry hanging" create obd53q "$tq"
-start_readers obd53q 4
-check "4 whole-device readers park on the target (pending >= 1)" until_true 60 pending_ge obd53q 1
+# parked NAME LOG: a turbo device over a fresh cold remote target (table in
+# $tq), the registry hanging, 4 whole-device readers parked on it
+parked() {
+	local tok
+	tok=$(entry target.tar)
+	start_daemon "$2" --silent || bail "no silent daemon"
+	tq="2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
+	check "create $1: a turbo layer over a cold remote target, the registry hanging" create "$1" "$tq"
+	start_readers "$1" 4
+	check "4 whole-device readers park on the target (pending >= 1)" until_true 60 pending_ge "$1" 1
+}
+parked obd53q d2.log
 check "a new table loads while the old instance runs with reads parked" \
 	within 5 dmsetup reload obd53q --readonly --table "0 $len overlaybd $tq"
 check "suspend --noflush returns within 5 s" within 5 dmsetup suspend --noflush obd53q
@@ -200,12 +206,7 @@ check_eq "... and each read the model's bytes" "$(sort -u r[1-4].sha)" "$want"
 check_eq "the device = model" "$(devsha obd53q)" "$want"
 dmsetup remove obd53q
 
-tok=$(entry target.tar)
-start_daemon d4.log --silent || bail "no silent daemon"
-tq="2 $d/lower.lsmt turbo $d/meta.lsmt $tok"
-check "create: another cold remote target, the registry hanging" create obd53f "$tq"
-start_readers obd53f 4
-check "4 readers park" until_true 60 pending_ge obd53f 1
+parked obd53f d4.log
 check "suspend (with flush) returns within 15 s" within 15 dmsetup suspend obd53f
 check "the readers ended" until_true 10 none_running
 fails=0

@@ -37,12 +37,7 @@ reg_test_begin 54-turbo-ref
 RA=127.0.0.1:$REG
 devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }
 modprobe ext4 2>/dev/null
-cat > svc.json <<JSON
-{ "logConfig": { "logLevel": 1 },
-  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
-  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
-  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
-JSON
+turbo_svc
 if fetchd_start; then ok "overlaybd-fetchd runs (gzipCacheConfig on)"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
 
 $IMG layout src >/dev/null || bail "cannot make the test image"

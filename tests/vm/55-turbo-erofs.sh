@@ -35,12 +35,7 @@ command -v mkfs.erofs >/dev/null || bail "mkfs.erofs missing: scripts/deps.sh in
 modprobe erofs 2>/dev/null
 modprobe overlay 2>/dev/null
 grep -qw erofs /proc/filesystems || bail "no erofs in this kernel"
-cat > svc.json <<JSON
-{ "logConfig": { "logLevel": 1 },
-  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
-  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
-  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
-JSON
+turbo_svc
 if fetchd_start; then ok "overlaybd-fetchd runs (gzipCacheConfig on)"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
 
 $EROFS layout src >/dev/null || bail "cannot make the test image"

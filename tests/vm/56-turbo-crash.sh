@@ -27,13 +27,7 @@
 IMG="$PY $OBD_TOP/tests/tools/turbo-image.py"
 [ -x "$obd" ] && [ -x "$fetchd" ] || bail "build/obd or build/overlaybd-fetchd missing: run make first"
 [ -x /usr/bin/docker-registry ] || bail "docker-registry missing: scripts/deps.sh installs it"
-vm_dmesg_mark "56-turbo-crash-boot$OBD_VM_BOOT"
-diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
-vm_crash_dir t
-d=$CRASH_DIR
-cd "$d" || bail "cd $d"
-vm_load_module || bail "cannot load dm-overlaybd"
-vm_on_exit vm_unload_module
+vm_crash_begin 56-turbo-crash t
 modprobe ext4 2>/dev/null
 REG_ROOT=$d/reg
 reg_start
@@ -41,12 +35,7 @@ ok "docker-registry (storage on the scratch disk) and the counting proxy on 127.
 RA=127.0.0.1:$REG
 REF=http://127.0.0.1:$PX/img:turbo
 mkdir -p mnt
-cat > svc.json <<JSON
-{ "logConfig": { "logLevel": 1 },
-  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
-  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
-  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
-JSON
+turbo_svc
 # granules of the gunzip entries whose bits are on disk
 gz_durable() {
 	$PY - "$d/gz" <<-'PY'

@@ -45,12 +45,7 @@ REF=http://127.0.0.1:$PX/img:turbo
 devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }
 modprobe ext4 2>/dev/null
 mkdir -p mr ml
-cat > svc.json <<JSON
-{ "logConfig": { "logLevel": 1 },
-  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
-  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
-  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
-JSON
+turbo_svc
 if fetchd_start; then ok "overlaybd-fetchd runs (gzipCacheConfig on)"; else bail "overlaybd-fetchd does not start: $(tail -5 fetchd.log)"; fi
 remove_all() {
 	local n
@@ -74,20 +69,7 @@ i = json.load(open('src/index.json'))['manifests'][0]['digest'].split(':')[1]
 print([l for l in json.load(open('src/blobs/sha256/' + i))['layers'] if l['mediaType'].endswith('gzip')][0]['digest'][7:])")
 regblob=$d/reg/docker/registry/v2/blobs/sha256/${gh:0:2}/$gh/data
 [ -f "$regblob" ] || bail "no $regblob in the registry's storage"
-# entries FILE: "de_pos en_pos bits win_pos" per access point of a gzip index
-entries() {
-	$PY - "$1" <<-'PY'
-	import struct, sys, zlib
-	b = open(sys.argv[1], "rb").read()
-	algo, n = b[10], struct.unpack_from("<q", b, 25)[0]
-	start, alen = struct.unpack_from("<qq", b, 313)
-	t = b[start:start + alen]
-	t = zlib.decompress(t) if algo else t
-	for i in range(n):
-	    de, en, wp, bits = struct.unpack_from("<qqqB", t, i * 29)
-	    print(de, en, bits, wp)
-	PY
-}
+entries() { $IMG entries "$1"; }	# FILE: "de_pos en_pos win_pos bits" a point
 # readall MNT OUT: each model file read once: "path ok|EIO|WRONG|ERR"
 readall() {
 	$PY - "$OBD_TOP" src "$1" > "$2" <<-'PY'
@@ -113,9 +95,9 @@ check_eq "obd attach REF (cold)" "$dev" /dev/mapper/r57
 gzmeta=$(ls "$d"/cache/turbo/sha256:*/gzip.meta 2>/dev/null | head -1)
 [ -n "$gzmeta" ] || bail "no gzip.meta unpacked under cacheDir/turbo"
 entries "$gzmeta" > ent.txt
-diag "access points (de_pos en_pos bits): $(awk '{ printf "%s/%s/%s ", $1, $2, $3 }' ent.txt)"
+diag "access points (de_pos en_pos bits): $(awk '{ printf "%s/%s/%s ", $1, $2, $4 }' ent.txt)"
 check "the index has a span of > 4 MiB (one deflate block), points at bit offset 0 and not 0" \
-	awk '{ if (NR > 1 && $1 - p > 4194304) big = 1; if (NR > 1 && $3 == 0) z = 1; if ($3 != 0) nz = 1; p = $1 }
+	awk '{ if (NR > 1 && $1 - p > 4194304) big = 1; if (NR > 1 && $4 == 0) z = 1; if ($4 != 0) nz = 1; p = $1 }
 	     END { exit !(big && z && nz) }' ent.txt
 
 # --- the local model: the targets as local tar files -------------------------------------
@@ -170,7 +152,7 @@ check "obd detach both" bash -c "'$obd' detach r57 && '$obd' detach l57"
 # --- a corrupt byte in the registry's blob -------------------------------------------------
 # 200 bytes before an access point that follows one at bit offset 0 inside
 # the stored blocks: the output byte is in the window that point checks
-read -r de_k _ < <(awk 'NR > 1 && $3 == 0 { print; exit }' ent.txt)
+read -r de_k _ < <(awk 'NR > 1 && $4 == 0 { print; exit }' ent.txt)
 read -r de_k1 en_k1 _ < <(awk -v k="$de_k" '$1 > k { print; exit }' ent.txt)
 cp "$regblob" blob.orig
 $PY -c "
@@ -204,7 +186,7 @@ check "every granule marked present holds the right bytes" $IMG granules "$d/cac
 entries raw.meta > raw.txt
 # the middle one of the points at a bit offset (Huffman blocks: "text", some
 # 6 MiB): the refills that cross it or start there stay inside that file
-read -r rde_k _ _ rwin_k < <(awk '$3 != 0' raw.txt | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
+read -r rde_k _ rwin_k _ < <(awk '$4 != 0' raw.txt | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
 $PY -c "
 f = open('raw.meta', 'r+b'); o = $rwin_k + 30000; f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 1]))"
 $PY - "$cfg" "$d/raw.meta" lying.json <<'PY' || bail "cannot write lying.json"

@@ -23,6 +23,7 @@
 #   vm_dmesg_check NAME        one TAP line: no BUG/WARNING/... since the marker
 #   vm_disk [N]                the Nth (default 1st) scratch disk, once its node exists
 #   vm_kill_now [MAX_MS]       crash tests: end this boot by a SIGKILL of QEMU (below)
+#   vm_crash_begin NAME SUBDIR crash tests: each boot's start (below)
 #   vm_scaled N [MIN]          a loop count, divided by 20 on the debug kernel
 #   within SECS CMD...         CMD succeeds within SECS s (scaled by vm_slow)
 #   until_true SECS CMD...     CMD becomes true within SECS s (polled; scaled)
@@ -288,6 +289,19 @@ vm_kill_now() {
 	echo "OBD-VM-KILL-NOW $max"
 	trap - EXIT
 	while :; do sleep 10; done
+}
+
+# vm_crash_begin NAME SUBDIR: the start of each boot of a crash test: the dmesg
+# mark NAME-boot<N> (vm_dmesg_check takes it), the boot and seed said,
+# vm_crash_dir SUBDIR as $d (the cwd), the module loaded (unloaded at exit).
+vm_crash_begin() {
+	vm_dmesg_mark "$1-boot$OBD_VM_BOOT"
+	diag "boot ${OBD_VM_BOOT:-?} of ${OBD_VM_BOOTS:-?} (seed ${OBD_VM_SEED:-?})"
+	vm_crash_dir "$2"
+	d=$CRASH_DIR
+	cd "$d" || bail "cd $d"
+	vm_load_module || bail "cannot load dm-overlaybd"
+	vm_on_exit vm_unload_module
 }
 
 # vm_crash_dir SUBDIR: for crash tests ("# vm-boots: N"): the first scratch disk,

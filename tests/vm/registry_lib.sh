@@ -17,6 +17,8 @@
 #   fetchd_start [SVC]           the daemon on /dev/overlaybd (log: fetchd.log), SVC default svc.json
 #   fetchd_stop                  SIGTERM and wait
 #   rand_layer FILE MiB SEED      FILE.commit: a layer of random data
+#   turbo_svc                    svc.json for TurboOCI: cacheDir $d/cache, gzipCacheConfig
+#                                on in $d/gz (refills of 1 MiB), syncIntervalMs 50
 # Background daemons are never started inside check: its $(...) would wait
 # for their output to close.
 obd=$OBD_TOP/build/obd
@@ -91,6 +93,15 @@ px_fault() { curl -s "http://127.0.0.1:$PX/__fault?mode=$1&n=${2:-1}&ms=${3:-300
 via_proxy() { sed "s|127.0.0.1:$REG/|127.0.0.1:$PX/|" "$1" > "$2"; }
 
 fetchd_pid=
+turbo_svc() {
+	cat > svc.json <<-JSON
+	{ "logConfig": { "logLevel": 1 },
+	  "cacheConfig": { "cacheDir": "$d/cache", "refillSize": 262144 },
+	  "gzipCacheConfig": { "enable": true, "cacheDir": "$d/gz", "refillSize": 1048576 },
+	  "fetchConfig": { "requestTimeout": 20, "syncIntervalMs": 50 } }
+	JSON
+}
+
 fetchd_start() {
 	local i n0
 	fetchd_stop
