@@ -77,7 +77,7 @@ key() {
 }
 
 fetch_source() {	# -> srcdir
-	local sv deb sd tmp
+	local sv deb sd tmp m
 	sv=$(srcver)
 	sd=$KCD/src/linux-$sv
 	[ -e "$sd/.obd-ready" ] && { echo "$sd"; return; }
@@ -92,8 +92,10 @@ fetch_source() {	# -> srcdir
 	tmp=$KCD/src/unpack.$$
 	rm -rf "$tmp" "$sd"
 	mkdir -p "$tmp"
-	dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards 'usr/src/linux-source-*.tar.xz' |
-		tar -xJ -C "$tmp" || die "cannot unpack $deb"
+	# the member as the package names it ("./usr/src/..." in Debian's debs)
+	m=$(dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -m1 -E '^(\./)?usr/src/linux-source-[^/]*\.tar\.xz$') ||
+		die "$deb holds no usr/src/linux-source-*.tar.xz"
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO "$m" | tar -xJ -C "$tmp" || die "cannot unpack $deb"
 	mv "$tmp"/linux-source-* "$sd"
 	rmdir "$tmp"
 	patch_source "$sd"
