@@ -7,14 +7,21 @@
 #   2. fio in the test VM, both kernels: dm-overlaybd vs a loop device over
 #      the flattened raw image of the same stack (tests/vm/bench-fio.sh).
 #   3. lazy images in the test VM: cold read vs curl of the same blob, a
-#      start-up workload, warm remote vs local (tests/vm/bench-remote.sh).
+#      start-up workload (also over a link shaped with tc netem), warm
+#      remote vs local (tests/vm/bench-remote.sh).
 #   4. writes in the test VM, both kernels: dm-overlaybd with an append and
 #      a sparse upper layer vs a loop device over a sparse file, durable
 #      4 KiB random and 1 MiB sequential writes (tests/vm/bench-upper.sh).
-# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2,
-# 3 and 4; OBD_BENCH_VM="fio remote upper" (the default: all three) picks
+#   5. TurboOCI in the test VM (issue #20): start-up from a TurboOCI image
+#      vs skopeo copy + umoci unpack of the original, bytes fetched / its
+#      compressed size, warm reads vs the image as native overlaybd; over
+#      the plain loopback and a netem-shaped one (tests/vm/bench-turbo.sh).
+# OBD_BENCH_KERNELS="6.1 6.12" selects kernels; OBD_BENCH_SKIP_VM=1 skips 2
+# to 5; OBD_BENCH_VM="fio remote upper turbo" (the default: all four) picks
 # among them; OBD_BENCH_REMOTE_MB, OBD_BENCH_FS_MB size the images of 3 and
-# OBD_BENCH_REMOTE_CASES ("1 2 3 4") picks its cases;
+# OBD_BENCH_REMOTE_CASES ("1 2 3 4") picks its cases; OBD_BENCH_TURBO_MB
+# (default 256) sizes the files of 5's image; OBD_BENCH_LINKS ("unshaped
+# shaped" or either) picks the links of 3's start-up and of 5;
 # OBD_BENCH_MB (stack size of 2, default 64; device size of 4, default
 # 256), OBD_BENCH_RUNTIME (s per warm run of 2, per run of 4) and
 # OBD_BENCH_REPEAT (runs per case, median reported) reach the guest, as do
@@ -27,14 +34,14 @@ make -s -j"$(nproc)" all
 echo "== lookup (build/bench/bench_lookup)"
 build/bench/bench_lookup
 [ "${OBD_BENCH_SKIP_VM:-0}" = 1 ] && exit 0
-vm_suites=${OBD_BENCH_VM:-fio remote upper}
+vm_suites=${OBD_BENCH_VM:-fio remote upper turbo}
 for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
 	if [ -z "${vm_suites##*remote*}" ]; then
 		echo "== lazy images, kernel $k (tests/vm/bench-remote.sh)"
 		envs=()
 		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES \
-			 OBD_BENCH_LOGLEVEL OBD_BENCH_WARM_REPEAT OBD_BENCH_WARM_PASSES; do
+			 OBD_BENCH_LOGLEVEL OBD_BENCH_WARM_REPEAT OBD_BENCH_WARM_PASSES OBD_BENCH_LINKS; do
 			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
 		done
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 3000 \
@@ -67,5 +74,19 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 2400 \
 			--scratch-disk $(( ${OBD_BENCH_MB:-256} * 6 + 2048 )) ${envs[@]+"${envs[@]}"} -- \
 			bash tests/vm/bench-upper.sh
+	fi
+	if [ -z "${vm_suites##*turbo*}" ]; then
+		echo "== TurboOCI, kernel $k (tests/vm/bench-turbo.sh)"
+		envs=()
+		for v in OBD_BENCH_TURBO_MB OBD_BENCH_REPEAT OBD_BENCH_WARM_REPEAT OBD_BENCH_LINKS \
+			OBD_BENCH_LOGLEVEL; do
+			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+		done
+		# ext4 on this disk holds the registry, the source, both
+		# conversions, each pull and its unpack, and the caches (a
+		# sparse host file)
+		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 5400 \
+			--scratch-disk $(( ${OBD_BENCH_TURBO_MB:-256} * 8 + 2048 )) ${envs[@]+"${envs[@]}"} -- \
+			bash tests/vm/bench-turbo.sh
 	fi
 done

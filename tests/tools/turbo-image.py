@@ -27,6 +27,10 @@ turbo-image.py granules CACHE GZ DIR... every granule marked present in the blob
                                        entries of CACHE and the gunzip entries of
                                        GZ equals the blob's bytes (decompressed for
                                        GZ), the blobs found in the layouts DIR...
+turbo-image.py bench DIR MB            the image of the TurboOCI benchmark
+                                       (tests/vm/bench-turbo.sh): about MB MiB of
+                                       files in four gzip layers; prints the files
+                                       ("path<TAB>size", sorted: tar order)
 """
 import glob
 import gzip
@@ -254,6 +258,98 @@ def make_bad(kind, d):
         write_layout(d, [(b, MT + "+gzip", t)])
     else:
         sys.exit("unknown kind " + kind)
+
+
+# ---------------------------------------------------------------------------
+# The benchmark's image: like a distribution's, many small files and some
+# large ones in directories of 40, of three kinds mixed so that gzip gets
+# about what it gets from real images (2-3x): text (Zipf-distributed words),
+# code-like binaries (random, low-entropy, zero and repeated 256-byte chunks)
+# and already-compressed data (random). Files take slices of a text and a
+# binary corpus at random offsets (far apart compared with gzip's 32 KiB
+# window), so making hundreds of MiB stays quick under TCG.
+# ---------------------------------------------------------------------------
+BENCH_SIZES = [200, 1500, 4096, 9000, 30000, 120000, 700000]
+BENCH_LAYERS = [0.45, 0.25, 0.2, 0.1]           # shares of the bytes, bottom first
+
+
+def bench_corpora(r):
+    letters = "etaoinshrdlucmfwypvbgkqjxz_"
+    words = ["".join(r.choices(letters, k=r.randint(2, 11))) for _ in range(3000)]
+    text = []
+    n = 0
+    cum = []
+    acc = 0.0
+    for i in range(len(words)):
+        acc += 1.0 / (i + 1)
+        cum.append(acc)
+    while n < 1 << 20:
+        line = "    " * r.randint(0, 3) + " ".join(r.choices(words, cum_weights=cum, k=r.randint(3, 12)))
+        line += r.choice(("\n", ";\n", ":\n", " {\n", ")\n"))
+        text.append(line)
+        n += len(line)
+    low = bytes.maketrans(bytes(range(256)), bytes((0, 0xff, 0x48, 0x89, 0x8b, 0xe8, 0x0f, 0x85,
+                                                     0x24, 0x44, 0x01, 0xc3, 0x74, 0x83, 0x10, 0x08) * 16))
+    chunks = []
+    for _ in range(8192):                      # 2 MiB
+        k = r.random()
+        if k < 0.3:
+            c = r.randbytes(256)
+        elif k < 0.6:
+            c = r.randbytes(256).translate(low)
+        elif k < 0.75:
+            c = bytes(256)
+        else:
+            c = chunks[-r.randint(1, min(64, len(chunks)))] if chunks else bytes(256)
+        chunks.append(c)
+    return "".join(text).encode(), b"".join(chunks)
+
+
+def bench_data(r, text, binary, n):
+    k = r.random()
+    if k < 0.55:
+        src = text
+    elif k < 0.92:
+        src = binary
+    else:
+        return r.randbytes(n)
+    out = b""
+    while len(out) < n:
+        o = r.randrange(len(src))
+        out += src[o:o + n - len(out)]
+    return out
+
+
+def make_bench(d, mb):
+    r = random.Random(20)
+    text, binary = bench_corpora(r)
+    D = tarfile.DIRTYPE
+    files, blobs, i = [], [], 0
+    for li, share in enumerate(BENCH_LAYERS):
+        def layer(t):
+            nonlocal i
+            budget = int(mb * share * 1024 * 1024)
+            base = "usr/lib/l%d" % (li + 1)
+            add(t, "usr", D, mode=0o755)
+            add(t, "usr/lib", D, mode=0o755)
+            add(t, base, D, mode=0o755)
+            j = 0
+            while budget > 0:
+                sub = "%s/p%03d" % (base, j // 40)
+                if j % 40 == 0:
+                    add(t, sub, D, mode=0o755)
+                n = min(r.choice(BENCH_SIZES), max(budget, 1))
+                p = "%s/f%05d" % (sub, i)
+                add(t, p, data=bench_data(r, text, binary, n), mode=0o755 if j % 7 == 0 else 0o644)
+                files.append((p, n))
+                budget -= n
+                i += 1
+                j += 1
+        tb = tar_bytes(layer)
+        blobs.append((gz(tb), MT + "+gzip", tb))
+    write_layout(d, blobs)
+    for p, n in sorted(files):
+        print("%s\t%d" % (p, n))
 
 
 # ---------------------------------------------------------------------------
@@ -542,6 +638,8 @@ if __name__ == "__main__":
         make_deflate(sys.argv[2])
     elif sys.argv[1] == "bad":
         make_bad(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "bench":
+        make_bench(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "model":
         json.dump(model(sys.argv[2]), sys.stdout, indent=1, sort_keys=True)
     else:

@@ -9,7 +9,9 @@
 #      registry; and bytes the registry served / blob size for that read
 #   2. a start-up workload: mount an ext4 image and read a few percent of its
 #      files; bytes served / image size, and the time against downloading
-#      the whole image with curl
+#      the whole image with curl; over the unshaped loopback and over one
+#      shaped as a real link (tc netem: 100 Mbit/s, 10 ms round trip;
+#      OBD_BENCH_LINKS, bench_lib.sh), side by side
 #   3. warm reads of the fully fetched image against the same layer as a
 #      local file (both in the page cache)
 #   4. the start-up workload of 2 with and without a trace recorded on a
@@ -23,6 +25,8 @@
 # OBD_BENCH_REMOTE_CASES="1 2 3 4" picks cases (3 reads case 1's cache);
 # OBD_BENCH_LOGLEVEL=0 runs the daemon with debug logs and prints the last one.
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/vm/bench_lib.sh
+. "$OBD_TOP/tests/vm/bench_lib.sh"
 
 MB=${OBD_BENCH_REMOTE_MB:-64}
 FS_MB=${OBD_BENCH_FS_MB:-256}
@@ -32,79 +36,12 @@ WARM_PASSES=${OBD_BENCH_WARM_PASSES:-4}
 CASES=${OBD_BENCH_REMOTE_CASES:-1 2 3 4}
 want() { [ -z "${CASES##*$1*}" ]; }
 obd=$OBD_TOP/build/obd
-fetchd=$OBD_TOP/build/overlaybd-fetchd
-PY=/usr/bin/python3
 vm_load_module
-modprobe ext4
-ip link set lo up
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-
-# Cache and local files on ext4 (the inline hit path needs it): the scratch
-# disk of vm-run.sh when there is one, else a loop device over tmpfs.
-if [ -n "${OBD_VM_DISKS:-}" ]; then
-	modprobe virtio_blk
-	fsdev=${OBD_VM_DISKS%% *}
-	for _ in $(seq 50); do [ -b "$fsdev" ] && break; sleep 0.1; done
-else
-	modprobe loop
-	truncate -s $((MB * 4 + FS_MB * 3 + 512))M /tmp/bench-remote.img
-	fsdev=$(losetup -f --show /tmp/bench-remote.img)
-fi
-mkfs.ext4 -q -F "$fsdev"
+# cache and local files on ext4 (the inline hit path needs it)
 w=/tmp/bench-remote
-mkdir -p "$w"
-mount "$fsdev" "$w"
-cd "$w" || exit 1
-mkdir -p reg mnt
-
-cat > reg.yml <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $w/reg
-http:
-  addr: 127.0.0.1:5000
-YML
-/usr/bin/docker-registry serve reg.yml > reg.log 2>&1 &
-regpid=$!
-for _ in $(seq 100); do curl -s http://127.0.0.1:5000/v2/ > /dev/null && break; sleep 0.1; done
-
-# bytes of blob GETs in the access log since line $1
-served_since() {
-	tail -n +"$(($1 + 1))" reg.log | $PY -c '
-import re, sys
-n = 0
-for l in sys.stdin:
-    m = re.search(r"\"GET /v2/[^ ]*/blobs/[^ ]* HTTP/[0-9.]+\" (\d+) (\d+)", l)
-    if m and m.group(1) in ("200", "206"):
-        n += int(m.group(2))
-print(n)'
-}
-loglines() { wc -l < reg.log; }
-now() { date +%s.%N; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-range() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-
-fdpid=
-start_fetchd() {
-	stop_fetchd
-	"$fetchd" --service-config "$1" > fetchd.log 2>&1 < /dev/null &
-	fdpid=$!
-	sleep 0.5
-}
-stop_fetchd() {
-	[ -n "$fdpid" ] || return 0
-	kill "$fdpid" 2>/dev/null
-	wait "$fdpid" 2>/dev/null
-	fdpid=
-}
-summary() { sed -n 's/.*summary: /  fetchd: /p' fetchd.log; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
+bench_workdir "$w" $((MB * 4 + FS_MB * 3 + 512))
+mkdir -p mnt
+bench_registry
 svc() {	# svc CACHEDIR
 	mkdir -p "$1"
 	printf '{ "cacheConfig": { "cacheDir": "%s" }, "logConfig": { "logLevel": %s } }\n' "$1" "${OBD_BENCH_LOGLEVEL:-1}" > svc.json
@@ -174,7 +111,7 @@ done
 cm=$(echo "${c_times[*]}" | median); dm=$(echo "${d_times[*]}" | median)
 am=$(echo "${a_times[*]}" | median)
 echo "curl: ${cm}s ($(echo "${c_times[*]}" | range)); device read: ${dm}s ($(echo "${d_times[*]}" | range)), after obd attach: ${am}s ($(echo "${a_times[*]}" | range))"
-summary
+fetchd_summary
 echo "RESULT cold-seq device/curl throughput ratio: $(ratio "$cm" "$dm") (target >= 0.8)"
 echo "RESULT cold-seq with the attach: $(ratio "$cm" "$(awk -v a="$am" -v b="$dm" 'BEGIN { print a + b }')")"
 echo "RESULT cold-seq bytes served / blob size: $(echo "${fetch_ratio[*]}" | median) ($(echo "${fetch_ratio[*]}" | range); target <= 1.05)"
@@ -182,6 +119,10 @@ fi
 
 if want 2; then
 echo "== 2. start-up: read $(wc -l < startup.list) of $(find tree -type f | wc -l) files of the ext4 image"
+bench_links
+for link in $BENCH_LINKS; do
+link_set "$link"
+echo "-- over the $(link_name "$link") link"
 s_times=() s_frac=() f_times=()
 for r in $(seq "$REPEAT"); do
 	sync; echo 3 > /proc/sys/vm/drop_caches
@@ -203,9 +144,12 @@ for r in $(seq "$REPEAT"); do
 done
 sm=$(echo "${s_times[*]}" | median); fm=$(echo "${f_times[*]}" | median)
 echo "download the whole image (curl): ${fm}s; attach + mount + read the start-up set: ${sm}s ($(echo "${s_times[*]}" | range))"
-summary
-echo "RESULT startup bytes served / image size: $(echo "${s_frac[*]}" | median) ($(echo "${s_frac[*]}" | range); target < 0.10)"
-echo "RESULT startup time / full download time: $(ratio "$sm" "$fm")"
+fetchd_summary
+[ "$link" = unshaped ] || link_stats
+echo "RESULT startup bytes served / image size ($link): $(echo "${s_frac[*]}" | median) ($(echo "${s_frac[*]}" | range); target < 0.10)"
+echo "RESULT startup time / full download time ($link): $(ratio "$sm" "$fm")"
+done
+link_set unshaped
 fi
 
 if want 3; then
@@ -285,11 +229,12 @@ done
 tt=$(echo "${t_t[*]}" | median); tb=$(echo "${t_b[*]}" | median)
 bt=$(echo "${n_t[*]}" | median); bb=$(echo "${n_b[*]}" | median)
 echo "start-up without a trace: ${tb}s ($(echo "${t_b[*]}" | range)), $bb bytes; with: ${tt}s ($(echo "${t_t[*]}" | range)), $bt bytes"
-summary
+fetchd_summary
 echo "RESULT startup with trace / without: time $(ratio "$tt" "$tb"), bytes $(ratio "$bt" "$bb")"
 fi
 # OBD_BENCH_LOGLEVEL=0: the last daemon's debug log (READs, fetches, DONEs with times) to stdout
 [ "${OBD_BENCH_LOGLEVEL:-1}" = 0 ] && { echo "== the last fetchd log"; cat fetchd.log; }
-kill "$regpid"
+kill "$REGPID"
+wait "$REGPID" 2>/dev/null
 cd /
 umount "$w"
