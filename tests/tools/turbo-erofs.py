@@ -213,7 +213,7 @@ def read_fs(path):
         # the image's own blocks, not the rest of a device
         img = f.read(max(struct.unpack_from("<I", sb, 1024 + 36)[0], 1) * BLK)
     fs = Erofs(img)
-    ents, groups = {}, {}
+    ents = {}
     for p, i in fs.walk().items():
         if p == "":
             continue
@@ -224,7 +224,6 @@ def read_fs(path):
             data = fs.data(i)
             e["sha256"] = hashlib.sha256(data).hexdigest()
             e["size"] = len(data)
-            groups.setdefault(i.nid, []).append(p)
         elif kind == "symlink":
             e["link"] = fs.data(i).decode("utf-8", "surrogateescape")
         elif kind in ("chr", "blk"):
@@ -232,23 +231,12 @@ def read_fs(path):
             e["dev"] = [(rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00)]
         e["_nid"] = i.nid
         ents[p] = e
-    for p, e in ents.items():
-        if e["kind"] == "file":
-            e["links"] = sorted(groups[e["_nid"]])
-        del e["_nid"]
-    return ents
+    return turbo_image().link_groups(ents, "_nid")
 
 
 def compare(src, img):
     want, got = turbo_image().model(src), read_fs(img)
-    bad = 0
-    for p in sorted(set(want) | set(got)):
-        if want.get(p) != got.get(p):
-            bad += 1
-            if bad <= 20:
-                print("DIFF %s\n  want %s\n  got  %s" % (p, want.get(p), got.get(p)))
-    print("%d paths compared, %d differ" % (len(want), bad))
-    return 1 if bad else 0
+    return turbo_image().diff_report(want, got)
 
 
 # ---------------------------------------------------------------------------

@@ -534,14 +534,20 @@ def read_image(img):
             ents[p]["xattrs"] = dict(sorted(x.items()))
     finally:
         shutil.rmtree(tmp)
+    return link_groups(ents, "ino")
+
+
+def link_groups(ents, key):
+    """each file's "links": the paths whose entries share its e[key] (an
+    inode), which is dropped from every entry"""
     groups = {}
     for p, e in ents.items():
         if e["kind"] == "file":
-            groups.setdefault(e["ino"], []).append(p)
-    for p, e in ents.items():
+            groups.setdefault(e[key], []).append(p)
+    for e in ents.values():
         if e["kind"] == "file":
-            e["links"] = sorted(groups[e["ino"]])
-        del e["ino"]
+            e["links"] = sorted(groups[e[key]])
+        del e[key]
     return ents
 
 
@@ -549,6 +555,11 @@ def compare(d, img):
     want, got = model(d), read_image(img)
     if "lost+found" in got and "lost+found" not in want:
         del got["lost+found"]       # mkfs made it
+    return diff_report(want, got)
+
+
+def diff_report(want, got):
+    """every path of two file-system models compared; 1 if any differs"""
     bad = 0
     for p in sorted(set(want) | set(got)):
         if want.get(p) != got.get(p):
