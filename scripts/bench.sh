@@ -31,6 +31,14 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 make -s -j"$(nproc)" all
+# guest_env VAR...: the --env arguments of vm-run.sh (in envs) for those set here
+guest_env() {
+	local v
+	envs=()
+	for v in "$@"; do
+		[ -z "${!v:-}" ] || envs+=(--env "$v=${!v}")
+	done
+}
 echo "== lookup (build/bench/bench_lookup)"
 build/bench/bench_lookup
 [ "${OBD_BENCH_SKIP_VM:-0}" = 1 ] && exit 0
@@ -39,21 +47,15 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	make -s -C kmod KDIR="$(scripts/kernels.sh kdir "$k")"
 	if [ -z "${vm_suites##*remote*}" ]; then
 		echo "== lazy images, kernel $k (tests/vm/bench-remote.sh)"
-		envs=()
-		for v in OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES \
-			 OBD_BENCH_LOGLEVEL OBD_BENCH_WARM_REPEAT OBD_BENCH_WARM_PASSES OBD_BENCH_LINKS; do
-			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
-		done
+		guest_env OBD_BENCH_REMOTE_MB OBD_BENCH_FS_MB OBD_BENCH_REPEAT OBD_BENCH_REMOTE_CASES \
+			 OBD_BENCH_LOGLEVEL OBD_BENCH_WARM_REPEAT OBD_BENCH_WARM_PASSES OBD_BENCH_LINKS
 		scripts/vm-run.sh --kernel "$k" --mem 3072 --timeout 3000 \
 			--scratch-disk $(( ${OBD_BENCH_REMOTE_MB:-64} * 4 + ${OBD_BENCH_FS_MB:-256} * 3 + 512 )) \
 			${envs[@]+"${envs[@]}"} -- bash tests/vm/bench-remote.sh
 	fi
 	if [ -z "${vm_suites##*fio*}" ]; then
 		echo "== fio, kernel $k (tests/vm/bench-fio.sh)"
-		envs=()
-		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_STACKS; do
-			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
-		done
+		guest_env OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_STACKS
 		# The layer files and the flat image live on ext4 on this disk: a
 		# virtio disk over a host file takes parallel requests, as real
 		# storage does (a loop device over tmpfs would serialize them).
@@ -63,11 +65,8 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	fi
 	if [ -z "${vm_suites##*upper*}" ]; then
 		echo "== writes to an upper layer, kernel $k (tests/vm/bench-upper.sh)"
-		envs=()
-		for v in OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_UPPERS \
-			OBD_BENCH_UPPER_CASES; do
-			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
-		done
+		guest_env OBD_BENCH_MB OBD_BENCH_RUNTIME OBD_BENCH_REPEAT OBD_BENCH_UPPERS \
+			OBD_BENCH_UPPER_CASES
 		# The lower layer, each run's upper files and the loop file on
 		# ext4 on this disk (a sparse host file: the size costs nothing;
 		# an append upper grows with every write of a run).
@@ -77,11 +76,8 @@ for k in ${OBD_BENCH_KERNELS:-6.1 6.12}; do
 	fi
 	if [ -z "${vm_suites##*turbo*}" ]; then
 		echo "== TurboOCI, kernel $k (tests/vm/bench-turbo.sh)"
-		envs=()
-		for v in OBD_BENCH_TURBO_MB OBD_BENCH_REPEAT OBD_BENCH_WARM_REPEAT OBD_BENCH_LINKS \
-			OBD_BENCH_LOGLEVEL; do
-			[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
-		done
+		guest_env OBD_BENCH_TURBO_MB OBD_BENCH_REPEAT OBD_BENCH_WARM_REPEAT OBD_BENCH_LINKS \
+			OBD_BENCH_LOGLEVEL
 		# ext4 on this disk holds the registry, the source, both
 		# conversions, each pull and its unpack, and the caches (a
 		# sparse host file)
