@@ -35,7 +35,9 @@ RANDOM=$seed
 read -ra PS <<<"${OBD_FAILSLAB_P:-1 5 20 100}"
 
 # --- failslab, confined to the module ------------------------------------------------
-read -r _ msize _ _ _ mbase < <(grep '^dm_overlaybd ' /proc/modules) || bail "dm_overlaybd not in /proc/modules"
+# /proc/modules: name size refs deps state address [taints]; the taints field is
+# there for a tainted module (ours, out of tree: "(O)") and must not join the address.
+read -r _ msize _ _ _ mbase _ < <(grep '^dm_overlaybd ' /proc/modules) || bail "dm_overlaybd not in /proc/modules"
 case "$mbase" in 0x0000000000000000|0x0|'') bail "/proc/modules hides the module address (kptr_restrict)" ;; esac
 # Kernel addresses are above 2^63: bash's signed arithmetic wraps, printf %x prints the
 # right bits, and the debugfs files read any base (kstrtoull base 0).

@@ -22,7 +22,8 @@ start_daemon() {
 	rm -f "$log.ready"
 	$R daemon src "$log" "$@" 2>>"$log.err" &
 	daemon_pid=$!
-	for i in $(seq 100); do
+	# 10 s; python starts far slower under the debug kernel's KASAN and lockdep
+	for i in $(seq $((100 * $(vm_slow)))); do
 		[ -e "$log.ready" ] && return 0
 		kill -0 "$daemon_pid" 2>/dev/null || break
 		sleep 0.1
