@@ -241,6 +241,9 @@ static void test_flush_at_span(void)
  * equal, a2 taken; expected 5S); b2 (kept, never taken: no boundary
  * follows but the end of the final block). So: 0, a1, b1, a2.
  */
+static int checked(const struct obd_gzindex *gi, struct obd_io *gz, const u8 *d, u64 first,
+		   u64 last, char *msg, size_t mlen);
+
 static void test_span_landing(void)
 {
 	size_t run = 2 * SPAN, len = 2 * run + 1000, cap = len + 65536, gz_len;
@@ -288,6 +291,17 @@ static void test_span_landing(void)
 		       (unsigned long long)b_end[1]);
 	tap_ok(!check_reads(&gi, gz, gz_len, d, len, 100, why, sizeof(why)),
 	       "  extracts equal the data %s", why);
+	{
+		/* the daemon's checked decode takes both points at 2S */
+		struct obd_mem_io gm;
+		int bad = 0;
+
+		obd_mem_io_init(&gm, gz, gz_len, "blob.gz");
+		for (u64 k = 0; k < gi.n && !bad; k++)
+			bad += checked(&gi, &gm.io, d, k, k + 1, why, sizeof(why)) != 0;
+		tap_ok(!bad && !checked(&gi, &gm.io, d, 0, gi.n, why, sizeof(why)),
+		       "  checked decodes, each entry to the next and the whole stream %s", why);
+	}
 	obd_gzindex_free(&gi);
 out:
 	free(b.idx);
