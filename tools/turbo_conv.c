@@ -40,7 +40,9 @@
 #define TURBO_VERSION		"0.1.0-turbo.ociv1"
 #define ANN			"containerd.io/snapshot/overlaybd/"
 #define MT_OCI_GZIP		"application/vnd.oci.image.layer.v1.tar+gzip"
+#define MT_OCI_TAR		"application/vnd.oci.image.layer.v1.tar"
 #define MT_DOCKER_GZIP		"application/vnd.docker.image.rootfs.diff.tar.gzip"
+#define MT_DOCKER_TAR		"application/vnd.docker.image.rootfs.diff.tar"
 #define META_NAME		"ext4.fs.meta"
 #define MARK_NAME		".turbo.ociv1"
 #define GZIDX_NAME		"gzip.meta"
@@ -660,6 +662,22 @@ static json_object *jstr(const char *s)
 	return json_object_new_string(s);
 }
 
+/*
+ * target-media-type as the reference's builder writes it (UploadLayer in
+ * aci's turboOCI_builder.go): Docker or OCI as the source layer's type,
+ * gzip or tar as the blob sniffed, whatever the source declared. The
+ * snapshotter gives a lower its gzipIndex only for the two gzip types
+ * (isGzipLayerType), and obd attach requires one of the four: a declared
+ * type copied through (tar for a gzip blob, a non-distributable type)
+ * would make an image neither reads.
+ */
+static const char *target_media_type(const struct src_layer *l, bool docker)
+{
+	if (docker)
+		return l->gz ? MT_DOCKER_GZIP : MT_DOCKER_TAR;
+	return l->gz ? MT_OCI_GZIP : MT_OCI_TAR;
+}
+
 static json_object *layer_desc(const struct src_layer *l)
 {
 	bool docker = !strncmp(l->mt, "application/vnd.docker.", 23);
@@ -673,7 +691,8 @@ static json_object *layer_desc(const struct src_layer *l)
 	json_object_object_add(a, ANN "blob-digest", jstr(l->meta.digest));
 	json_object_object_add(a, ANN "blob-size", jstr(size));
 	json_object_object_add(a, ANN "turbo-oci/target-digest", jstr(l->digest));
-	json_object_object_add(a, ANN "turbo-oci/target-media-type", jstr(l->mt));
+	json_object_object_add(a, ANN "turbo-oci/target-media-type",
+			       jstr(target_media_type(l, docker)));
 	json_object_object_add(d, "annotations", a);
 	return d;
 }

@@ -700,7 +700,14 @@ static void snapshot(struct gz_point *p, const u8 *window, uInt left)
 	memcpy(p->win + left, window, OBD_GZIDX_WINSIZE - left);
 }
 
-/* The selection rule: one entry a span, at the last boundary <= k * span. */
+/*
+ * The selection rule: one entry a span, at the last boundary <= k * span.
+ * Step for step the reference's IndexFilterRecorder::record, including
+ * its fall-through: a boundary past `expected` that lands exactly on the
+ * next multiple of span (a block ending at k * span after one longer than
+ * a span, as pigz-style flushed streams have) is taken at once, not kept
+ * as `last`; otherwise the entries (and the index's bytes) would differ.
+ */
 static int candidate(struct gz_builder *b, struct gz_point *cur, struct gz_point *last,
 		     bool *last_valid, u64 *expected, u32 span)
 {
@@ -709,16 +716,19 @@ static int candidate(struct gz_builder *b, struct gz_point *cur, struct gz_point
 	if (cur->e.de_pos < *expected) {
 		*last = *cur;
 		*last_valid = true;
-	} else if (cur->e.de_pos > *expected) {
+		return 0;
+	}
+	if (cur->e.de_pos > *expected) {
 		if (*last_valid)
 			rc = emit(b, last);
 		*last = *cur;
 		*last_valid = true;
 		while (*expected < cur->e.de_pos)
 			*expected += span;
-	} else {
-		rc = emit(b, cur);
+	}
+	if (!rc && cur->e.de_pos == *expected) {
 		*last_valid = false;
+		rc = emit(b, cur);
 		*expected += span;
 	}
 	return rc;

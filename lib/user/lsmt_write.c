@@ -915,6 +915,15 @@ int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_com
 	ret = obd_commit_begin(&c);
 	if (!ret)
 		ret = obd_warp_maps(&c, maps, n, o->zero_detect);
+	/*
+	 * The reference's open_warpfile_ro (verify_ht) refuses a trailer
+	 * index_size above MAX_LSMT_RO_INDEX_SIZE, and so does lib/core: say
+	 * so here rather than write a meta layer no reader opens.
+	 */
+	if (!ret && c.x.n > OBD_LSMT_MAX_RO_INDEX)
+		ret = obd_errf(err, E2BIG,
+			       "warp commit: %llu index records, readers take at most %llu (the layer maps too many pieces)",
+			       (unsigned long long)c.x.n, (unsigned long long)OBD_LSMT_MAX_RO_INDEX);
 	if (!ret)
 		ret = obd_commit_end(&c, c.x.n, out_size);
 	obd_commit_fini(&c);

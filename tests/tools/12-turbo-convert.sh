@@ -170,6 +170,27 @@ t "  cat" "$OBD" cat --no-progress -o via.img o-via/config.v1.json
 debugfs -R "cat /etc/x" via.img 2>/dev/null > via.x
 debugfs -R "cat /y" via.img 2>/dev/null > via.y
 is "  written inside the image, as in a chroot" "$(cat via.x via.y)" "xy"
+# target-media-type is the reference builder's (gzip or tar as sniffed), not
+# the declared type: the snapshotter sets gzipIndex only for the gzip types
+for k in mislabelled nondistributable; do
+	$IMG bad $k bad/$k || exit 1
+	t "convert: a gzip layer declared $k" \
+		"$OBD" convert --turbo-oci --size 256M --no-progress oci:bad/$k o-$k
+	python3 - o-$k > $k.out <<'PY'
+import json, sys
+d = sys.argv[1]
+def blob(dg): return open("%s/blobs/sha256/%s" % (d, dg.split(":")[1]), "rb").read()
+m = json.loads(blob(json.load(open(d + "/index.json"))["manifests"][0]["digest"]))
+c = json.load(open(d + "/config.v1.json"))
+print(m["layers"][0]["annotations"]["containerd.io/snapshot/overlaybd/turbo-oci/target-media-type"],
+      "gzipIndex" in c["lowers"][0])
+PY
+	is "  target-media-type tar+gzip, config.v1.json with gzipIndex" "$(cat $k.out)" \
+		"application/vnd.oci.image.layer.v1.tar+gzip True"
+	t "  cat" "$OBD" cat --no-progress -o $k.img o-$k/config.v1.json
+	is "  its file reads back" "$(debugfs -R "cat /a" $k.img 2>/dev/null | sha256sum)" \
+		"$(head -c 3000 /dev/zero | tr '\0' a | sha256sum)"
+done
 fails "convert --turbo-oci refuses the overlaybd commit options" 2 "go without it" \
 	"$OBD" convert --turbo-oci --algorithm zstd oci:src o-zstd-algo
 fails "convert refuses a non-empty OUTDIR" 1 "not empty" \

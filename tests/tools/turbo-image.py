@@ -250,6 +250,11 @@ def make_bad(kind, d):
             add(t, "up2/y", data=b"y")
         b = tar_bytes(via)
         write_layout(d, [(gz(b), MT + "+gzip", b)])
+    elif kind in ("mislabelled", "nondistributable"):
+        # not bad: a gzip blob declared as a plain tar, or with the
+        # non-distributable gzip type (skopeo keeps both as declared)
+        mt = MT if kind == "mislabelled" else "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        write_layout(d, [(gz(t), mt, t)])
     elif kind == "gz-trailing":
         b = gz(t) + b"garbage!"
         write_layout(d, [(b, MT + "+gzip", t)])

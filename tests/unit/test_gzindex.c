@@ -230,6 +230,85 @@ static void test_flush_at_span(void)
 	free(d);
 }
 
+/*
+ * The reference's record() takes a boundary at once when, past `expected`,
+ * it lands exactly on the next multiple of span. Two runs of 2 * SPAN
+ * zeros, each one deflate block closed by a sync flush (the data block's
+ * end a, then the flush's empty stored block b, both at 2k * SPAN), then
+ * a short final block. The reference's trace: entry 0 (de 0; expected
+ * SPAN); a1 (de 2S > S: expected -> 2S, equal, taken; expected 3S); b1
+ * (2S < 3S: kept); a2 (de 4S > 3S: b1 taken, a2 kept, expected -> 4S,
+ * equal, a2 taken; expected 5S); b2 (kept, never taken: no boundary
+ * follows but the end of the final block). So: 0, a1, b1, a2.
+ */
+static int checked(const struct obd_gzindex *gi, struct obd_io *gz, const u8 *d, u64 first,
+		   u64 last, char *msg, size_t mlen);
+
+static void test_span_landing(void)
+{
+	size_t run = 2 * SPAN, len = 2 * run + 1000, cap = len + 65536, gz_len;
+	u8 *d = calloc(1, len), *gz = malloc(cap);
+	u64 b_end[2];
+	z_stream s = { 0 };
+	struct built b;
+	struct obd_gzindex gi;
+	struct obd_mem_io im;
+	struct obd_err err = { "" };
+	char why[512] = "";
+
+	for (size_t i = len - 1000; i < len; i++)
+		d[i] = (u8)rnd();
+	deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+	s.next_out = gz;
+	s.avail_out = (uInt)cap;
+	for (int k = 0; k < 2; k++) {
+		s.next_in = d + k * run;
+		s.avail_in = (uInt)run;
+		deflate(&s, Z_SYNC_FLUSH);
+		b_end[k] = cap - s.avail_out;	/* where the empty stored block ends */
+	}
+	s.next_in = d + 2 * run;
+	s.avail_in = 1000;
+	deflate(&s, Z_FINISH);
+	gz_len = cap - s.avail_out;
+	deflateEnd(&s);
+	build(gz, gz_len, SPAN, OBD_GZIDX_ALGO_ZLIB, &b);
+	obd_mem_io_init(&im, b.idx, b.idx_len, "gzip.meta");
+	tap_ok(!b.rc && !obd_gzindex_load(&im.io, gz_len, &gi, &err),
+	       "blocks ending exactly on 2 * span and 4 * span: builds and loads (%s%s)", b.msg, err.msg);
+	if (b.rc || !gi.e)
+		goto out;
+	tap_ok(gi.n == 4 && gi.e[1].de_pos == run && gi.e[2].de_pos == run &&
+	       gi.e[3].de_pos == 2 * run,
+	       "  entries at 0, 2S, 2S, 4S as the reference's record() takes them (%llu entries, last de_pos %llu)",
+	       (unsigned long long)gi.n, (unsigned long long)gi.e[gi.n - 1].de_pos);
+	if (gi.n == 4)
+		tap_ok(gi.e[1].en_pos < b_end[0] && gi.e[2].en_pos == b_end[0] && !gi.e[2].bits &&
+		       gi.e[3].en_pos < b_end[1],
+		       "  the data block's end, then the flush's, at 2S; the data block's end at 4S (en_pos %llu %llu %llu; flushes end at %llu %llu)",
+		       (unsigned long long)gi.e[1].en_pos, (unsigned long long)gi.e[2].en_pos,
+		       (unsigned long long)gi.e[3].en_pos, (unsigned long long)b_end[0],
+		       (unsigned long long)b_end[1]);
+	tap_ok(!check_reads(&gi, gz, gz_len, d, len, 100, why, sizeof(why)),
+	       "  extracts equal the data %s", why);
+	{
+		/* the daemon's checked decode takes both points at 2S */
+		struct obd_mem_io gm;
+		int bad = 0;
+
+		obd_mem_io_init(&gm, gz, gz_len, "blob.gz");
+		for (u64 k = 0; k < gi.n && !bad; k++)
+			bad += checked(&gi, &gm.io, d, k, k + 1, why, sizeof(why)) != 0;
+		tap_ok(!bad && !checked(&gi, &gm.io, d, 0, gi.n, why, sizeof(why)),
+		       "  checked decodes, each entry to the next and the whole stream %s", why);
+	}
+	obd_gzindex_free(&gi);
+out:
+	free(b.idx);
+	free(gz);
+	free(d);
+}
+
 /* --- malformed indexes ------------------------------------------------------ */
 static void put(u8 *p, u64 v, int n)
 {
@@ -552,6 +631,7 @@ int main(int argc, char **argv)
 	test_roundtrip(0, 0, OBD_GZIDX_ALGO_ZLIB, 500000);		/* stored blocks */
 	test_roundtrip(6, 0, OBD_GZIDX_ALGO_ZLIB, 10);			/* one entry */
 	test_flush_at_span();
+	test_span_landing();
 	test_malformed();
 	test_bad_blobs();
 	test_checked(6, 0, 3000000);

@@ -203,6 +203,37 @@ static void test_empty(void)
 	free(mb.p);
 }
 
+/*
+ * More records than MAX_LSMT_RO_INDEX_SIZE (the reference's verify_ht and
+ * lib/core refuse such a trailer): refused; exactly that many: written.
+ */
+static void test_index_limit(void)
+{
+	u64 n = OBD_LSMT_MAX_RO_INDEX + 1, i;
+	struct obd_map *m = calloc(n, sizeof(*m));
+	struct obd_commit_opts o = { .vsize = 64ULL << 30 };
+	struct membuf a = { 0 }, b = { 0 };
+	struct obd_err err = { "" };
+	int rc;
+
+	/* tag-1 records one sector apart: none merge */
+	for (i = 0; m && i < n; i++)
+		m[i] = (struct obd_map){ .offset = 2 * i, .length = 1, .moffset = 2 * i, .tag = 1 };
+	rc = m ? obd_lsmt_commit_warp(m, n, &o, src_read, NULL, mem_sink, &a, NULL, &err) : -ENOMEM;
+	tap_ok(rc == -E2BIG && strstr(err.msg, "at most"), "refused: %llu records (%s)",
+	       (unsigned long long)n, err.msg);
+	err.msg[0] = 0;
+	rc = m ? obd_lsmt_commit_warp(m, n - 1, &o, src_read, NULL, mem_sink, &b, NULL, &err) :
+		 -ENOMEM;
+	tap_ok(!rc && b.n == 4096 + (n - 1) * 16 + 4096 &&
+	       obd_get_le64(b.p + b.n - 4096 + 40) == n - 1,
+	       "%llu records: written, index_size %llu (%s)", (unsigned long long)(n - 1),
+	       (unsigned long long)(b.n >= 4096 ? obd_get_le64(b.p + b.n - 4096 + 40) : 0), err.msg);
+	free(a.p);
+	free(b.p);
+	free(m);
+}
+
 int main(void)
 {
 	fill_src();
@@ -211,5 +242,6 @@ int main(void)
 	test_refused();
 	test_target_flag();
 	test_empty();
+	test_index_limit();
 	return tap_done();
 }
