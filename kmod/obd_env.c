@@ -38,7 +38,6 @@
  * (the caller names the layer: "out of memory") instead of kvmalloc's
  * WARN past INT_MAX or gigabytes of vmalloc.
  */
-#define OBD_ALLOC_MAX		(512UL << 20)	/* one object */
 
 static unsigned int index_budget_mb;
 module_param(index_budget_mb, uint, 0644);

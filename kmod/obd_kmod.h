@@ -92,6 +92,9 @@ u8 *obd_kctx_read(struct obd_kctx *c, struct file *file, u64 pos, u32 len, bool 
 extern struct obd_codec *obd_parse_codec;
 int obd_env_init(void);
 void obd_env_exit(void);
+/* The most one parsed-index object (obd_zalloc) may take. */
+#define OBD_ALLOC_MAX		(512UL << 20)
+
 /* Bytes all parsed indexes may take together (index_budget_mb, else RAM / 4). */
 unsigned long obd_index_budget(void);
 

@@ -720,7 +720,12 @@ void __obd_miss_blob_gone(struct obd_blob *b)
 	lockdep_assert_held(&obd_remote_mutex);
 	if (!obd_connected || b->open_gen != obd_conn_gen)
 		return;
-	c = kmalloc(sizeof(*c), GFP_KERNEL);
+	/*
+	 * NOIO: obd_remote_mutex is held, and the I/O path takes it; reclaim
+	 * must not wait on I/O that could come back to this device (the
+	 * daemon's write and the reap worker get here outside a NOIO scope).
+	 */
+	c = kmalloc(sizeof(*c), GFP_NOIO);
 	if (!c)
 		return;		/* the daemon keeps a stale entry: harmless */
 	c->blob_id = b->id;

@@ -56,7 +56,7 @@
 static unsigned long upper_max_records = OBD_LSMT_RW_MAX_RECORDS;
 module_param(upper_max_records, ulong, 0644);
 MODULE_PARM_DESC(upper_max_records,
-		 "Records an append-mode upper's index may hold; writes fail with ENOSPC beyond (default and maximum 16777216)");
+		 "Records an append-mode upper's index may hold; writes fail with ENOSPC beyond (default and maximum 8388608)");
 
 /* Writing files from the I/O path: no reclaim that waits on I/O, no dirty throttling. */
 struct obd_io_scope {
@@ -251,6 +251,9 @@ static u64 obd_upper_slot_room(const struct obd_upper *up)
 static u64 obd_upper_max_records(void)
 {
 	u64 by_budget = obd_index_budget() / OBD_UPPER_LOAD_BYTES;
+
+	/* reloading builds up to 2 maps a record in one obd_zalloc object */
+	BUILD_BUG_ON(2 * OBD_LSMT_RW_MAX_RECORDS * sizeof(struct obd_map) > OBD_ALLOC_MAX);
 
 	return min3((u64)READ_ONCE(upper_max_records), (u64)OBD_LSMT_RW_MAX_RECORDS, by_budget);
 }

@@ -24,11 +24,13 @@ int obd_lsmt_rw_replay(const struct obd_map *recs, u64 n, const char *name,
  * The most records (padding and zero-length records not counted) an RW
  * index may hold for obd_lsmt_rw_load_index: its allocations are then at
  * most 24 bytes a record for the records, 20 for the sort and 48 for the
- * result (2 pieces a record at worst), about 805 MB, far below INT_MAX
- * bytes (kvmalloc's limit). Writers (the kernel's upper, obd write) stop
- * with ENOSPC before it, so what they write can always be opened again.
+ * result (2 pieces a record at worst), the largest one object of 384 MiB,
+ * below the kernel's 512 MiB for one object (OBD_ALLOC_MAX, checked at
+ * build time) and far below INT_MAX bytes (kvmalloc's limit). Writers (the
+ * kernel's upper, obd write) stop with ENOSPC before it, so what they
+ * write can always be opened again.
  */
-#define OBD_LSMT_RW_MAX_RECORDS	(1ULL << 24)
+#define OBD_LSMT_RW_MAX_RECORDS	(1ULL << 23)
 
 /*
  * Load an RW index file (header flags 0x01, index_offset 4096) through io:

@@ -606,6 +606,7 @@ struct obd_commit_run {
 	struct obd_err *err;
 	u8 uuid[OBD_UUID_STR_LEN], parent[OBD_UUID_STR_LEN];
 	struct obd_commit_idx x;
+	u64 max_rec;			/* the most records x may reach: what readers open */
 	u64 pos;			/* the next data sector */
 	u8 *blk;			/* header, trailer, an index page */
 	u8 *buf;			/* one 32 KiB piece of data */
@@ -619,6 +620,7 @@ static int obd_commit_init(struct obd_commit_run *c, const char *what,
 
 	*c = (struct obd_commit_run){
 		.what = what, .user_tag = o->user_tag, .user_tag_len = o->user_tag_len,
+		.max_rec = OBD_LSMT_MAX_RO_INDEX,
 		.vsize = o->vsize, .rd = rd, .rctx = rctx, .sink = sink, .sctx = sctx,
 		.err = err, .pos = OBD_LSMT_HT_SPACE / OBD_SECTOR_SIZE,
 	};
@@ -658,10 +660,21 @@ static int obd_commit_begin(struct obd_commit_run *c)
 	return obd_commit_ht(c, OBD_LSMT_FLAGS_COMMIT_HEADER, 0, 0, "header");
 }
 
+/*
+ * The reference's open_ro/open_warpfile_ro (verify_ht) and lib/core refuse
+ * a trailer index_size above MAX_LSMT_RO_INDEX_SIZE: stop as soon as the
+ * index passes it rather than write a layer no reader opens (an upper of
+ * many scattered small writes can map more pieces than that).
+ */
 static int obd_commit_record(struct obd_commit_run *c, const struct obd_map *r)
 {
 	if (obd_commit_push(&c->x, r))
 		return obd_errf(c->err, ENOMEM, "%s: out of memory for the index", c->what);
+	if (c->x.n > c->max_rec)
+		return obd_errf(c->err, E2BIG,
+				"%s: more than %llu index records at LBA %llu, the most readers open (the image maps too many separate pieces: flatten it, obd cat into a raw image and obd import)",
+				c->what, (unsigned long long)c->max_rec,
+				(unsigned long long)r->offset);
 	return 0;
 }
 
@@ -826,6 +839,7 @@ int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_o
 		    u64 *out_size, struct obd_err *err)
 {
 	struct obd_commit_run c;
+	const u64 per = OBD_LSMT_HT_SPACE / sizeof(struct obd_lsmt_mapping);
 	int ret;
 
 	if (o->user_tag_len > OBD_LSMT_TAG_LEN)
@@ -836,12 +850,13 @@ int obd_lsmt_commit(const struct obd_map *maps, u64 n, const struct obd_commit_o
 		ret = obd_commit_check(maps, n, err);
 	if (ret)
 		return ret;
+	/* the index is padded to whole pages, and the padding counts */
+	c.max_rec = OBD_LSMT_MAX_RO_INDEX / per * per;
 	ret = obd_commit_begin(&c);
 	if (!ret)
 		ret = obd_commit_maps(&c, maps, n);
 	if (!ret)
-		ret = obd_commit_end(&c, OBD_ALIGN_UP(c.x.n, OBD_LSMT_HT_SPACE /
-						       sizeof(struct obd_lsmt_mapping)), out_size);
+		ret = obd_commit_end(&c, OBD_ALIGN_UP(c.x.n, per), out_size);
 	obd_commit_fini(&c);
 	return ret;
 }
@@ -915,15 +930,6 @@ int obd_lsmt_commit_warp(const struct obd_map *maps, u64 n, const struct obd_com
 	ret = obd_commit_begin(&c);
 	if (!ret)
 		ret = obd_warp_maps(&c, maps, n, o->zero_detect);
-	/*
-	 * The reference's open_warpfile_ro (verify_ht) refuses a trailer
-	 * index_size above MAX_LSMT_RO_INDEX_SIZE, and so does lib/core: say
-	 * so here rather than write a meta layer no reader opens.
-	 */
-	if (!ret && c.x.n > OBD_LSMT_MAX_RO_INDEX)
-		ret = obd_errf(err, E2BIG,
-			       "warp commit: %llu index records, readers take at most %llu (the layer maps too many pieces)",
-			       (unsigned long long)c.x.n, (unsigned long long)OBD_LSMT_MAX_RO_INDEX);
 	if (!ret)
 		ret = obd_commit_end(&c, c.x.n, out_size);
 	obd_commit_fini(&c);

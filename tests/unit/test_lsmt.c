@@ -113,6 +113,45 @@ static void test_appendix_a(void)
 	free(mb.p);
 }
 
+/*
+ * A commit may not write more index records than readers open
+ * (MAX_LSMT_RO_INDEX_SIZE, counted with the padding to whole pages):
+ * zeroed maps a sector apart, none merging, one page over is refused
+ * with E2BIG; exactly the most is written and opens.
+ */
+static void test_commit_index_limit(void)
+{
+	const u64 per = OBD_LSMT_HT_SPACE / sizeof(struct obd_lsmt_mapping);
+	const u64 most = OBD_LSMT_MAX_RO_INDEX / per * per;
+	u64 n = most + 1, i, got = 0;
+	struct obd_map *m = calloc(n, sizeof(*m)), *maps = NULL;
+	struct obd_commit_opts o = { .vsize = 64ULL << 30 };
+	struct membuf a = { 0 }, b = { 0 };
+	struct obd_err err = { "" };
+	struct obd_lsmt_info li;
+	struct obd_mem_io mio;
+	int rc;
+
+	for (i = 0; m && i < n; i++)
+		m[i] = (struct obd_map){ .offset = 2 * i, .length = 1, .zeroed = 1 };
+	rc = m ? obd_lsmt_commit(m, n, &o, NULL, NULL, mem_sink, &a, NULL, &err) : -ENOMEM;
+	tap_ok(rc == -E2BIG && strstr(err.msg, "the most readers open"),
+	       "commit of %llu separate maps refused (%s)", (unsigned long long)n, err.msg);
+	err.msg[0] = 0;
+	rc = m ? obd_lsmt_commit(m, most, &o, NULL, NULL, mem_sink, &b, NULL, &err) : -ENOMEM;
+	if (!rc) {
+		obd_mem_io_init(&mio, b.p, b.n, "most");
+		rc = obd_lsmt_open_ro(&mio.io, &li, &maps, &got, &err);
+	}
+	tap_ok(!rc && got == most && maps && maps[most - 1].offset == 2 * (most - 1),
+	       "commit of %llu separate maps: written, opens with every map (%s)",
+	       (unsigned long long)most, err.msg);
+	obd_free(maps);
+	free(a.p);
+	free(b.p);
+	free(m);
+}
+
 /* ---- 3. the reference l1.commit ---------------------------------------- */
 
 static const struct obd_map l1_want[7] = {
@@ -887,7 +926,7 @@ static void test_rw_index_cap(void)
 	s->real = OBD_LSMT_RW_MAX_RECORDS + 1;
 	err.msg[0] = 0;
 	ret = syn_load(s, OBD_LSMT_RW_MAX_RECORDS + 1, &nmaps, &nrecs, &err);
-	tap_ok(ret == -EFBIG && strstr(err.msg, "more than 16777216 records"),
+	tap_ok(ret == -EFBIG && strstr(err.msg, "more than 8388608 records"),
 	       "cap: %llu records refused: \"%s\"",
 	       (unsigned long long)OBD_LSMT_RW_MAX_RECORDS + 1, err.msg);
 	free(s);
@@ -1032,6 +1071,7 @@ int main(void)
 		seed = 1;
 	test_map_encoding();
 	test_appendix_a();
+	test_commit_index_limit();
 	test_open_l1();
 	test_commit_l1();
 	test_commit_sealed();
