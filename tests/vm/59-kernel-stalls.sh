@@ -5,7 +5,7 @@
 # /work/shared/reviews/kmod.md) that were fixed without a test of their own.
 #   scripts/vm-run.sh --kernel 6.1 -- bash tests/vm/59-kernel-stalls.sh
 # The misses are answered by the stand-in daemon of remote_lib.py
-# (miss_lib.sh); each check below fails on the module of commit 1f45303.
+# (miss_lib.sh). Each case fails on the module of commit 1f45303 (6.1, 6.12).
 #   - M2: a blob's .meta is read without obd_remote_mutex. The cache entry
 #     of a cold remote layer A sits on ext4 on a dm-linear device that is
 #     suspended (--nolockfs: its reads wait), with the .meta's pages dropped
