@@ -26,6 +26,8 @@ PKGS=(
 	dmsetup e2fsprogs util-linux fio
 	# TurboOCI erofs meta layers (tests/tools/turbo-erofs.py: mkfs.erofs, fsck.erofs)
 	erofs-utils
+	# subvolumes whose files share an inode number (tests/vm/59-kernel-stalls.sh)
+	btrfs-progs
 	# tests, demo, bench drivers; kernels.sh needs apt + dpkg (always present)
 	python3 curl ca-certificates
 	# remote layers: a real registry, its clients, htpasswd and a test CA
