@@ -37,25 +37,23 @@ param=/sys/module/dm_overlaybd/parameters
 field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
 alive() { kill -0 "$1" 2>/dev/null; }
 ended() { ! kill -0 "$1" 2>/dev/null; }
-# stacks_with RE [kthreads]: "pid comm: frame" for each task (only kernel
-# threads with a second argument) with a stack frame matching RE
+# stacks_with RE: "k|u tid comm: frame" for each task (k: a kernel thread,
+# u: a user process) with a stack frame matching RE
 stacks_with() {
-	$PY - "$1" "${2:-}" <<'PY'
+	$PY - "$1" <<'PY'
 import os, re, sys
-pat, konly = re.compile(sys.argv[1]), sys.argv[2] != ""
+pat = re.compile(sys.argv[1])
 for p in os.listdir("/proc"):
     if not p.isdigit():
         continue
     try:
         st = open("/proc/%s/stat" % p).read()
-        flags = int(st[st.rindex(")") + 2:].split()[6])
-        if konly and not flags & 0x00200000:	# PF_KTHREAD
-            continue
+        kind = "k" if int(st[st.rindex(")") + 2:].split()[6]) & 0x00200000 else "u"	# PF_KTHREAD
         for t in os.listdir("/proc/%s/task" % p):
             comm = open("/proc/%s/task/%s/comm" % (p, t)).read().strip()
             for line in open("/proc/%s/task/%s/stack" % (p, t)):
                 if pat.search(line):
-                    print("%s %s: %s" % (t, comm, line.split(None, 1)[-1].strip()))
+                    print("%s %s %s: %s" % (kind, t, comm, line.split(None, 1)[-1].strip()))
                     break
     except (OSError, ValueError):
         pass
@@ -104,10 +102,11 @@ dd if=w2 of=/dev/mapper/obd58-u bs=4K seek=3000 oflag=direct conv=notrunc,fsync 
 	status=none 2>writer.err &
 writer=$!
 dd if=w2 of=model bs=4K seek=3000 conv=notrunc status=none
-in_flush() { [ -n "$(stacks_with 'obd_upper_flush')" ]; }
+flushing=
+in_flush() { flushing=$(stacks_with 'obd_upper_flush'); [ -n "$flushing" ]; }
 check "the writer's fsync is stuck in the upper's flush (a stack shows obd_upper_flush)" \
 	until_true 15 in_flush
-diag "$(stacks_with 'obd_upper_flush')"
+diag "$flushing"
 rm -f st.out st.rc
 (dmsetup status obd58-u > st.out 2>&1; echo $? > st.rc) &
 stpid=$!
@@ -158,7 +157,9 @@ $PY "$OBD_TOP/tests/vm/fanotify_hold.py" "$d/e4" fan.log 2>fan.err &
 fan=$!
 vm_on_exit kill $fan
 fan_ready() { grep -q '^ready' fan.log 2>/dev/null; }
-if until_true 10 fan_ready; then
+fan_settled() { fan_ready || ended $fan; }
+until_true 10 fan_settled
+if fan_ready; then
 	ok "a FAN_ACCESS_PERM listener that never answers marks the layer's ext4"
 	cat "$l1" > /dev/null 2>cat.err &
 	catp=$!
@@ -197,7 +198,7 @@ if until_true 10 fan_ready; then
 	check_eq "B read the layer's bytes" "$(cat b.sum)" "$(printf '%s\n%s' "$want0" "$want8")"
 else
 	rc=0
-	wait $fan || rc=$?
+	if ended $fan; then wait $fan || rc=$?; else kill $fan; rc=timeout; fi
 	if [ $rc = 3 ] && [ "${OBD_KERNEL:-}" = debug ]; then
 		# scripts/debug-kernel.config has no CONFIG_FANOTIFY
 		skip "the FAN_ACCESS_PERM case" "$(cat fan.err)"
@@ -229,10 +230,10 @@ done
 pending_ge() { [ "$(field obd58-c pending)" -ge "$1" ]; }
 check "100 cold reads of C wait (status pending >= 90)" until_true 60 pending_ge 90
 sleep 1
-k=$(stacks_with 'obd_|\[dm_overlaybd\]' k)
-nk=$(printf '%s' "$k" | grep -c .)
-diag "pending $(field obd58-c pending); kernel threads in the module: $nk" "$k"
-diag "all tasks in the module: $(stacks_with 'obd_|\[dm_overlaybd\]' | grep -c .)"
+inmod=$(stacks_with 'obd_|\[dm_overlaybd\]')
+nk=$(grep -c '^k ' <<< "$inmod")
+diag "pending $(field obd58-c pending); tasks in the module: $(grep -c . <<< "$inmod"), kernel threads $nk" \
+	"$inmod"
 check "at most 2 kernel threads sit in the module's code ($nk)" test "$nk" -le 2
 start_daemon d3.log || bail "no stand-in daemon"
 none_running() {
@@ -244,7 +245,7 @@ check "a daemon answers: the reads end" until_true 60 none_running
 bad=0
 for p in "${readers[@]}"; do wait "$p" || bad=$((bad + 1)); done
 check_eq "every read succeeded" "$bad" 0
-cat $(printf "r.%d " $(seq 0 99)) > got
+cat r.{0..99} > got
 check_eq "... with the layer's bytes (the 100 blocks in order)" "$(shaof got)" \
 	"$(dd if=l1.raw bs=4K count=100 skip=$((2048 + 24)) status=none | sha256sum | cut -d' ' -f1)"
 stop_daemon
