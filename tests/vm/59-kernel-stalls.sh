@@ -28,7 +28,7 @@
 #     mtime, one in each, are two layers (each device reads its own bytes,
 #     created in either order), and two remote cache entries, one in each,
 #     are two blobs (the old module refused the second with EBUSY). Skipped
-#     on a kernel without btrfs (the debug kernel);
+#     on a kernel without btrfs;
 #   - dmesg: no WARN, hung task or leak.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
