@@ -40,7 +40,6 @@
 #define TURBO_VERSION		"0.1.0-turbo.ociv1"
 #define ANN			"containerd.io/snapshot/overlaybd/"
 #define MT_OCI_GZIP		"application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_OCI_TAR		"application/vnd.oci.image.layer.v1.tar"
 #define MT_DOCKER_GZIP		"application/vnd.docker.image.rootfs.diff.tar.gzip"
 #define MT_DOCKER_TAR		"application/vnd.docker.image.rootfs.diff.tar"
 #define META_NAME		"ext4.fs.meta"
@@ -675,7 +674,7 @@ static const char *target_media_type(const struct src_layer *l, bool docker)
 {
 	if (docker)
 		return l->gz ? MT_DOCKER_GZIP : MT_DOCKER_TAR;
-	return l->gz ? MT_OCI_GZIP : MT_OCI_TAR;
+	return l->gz ? MT_OCI_GZIP : OCI_MT_LAYER;
 }
 
 static json_object *layer_desc(const struct src_layer *l)
