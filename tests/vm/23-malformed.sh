@@ -31,7 +31,6 @@ vm_load_module || bail "cannot load dm-overlaybd"
 vm_on_exit vm_unload_module
 d=$(vm_tmpdir)
 vm_on_exit rm -rf "$d"
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 
 # --- valid 1 MiB layers: 64 KiB at 0, 8 KiB at 256K and 512K, 4 KiB zeroed at 768K
 cd "$d" || bail "cd $d"

@@ -28,7 +28,6 @@ vm_test_begin 30-miss
 mkdir -p src cache
 
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # shellcheck source=tests/vm/miss_lib.sh
 . "$OBD_TOP/tests/vm/miss_lib.sh"
 reads_in() { awk '$1 == "READ" { n++ } END { print n + 0 }' "$1" 2>/dev/null; }

@@ -39,7 +39,6 @@ check "a 16 MiB committed lower layer" bash -c "
 	'$obd' commit --no-progress low.data low.index '$L' && '$obd' cat --no-progress -o lower.raw '$L'"
 table() { echo "0 $len overlaybd 1 $L 3 upper $1 $2"; }
 thold() { echo "0 $len overlaybd 1 $L 5 hold_timeout $1 upper $2 $3"; }
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # since MARK: the kernel log after the mark
 since() { vm_dmesg_since "$1"; }
 

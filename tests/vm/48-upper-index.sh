@@ -41,21 +41,19 @@ vm_on_exit sh -c "echo 0 > $B"
 nwrites=${OBD_48_WRITES:-$(vm_scaled 100000)}
 seed=${OBD_SEED:-$(date +%s)}
 diag "OBD_SEED=$seed"
-# field NAME KEY: the number after KEY in NAME's status
-field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
 
 check "obd cat of the lower stack" "$obd" cat --no-progress -o lower.raw "$L1" "$L2"
 check "obd create (append, on tmpfs)" "$obd" create "$d/u.data" "$d/u.index" 64M
 check "dmsetup create" dmsetup create obd48 --table "$(table "$d/u.data" "$d/u.index")"
 check_eq "a fresh upper: records 0, index_room the default limit" \
-	"$(field obd48 records) $(field obd48 index_room) $(cat $P)" "0 $LIM $LIM"
+	"$(stat_field obd48 records) $(stat_field obd48 index_room) $(cat $P)" "0 $LIM $LIM"
 # Reloading builds up to two 24-byte maps a record in one object, and the
 # module allocates at most 512 MiB an object: 2^24 records would reopen as
 # "Invalid upper layer index" (review H2). A parameter asking for more counts
 # as the maximum.
 echo $((2 * LIM)) > $P
 check_eq "upper_max_records 2^24: index_room stays 2^23 (what a reload can allocate)" \
-	"$(field obd48 index_room)" "$LIM"
+	"$(stat_field obd48 index_room)" "$LIM"
 echo $LIM > $P
 
 # --- H2: a flush per write ---------------------------------------------------------
@@ -63,25 +61,25 @@ t0=$(date +%s)
 out=$($DS /dev/mapper/obd48 lower.raw model.1 "$seed" "$nwrites" 2>&1)
 diag "$nwrites O_DSYNC writes: $out ($(($(date +%s) - t0)) s)"
 check_eq "every write succeeded, fsync too" "$out" "written $nwrites nospc 0 fsync ok"
-recs=$(field obd48 records)
-flushes=$(field obd48 flushes)
+recs=$(stat_field obd48 records)
+flushes=$(stat_field obd48 flushes)
 isize=$(stat -c %s "$d/u.index")
 diag "records $recs flushes $flushes index $isize bytes ($(dmsetup status obd48))"
 check_eq "a record a write (a flush after each: none joined)" "$recs" "$nwrites"
 check "a flush a write ($flushes >= $nwrites)" test "$flushes" -ge "$nwrites"
 check_eq "index = header + a record a write in 4 KiB blocks ($isize bytes, $((isize / nwrites)) a write)" \
 	"$isize" "$((4096 + (nwrites + 255) / 256 * 4096))"
-check_eq "index_room = limit - records" "$(field obd48 index_room)" "$((LIM - recs))"
+check_eq "index_room = limit - records" "$(stat_field obd48 index_room)" "$((LIM - recs))"
 check_eq "the device = the model" "$(devsha obd48)" "$(shaof model.1)"
 check "remove, reopen" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
 check_eq "after the reopen the device = the model" "$(devsha obd48)" "$(shaof model.1)"
-check_eq "... and status counts the records loaded" "$(field obd48 records)" "$recs"
+check_eq "... and status counts the records loaded" "$(stat_field obd48 records)" "$recs"
 
 # --- the index budget bounds the record limit ----------------------------------------
 echo 16 > $B
 lim=$(((16 << 20) / 160))
 check_eq "index_budget_mb 16: index_room = 16 MiB / 160 B - records" \
-	"$(field obd48 index_room)" "$((lim > recs ? lim - recs : 0))"
+	"$(stat_field obd48 index_room)" "$((lim > recs ? lim - recs : 0))"
 check "remove, reopen within the 16 MiB budget" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
 check_eq "... the device = the model" "$(devsha obd48)" "$(shaof model.1)"
 check "remove" dmsetup remove obd48
@@ -97,14 +95,14 @@ check "budget back: reopen" dmsetup create obd48 --table "$(table "$d/u.data" "$
 # --- the limit ------------------------------------------------------------------------
 vm_on_exit sh -c "echo $LIM > $P"
 echo $((recs + 300)) > $P
-check_eq "limit lowered to records + 300: index_room 300" "$(field obd48 index_room)" 300
+check_eq "limit lowered to records + 300: index_room 300" "$(stat_field obd48 index_room)" 300
 out=$($DS /dev/mapper/obd48 model.1 model.2 $((seed + 1)) 400 2>&1)
 check_eq "400 more writes: 300 succeed, then ENOSPC; the flush still works" \
 	"$out" "written 300 nospc 100 fsync ok"
 check_eq "index_room 0, records = the limit" \
-	"$(field obd48 index_room) $(field obd48 records)" "0 $((recs + 300))"
+	"$(stat_field obd48 index_room) $(stat_field obd48 records)" "0 $((recs + 300))"
 check "a discard fails too (it needs records)" bash -c "! blkdiscard -o 0 -l 4096 /dev/mapper/obd48 2>/dev/null"
-check "write_errors counted" test "$(field obd48 write_errors)" -ge 101
+check "write_errors counted" test "$(stat_field obd48 write_errors)" -ge 101
 check_eq "the device = the model" "$(devsha obd48)" "$(shaof model.2)"
 check "remove, reopen at the limit" bash -c "dmsetup remove obd48 && dmsetup create obd48 --table '$(table "$d/u.data" "$d/u.index")'"
 check_eq "after the reopen the device = the model" "$(devsha obd48)" "$(shaof model.2)"
@@ -139,15 +137,15 @@ for where in 9p ext4; do
 		--table "0 $len overlaybd 2 $l1 $l2 3 upper $u/m.data $u/m.index"
 	dd if=blk.bin of=/dev/mapper/obd48m bs=4096 seek=100 oflag=direct,dsync status=none
 	rd obd48m 200 >/dev/null
-	i0=$(field obd48m inline)
+	i0=$(stat_field obd48m inline)
 	rd obd48m 200 >/dev/null
-	i1=$(field obd48m inline)
+	i1=$(stat_field obd48m inline)
 	check "$where: a lower block in the page cache is read inline ($i0 -> $i1)" test "$i1" -gt "$i0"
 	at0=$(stat -c %x "$u/m.data")
 	rd obd48m 100 >/dev/null
-	i0=$(field obd48m inline)
+	i0=$(stat_field obd48m inline)
 	got=$(rd obd48m 100 | sha256sum | cut -d' ' -f1)
-	i1=$(field obd48m inline)
+	i1=$(stat_field obd48m inline)
 	check_eq "$where: the upper block reads back" "$got" "$(shaof blk.bin)"
 	if [ $where = 9p ]; then
 		check_eq "9p (no FMODE_NOWAIT): the upper block is never read inline" "$i1" "$i0"

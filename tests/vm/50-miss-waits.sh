@@ -35,7 +35,6 @@ vm_test_begin 50-miss-waits
 echo 300 >$param/request_timeout
 mkdir -p src cache
 
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # shellcheck source=tests/vm/miss_lib.sh
 . "$OBD_TOP/tests/vm/miss_lib.sh"
 pending_ge() { [ "$(stat_field obd50-a pending)" -ge "$1" ]; }

@@ -25,7 +25,6 @@ obd=$OBD_TOP/build/obd
 PY=/usr/bin/python3
 [ -x "$obd" ] || bail "$obd missing: run make first"
 vm_test_begin 51-table-paths
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 mark() { local m="obd51-$RANDOM$RANDOM"; echo "obd-test: $m" >/dev/kmsg; echo "$m"; }
 since() { dmesg | awk -v m="obd-test: $1" 'f; index($0, m) { f = 1 }'; }
 devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }

@@ -37,7 +37,6 @@ R="$PY $OBD_TOP/tests/vm/remote_lib.py"
 vm_test_begin 53-turbo
 mkdir -p src cache
 
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 mark() { local m="obd53-$RANDOM$RANDOM"; echo "obd-test: $m" >/dev/kmsg; echo "$m"; }
 since() { dmesg | awk -v m="obd-test: $1" 'f; index($0, m) { f = 1 }'; }
 devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }

@@ -33,8 +33,6 @@ modprobe loop 2>/dev/null
 ref=$OBD_TOP/tests/data/overlaybd-ref
 R="$PY $OBD_TOP/tests/vm/remote_lib.py"
 param=/sys/module/dm_overlaybd/parameters
-# field NAME KEY: the number after KEY in NAME's status
-field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
 alive() { kill -0 "$1" 2>/dev/null; }
 ended() { ! kill -0 "$1" 2>/dev/null; }
 # stacks_with RE: "k|u tid comm: frame" for each task (k: a kernel thread,
@@ -95,7 +93,7 @@ head -c $((16 * 4096)) /dev/urandom > w2
 check "64 direct writes (the upper's data and records not yet flushed)" \
 	dd if=w1 of=/dev/mapper/obd58-u bs=4K seek=1000 oflag=direct conv=notrunc status=none
 dd if=w1 of=model bs=4K seek=1000 conv=notrunc status=none
-f0=$(field obd58-u flushes)
+f0=$(stat_field obd58-u flushes)
 check "suspend the dm-linear device under the upper's ext4 (--nolockfs)" \
 	within 5 dmsetup suspend --nolockfs obd58-lin
 dd if=w2 of=/dev/mapper/obd58-u bs=4K seek=3000 oflag=direct conv=notrunc,fsync \
@@ -127,7 +125,7 @@ check "the fsync completes" until_true 20 ended $writer
 wait $writer
 check "... successfully" test $? -eq 0 || diag "$(cat writer.err)"
 wait $stpid
-check "flushes advanced" test "$(field obd58-u flushes)" -gt "$f0"
+check "flushes advanced" test "$(stat_field obd58-u flushes)" -gt "$f0"
 check_eq "the device = the model" "$(devsha obd58-u)" "$(shaof model)"
 check "remove" dmsetup remove obd58-u
 rm -f model lower.raw w1 w2
@@ -164,7 +162,7 @@ if fan_ready; then
 	cat "$l1" > /dev/null 2>cat.err &
 	catp=$!
 	vm_on_exit kill -9 $catp
-	r0=$(field obd58-a reads) i0=$(field obd58-a inline)
+	r0=$(stat_field obd58-a reads) i0=$(stat_field obd58-a inline)
 	rm -f a.done b.done
 	(dd if=/dev/mapper/obd58-a bs=64K skip=128 count=8 iflag=direct status=none | sha256sum > a.sum
 		touch a.done) &
@@ -174,7 +172,7 @@ if fan_ready; then
 		touch b.done) &
 	check "cold O_DIRECT reads of A complete within 10 s" until_true 10 test -e a.done
 	check "... and of B (direct_io)" until_true 10 test -e b.done
-	r1=$(field obd58-a reads) i1=$(field obd58-a inline)
+	r1=$(stat_field obd58-a reads) i1=$(stat_field obd58-a inline)
 	check "A's worker served reads (reads $r0 -> $r1, inline $i0 -> $i1)" \
 		test $((r1 - r0)) -gt $((i1 - i0))
 	check "meanwhile a plain cat of the layer blocks (the listener holds it)" alive $catp
@@ -224,12 +222,12 @@ for i in $(seq 0 99); do
 		iflag=direct status=none 2>/dev/null &
 	readers+=($!)
 done
-pending_ge() { [ "$(field obd58-c pending)" -ge "$1" ]; }
+pending_ge() { [ "$(stat_field obd58-c pending)" -ge "$1" ]; }
 check "100 cold reads of C wait (status pending >= 90)" until_true 60 pending_ge 90
 sleep 1
 inmod=$(stacks_with 'obd_|\[dm_overlaybd\]')
 nk=$(grep -c '^k ' <<< "$inmod")
-diag "pending $(field obd58-c pending); tasks in the module: $(grep -c . <<< "$inmod"), kernel threads $nk" \
+diag "pending $(stat_field obd58-c pending); tasks in the module: $(grep -c . <<< "$inmod"), kernel threads $nk" \
 	"$inmod"
 check "at most 2 kernel threads sit in the module's code ($nk)" test "$nk" -le 2
 start_daemon d3.log || bail "no stand-in daemon"

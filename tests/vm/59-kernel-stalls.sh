@@ -47,7 +47,6 @@ mkdir -p src cache cache2 mnt bmnt
 # shellcheck source=tests/vm/miss_lib.sh
 . "$OBD_TOP/tests/vm/miss_lib.sh"
 
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 devsha() { sha256sum <"/dev/mapper/$1" | cut -d' ' -f1; }
 catsha() { "$obd" cat --no-progress "$@" | sha256sum | cut -d' ' -f1; }
 # entry_in DIR BLOB: a cold cache entry of BLOB in DIR (its copy in src/ for the daemon)

@@ -27,6 +27,7 @@
 #   vm_scaled N [MIN]          a loop count, divided by 20 on the debug kernel
 #   within SECS CMD...         CMD succeeds within SECS s (scaled by vm_slow)
 #   until_true SECS CMD...     CMD becomes true within SECS s (polled; scaled)
+#   stat_field DEV KEY         the word after KEY in `dmsetup status DEV`
 #
 # Environment from vm-run.sh: OBD_VM=1, OBD_KVER (the release requested),
 # OBD_KERNEL (6.1|6.12|debug), OBD_SHARE=/mnt/share (writable, visible on the host),
@@ -210,6 +211,12 @@ until_true() {
 		[ "$(date +%s)" -lt $end ] || return 1
 		sleep 0.1
 	done
+}
+
+# The status line is "start len overlaybd KEY VALUE KEY VALUE ...": the first
+# KEY wins (a value never equals a key, but a later field could share a name).
+stat_field() {
+	dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'
 }
 
 vm_tmpdir() {

@@ -125,7 +125,6 @@ fetchd_stop() {
 vm_on_exit fetchd_stop
 
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
-stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
 # meta_flags CACHEFILE: the entry header's flags word (1 = complete)
 meta_flags() { $PY -c "import struct,sys; print(struct.unpack_from('<I', open(sys.argv[1] + '.meta','rb').read(24), 20)[0])" "$1"; }
 # rand_layer FILE MiB SEED: FILE.commit, an uncompressed layer of MiB MiB of random data
