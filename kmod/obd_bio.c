@@ -299,8 +299,15 @@ static int obd_zblock_refetch(struct obd_walk *wk, struct obd_dev_layer *dl, u64
 		 * answered; a bio's blocks are met in order, so counting the
 		 * current one's tries bounds each block's
 		 */
-		if (wk->ob->refetch_block != boff)
+		if (wk->ob->refetch_block != boff) {
 			wk->ob->refetches = 0;
+			wk->ob->stale_waits = 0;
+		} else if (wk->ob->waiter.stale && wk->ob->stale_waits < OBD_REFETCH_TRIES) {
+			/* the answer was to an earlier plain miss: not a try */
+			wk->ob->stale_waits++;
+			wk->ob->refetches--;
+		}
+		wk->ob->waiter.stale = false;
 		if (wk->ob->refetches >= OBD_REFETCH_TRIES)
 			return r;
 		wk->ob->refetch_block = boff;
@@ -830,8 +837,10 @@ int obd_map(struct dm_target *ti, struct bio *bio)
 	ob->lba = lba;
 	ob->done = 0;
 	ob->refetches = 0;
+	ob->stale_waits = 0;
 	ob->refetch_block = U64_MAX;
 	ob->woken = 0;
+	ob->waiter.stale = false;
 	ob->waiter.opts = &t->fetch;
 	ob->waiter.wake = obd_bio_wake;
 	if (bio_op(bio) == REQ_OP_READ && obd_read_inline(ob, bio))

@@ -254,26 +254,47 @@ static u64 __obd_run_end(struct obd_blob *b, u64 g, u64 g1)
 }
 
 /*
- * Make requests for every absent run of [g0, g1) that no request covers
- * (coalescing), and return the request covering the first absent granule
- * with a waiter ref, NULL if nothing is absent, or an ERR_PTR.
+ * A request already made covers part of what a reader asks for: it takes
+ * the reader's wishes if the daemon has not read it yet. Else, if the
+ * reader asks for a REFETCH and the request went without one, true: the
+ * daemon may answer it from its cache, with the very bytes that failed.
  * NOTE: caller holds obd_remote_mutex.
  */
-static struct obd_req *__obd_issue(struct obd_blob *b, u64 g0, u64 g1, u32 flags)
+static bool __obd_req_join(struct obd_req *req, u32 flags)
+{
+	if (req->state == OBD_REQ_NEW) {
+		/* a reader waits for it now: not a prefetch any more */
+		if (!(flags & OBD_READ_F_PREFETCH))
+			req->flags &= ~OBD_READ_F_PREFETCH;
+		req->flags |= flags & OBD_READ_F_REFETCH;
+		return false;
+	}
+	return (flags & OBD_READ_F_REFETCH) && !(req->flags & OBD_READ_F_REFETCH);
+}
+
+/*
+ * Make requests for every absent run of [g0, g1) that no request covers
+ * (coalescing), and return the request covering the first absent granule
+ * with a waiter ref, NULL if nothing is absent, or an ERR_PTR. *stale: a
+ * REFETCH joined a request sent without one (__obd_req_join); its answer
+ * does not count as fetching the range again.
+ * NOTE: caller holds obd_remote_mutex.
+ */
+static struct obd_req *__obd_issue(struct obd_blob *b, u64 g0, u64 g1, u32 flags,
+				   bool *stale)
 {
 	struct obd_req *first = NULL, *req;
 	u64 g = g0, e;
 
 	lockdep_assert_held(&obd_remote_mutex);
+	*stale = false;
 	while (g < g1) {
 		g = find_next_zero_bit(b->present, g1, g);
 		if (g >= g1)
 			break;
 		req = __obd_req_covering(b, g);
 		if (req) {
-			/* a reader waits for it now: not a prefetch any more, if not yet sent */
-			if (req->state == OBD_REQ_NEW && !(flags & OBD_READ_F_PREFETCH))
-				req->flags &= ~OBD_READ_F_PREFETCH;
+			*stale |= __obd_req_join(req, flags);
 			first = first ?: req;
 			g = req->g1;
 			continue;
@@ -391,6 +412,7 @@ static int obd_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetc
 	unsigned long start = jiffies;
 	u64 g0, g1, rounds;
 	struct obd_req *req;
+	bool stale;
 	int r;
 
 	/* past the blob's end there is nothing to fetch: the read sees EOF */
@@ -406,13 +428,15 @@ static int obd_fetch(struct obd_blob *b, u64 off, u64 len, const struct obd_fetc
 		mutex_lock(&obd_remote_mutex);
 		if (flags & OBD_READ_F_REFETCH)
 			bitmap_clear(b->present, g0, g1 - g0);
-		req = __obd_issue(b, g0, g1, flags);
+		req = __obd_issue(b, g0, g1, flags, &stale);
 		mutex_unlock(&obd_remote_mutex);
 		if (!req)
 			return 0;
 		if (IS_ERR(req))
 			return PTR_ERR(req);
-		flags &= ~OBD_READ_F_REFETCH;
+		/* a stale answer: clear the range again, ask afresh next round */
+		if (!stale)
+			flags &= ~OBD_READ_F_REFETCH;
 		r = obd_req_wait(req, o, start);
 		if (r)
 			return r;
@@ -534,7 +558,9 @@ static void obd_reap_work(struct work_struct *work)
  * requests (as obd_blob_fetch) and park w on the one covering the first
  * absent granule. 1: parked, w->wake() runs later; 0: present, go on;
  * -EAGAIN: the device is suspending with noflush (requeue the bio);
- * another error: fail the read. OBD_READ_F_REFETCH forgets the range first.
+ * another error: fail the read. OBD_READ_F_REFETCH forgets the range first;
+ * w->stale tells the reader that the answer it waits for may not be fetched
+ * afresh (a request sent before without the flag).
  */
 int obd_blob_park(struct obd_blob *b, u64 off, u64 len, u32 flags, struct obd_waiter *w)
 {
@@ -555,7 +581,7 @@ int obd_blob_park(struct obd_blob *b, u64 off, u64 len, u32 flags, struct obd_wa
 		goto out_unlock;
 	if (flags & OBD_READ_F_REFETCH)
 		bitmap_clear(b->present, g0, g1 - g0);
-	req = __obd_issue(b, g0, g1, flags);
+	req = __obd_issue(b, g0, g1, flags, &w->stale);
 	if (IS_ERR_OR_NULL(req)) {
 		r = PTR_ERR_OR_ZERO(req);
 		goto out_unlock;

@@ -104,6 +104,7 @@ struct obd_waiter {
 	struct obd_req *req;		/* parked on; obd_remote_mutex */
 	unsigned long start;		/* jiffies: parked (request_timeout, hold) */
 	int status;			/* obd_miss.c's, while leaving */
+	bool stale;			/* a REFETCH parked on a request sent without it */
 	const struct obd_fetch_opts *opts;	/* the device's */
 	void (*wake)(struct obd_waiter *w, int status);
 };

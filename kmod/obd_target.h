@@ -78,6 +78,7 @@ struct obd_bio {
 	u64 lba;			/* sectors, relative to the target */
 	u32 done;			/* sectors already filled (inline, or before a miss) */
 	u8 refetches;			/* times refetch_block was fetched again */
+	u8 stale_waits;			/* ... and waited on a stale answer (not a try) */
 	u64 refetch_block;		/* blob offset of the last ZFile block fetched again */
 	int woken;			/* the miss it was parked on: 0, -EIO, -EAGAIN */
 	struct obd_waiter waiter;	/* parked on a miss (obd_blob_park) */

@@ -27,6 +27,8 @@ bail() { echo "Bail out! $*"; exit 1; }
 devsha() { sha256sum "/dev/mapper/$1" 2>/dev/null | cut -d' ' -f1; }
 # read-only tables: a read-write one needs an upper layer (40-upper.sh)
 mk() { local name=$1; shift; dmsetup create "$name" --readonly --table "$*"; }
+# this test has its own TAP helpers, not lib.sh's: lib.sh's stat_field, alone
+stat_field() { dmsetup status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
 # The dmesg lines logged since the mark.
 mark() { dmesg | wc -l; }
 since() { dmesg | tail -n +"$(($1 + 1))"; }

@@ -219,6 +219,76 @@ check "refetches are bounded ($nref)" test "$nref" -ge 1 -a "$nref" -le 64
 dmsetup remove obd-c
 stop_daemon
 
+# --- a CRC refetch that meets a request already made (review: refetch fairness) ----
+# The bad bytes came by HAVE (a background download) while a prefetch request
+# for them was out. A refetch joining a request the daemon has not read yet
+# gives it the REFETCH flag; one joining a request the daemon read without it
+# waits for its answer (from the daemon's cache: the same bad bytes), and that
+# is not counted as one of the two tries.
+"$PY" -c "import os; open('rj.bin', 'wb').write(os.urandom(1 << 20))" || bail "cannot write rj.bin"
+check "a 1 MiB ZFile layer of random bytes" bash -c "
+	'$obd' create rj.data rj.index 4M && '$obd' write rj.data rj.index --offset 0 rj.bin &&
+	'$obd' commit --no-progress -z rj.data rj.index rj.zfile"
+want_j=$(dd if=rj.bin bs=4K skip=32 count=1 status=none | sha256sum | cut -d' ' -f1)
+mkdir -p ctl
+nctl=0
+# ctl CMD...: the stand-in daemon runs CMD; wait until it has
+ctl() {
+	nctl=$((nctl + 1))
+	echo "$*" > "ctl/$(printf %04d $nctl)"
+	until_true 10 test ! -e "ctl/$(printf %04d $nctl)"
+}
+# jdev LOG: device obd-j over a cold entry of rj.zfile, header and index fetched
+# by a clean daemon, then the daemon of LOG [opts] started
+jdev() {
+	local log=$1 tj
+	shift
+	dmsetup remove obd-j 2>/dev/null
+	tj=$(entry rj.zfile)
+	start_daemon "$log.clean" || return 1
+	dmsetup create obd-j --readonly --table "0 8192 overlaybd 1 $tj" || return 1
+	start_daemon "$log" "$@"
+}
+j_pending() { [ "$(stat_field obd-j pending)" -ge 1 ]; }
+vm_on_exit dmsetup remove obd-j
+
+# the daemon read the prefetch request (and holds it), the HAVE'd bytes are bad
+# (not under check: its output capture would wait for the daemon started in it)
+jdev dj1.log --ctl ctl --hold-prefetch --corrupt 1 || bail "no device over rj.zfile"
+check "prefetch of the layer's first MiB" dmsetup message obd-j 0 prefetch 0 0 1048576
+check "the daemon read it (PREFETCH) and holds it" \
+	until_true 10 grep -q "^READ .* 2$" dj1.log
+check "bad bytes for its range arrive by HAVE" ctl have-bad-held
+dd if=/dev/mapper/obd-j of=j1.out bs=4K skip=32 count=1 iflag=direct status=none 2>j1.err &
+ypid=$!
+check "a reader fails the CRC, fetches again, waits on the prefetch" until_true 10 j_pending
+check "the daemon answers the prefetch from its cache (the bad bytes)" ctl release
+wait $ypid
+check "the read succeeds: two real refetches (the first served bad)" test $? -eq 0 ||
+	diag "$(cat j1.err)"
+check_eq "... with the right bytes" "$(sha256sum < j1.out | cut -d' ' -f1)" "$want_j"
+check_eq "... after two REFETCH requests" "$(awk '$1 == "READ" && $6 == 1' dj1.log | wc -l)" 2
+
+# the prefetch request is still NEW (the daemon is not reading) when the reader joins it
+jdev dj2.log --ctl ctl || bail "no device over rj.zfile (again)"
+check "the daemon stops reading the channel" ctl pause
+check "prefetch of the layer's first MiB (not read yet)" \
+	dmsetup message obd-j 0 prefetch 0 0 1048576
+check "bad bytes of the prefetched range arrive by HAVE" ctl have-bad 65536 196608
+dd if=/dev/mapper/obd-j of=j2.out bs=4K skip=32 count=1 iflag=direct status=none 2>j2.err &
+ypid=$!
+check "a reader fails the CRC, fetches again, joins the prefetch" until_true 10 j_pending
+check "the daemon reads the channel again" ctl resume
+wait $ypid
+check "the read succeeds" test $? -eq 0 || diag "$(cat j2.err)"
+check_eq "... with the right bytes" "$(sha256sum < j2.out | cut -d' ' -f1)" "$want_j"
+check_eq "the prefetch request went with REFETCH, no second request" \
+	"$(awk '$1 == "READ" && $6 == 1' dj2.log | wc -l) $(awk '$1 == "READ" && $6 == 0' dj2.log | wc -l)" "1 0"
+check "crc_errors counted" test "$(stat_field obd-j crc_errors)" -gt 0
+check_eq "no I/O error" "$(stat_field obd-j io_errors)" 0
+dmsetup remove obd-j
+stop_daemon
+
 # --- durability: daemon restart and module reload fetch nothing again -----------
 tb=$(entry base.commit)
 start_daemon d14.log || bail "no stand-in daemon"

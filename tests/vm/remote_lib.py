@@ -17,6 +17,17 @@ answer, a kill -9 at a chosen moment). Its LOG has one line per message:
 "OPEN <blob_id> <size> <path>", "READ <id> <blob_id> <off> <len> <flags>",
 "DONE <id> <blob_id> <off> <len> <status>", "CLOSE <blob_id>"
 (and with --inval-test, "INVAL <case>: ok|not ok ...").
+
+With --ctl DIR the test steers the daemon: it runs each file put in DIR (one
+command a file, files in name order) and deletes it when done, so the test
+waits for the file to go. Commands: "pause" (stop reading the channel, so
+requests stay NEW in the kernel), "resume", "have-bad OFF LEN" (XOR the
+bytes [OFF, OFF + LEN) of the last OPENed blob's cache file and send HAVE
+for the granules they touch: data that arrived by a background download,
+bad), "have-bad-held" (the same for every held request's range) and
+"release" (answer the held requests, writing nothing: the daemon found the
+range in its cache). --hold-prefetch holds PREFETCH-flagged READs until
+"release". Each command logs "CTL <command>".
 """
 import argparse
 import errno
@@ -31,6 +42,7 @@ import time
 MAGIC = 0x3144424F
 VERSION = 3
 OP_OPEN, OP_CLOSE, OP_READ, OP_DONE, OP_HAVE, OP_INVALIDATE = 1, 2, 3, 16, 17, 18
+F_REFETCH, F_PREFETCH = 1, 2
 HDR = struct.Struct("<IHHIIQ")  # 24
 OPEN = struct.Struct("<QQ32sIIQII4000s")
 READ = struct.Struct("<QQQII")
@@ -131,6 +143,9 @@ class Daemon:
         self.last_sync = time.monotonic()
         self.stop = False
         self.reads = 0
+        self.paused = False
+        self.held = []  # (rid, blob_id, off, len) of PREFETCH READs held (--hold-prefetch)
+        self.last_blob = None
 
     def msg(self, line):
         self.log.write(line + "\n")
@@ -141,6 +156,7 @@ class Daemon:
         src = os.path.join(self.a.srcdir, "sha256:" + dg.hex())
         self.blobs[blob_id] = dict(size=size, path=path, src=open(src, "rb").read(),
                                    fd=os.open(path, os.O_RDWR), mfd=os.open(path + ".meta", os.O_RDWR))
+        self.last_blob = blob_id
         self.msg("OPEN %d %d %s" % (blob_id, size, path))
         if self.a.inval_test:
             self.inval_test(blob_id, size)
@@ -205,6 +221,42 @@ class Daemon:
         self.answered.add(rid)
         self.msg("DONE %d %d %d %d %d" % (rid, blob_id, lo, hi - lo, status))
 
+    def have_bad(self, blob_id, off, length):
+        """Bad bytes at [off, off + len) that came by a background download: HAVE them."""
+        b = self.blobs[blob_id]
+        end = min(off + length, b["size"])
+        os.pwrite(b["fd"], bytes(x ^ 0x5A for x in b["src"][off:end]), off)
+        lo = off // GRANULE * GRANULE
+        hi = min((end + GRANULE - 1) // GRANULE * GRANULE, b["size"])
+        self.dirty.setdefault(blob_id, set()).update(range(lo // GRANULE, (hi + GRANULE - 1) // GRANULE))
+        os.write(self.fd, have_msg(blob_id, lo, hi - lo))
+        self.msg("HAVE %d %d %d" % (blob_id, lo, hi - lo))
+
+    def control(self):
+        """One command a file in --ctl DIR (see the module's doc)."""
+        for name in sorted(os.listdir(self.a.ctl)):
+            path = os.path.join(self.a.ctl, name)
+            words = open(path).read().split()
+            self.msg("CTL %s" % " ".join(words))
+            if words == ["pause"]:
+                self.paused = True
+            elif words == ["resume"]:
+                self.paused = False
+            elif words[:1] == ["have-bad"] and len(words) == 3:
+                self.have_bad(self.last_blob, int(words[1]), int(words[2]))
+            elif words == ["have-bad-held"]:
+                for _rid, blob_id, off, length in self.held:
+                    self.have_bad(blob_id, off, length)
+            elif words == ["release"]:
+                for rid, blob_id, off, length in self.held:
+                    os.write(self.fd, done_msg(rid, blob_id, off, length))
+                    self.answered.add(rid)
+                    self.msg("DONE %d %d %d %d 0" % (rid, blob_id, off, length))
+                self.held = []
+            else:
+                raise SystemExit("unknown control command %r" % words)
+            os.unlink(path)
+
     def sync(self):
         """Data durable first, then its bits (the rule of obd_cache.h)."""
         for blob_id, gs in self.dirty.items():
@@ -225,6 +277,9 @@ class Daemon:
         if rid in self.answered:
             raise SystemExit("request %d sent twice to one daemon" % rid)
         if self.a.silent:
+            return
+        if self.a.hold_prefetch and flags & F_PREFETCH:
+            self.held.append((rid, blob_id, off, length))
             return
         self.pending.append((time.monotonic() + self.a.delay / 1000.0, rid, blob_id, off,
                              length, flags))
@@ -263,11 +318,14 @@ class Daemon:
                 self.answer(*p[1:])
             if self.dirty and now - self.last_sync > 0.1:
                 self.sync()
+            if self.a.ctl:
+                self.control()
             try:
-                select.select([self.fd], [], [], 0.02)
+                select.select([] if self.paused else [self.fd], [], [], 0.02)
             except InterruptedError:
                 pass
-            self.pump()
+            if not self.paused:
+                self.pump()
         for p in self.pending:
             self.answer(*p[1:])
         self.sync()
@@ -360,6 +418,9 @@ def main():
                    help="at OPEN write malformed INVALIDATEs (each must get EINVAL), then a valid "
                         "one of the whole blob; lines \"INVAL <case>: ok|not ok\"")
     d.add_argument("--exit-after", type=int, default=0, help="kill -9 self after N READs")
+    d.add_argument("--ctl", help="run the commands put in this directory (see the doc)")
+    d.add_argument("--hold-prefetch", action="store_true",
+                   help="hold PREFETCH-flagged READs until the \"release\" command")
     sub.add_parser("garbage")
     m = sub.add_parser("meta-bits")
     m.add_argument("cachefile")
