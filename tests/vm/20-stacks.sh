@@ -102,7 +102,8 @@ for name, nl, vs, fins in stacks:
                 merged[b:b + len(blk)] = blk
         del raw
         for _ in range(rng.randint(0, 2)):
-            n = rng.randint(1, 64)
+            # a lower layer may be as small as 4 KiB (8 sectors)
+            n = rng.randint(1, min(64, lv // S))
             lba = rng.randrange(lv // S - n + 1)
             if rng.random() < 0.4:
                 run("discard", dat, idx, "--offset", lba * S, "--length", n * S)
