@@ -323,8 +323,7 @@ static int obd_open_layers(struct obd_target *t, const struct obd_layer_arg *arg
 		if (t->direct_io && !dl->blob)
 			obd_open_direct(t, dl);
 		/* direct_io layers stay on the worker: O_DIRECT reads always wait */
-		dl->nowait = !dl->dfile && (dl->sl->file->f_mode & FMODE_NOWAIT) &&
-			(dl->sl->file->f_flags & O_NOATIME);
+		dl->nowait = !dl->dfile && obd_file_nowait(dl->sl->file);
 		t->nowait |= dl->nowait;
 	}
 	return 0;

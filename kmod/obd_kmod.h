@@ -74,6 +74,20 @@ void obd_kctx_release(struct obd_kctx *c);
 /* A bvec iterator over the bio's own pages (no bounce buffer); dir ITER_DEST or ITER_SOURCE. */
 void obd_bio_iov(struct bio *bio, unsigned int dir, struct iov_iter *it);
 
+/*
+ * Whether file can be read in map(), in the submitter's context: it honours
+ * IOCB_NOWAIT (FMODE_NOWAIT) and was opened O_NOATIME (file_accessed()
+ * must not dirty the inode). Not a block device: its buffered read takes
+ * the bdev inode's i_rwsem (stable kernels since the set_blocksize race
+ * fix), which a reader of our own device through the page cache already
+ * holds for our bdev: one lock class, nested (lockdep), and a sleep in map().
+ */
+static inline bool obd_file_nowait(struct file *file)
+{
+	return (file->f_mode & FMODE_NOWAIT) && (file->f_flags & O_NOATIME) &&
+	       !S_ISBLK(file_inode(file)->i_mode);
+}
+
 ssize_t obd_read_nowait(struct file *file, struct iov_iter *it, loff_t *pos);
 /* obd_read_nowait, or a plain vfs_iter_read that may wait. */
 ssize_t obd_read_iter(struct file *file, struct iov_iter *it, loff_t *pos, bool nowait);

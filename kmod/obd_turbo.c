@@ -110,7 +110,7 @@ int obd_turbo_target_open(struct obd_target *t, const char *arg,
 		r = obd_turbo_open_local(t, tt, error);
 	if (r)
 		return r;
-	tt->nowait = (tt->file->f_mode & FMODE_NOWAIT) && (tt->file->f_flags & O_NOATIME);
+	tt->nowait = obd_file_nowait(tt->file);
 	if (tt->size < SECTOR_SIZE) {
 		/* no record can point into it; an empty tar is still 1 KiB */
 		*error = "Turbo target is empty";

@@ -17,6 +17,7 @@
 #include <linux/uio.h>
 
 #include "memindex.h"
+#include "obd_kmod.h"
 
 /* Writes are split into records of at most this (the reference's MAX_IO_SIZE). */
 #define OBD_UPPER_MAX_IO	(4u << 20)
@@ -135,7 +136,7 @@ void obd_upper_usage(struct obd_upper *up, u64 *data_bytes, u64 *records, u64 *l
  */
 static inline bool obd_upper_nowait(const struct obd_upper *up)
 {
-	return (up->data->f_mode & FMODE_NOWAIT) && (up->data->f_flags & O_NOATIME);
+	return obd_file_nowait(up->data);
 }
 
 #endif /* OBD_UPPER_H */
