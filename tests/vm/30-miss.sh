@@ -234,9 +234,11 @@ mkdir -p ctl
 nctl=0
 # ctl CMD...: the stand-in daemon runs CMD; wait until it has
 ctl() {
+	local f
 	nctl=$((nctl + 1))
-	echo "$*" > "ctl/$(printf %04d $nctl)"
-	until_true 10 test ! -e "ctl/$(printf %04d $nctl)"
+	f=ctl/$(printf %04d $nctl)
+	echo "$*" > "$f"
+	until_true 10 test ! -e "$f"
 }
 # jdev LOG: device obd-j over a cold entry of rj.zfile, header and index fetched
 # by a clean daemon, then the daemon of LOG [opts] started

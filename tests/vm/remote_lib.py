@@ -164,7 +164,7 @@ class Daemon:
             # a background download done at once: the whole blob, announced unasked
             b = self.blobs[blob_id]
             os.pwrite(b["fd"], b["src"], 0)
-            self.dirty.setdefault(blob_id, set()).update(range((size + GRANULE - 1) // GRANULE))
+            self.mark_dirty(blob_id, 0, size)
             os.write(self.fd, have_msg(blob_id, 0, size))
             self.msg("HAVE %d 0 %d" % (blob_id, size))
 
@@ -215,11 +215,17 @@ class Daemon:
             status = -errno.EIO
         else:
             os.pwrite(b["fd"], data, lo)
-            self.dirty.setdefault(blob_id, set()).update(
-                range(lo // GRANULE, (hi + GRANULE - 1) // GRANULE))
-        os.write(self.fd, done_msg(rid, blob_id, lo, hi - lo, status))
+            self.mark_dirty(blob_id, lo, hi)
+        self.send_done(rid, blob_id, lo, hi - lo, status)
+
+    def mark_dirty(self, blob_id, lo, hi):
+        """Granules of [lo, hi) written: made durable, then marked, at the next sync."""
+        self.dirty.setdefault(blob_id, set()).update(range(lo // GRANULE, (hi + GRANULE - 1) // GRANULE))
+
+    def send_done(self, rid, blob_id, off, length, status=0):
+        os.write(self.fd, done_msg(rid, blob_id, off, length, status))
         self.answered.add(rid)
-        self.msg("DONE %d %d %d %d %d" % (rid, blob_id, lo, hi - lo, status))
+        self.msg("DONE %d %d %d %d %d" % (rid, blob_id, off, length, status))
 
     def have_bad(self, blob_id, off, length):
         """Bad bytes at [off, off + len) that came by a background download: HAVE them."""
@@ -228,7 +234,7 @@ class Daemon:
         os.pwrite(b["fd"], bytes(x ^ 0x5A for x in b["src"][off:end]), off)
         lo = off // GRANULE * GRANULE
         hi = min((end + GRANULE - 1) // GRANULE * GRANULE, b["size"])
-        self.dirty.setdefault(blob_id, set()).update(range(lo // GRANULE, (hi + GRANULE - 1) // GRANULE))
+        self.mark_dirty(blob_id, lo, hi)
         os.write(self.fd, have_msg(blob_id, lo, hi - lo))
         self.msg("HAVE %d %d %d" % (blob_id, lo, hi - lo))
 
@@ -249,9 +255,7 @@ class Daemon:
                     self.have_bad(blob_id, off, length)
             elif words == ["release"]:
                 for rid, blob_id, off, length in self.held:
-                    os.write(self.fd, done_msg(rid, blob_id, off, length))
-                    self.answered.add(rid)
-                    self.msg("DONE %d %d %d %d 0" % (rid, blob_id, off, length))
+                    self.send_done(rid, blob_id, off, length)
                 self.held = []
             else:
                 raise SystemExit("unknown control command %r" % words)
